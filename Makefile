@@ -1,0 +1,27 @@
+# The two commands of the README:
+#   make demo   the whole chain on this machine (broker, aggregator, emulated segment)
+#   make test   every test, on emulated and virtual boards only
+# Both set everything up first (tools/setup.sh): venv, Mosquitto, the project.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test setup setup-test bench clean
+
+demo: setup
+	$(VENV)/bin/linewatch demo
+
+test: setup-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup:
+	@sh tools/setup.sh
+
+setup-test:
+	@sh tools/setup.sh test
+
+# Benchmarks print figures; they are never timed assertions in tests.
+bench: setup-test
+	$(PY) -m lwtools.bench.frame_sizes
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

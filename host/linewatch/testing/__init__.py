@@ -1,0 +1,1 @@
+"""Test support shared by every tests/ folder: a real Mosquitto and the MicroPython unix port."""

@@ -1,0 +1,31 @@
+"""pytest plugin (loaded by pyproject's addopts): fixtures for a real broker and MicroPython."""
+from __future__ import annotations
+
+import pytest
+
+from linewatch.testing import micropython as mp
+from linewatch.testing.broker import Mosquitto
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A fresh private broker for one test (persistent, so stop()/start() keeps queued QoS 1)."""
+    with Mosquitto(workdir=tmp_path / "broker") as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def shared_mosquitto(tmp_path_factory):
+    """One broker for tests that only need somewhere to publish; never stop it in a test."""
+    with Mosquitto(workdir=tmp_path_factory.mktemp("shared-broker")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    """The unix port; skipped with a reason where its wheel does not exist (not x86-64 3.11)."""
+    try:
+        mp.find_micropython()
+    except mp.MicroPythonMissing as exc:
+        pytest.skip(str(exc))
+    return mp
