@@ -1,0 +1,197 @@
+# Frame layout, encode and decode (SPEC.md is the normative text; this table is its source).
+import struct
+
+from . import auth
+from .const import (ACK, BIRTH, CLOCK_ERROR_MAX_US, COMMAND, DEATH, EVENT, HEADER_FORMAT,
+                    HEADER_SIZE, HEARTBEAT, SLEEP, STATE, TAG_SIZE, TYPE_NAMES, VERSION)
+from .errors import BadTag, LengthMismatch, OutOfRange, Truncated, UnknownType, UnknownVersion
+
+# Each payload field: (name, struct code, scale, raw min, raw max, saturates).
+# The wire carries round(value * scale); a saturating field clamps to its range when encoded
+# instead of refusing (a long drone track is still a drone track).
+I32 = (-2147483648, 2147483647)
+PAYLOADS = {
+    EVENT: (
+        ("event_class", "B", 1, 0, 5, False),
+        ("confidence", "B", 100, 0, 100, False),
+        ("onset_offset_us", "i", 1, I32[0], I32[1], False),
+        ("peak_db", "h", 10, -32768, 32767, True),
+        ("duration_ms", "H", 1, 0, 65535, True),
+        ("frequency_hz", "H", 1, 0, 65535, True),
+        ("snr_db", "h", 10, -32768, 32767, True),
+    ),
+    HEARTBEAT: (
+        ("battery_mv", "H", 1, 0, 65535, True),
+        ("temperature_c", "h", 10, -32768, 32767, True),
+        ("uptime_s", "I", 1, 0, 4294967295, True),
+        ("rssi_dbm", "b", 1, -128, 127, True),
+        ("queue_depth", "H", 1, 0, 65535, True),
+        ("free_memory", "I", 1, 0, 4294967295, True),
+        ("detections", "H", 1, 0, 65535, True),
+        ("dropped", "H", 1, 0, 65535, True),
+        ("reconnects", "H", 1, 0, 65535, True),
+        ("refused_commands", "H", 1, 0, 65535, True),
+    ),
+    BIRTH: (
+        ("fw_major", "B", 1, 0, 255, False),
+        ("fw_minor", "B", 1, 0, 255, False),
+        ("fw_patch", "B", 1, 0, 255, False),
+        ("board", "B", 1, 0, 4, False),
+        ("segment", "B", 1, 0, 255, False),
+        ("lat", "i", 10000000, -900000000, 900000000, False),
+        ("lon", "i", 10000000, -1800000000, 1800000000, False),
+        ("alt_m", "h", 1, -32768, 32767, True),
+        ("position_error_m", "H", 1, 0, 65535, True),
+        ("sensors", "B", 1, 0, 15, False),
+        ("capabilities", "H", 1, 0, 31, False),
+        ("sample_rate_hz", "H", 1, 0, 65535, False),
+    ),
+    DEATH: (
+        ("reason", "B", 1, 0, 1, False),
+    ),
+    SLEEP: (
+        ("sleep_s", "I", 1, 0, 4294967295, True),
+        ("reason", "B", 1, 0, 1, False),
+    ),
+    COMMAND: (
+        ("command", "B", 1, 1, 4, False),
+        ("event_class", "B", 1, 0, 5, False),
+        ("threshold", "H", 10, 0, 65535, False),
+        ("refractory_ms", "H", 1, 0, 65535, False),
+        ("boot", "H", 1, 0, 65535, False),
+        ("first_seq", "I", 1, 0, 4294967295, False),
+        ("last_seq", "I", 1, 0, 4294967295, False),
+        ("delay_s", "H", 1, 0, 65535, False),
+    ),
+    ACK: (
+        ("boot", "H", 1, 0, 65535, False),
+        ("seq", "I", 1, 0, 4294967295, False),
+    ),
+    STATE: (
+        ("state", "B", 1, 0, 1, False),
+    ),
+}
+
+_FORMATS = {}
+SIZES = {}
+for _t, _fields in PAYLOADS.items():
+    _FORMATS[_t] = ">" + "".join(f[1] for f in _fields)
+    SIZES[_t] = HEADER_SIZE + struct.calcsize(_FORMATS[_t]) + TAG_SIZE
+MAX_FRAME_SIZE = max(SIZES.values())
+
+
+class Frame:
+    """A decoded frame: header fields plus payload values in engineering units."""
+    __slots__ = ("ftype", "node", "boot", "seq", "time_us", "clock_source", "clock_error_us",
+                 "values", "tag")
+
+    def __init__(self, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values, tag):
+        self.ftype = ftype
+        self.node = node
+        self.boot = boot
+        self.seq = seq
+        self.time_us = time_us
+        self.clock_source = clock_source
+        self.clock_error_us = clock_error_us
+        self.values = values
+        self.tag = tag
+
+    def type_name(self):
+        return TYPE_NAMES[self.ftype]
+
+    def field(self, name):
+        for i, spec in enumerate(PAYLOADS[self.ftype]):
+            if spec[0] == name:
+                return self.values[i]
+        raise KeyError(name)
+
+    def fields(self):
+        return dict(zip([spec[0] for spec in PAYLOADS[self.ftype]], self.values))
+
+    def __repr__(self):
+        return "Frame(%s node=0x%04x boot=%d seq=%d)" % (self.type_name(), self.node, self.boot, self.seq)
+
+
+def _raw(spec, value, node):
+    name, code, scale, lo, hi, saturates = spec
+    raw = int(round(value * scale)) if scale != 1 else int(value)
+    if raw < lo or raw > hi:
+        if not saturates:
+            raise OutOfRange("frame for node 0x%04x: %s=%r outside %s..%s"
+                             % (node, name, value, lo / scale if scale != 1 else lo,
+                                hi / scale if scale != 1 else hi))
+        raw = lo if raw < lo else hi
+    return raw
+
+
+def encode(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values):
+    """Frame bytes with their tag. `values`: payload in the table's order, or a dict by name."""
+    fields = PAYLOADS.get(ftype)
+    if fields is None:
+        raise UnknownType("cannot encode unknown frame type %r" % (ftype,))
+    if isinstance(values, dict):
+        try:
+            values = [values[spec[0]] for spec in fields]
+        except KeyError as missing:
+            raise OutOfRange("frame for node 0x%04x: %s field %s missing"
+                             % (node, TYPE_NAMES[ftype], missing))
+    if len(values) != len(fields):
+        raise OutOfRange("frame for node 0x%04x: %s needs %d values, got %d"
+                         % (node, TYPE_NAMES[ftype], len(fields), len(values)))
+    if clock_source < 0 or clock_source > 2:
+        raise OutOfRange("frame for node 0x%04x: clock_source=%r outside 0..2" % (node, clock_source))
+    if clock_error_us > CLOCK_ERROR_MAX_US:
+        clock_error_us = CLOCK_ERROR_MAX_US
+    raws = [_raw(spec, v, node) for spec, v in zip(fields, values)]
+    try:
+        body = struct.pack(HEADER_FORMAT, (VERSION << 4) | ftype, node, boot, seq, time_us,
+                           clock_source, clock_error_us) + struct.pack(_FORMATS[ftype], *raws)
+    except (OverflowError, ValueError, struct.error) as exc:
+        raise OutOfRange("frame for node 0x%04x: header field out of range (%s)" % (node, exc))
+    return body + auth.tag(key, body)
+
+
+def peek(data):
+    """(type, node) of a frame, checked only as far as needed to pick the node's key."""
+    if len(data) < HEADER_SIZE + TAG_SIZE:
+        raise Truncated("frame truncated: %d bytes, header and tag need %d"
+                        % (len(data), HEADER_SIZE + TAG_SIZE))
+    version = data[0] >> 4
+    ftype = data[0] & 0x0F
+    node = (data[1] << 8) | data[2]
+    if version != VERSION:
+        raise UnknownVersion("frame from node 0x%04x: unknown version %d (this decoder speaks %d)"
+                             % (node, version, VERSION))
+    if ftype not in PAYLOADS:
+        raise UnknownType("frame from node 0x%04x: unknown type %d" % (node, ftype))
+    if len(data) != SIZES[ftype]:
+        raise LengthMismatch("frame from node 0x%04x: %s frame is %d bytes, expected %d"
+                             % (node, TYPE_NAMES[ftype], len(data), SIZES[ftype]))
+    return ftype, node
+
+
+def verify(data, key):
+    """True when the tag matches (after peek's structural checks)."""
+    peek(data)
+    n = len(data) - TAG_SIZE
+    return auth.tags_equal(auth.tag(key, data[:n]), bytes(data[n:]))
+
+
+def decode(data, key=None):
+    """Decode a frame; with a key, also authenticate it (before any field is trusted)."""
+    ftype, node = peek(data)
+    n = len(data) - TAG_SIZE
+    tag = bytes(data[n:])
+    if key is not None and not auth.tags_equal(auth.tag(key, data[:n]), tag):
+        raise BadTag("frame from node 0x%04x: bad tag" % node)
+    _, node, boot, seq, time_us, clock_source, clock_error_us = struct.unpack_from(HEADER_FORMAT, data, 0)
+    if clock_source > 2:
+        raise OutOfRange("frame from node 0x%04x: clock_source %d outside 0..2" % (node, clock_source))
+    raws = struct.unpack_from(_FORMATS[ftype], data, HEADER_SIZE)
+    values = []
+    for spec, raw in zip(PAYLOADS[ftype], raws):
+        if raw < spec[3] or raw > spec[4]:
+            raise OutOfRange("frame from node 0x%04x: %s %s=%d outside %d..%d"
+                             % (node, TYPE_NAMES[ftype], spec[0], raw, spec[3], spec[4]))
+        values.append(raw / spec[2] if spec[2] != 1 else raw)
+    return Frame(ftype, node, boot, seq, time_us, clock_source, clock_error_us, tuple(values), tag)
