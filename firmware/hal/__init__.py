@@ -1,0 +1,88 @@
+# The board interface. Each board module (esp32, rp2, unix, sim) defines `Board(config)`
+# with these methods; nothing above hal/ imports machine or network, and nothing above hal/
+# creates hardware objects at import time: the app receives a Board and passes it in.
+#
+# Units: audio int16 samples; acceleration milli-g (ints); time in UTC microseconds (ints,
+# 1970 epoch on every board: esp32.py converts from its 2000 epoch).
+
+
+class BoardBase:
+    name = "unknown"          # one of lwproto.const.BOARD_NAMES
+    sensors = 0               # lwproto.const.SENSOR_* bits present on this board
+    capabilities = 0          # lwproto.const.CAP_* bits
+
+    def __init__(self, config):
+        self.config = config
+
+    # --- audio: the microphone fills int16 blocks at config audio.rate_hz
+    def mic_start(self, rate_hz, block_samples):
+        raise NotImplementedError
+
+    async def mic_read(self, buf):
+        """Fill `buf` (array('h')) with the next samples; returns the number filled."""
+        raise NotImplementedError
+
+    # --- other sensors
+    def accel_read(self):
+        """(x, y, z) in milli-g, or None when the board has no accelerometer."""
+        return None
+
+    def battery_mv(self):
+        return 0
+
+    def temperature_c(self):
+        return 0.0
+
+    def position(self):
+        """(lat, lon, alt_m, error_m) from GPS when it has a fix, else None (config position used)."""
+        return None
+
+    # --- time
+    def ticks_us(self):
+        """Monotonic microseconds (wraps on boards: use ticks_diff in the app)."""
+        raise NotImplementedError
+
+    def time_us(self):
+        """UTC microseconds since 1970."""
+        raise NotImplementedError
+
+    def clock(self):
+        """(clock_source, estimated_error_us) of time_us(), lwproto.const.CLOCK_*."""
+        return (0, 65535)
+
+    # --- network
+    async def network_up(self):
+        """Bring the link up (Wi-Fi with backoff on boards); True when usable."""
+        return True
+
+    def rssi(self):
+        return 0
+
+    async def open_connection(self, host, port):
+        """(reader, writer) asyncio streams to the broker."""
+        import asyncio
+        return await asyncio.open_connection(host, port)
+
+    # --- system
+    def storage_dir(self):
+        """Folder in flash for the queue, boot counter and downlink counter."""
+        return "."
+
+    def free_memory(self):
+        try:
+            import gc
+            return gc.mem_free()
+        except (ImportError, AttributeError):
+            return 0
+
+    def led(self, on):
+        pass
+
+    def reset(self):
+        raise SystemExit("reset requested")
+
+    def deep_sleep(self, ms):
+        raise SystemExit("deep sleep requested for %d ms" % ms)
+
+    def log(self, message):
+        print(message)
