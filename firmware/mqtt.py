@@ -1,0 +1,504 @@
+"""A small non-blocking asyncio MQTT 3.1.1 client for the node's uplink.
+
+Why our own: umqtt is blocking (the node must keep sampling while it publishes) and the PyPI
+copy breaks on long topics; see DESIGN.md. Runs unchanged under CPython (the emulator) and
+MicroPython (boards, unix port). The network is an argument (`open_connection`), so tests
+hand in a fake stream and assert the bytes on the wire.
+
+Scope: QoS 0/1 publish, QoS 1 subscribe, keepalive, last will, clean disconnect. No QoS 2 and
+no retransmission of unacked publishes after a reconnect: the node's durable queue resends
+whatever the commission has not acked, end to end.
+"""
+import asyncio
+import struct
+
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:  # CPython
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+try:
+    from random import random as _random
+except ImportError:  # boards built without random's extra functions
+    import os
+
+    def _random():
+        return (os.urandom(1)[0] * 256 + os.urandom(1)[0]) / 65536
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# Packet types (high nibble of the fixed header).
+CONNECT = const(1)
+CONNACK = const(2)
+PUBLISH = const(3)
+PUBACK = const(4)
+SUBSCRIBE = const(8)
+SUBACK = const(9)
+UNSUBACK = const(11)
+PINGREQ = const(12)
+PINGRESP = const(13)
+DISCONNECT = const(14)
+
+PROTOCOL_LEVEL = const(4)  # MQTT 3.1.1
+MAX_PACKET = const(4096)  # largest packet accepted from the broker (downlink frames are small)
+MAX_REMAINING = const(268435455)
+
+CONNACK_REASONS = {
+    1: "unacceptable protocol version",
+    2: "client identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
+
+
+class MQTTError(Exception):
+    """Anything that ends or refuses an MQTT exchange; the message says what and why."""
+
+
+class MQTTTimeout(MQTTError):
+    """The broker did not answer in time; the connection is considered dead and dropped."""
+
+
+# ---- encoding ---------------------------------------------------------------------------
+
+def encode_remaining_length(n):
+    if n < 0 or n > MAX_REMAINING:
+        raise ValueError("remaining length %d out of range" % n)
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_remaining_length(data):
+    """(length, bytes used) from the start of `data`; raises MQTTError on a malformed varint."""
+    value = 0
+    shift = 0
+    for i in range(4):
+        if i >= len(data):
+            raise MQTTError("remaining length truncated")
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i + 1
+        shift += 7
+    raise MQTTError("remaining length longer than 4 bytes")
+
+
+def _text(value, what):
+    data = value.encode() if isinstance(value, str) else bytes(value)
+    if len(data) > 0xFFFF:
+        raise ValueError("%s is %d bytes, MQTT allows 65535" % (what, len(data)))
+    return struct.pack(">H", len(data)) + data
+
+
+def _packet(first_byte, body):
+    return bytes((first_byte,)) + encode_remaining_length(len(body)) + body
+
+
+def connect_packet(client_id, keepalive, clean_session=True, user=None, password=None,
+                   will=None):
+    """CONNECT; `will` is (topic, payload bytes, qos, retain) or None."""
+    if not 0 <= keepalive <= 0xFFFF:
+        raise ValueError("keepalive %r out of range 0..65535 s" % (keepalive,))
+    if password is not None and user is None:
+        raise ValueError("MQTT 3.1.1 allows a password only with a user name")
+    if not client_id and not clean_session:
+        raise ValueError("an empty client id needs clean_session=True")
+    flags = 0x02 if clean_session else 0
+    payload = _text(client_id, "client id")
+    if will is not None:
+        topic, message, qos, retain = will
+        _check_topic(topic)
+        if qos not in (0, 1):
+            raise ValueError("will qos must be 0 or 1, got %r" % (qos,))
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        payload += _text(topic, "will topic") + _text(message, "will payload")
+    if user is not None:
+        flags |= 0x80
+        payload += _text(user, "user name")
+    if password is not None:
+        flags |= 0x40
+        payload += _text(password, "password")
+    header = _text("MQTT", "protocol") + struct.pack(">BBH", PROTOCOL_LEVEL, flags, keepalive)
+    return _packet(CONNECT << 4, header + payload)
+
+
+def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
+    _check_topic(topic)
+    if qos not in (0, 1):
+        raise ValueError("publish qos must be 0 or 1, got %r" % (qos,))
+    first = (PUBLISH << 4) | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    body = _text(topic, "topic")
+    if qos:
+        body += struct.pack(">H", pid)
+    return _packet(first, body + bytes(payload))
+
+
+def subscribe_packet(pid, topic, qos=1):
+    if qos not in (0, 1):
+        raise ValueError("subscribe qos must be 0 or 1, got %r" % (qos,))
+    if not topic:
+        raise ValueError("empty topic filter")
+    return _packet((SUBSCRIBE << 4) | 0x02, struct.pack(">H", pid) + _text(topic, "topic filter")
+                   + bytes((qos,)))
+
+
+def puback_packet(pid):
+    return bytes((PUBACK << 4, 2)) + struct.pack(">H", pid)
+
+
+PINGREQ_PACKET = bytes((PINGREQ << 4, 0))
+DISCONNECT_PACKET = bytes((DISCONNECT << 4, 0))
+
+
+def _check_topic(topic):
+    if not topic:
+        raise ValueError("empty topic")
+    if "+" in topic or "#" in topic:
+        raise ValueError("wildcards are not allowed in a publish topic: %r" % (topic,))
+
+
+def backoff_delays(base=1.0, cap=60.0, factor=2.0, jitter=0.5, rand=None):
+    """Endless reconnect delays in seconds: exponential up to `cap`, each reduced by a random
+    share of up to `jitter` so a segment's nodes do not reconnect in lockstep after an outage."""
+    rand = rand or _random
+    delay = base
+    while True:
+        yield delay * (1 - jitter * rand())
+        delay = min(cap, delay * factor)
+
+
+# ---- the client -------------------------------------------------------------------------
+
+class _Waiter:
+    """One expected answer (PUBACK/SUBACK/PINGRESP) that a coroutine awaits."""
+
+    def __init__(self):
+        self.event = asyncio.Event()
+        self.value = None
+        self.error = None
+
+
+async def _sleep_ms(ms):
+    await asyncio.sleep(ms / 1000)
+
+
+class MQTTClient:
+    """One connection to the broker at a time. After `connect()`, a reader task dispatches
+    broker packets and a keepalive task pings when the uplink is idle. A dead connection
+    (EOF, write error, missing PUBACK/PINGRESP, malformed packet) is dropped once: `connected`
+    turns False, `error` says why, and waiting publishers get MQTTError. The caller reconnects
+    (see `backoff_delays`)."""
+
+    def __init__(self, client_id, host, port=1883, keepalive=60, clean_session=True,
+                 user=None, password=None, will=None, on_message=None, open_connection=None,
+                 ack_timeout=10.0, connect_timeout=10.0, max_packet=MAX_PACKET):
+        # Validate now, not at the first connect attempt in the field.
+        connect_packet(client_id, keepalive, clean_session, user, password, will)
+        self.client_id = client_id
+        self.host = host
+        self.port = port
+        self.keepalive = keepalive
+        self.clean_session = clean_session
+        self.user = user
+        self.password = password
+        self.will = will
+        self.on_message = on_message
+        self.ack_timeout = ack_timeout
+        self.connect_timeout = connect_timeout
+        self.max_packet = max_packet
+        self._open = open_connection or asyncio.open_connection
+        self._reader = None
+        self._writer = None
+        self._tasks = []
+        self._waiters = {}
+        self._next_pid = 0
+        self._lock = asyncio.Lock()
+        self._down = asyncio.Event()
+        self._last_tx = 0
+        self.connected = False
+        self.error = None
+        self.callback_errors = 0
+        self.pings = 0
+
+    # -- connection lifecycle --
+
+    async def connect(self):
+        """Open the socket, send CONNECT and await CONNACK. Returns session_present."""
+        if self.connected:
+            raise MQTTError("already connected to %s:%d" % (self.host, self.port))
+        where = "%s:%d" % (self.host, self.port)
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                self._open(self.host, self.port), self.connect_timeout)
+        except asyncio.TimeoutError:
+            raise MQTTTimeout("connect to %s: no TCP connection within %s s"
+                              % (where, self.connect_timeout))
+        except OSError as exc:
+            raise MQTTError("connect to %s: %r" % (where, exc))
+        self._down = asyncio.Event()
+        self.error = None
+        self._waiters = {}
+        packet = connect_packet(self.client_id, self.keepalive, self.clean_session, self.user,
+                                self.password, self.will)
+        try:
+            self._writer.write(packet)
+            await self._writer.drain()
+            self._last_tx = ticks_ms()
+            ptype, flags, body = await asyncio.wait_for(self._read_packet(), self.ack_timeout)
+        except asyncio.TimeoutError:
+            await self._close_stream()
+            raise MQTTTimeout("connect to %s: no CONNACK within %s s" % (where, self.ack_timeout))
+        except (OSError, EOFError, MQTTError) as exc:
+            await self._close_stream()
+            raise MQTTError("connect to %s: %s" % (where, _reason(exc)))
+        try:
+            session_present = self._check_connack(ptype, flags, body)
+        except MQTTError as exc:
+            await self._close_stream()
+            raise MQTTError("connect to %s: %s" % (where, exc))
+        self.connected = True
+        self._tasks = [asyncio.create_task(self._read_loop()),
+                       asyncio.create_task(self._keepalive_loop())]
+        return session_present
+
+    async def disconnect(self):
+        """Clean DISCONNECT: the broker discards the will."""
+        if self.connected:
+            try:
+                await self._send(DISCONNECT_PACKET)
+            except MQTTError:
+                pass
+        self._drop("disconnected by the client")
+        await self._close_stream()
+
+    async def wait_disconnected(self):
+        """Return the reason once the current connection has ended."""
+        await self._down.wait()
+        return self.error
+
+    def _drop(self, reason):
+        """End the connection once; later calls keep the first reason."""
+        if not self.connected and self._down.is_set():
+            return
+        self.connected = False
+        if self.error is None:
+            self.error = reason
+        for waiter in self._waiters.values():
+            waiter.error = reason
+            waiter.event.set()
+        self._waiters = {}
+        me = asyncio.current_task()
+        for task in self._tasks:
+            if task is not me:
+                task.cancel()
+        self._tasks = []
+        self._down.set()
+        if self._writer is not None:
+            asyncio.create_task(self._close_stream())
+
+    async def _close_stream(self):
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+            await writer.wait_closed()  # MicroPython closes the socket only here
+        except Exception:  # closing a broken socket may fail in any way; it is gone anyway
+            pass
+
+    # -- requests --
+
+    async def publish(self, topic, payload, qos=0, retain=False):
+        """Send a PUBLISH; for QoS 1 wait for its PUBACK (at most `ack_timeout` s)."""
+        if not qos:
+            await self._send(publish_packet(topic, payload, 0, retain))
+            return
+        pid = self._new_pid()
+        await self._request(publish_packet(topic, payload, 1, retain, pid), PUBACK, pid,
+                            "PUBACK for packet %d" % pid)
+
+    async def subscribe(self, topic, qos=1):
+        """Subscribe one filter; returns the granted QoS, raises if the broker refused."""
+        pid = self._new_pid()
+        granted = await self._request(subscribe_packet(pid, topic, qos), SUBACK, pid,
+                                      "SUBACK for %r" % (topic,))
+        if granted == 0x80:
+            raise MQTTError("broker refused subscription to %r" % (topic,))
+        return granted
+
+    async def ping(self):
+        """PINGREQ and wait for PINGRESP; no answer drops the connection."""
+        await self._request(PINGREQ_PACKET, PINGRESP, 0, "PINGRESP")
+        self.pings += 1
+
+    async def _request(self, packet, answer_type, pid, what):
+        key = (answer_type << 16) | pid
+        waiter = _Waiter()
+        self._waiters[key] = waiter
+        try:
+            await self._send(packet)
+            await asyncio.wait_for(waiter.event.wait(), self.ack_timeout)
+        except asyncio.TimeoutError:
+            self._drop("no %s within %s s" % (what, self.ack_timeout))
+            raise MQTTTimeout("no %s within %s s" % (what, self.ack_timeout))
+        finally:
+            self._waiters.pop(key, None)
+        if waiter.error is not None:
+            raise MQTTError("%s not received: %s" % (what, waiter.error))
+        return waiter.value
+
+    def _new_pid(self):
+        for _ in range(0xFFFF):
+            self._next_pid = self._next_pid % 0xFFFF + 1
+            if ((PUBACK << 16) | self._next_pid) not in self._waiters and \
+                    ((SUBACK << 16) | self._next_pid) not in self._waiters:
+                return self._next_pid
+        raise MQTTError("all 65535 packet ids are in flight")
+
+    async def _send(self, packet):
+        if not self.connected:
+            raise MQTTError("not connected: %s" % (self.error or "connect() first"))
+        async with self._lock:
+            writer = self._writer
+            if writer is None:
+                raise MQTTError("not connected: %s" % self.error)
+            try:
+                writer.write(packet)
+                await writer.drain()
+            except Exception as exc:  # OSError, or the stream's own errors on a dead socket
+                self._drop("write failed: %r" % (exc,))
+                raise MQTTError("write failed: %r" % (exc,))
+        self._last_tx = ticks_ms()
+
+    # -- receiving --
+
+    async def _read_packet(self):
+        """(type, flags, body) of the next packet; MQTTError if it is malformed or too big."""
+        reader = self._reader
+        first = (await reader.readexactly(1))[0]
+        header = bytearray()
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            header.append(byte)
+            if not byte & 0x80:
+                break
+            if len(header) == 4:
+                raise MQTTError("malformed packet from broker: remaining length longer than 4 bytes")
+        length, _ = decode_remaining_length(header)
+        if length > self.max_packet:
+            raise MQTTError("packet of %d bytes from broker exceeds the limit of %d"
+                            % (length, self.max_packet))
+        body = await reader.readexactly(length) if length else b""
+        return first >> 4, first & 0x0F, body
+
+    async def _read_loop(self):
+        try:
+            while True:
+                ptype, flags, body = await self._read_packet()
+                await self._dispatch(ptype, flags, body)
+        except asyncio.CancelledError:
+            raise
+        except EOFError:
+            self._drop("connection closed by the broker")
+        except MQTTError as exc:
+            self._drop(str(exc))
+        except Exception as exc:  # socket errors differ by port; any of them ends the link
+            self._drop("read failed: %r" % (exc,))
+
+    async def _dispatch(self, ptype, flags, body):
+        if ptype == PUBLISH:
+            await self._on_publish(flags, body)
+        elif ptype == PUBACK or ptype == UNSUBACK:
+            self._expect(flags == 0 and len(body) == 2, ptype, body)
+            self._answer((ptype << 16) | struct.unpack(">H", body)[0], None)
+        elif ptype == SUBACK:
+            self._expect(flags == 0 and len(body) >= 3, ptype, body)
+            self._answer((SUBACK << 16) | struct.unpack(">H", body[:2])[0], body[2])
+        elif ptype == PINGRESP:
+            self._expect(flags == 0 and not body, ptype, body)
+            self._answer(PINGRESP << 16, None)
+        else:
+            raise MQTTError("malformed packet from broker: unexpected packet type %d" % ptype)
+
+    def _expect(self, ok, ptype, body):
+        if not ok:
+            raise MQTTError("malformed packet from broker: type %d with %d-byte body"
+                            % (ptype, len(body)))
+
+    def _answer(self, key, value):
+        waiter = self._waiters.get(key)
+        if waiter is not None:  # otherwise a late answer to a request that timed out
+            waiter.value = value
+            waiter.event.set()
+
+    async def _on_publish(self, flags, body):
+        qos = (flags >> 1) & 3
+        if qos > 1:
+            raise MQTTError("malformed packet from broker: PUBLISH with QoS %d" % qos)
+        if len(body) < 2:
+            raise MQTTError("malformed packet from broker: PUBLISH without topic")
+        tlen = struct.unpack(">H", body[:2])[0]
+        start = 2 + tlen + (2 if qos else 0)
+        if start > len(body):
+            raise MQTTError("malformed packet from broker: PUBLISH topic length %d beyond body"
+                            % tlen)
+        try:
+            topic = bytes(body[2:2 + tlen]).decode()
+        except UnicodeError:
+            raise MQTTError("malformed packet from broker: PUBLISH topic is not UTF-8")
+        payload = bytes(body[start:])
+        if self.on_message is not None:
+            try:
+                self.on_message(topic, payload)
+            except Exception as exc:  # a bad downlink handler must not take the uplink down
+                self.callback_errors += 1
+                print("mqtt: on_message failed for %s: %r" % (topic, exc))
+        if qos:
+            await self._send(puback_packet(struct.unpack(">H", body[2 + tlen:start])[0]))
+
+    async def _keepalive_loop(self):
+        if not self.keepalive:
+            return
+        period = self.keepalive * 1000
+        while self.connected:
+            idle = ticks_diff(ticks_ms(), self._last_tx)
+            if idle < period:
+                await _sleep_ms(period - idle)
+                continue
+            try:
+                await self.ping()
+            except MQTTError:
+                return  # the connection was dropped with the reason
+
+    def _check_connack(self, ptype, flags, body):
+        if ptype != CONNACK or flags or len(body) != 2:
+            raise MQTTError("expected CONNACK, got packet type %d with %d-byte body"
+                            % (ptype, len(body)))
+        if body[1]:
+            raise MQTTError("broker refused: %s (code %d)"
+                            % (CONNACK_REASONS.get(body[1], "unknown reason"), body[1]))
+        return bool(body[0] & 1)
+
+
+def _reason(exc):
+    if isinstance(exc, EOFError):
+        return "connection closed by the broker"
+    return str(exc) or repr(exc)
