@@ -13,7 +13,7 @@ from lwproto import auth, const as c, frame
 OUT = Path(__file__).resolve().parents[1] / "protocol" / "vectors" / "v1.json"
 MASTER = bytes(range(32))
 NODE = 0x0102
-T0 = 1795000000123456  # 2026-11-17T08:26:40.123456Z
+T0 = 1795000000123456  # 2026-11-18T11:06:40.123456Z
 
 VALID = [
     ("event", c.EVENT, NODE, {"event_class": c.EXPLOSION, "confidence": 0.87, "onset_offset_us": -1234,
