@@ -14,6 +14,7 @@ from linewatch import __version__
 
 COMMANDS = [
     "linewatch.commands.demo",
+    "linewatch.commands.score",
 ]
 
 
