@@ -1,0 +1,405 @@
+"""The node's durable queue of outgoing frames: a bounded FIFO in flash that survives reboot and
+power loss mid-write. A frame leaves it only when the commission's ack names its sequence.
+
+On flash the queue is a log, written append-only into a few numbered segment files
+(`<dir>/00000007.seg`). Every record is
+
+    header  >HHHIB  magic "LQ", frame length, boot u16, seq u32, kind u8   (11 bytes)
+    frame   the frame bytes
+    crc     u32 CRC-32 of header + frame
+
+so a write torn by power loss fails its CRC and is skipped on load (the loader resyncs on the
+next magic). Acks and removals are records too (kinds >= 0x80), so nothing is ever rewritten in
+place: replaying the segments in order rebuilds the queue. Why a log and not a cursor file
+rewritten by temp + rename: an ack then costs one short append instead of a whole-file rewrite
+(flash wear), and the same CRC covers it.
+
+A segment is deleted once none of its frames is pending. If an old frame pins its segment while
+the log keeps growing (a long outage), the live frames are compacted into one new segment
+whose first record (BASE) says that every older segment is superseded; the copy is written to
+a temp file and renamed, so a power cut leaves either the old segments or the new one.
+
+Memory: the index keeps one small tuple per pending frame (about 36 bytes on a 32-bit board);
+frames themselves stay in flash until `pending()` reads them.
+"""
+import os
+import struct
+
+try:
+    from binascii import crc32
+except ImportError:  # boards built without binascii.crc32
+    def crc32(data, crc=0):
+        crc ^= 0xFFFFFFFF
+        for byte in data:
+            crc ^= byte
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+        return crc ^ 0xFFFFFFFF
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+EVENT = const(1)
+HEARTBEAT = const(2)
+BIRTH = const(3)
+SLEEP = const(5)
+
+_ACK = const(0x80)  # boot, seq: every pending frame of that boot with seq <= this is acked
+_REMOVE = const(0x81)  # boot, seq: that one frame was coalesced or dropped
+_BASE = const(0x82)  # first record of a compacted segment: older segments are superseded
+
+MAGIC = b"LQ"
+_HEADER = ">2sHHIB"
+HEADER_SIZE = const(11)
+CRC_SIZE = const(4)
+MAX_FRAME = const(1024)
+_SCAN_CHUNK = const(64)
+
+
+class StoreError(Exception):
+    """The queue cannot do what was asked; the message says what and where."""
+
+
+def encode_record(kind, boot, seq, frame):
+    head = struct.pack(_HEADER, MAGIC, len(frame), boot, seq, kind)
+    crc = crc32(frame, crc32(head)) & 0xFFFFFFFF
+    return head + bytes(frame) + struct.pack(">I", crc)
+
+
+def _decode_header(head):
+    """(frame length, boot, seq, kind) or None if this is not a record header."""
+    if len(head) < HEADER_SIZE:
+        return None
+    magic, length, boot, seq, kind = struct.unpack(_HEADER, head)
+    if magic != MAGIC or length > MAX_FRAME:
+        return None
+    return length, boot, seq, kind
+
+
+def _read_record(f, offset, size):
+    """(kind, boot, seq, frame, end offset) of a valid record at offset, else None."""
+    f.seek(offset)
+    head = f.read(HEADER_SIZE)
+    parsed = _decode_header(head)
+    if parsed is None:
+        return None
+    length, boot, seq, kind = parsed
+    end = offset + HEADER_SIZE + length + CRC_SIZE
+    if end > size:
+        return None
+    rest = f.read(length + CRC_SIZE)
+    frame = rest[:length]
+    if len(rest) != length + CRC_SIZE or \
+            struct.unpack(">I", rest[length:])[0] != crc32(frame, crc32(head)) & 0xFFFFFFFF:
+        return None
+    return kind, boot, seq, frame, end
+
+
+def _find_magic(f, start, size):
+    """Offset of the next MAGIC at or after start, or size."""
+    pos = start
+    while pos < size:
+        f.seek(pos)
+        chunk = f.read(_SCAN_CHUNK)
+        if not chunk:
+            break
+        at = chunk.find(MAGIC)
+        if at >= 0:
+            return pos + at
+        pos += len(chunk) - 1  # a magic may straddle two chunks
+        if len(chunk) < 2:
+            break
+    return size
+
+
+def _file_size(path):
+    return os.stat(path)[6]
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+class FrameQueue:
+    """Bounded FIFO of (boot, seq, kind, frame) in the folder `path`.
+
+    When full, older heartbeats are coalesced first (the newest is kept), then the oldest
+    event is dropped; `coalesced_heartbeats` and `dropped_events` count them for the next
+    heartbeat. Counters cover the time since this object was opened."""
+
+    def __init__(self, path, capacity_records, segments=4, segment_records=None):
+        if capacity_records < 2:
+            raise ValueError("queue capacity must be at least 2 records, got %r"
+                             % (capacity_records,))
+        if segments < 2:
+            raise ValueError("queue needs at least 2 segment files, got %r" % (segments,))
+        self.path = path.rstrip("/") or "/"
+        self.capacity = capacity_records
+        self.max_segments = segments
+        self.segment_records = segment_records or max(8, capacity_records // (segments - 1))
+        self.dropped_events = 0
+        self.dropped_other = 0
+        self.coalesced_heartbeats = 0
+        self.damaged_bytes = 0  # skipped on load: torn writes, bit rot
+        self.damaged_records = 0  # found unreadable after load
+        self._live = []  # (boot, seq, kind, segment, offset), oldest first
+        self._segments = []  # segment numbers, oldest first; the last one is appended to
+        self._seg_live = {}
+        self._last_segment = 0
+        self._active_records = 0
+        self._active_size = 0
+        self._roll = False
+        try:
+            os.mkdir(self.path)
+        except OSError:
+            pass  # exists (MicroPython has no exist_ok)
+        self._load()
+
+    @property
+    def depth(self):
+        return len(self._live)
+
+    # ---- public API ---------------------------------------------------------------------
+
+    def append(self, boot, seq, kind, frame):
+        """Store one frame durably; makes room first when the queue is full."""
+        if not 0 <= boot <= 0xFFFF or not 0 <= seq <= 0xFFFFFFFF:
+            raise ValueError("queue: boot %r / seq %r out of range" % (boot, seq))
+        if not 1 <= kind < _ACK:
+            raise ValueError("queue: frame kind %r out of range 1..127" % (kind,))
+        if len(frame) > MAX_FRAME:
+            raise ValueError("queue: frame of %d bytes exceeds %d" % (len(frame), MAX_FRAME))
+        self._ensure_segment()  # a compaction here renumbers the index, so do it first
+        victims = self._victims(kind)
+        records = [encode_record(_REMOVE, self._live[i][0], self._live[i][1], b"")
+                   for i in victims]
+        records.append(encode_record(kind, boot, seq, frame))
+        segment, offset = self._write(records)
+        for i in reversed(victims):
+            self._count_removal(self._pop(i)[2])
+        self._live.append((boot, seq, kind, segment, offset))
+        self._seg_live[segment] += 1
+        self._collect()
+
+    def pending(self, limit=8):
+        """Up to `limit` oldest frames not yet acked: [(boot, seq, kind, frame)]."""
+        out = []
+        damaged = []
+        f = None
+        opened = None
+        try:
+            for i in range(min(limit, len(self._live))):
+                boot, seq, kind, segment, offset = self._live[i]
+                if segment != opened:
+                    if f is not None:
+                        f.close()
+                    name = self._segment_path(segment)
+                    f = open(name, "rb")
+                    opened = segment
+                    size = _file_size(name)
+                record = _read_record(f, offset, size)
+                if record is None or record[1] != boot or record[2] != seq:
+                    damaged.append(i)  # flash changed under us since load
+                    continue
+                out.append((boot, seq, kind, record[3]))
+        finally:
+            if f is not None:
+                f.close()
+        for i in reversed(damaged):
+            self._pop(i)
+            self.damaged_records += 1
+        return out
+
+    def ack(self, boot, upto_seq):
+        """Remove the pending frames of `boot` with seq <= upto_seq; returns how many."""
+        acked = [i for i in range(len(self._live))
+                 if self._live[i][0] == boot and self._live[i][1] <= upto_seq]
+        if not acked:
+            return 0
+        self._write([encode_record(_ACK, boot, min(upto_seq, 0xFFFFFFFF), b"")])
+        for i in reversed(acked):
+            self._pop(i)
+        self._collect()
+        return len(acked)
+
+    # ---- making room --------------------------------------------------------------------
+
+    def _victims(self, kind):
+        """Indices to remove so one more frame fits: older heartbeats, then oldest events."""
+        live = self._live
+        excess = len(live) + 1 - self.capacity
+        if excess <= 0:
+            return []
+        victims = [i for i in range(len(live)) if live[i][2] == HEARTBEAT]
+        if kind != HEARTBEAT and victims:
+            victims.pop()  # the newest heartbeat stays until a newer one arrives
+        for wanted in (EVENT, None):  # events first; anything only if no event is left
+            for i in range(len(live)):
+                if len(victims) >= excess:
+                    break
+                if (wanted is None or live[i][2] == wanted) and i not in victims:
+                    victims.append(i)
+        victims.sort()
+        return victims
+
+    def _count_removal(self, kind):
+        if kind == HEARTBEAT:
+            self.coalesced_heartbeats += 1
+        elif kind == EVENT:
+            self.dropped_events += 1
+        else:
+            self.dropped_other += 1
+
+    def _pop(self, i):
+        record = self._live.pop(i)
+        self._seg_live[record[3]] -= 1
+        return record
+
+    # ---- segments on flash --------------------------------------------------------------
+
+    def _segment_path(self, segment):
+        return "%s/%08d.seg" % (self.path, segment)
+
+    def _write(self, records):
+        """Append records to the active segment; returns (segment, offset of the last one)."""
+        self._ensure_segment()
+        segment = self._segments[-1]
+        data = b"".join(records)
+        name = self._segment_path(segment)
+        try:
+            with open(name, "ab") as f:
+                f.write(data)
+        except OSError as exc:
+            self._roll = True  # whatever reached flash may be torn: never append after it
+            raise StoreError("queue: write to %s failed: %r" % (name, exc))
+        last = self._active_size + len(data) - len(records[-1])
+        self._active_size += len(data)
+        self._active_records += len(records)
+        return segment, last
+
+    def _ensure_segment(self):
+        if not self._needs_segment():
+            return
+        if len(self._segments) >= self.max_segments:
+            self._compact()
+        if self._needs_segment():
+            self._start_segment()
+
+    def _needs_segment(self):
+        return not self._segments or self._roll or self._active_records >= self.segment_records
+
+    def _start_segment(self):
+        self._last_segment += 1
+        segment = self._last_segment
+        _remove(self._segment_path(segment))
+        self._segments.append(segment)
+        self._seg_live[segment] = 0
+        self._active_records = 0
+        self._active_size = 0
+        self._roll = False
+
+    def _collect(self):
+        """Delete segments with nothing pending, oldest first; the active one only when empty."""
+        while self._segments and self._seg_live[self._segments[0]] == 0:
+            if len(self._segments) == 1 and self._live:
+                break
+            segment = self._segments.pop(0)
+            del self._seg_live[segment]
+            _remove(self._segment_path(segment))
+            if not self._segments:
+                self._active_records = 0
+                self._active_size = 0
+                self._roll = False
+
+    def _compact(self):
+        """Copy the pending frames into one new segment that supersedes all older ones."""
+        segment = self._last_segment + 1
+        tmp = "%s/compact.tmp" % self.path
+        index = []
+        offset = 0
+        with open(tmp, "wb") as out:
+            base = encode_record(_BASE, 0, 0, b"")
+            out.write(base)
+            offset += len(base)
+            for boot, seq, kind, frame in self.pending(len(self._live)):
+                record = encode_record(kind, boot, seq, frame)
+                out.write(record)
+                index.append((boot, seq, kind, segment, offset))
+                offset += len(record)
+        os.rename(tmp, self._segment_path(segment))
+        for old in self._segments:
+            _remove(self._segment_path(old))
+        self._last_segment = segment
+        self._segments = [segment]
+        self._seg_live = {segment: len(index)}
+        self._live = index
+        self._active_records = len(index) + 1
+        self._active_size = offset
+        self._roll = False
+
+    # ---- loading ------------------------------------------------------------------------
+
+    def _load(self):
+        segments = []
+        for name in os.listdir(self.path):
+            if name.endswith(".seg") and name[:-4].isdigit():
+                segments.append(int(name[:-4]))
+            elif name.endswith(".tmp"):
+                _remove("%s/%s" % (self.path, name))  # a compaction cut short by power loss
+        segments.sort()
+        for i in range(len(segments) - 1, 0, -1):
+            if self._starts_with_base(segments[i]):
+                for old in segments[:i]:
+                    _remove(self._segment_path(old))
+                segments = segments[i:]
+                break
+        for segment in segments:
+            self._replay(segment)
+        self._collect()
+
+    def _starts_with_base(self, segment):
+        name = self._segment_path(segment)
+        with open(name, "rb") as f:
+            record = _read_record(f, 0, _file_size(name))
+        return record is not None and record[0] == _BASE
+
+    def _replay(self, segment):
+        name = self._segment_path(segment)
+        size = _file_size(name)
+        self._segments.append(segment)
+        self._seg_live[segment] = 0
+        self._last_segment = segment
+        self._active_records = 0
+        self._roll = False
+        offset = 0
+        with open(name, "rb") as f:
+            while offset < size:
+                record = _read_record(f, offset, size)
+                if record is None:
+                    nxt = _find_magic(f, offset + 1, size)
+                    self.damaged_bytes += nxt - offset
+                    self._roll = True  # new frames go to a fresh segment, after no torn bytes
+                    offset = nxt
+                    continue
+                self._apply(record, segment, offset)
+                offset = record[4]
+                self._active_records += 1
+        self._active_size = size
+
+    def _apply(self, record, segment, offset):
+        kind, boot, seq = record[0], record[1], record[2]
+        if kind == _ACK or kind == _REMOVE:
+            live = self._live
+            for i in range(len(live) - 1, -1, -1):
+                if live[i][0] == boot and (live[i][1] == seq or
+                                           (kind == _ACK and live[i][1] < seq)):
+                    self._pop(i)
+        elif kind < _ACK:
+            self._live.append((boot, seq, kind, segment, offset))
+            self._seg_live[segment] += 1
