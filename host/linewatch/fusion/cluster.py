@@ -1,0 +1,194 @@
+"""Association: which reports from different nodes can come from one source.
+
+Two tests, from cheap to strong:
+- pair_consistent: two onsets can belong to one sound only if they differ by no more than
+  the travel time between the two nodes plus both clock errors and a margin.
+- partition: a set of open reports is split into sources. Each source is found by stacking
+  (for every point of a coarse grid, each arrival implies an emission time t_i - d_i/c; where
+  many nodes agree on one emission time there is a source), then fixed by TDOA, then every
+  remaining arrival is tested against the fix's predicted arrival time. The strongest source
+  is taken out first and the search repeats, so two blasts a second apart and 2 km apart come
+  out as two sources even though their arrivals interleave at every node.
+  A node contributes at most one arrival to a source; a report goes to one source only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import tdoa
+from .config import FusionConfig
+from .report import Report
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A report placed in a local frame: node position (m) and onset (s from a reference)."""
+    report: Report
+    x: float
+    y: float
+    t_s: float
+    sigma_s: float
+
+
+@dataclass
+class Source:
+    """One group of arrivals from one source: kind is "tdoa", "hyperbola" or "detection"."""
+    kind: str
+    members: list[int]                 # indices into the arrivals, used by the fix
+    rejected: list[int] = field(default_factory=list)
+    fix: tdoa.TdoaFix | None = None
+
+
+def timing_sigma_s(report: Report, config: FusionConfig) -> float:
+    return math.hypot(report.clock_error_us, config.timing_floor_us) / 1e6
+
+
+def pair_consistent(a: Arrival, b: Arrival, c: float, config: FusionConfig) -> bool:
+    if a.report.node_id == b.report.node_id:
+        return False
+    distance = math.hypot(a.x - b.x, a.y - b.y)
+    if distance > config.max_baseline_m:
+        return False
+    slack = distance / c + 3.0 * (a.sigma_s + b.sigma_s) + config.window_margin_us / 1e6
+    return abs(a.t_s - b.t_s) <= slack
+
+
+def partition(arrivals: list[Arrival], c: float, config: FusionConfig) -> list[Source]:
+    remaining = set(range(len(arrivals)))
+    timed = {i for i in remaining if arrivals[i].report.clock_error_us <= config.max_clock_error_us}
+    sources: list[Source] = []
+    rejected_by: dict[int, int] = {}
+    while len({arrivals[i].report.node_id for i in remaining & timed}) >= tdoa.MIN_NODES:
+        source = _strongest_source(arrivals, sorted(remaining & timed), c, config)
+        if source is None:
+            break
+        for i in source.rejected:
+            rejected_by.setdefault(i, len(sources))
+        source.rejected = []
+        sources.append(source)
+        remaining -= set(source.members)
+    for i in sorted(remaining):
+        if i in rejected_by:
+            sources[rejected_by[i]].rejected.append(i)
+            remaining.discard(i)
+    sources.extend(_pairs_and_singles(arrivals, remaining, c, config))
+    return sources
+
+
+def _strongest_source(arrivals, indices, c, config) -> Source | None:
+    xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
+    t = np.array([arrivals[i].t_s for i in indices])
+    sigma = np.array([arrivals[i].sigma_s for i in indices])
+    seed = _stack(xy, t, sigma, c, config)
+    if seed is None:
+        return None
+    gx, gy, t0, window = seed
+    chosen = _one_per_node(arrivals, indices, t - np.hypot(xy[:, 0] - gx, xy[:, 1] - gy) / c,
+                           t0, np.full(len(indices), window))
+    if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES:
+        return None
+    fix = _fit(arrivals, chosen, c, config, (gx, gy, t0))
+    if fix is None:
+        return None
+    # Re-gate every open arrival against the fix: the coarse window may have missed some.
+    spread_m = math.sqrt(max(0.0, fix.cov_xy[0][0] + fix.cov_xy[1][1]))
+    predicted = np.hypot(xy[:, 0] - fix.x, xy[:, 1] - fix.y) / c + fix.t0_s
+    gates = config.gate_sigmas * sigma + spread_m / c + config.window_margin_us / 1e6
+    chosen = _one_per_node(arrivals, indices, t - predicted + fix.t0_s, fix.t0_s, gates)
+    if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES:
+        return None
+    fix = _fit(arrivals, chosen, c, config, (fix.x, fix.y, fix.t0_s))
+    if fix is None:
+        return None
+    return Source("tdoa", [chosen[k] for k in fix.used], [chosen[k] for k in fix.rejected], fix)
+
+
+def _fit(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
+    fix = tdoa.locate([(arrivals[i].x, arrivals[i].y) for i in chosen],
+                      [arrivals[i].t_s for i in chosen], [arrivals[i].sigma_s for i in chosen],
+                      c, start=start, outlier_p=config.outlier_p)
+    if fix is None or not (math.isfinite(fix.x) and math.isfinite(fix.y)):
+        return None
+    if fix.dof == 0 and fix.chi2 > 1.0:
+        return None        # three arrivals whose hyperbolas do not meet: not one source
+    xs = [arrivals[i].x for i in chosen]
+    ys = [arrivals[i].y for i in chosen]
+    reach = config.search_margin_m * 1.5
+    if not (min(xs) - reach <= fix.x <= max(xs) + reach and min(ys) - reach <= fix.y <= max(ys) + reach):
+        return None        # diverged far outside where anything audible could be
+    if fix.t0_s > min(arrivals[i].t_s for i in chosen) + 3 * max(arrivals[i].sigma_s for i in chosen):
+        return None        # emitted after it was heard
+    return fix
+
+
+def _one_per_node(arrivals, indices, implied_t0, t0, gates) -> list[int]:
+    """For each node, the arrival whose implied emission time is nearest t0, within its gate."""
+    best: dict[int, tuple[float, int]] = {}
+    for k, i in enumerate(indices):
+        miss = abs(float(implied_t0[k]) - t0)
+        if miss > gates[k]:
+            continue
+        node = arrivals[i].report.node_id
+        if node not in best or miss < best[node][0]:
+            best[node] = (miss, i)
+    return sorted(i for _, i in best.values())
+
+
+def _stack(xy, t, sigma, c, config):
+    """Grid point and emission time on which the most arrivals agree (ties: the tightest)."""
+    lo = xy.min(axis=0) - config.search_margin_m
+    hi = xy.max(axis=0) + config.search_margin_m
+    step = max((hi - lo).max() / (config.grid_points - 1), 1.0)
+    gx = np.arange(lo[0], hi[0] + step / 2, step)
+    gy = np.arange(lo[1], hi[1] + step / 2, step)
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    implied = t[None, :] - np.sqrt(((grid[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)) / c
+    # A true source's implied times spread by at most the grid's own error plus timing noise.
+    window = math.sqrt(2.0) * step / c + 3.0 * float(np.median(sigma)) + config.window_margin_us / 1e6
+    order = np.sort(implied, axis=1)
+    rows, n = order.shape
+    span = float(order.max() - order.min()) + 10.0 * window + 1.0
+    flat = (order + (np.arange(rows) * span)[:, None]).ravel()
+    ends = np.searchsorted(flat, flat + window, side="right").reshape(rows, n)
+    starts = np.arange(rows * n).reshape(rows, n)
+    counts = ends - starts
+    csum = np.concatenate([np.zeros((rows, 1)), np.cumsum(order, axis=1)], axis=1)
+    csq = np.concatenate([np.zeros((rows, 1)), np.cumsum(order * order, axis=1)], axis=1)
+    local_end = ends - np.arange(rows)[:, None] * n
+    cols = np.arange(n)[None, :]
+    row_idx = np.arange(rows)[:, None]
+    total = csum[row_idx, local_end] - csum[row_idx, cols]
+    total2 = csq[row_idx, local_end] - csq[row_idx, cols]
+    mean = total / counts
+    var = np.maximum(total2 / counts - mean * mean, 0.0)
+    score = counts - 0.5 * var / window ** 2
+    best = int(np.argmax(score))
+    g, k = divmod(best, n)
+    if counts[g, k] < tdoa.MIN_NODES:
+        return None
+    return float(grid[g, 0]), float(grid[g, 1]), float(mean[g, k]), window
+
+
+def _pairs_and_singles(arrivals, remaining, c, config) -> list[Source]:
+    sources = []
+    left = sorted(remaining, key=lambda i: (arrivals[i].t_s, arrivals[i].report.node_id))
+    while left:
+        first = left.pop(0)
+        partner = None
+        best_slack = math.inf
+        for j in left:
+            if pair_consistent(arrivals[first], arrivals[j], c, config) and \
+                    arrivals[j].report.clock_error_us <= config.max_clock_error_us and \
+                    arrivals[first].report.clock_error_us <= config.max_clock_error_us:
+                slack = abs(arrivals[j].t_s - arrivals[first].t_s)
+                if slack < best_slack:
+                    partner, best_slack = j, slack
+        if partner is None:
+            sources.append(Source("detection", [first]))
+        else:
+            left.remove(partner)
+            sources.append(Source("hyperbola", sorted([first, partner])))
+    return sources

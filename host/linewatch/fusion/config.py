@@ -1,0 +1,56 @@
+"""Tunable assumptions of the fusion engine, in one place, with their reasons."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    temperature_c: float = 15.0
+    # Onset picking and propagation (wind, terrain) error, added in quadrature to each node's
+    # clock error: even a GPS-timed node does not know when a blast front reached it to 1 us.
+    timing_floor_us: int = 1_000
+    # A clock worse than this (no GPS, no NTP) times nothing: its reports are detections only.
+    max_clock_error_us: int = 500_000
+    # Nodes further apart than this do not hear one source together (explosions: ~10 km each).
+    max_baseline_m: float = 20_000.0
+    # How far outside the nodes' bounding box a source is sought (artillery lands far away).
+    search_margin_m: float = 8_000.0
+    # Extra slack on every timing window: frame timestamps are rounded, air is not still.
+    window_margin_us: int = 50_000
+    # An arrival joins a fix when within this many standard errors of its predicted time.
+    gate_sigmas: float = 4.0
+    # Chi-square probability above which an arrival is declared an outlier.
+    outlier_p: float = 0.999
+    # How long after the last possible arrival a late report may still update an incident.
+    lateness_us: int = 10_000_000
+    # Coarse search grid (points per axis) that seeds every fix; bounded to bound latency.
+    grid_points: int = 72
+    # Most open reports re-associated at once; a flood is cut to the closest in time.
+    max_group: int = 64
+    # Artillery: a launch and its impact (flight time, mean ground speed of the shell).
+    flight_min_s: float = 5.0
+    flight_max_s: float = 120.0
+    shell_speed_min_mps: float = 200.0
+    shell_speed_max_mps: float = 1000.0
+    # Tracks of continuous sounds (drones, vehicles).
+    track_gap_s: float = 60.0
+    track_speed_max_mps: float = 70.0
+    hearing_range_m: float = 1_500.0
+    track_frequency_tolerance: float = 0.2
+    track_smoothing_s: float = 10.0
+    crossing_hysteresis_m: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.timing_floor_us <= 0:
+            raise ValueError("timing_floor_us must be positive (it keeps every weight finite)")
+        if self.max_baseline_m <= 0 or self.search_margin_m < 0:
+            raise ValueError("max_baseline_m must be positive and search_margin_m not negative")
+        if not 0.5 < self.outlier_p < 1.0:
+            raise ValueError("outlier_p must lie between 0.5 and 1")
+        if self.grid_points < 8 or self.max_group < 3:
+            raise ValueError("grid_points must be >= 8 and max_group >= 3")
+        if not 0 < self.flight_min_s < self.flight_max_s:
+            raise ValueError("need 0 < flight_min_s < flight_max_s")
+        if not 0 < self.shell_speed_min_mps < self.shell_speed_max_mps:
+            raise ValueError("need 0 < shell_speed_min_mps < shell_speed_max_mps")

@@ -1,0 +1,394 @@
+"""The fusion engine: reports in, incidents out. Stateful, deterministic, no I/O, no clock.
+
+Every call gets the commission's current time (`now_us`) from the caller. `add` returns the
+incidents that the report created or changed; `tick` closes incidents whose window for late
+reports has passed and returns them once more with `provisional` false. Nothing else changes
+an incident, so a caller that publishes what these two return publishes every state.
+
+Impulsive reports (explosion, small arms, unknown) are re-associated with the open reports
+they can share a source with (see cluster.py) each time one arrives; incident ids stay with
+the group of reports they held most of. Continuous sounds (drone, vehicle) go to the tracker;
+tamper reports are detections of their own.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from ..geo import ContactLine, LocalFrame, haversine_m
+from . import artillery, cluster, hyperbola, side as side_of_line, tracks
+from .config import FusionConfig
+from .ellipse import error_ellipse
+from .incident import Incident, incident_id
+from .report import CONTINUOUS, IMPULSIVE, Report, family
+from .sound import speed_of_sound
+
+_DEG_M = 111_195.0      # metres per degree of latitude
+
+
+@dataclass
+class _State:
+    """The engine's working copy of one incident (the published Incident is a snapshot)."""
+    number: int
+    event_class: str
+    formed_at_us: int
+    reports: list[Report] = field(default_factory=list)
+    used: frozenset = frozenset()
+    rejected: frozenset = frozenset()
+    snapshot: Incident | None = None
+    close_at_us: int = 0
+    final: bool = False
+    track: tracks.Track | None = None
+
+    @property
+    def id(self) -> str:
+        return incident_id(self.number)
+
+
+class FusionEngine:
+    def __init__(self, line: ContactLine, config: FusionConfig | None = None):
+        self.line = line
+        self.config = config or FusionConfig()
+        self.speed_of_sound = speed_of_sound(self.config.temperature_c)
+        self._next = 1
+        self._open: dict[int, _State] = {}
+        self._owner: dict[tuple, int] = {}                 # open report key -> incident number
+        self._cells: dict[tuple, dict[tuple, Report]] = {}  # (family, cell) -> open impulsive reports
+        self._seen: dict[tuple, int] = {}                   # report key -> commission time seen
+        self._blasts: dict[str, artillery.Blast] = {}      # located explosions, for pairing
+        self._pairs: dict[str, str] = {}                    # incident id -> partner id
+        self._by_id: dict[str, _State] = {}
+        self._tracker = tracks.Tracker(line, self.config)
+        self._track_owner: dict[int, int] = {}              # id(track) -> incident number
+        max_abs_lat = max(abs(lat) for lat, _ in line.vertices)
+        self._cell_lat = self.config.max_baseline_m / _DEG_M
+        self._cell_lon = self._cell_lat / max(math.cos(math.radians(min(max_abs_lat + 1.0, 89.0))), 1e-3)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def set_temperature(self, temperature_c: float) -> None:
+        """Air temperature from heartbeats or the operator; applies to fixes made from now on."""
+        self.speed_of_sound = speed_of_sound(temperature_c)
+
+    def add(self, report: Report, now_us: int) -> list[Incident]:
+        if not isinstance(report, Report):
+            raise TypeError("fusion takes Report values, not %s" % type(report).__name__)
+        if report.key in self._seen:
+            return []                                   # the same frame delivered twice
+        self._seen[report.key] = now_us
+        if report.event_class in CONTINUOUS:
+            return self._add_to_track(report, now_us)
+        if report.event_class in IMPULSIVE:
+            return self._add_impulsive(report, now_us)
+        return [self._publish(self._new_detection(report, now_us), now_us)]
+
+    def tick(self, now_us: int) -> list[Incident]:
+        closed = []
+        for state in list(self._open.values()):
+            if state.track is None and now_us >= state.close_at_us:
+                closed.append(self._close(state, now_us))
+        for track in self._tracker.expire(now_us):
+            number = self._track_owner.pop(id(track), None)
+            if number is not None and number in self._open:
+                closed.append(self._close(self._open[number], now_us))
+        self._forget_old(now_us)
+        return sorted(closed, key=lambda i: i.id)
+
+    def incident(self, incident_id_: str) -> Incident | None:
+        state = self._by_id.get(incident_id_)
+        return state.snapshot if state else None
+
+    # -- impulsive sounds ---------------------------------------------------------------------
+
+    def _add_impulsive(self, report: Report, now_us: int) -> list[Incident]:
+        if report.clock_error_us > self.config.max_clock_error_us:
+            return [self._publish(self._new_detection(report, now_us), now_us)]
+        neighbours = [m for m in self._nearby(report) if self._consistent(report, m)]
+        if not neighbours:
+            state = self._new_detection(report, now_us)
+            self._index(report, state.number)
+            return [self._publish(state, now_us)]
+        involved = self._involved(report, neighbours)
+        group = [r for state in involved for r in state.reports] + [report]
+        self._index(report, involved[0].number)
+        changed = self._reassociate(group, involved, now_us)
+        changed += self._pair_blasts(changed, now_us)
+        return self._unique(changed)
+
+    def _involved(self, report: Report, neighbours: list[Report]) -> list[_State]:
+        numbers = sorted({self._owner[m.key] for m in neighbours})
+        states = [self._open[n] for n in numbers]
+        # A flood is cut to the incidents nearest in time, whole incidents only.
+        states.sort(key=lambda s: (min(abs(r.onset_utc_us - report.onset_utc_us) for r in s.reports), s.number))
+        kept, size = [], 1
+        for state in states:
+            if size + len(state.reports) > self.config.max_group and kept:
+                break
+            kept.append(state)
+            size += len(state.reports)
+        return sorted(kept, key=lambda s: s.number)
+
+    def _reassociate(self, group: list[Report], involved: list[_State], now_us: int) -> list[_State]:
+        frame = LocalFrame(sum(r.lat for r in group) / len(group), sum(r.lon for r in group) / len(group))
+        t_ref = min(r.onset_utc_us for r in group)
+        arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
+                                    cluster.timing_sigma_s(r, self.config)) for r in group]
+        sources = cluster.partition(arrivals, self.speed_of_sound, self.config)
+        keys = [{arrivals[i].report.key for i in s.members + s.rejected} for s in sources]
+        assigned = self._match(involved, keys)
+        changed = []
+        for k, source in enumerate(sources):
+            state = assigned.get(k) or self._new_state(arrivals[source.members[0]].report.event_class, now_us)
+            used = frozenset(arrivals[i].report.key for i in source.members)
+            rejected = frozenset(arrivals[i].report.key for i in source.rejected)
+            if state.snapshot is not None and (used, rejected) == (state.used, state.rejected):
+                continue
+            state.reports = sorted((arrivals[i].report for i in source.members + source.rejected),
+                                   key=lambda r: (r.onset_utc_us, r.node_id))
+            state.used, state.rejected = used, rejected
+            for r in state.reports:
+                self._owner[r.key] = state.number
+            self._place(state, source, arrivals, frame, t_ref, now_us)
+            changed.append(state)
+        matched = {id(s) for s in assigned.values()}
+        for state in involved:
+            if id(state) not in matched:
+                changed.append(self._withdraw(state, now_us))
+        return changed
+
+    @staticmethod
+    def _match(involved: list[_State], keys: list[set]) -> dict[int, _State]:
+        """Each new group keeps the id of the old incident it shares most reports with."""
+        overlaps = sorted((-len({r.key for r in s.reports} & ks), s.number, k, s)
+                          for s in involved for k, ks in enumerate(keys)
+                          if {r.key for r in s.reports} & ks)
+        assigned: dict[int, _State] = {}
+        taken = set()
+        for _, number, k, state in overlaps:
+            if k not in assigned and number not in taken:
+                assigned[k] = state
+                taken.add(number)
+        return assigned
+
+    def _place(self, state: _State, source: cluster.Source, arrivals, frame, t_ref, now_us) -> None:
+        c = self.speed_of_sound
+        used = [arrivals[i] for i in source.members]
+        first = min(used, key=lambda a: a.t_s)
+        fields = dict(fix="detection", time_utc_us=first.report.onset_utc_us, lat=first.report.lat,
+                      lon=first.report.lon, ellipse_95=None, side=None, side_probability=None,
+                      distance_from_line_m=None)
+        if source.kind == "tdoa":
+            fix = source.fix
+            alternatives = []
+            if fix.mirror is not None:
+                weight = math.exp(-max(0.0, fix.mirror.chi2 - fix.chi2) / 2.0)
+                alternatives.append((fix.mirror.x, fix.mirror.y, fix.mirror.covariance, weight))
+            where = side_of_line.side_of_fix(self.line, frame, fix.x, fix.y, fix.covariance, alternatives)
+            lat, lon = frame.to_latlon(fix.x, fix.y)
+            fields.update(fix="tdoa", time_utc_us=t_ref + int(round(fix.t0_s * 1e6)), lat=lat, lon=lon,
+                          ellipse_95=error_ellipse(fix.covariance), side=where.side,
+                          side_probability=where.probability, distance_from_line_m=where.distance_m)
+        elif source.kind == "hyperbola":
+            a, b = used
+            hyp = hyperbola.hyperbola((a.x, a.y), (b.x, b.y), a.t_s, b.t_s, c,
+                                      reach_m=self.config.search_margin_m)
+            where = side_of_line.side_of_points(self.line, frame, hyp.branch, hyp.x, hyp.y)
+            lat, lon = frame.to_latlon(hyp.x, hyp.y)
+            travel_s = math.hypot(hyp.x - first.x, hyp.y - first.y) / c
+            fields.update(fix="hyperbola", time_utc_us=first.report.onset_utc_us - int(travel_s * 1e6),
+                          lat=lat, lon=lon, side=where.side, side_probability=where.probability,
+                          distance_from_line_m=where.distance_m)
+        reach_us = int((self.config.max_baseline_m / c + 6 * max(a.sigma_s for a in used)) * 1e6)
+        state.close_at_us = max(min(r.onset_utc_us for r in state.reports) + reach_us,
+                                state.formed_at_us) + self.config.lateness_us
+        self._snapshot(state, now_us, **fields)
+
+    # -- continuous sounds --------------------------------------------------------------------
+
+    def _add_to_track(self, report: Report, now_us: int) -> list[Incident]:
+        track, crossing = self._tracker.add(report, now_us)
+        number = self._track_owner.get(id(track))
+        state = self._open.get(number) if number is not None else None
+        if state is None:
+            state = self._new_state(report.event_class, now_us)
+            state.track = track
+            self._track_owner[id(track)] = state.number
+        state.reports = list(track.reports)
+        self._snapshot_track(state, now_us)
+        out = [self._publish(state, now_us)]
+        if crossing is not None:
+            out.append(self._publish(self._crossing_incident(track, crossing, now_us), now_us))
+        return out
+
+    def _snapshot_track(self, state: _State, now_us: int) -> None:
+        track = state.track
+        t_last, lat, lon = track.path[-1]
+        frame = LocalFrame(lat, lon)
+        distance = side_of_line.nearest(self.line, frame, 0.0, 0.0).distance_m
+        self._snapshot(state, now_us, fix="detection", time_utc_us=track.path[0][0], lat=lat, lon=lon,
+                       ellipse_95=None, side=track.side, side_probability=None,
+                       distance_from_line_m=distance, track=tuple(track.path),
+                       heading_deg=tracks.heading_deg(track.path, 3 * self.config.track_smoothing_s))
+
+    def _crossing_incident(self, track: tracks.Track, crossing: tracks.Crossing, now_us: int) -> _State:
+        state = self._new_state(track.event_class, now_us)
+        state.reports = list(crossing.reports)
+        state.close_at_us = now_us + self.config.lateness_us
+        path = tuple(p for p in track.path if p[0] <= crossing.reports[-1].onset_utc_us)
+        self._snapshot(state, now_us, fix="detection", time_utc_us=crossing.time_utc_us,
+                       lat=crossing.lat, lon=crossing.lon, ellipse_95=None, side=crossing.to_side,
+                       side_probability=None, distance_from_line_m=0.0, track=path,
+                       heading_deg=tracks.heading_deg(list(path), 3 * self.config.track_smoothing_s))
+        return state
+
+    # -- artillery ----------------------------------------------------------------------------
+
+    def _pair_blasts(self, changed: list[_State], now_us: int) -> list[_State]:
+        touched = []
+        for state in changed:
+            if state.event_class != "explosion":
+                continue
+            snap = state.snapshot
+            blast = artillery.Blast(state.id, snap.time_utc_us, snap.lat, snap.lon) if snap.fix == "tdoa" else None
+            partner_id = self._pairs.get(state.id)
+            if partner_id is not None:
+                partner = self._blasts.get(partner_id)
+                if blast is not None and partner is not None and (
+                        artillery.flight_speed(blast, partner, self.config) or
+                        artillery.flight_speed(partner, blast, self.config)):
+                    self._blasts[state.id] = blast
+                    continue
+                touched += self._unpair(state.id, partner_id, now_us)
+            if blast is None:
+                self._blasts.pop(state.id, None)
+                continue
+            self._blasts[state.id] = blast
+            free = [b for b in self._blasts.values() if b.incident_id not in self._pairs]
+            found = artillery.best_partner(blast, free, self.config)
+            if found is not None:
+                other, role = found
+                launch, impact = (state.id, other.incident_id) if role == "launch" else (other.incident_id, state.id)
+                touched += self._link(launch, impact, now_us)
+        return touched
+
+    def _link(self, launch: str, impact: str, now_us: int) -> list[_State]:
+        self._pairs[launch], self._pairs[impact] = impact, launch
+        out = []
+        for number_id, fields in ((launch, {"impact_id": impact}), (impact, {"launch_id": launch})):
+            state = self._by_id.get(number_id)
+            if state is not None:
+                self._snapshot(state, now_us, **fields)
+                out.append(state)
+        return out
+
+    def _unpair(self, a: str, b: str, now_us: int) -> list[_State]:
+        out = []
+        for number_id in (a, b):
+            self._pairs.pop(number_id, None)
+            state = self._by_id.get(number_id)
+            if state is not None:
+                self._snapshot(state, now_us, launch_id=None, impact_id=None)
+                out.append(state)
+        return out
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _new_state(self, event_class: str, now_us: int) -> _State:
+        state = _State(self._next, event_class, now_us)
+        self._next += 1
+        self._open[state.number] = state
+        self._by_id[state.id] = state
+        return state
+
+    def _new_detection(self, report: Report, now_us: int) -> _State:
+        state = self._new_state(report.event_class, now_us)
+        state.reports = [report]
+        state.used = frozenset([report.key])
+        state.close_at_us = max(report.onset_utc_us, now_us) + self.config.lateness_us
+        self._snapshot(state, now_us, fix="detection", time_utc_us=report.onset_utc_us, lat=report.lat,
+                       lon=report.lon, ellipse_95=None, side=None, side_probability=None,
+                       distance_from_line_m=None)
+        return state
+
+    def _snapshot(self, state: _State, now_us: int, **fields) -> None:
+        used_nodes = tuple(r.node_id for r in state.reports if r.key in state.used) \
+            if state.used else tuple(dict.fromkeys(r.node_id for r in state.reports))
+        rejected_nodes = tuple(r.node_id for r in state.reports if r.key in state.rejected)
+        common = dict(nodes=used_nodes, rejected_nodes=rejected_nodes,
+                      reports=tuple(r.evidence_id for r in state.reports if r.evidence_id is not None),
+                      updated_at_us=now_us, provisional=not state.final)
+        if state.snapshot is None:
+            state.snapshot = Incident(
+                id=state.id, event_class=state.event_class, status="new", formed_at_us=now_us, version=1,
+                **{"fix": "detection", "time_utc_us": 0, "lat": None, "lon": None, "ellipse_95": None,
+                   "side": None, "side_probability": None, "distance_from_line_m": None,
+                   **common, **fields})
+        else:
+            state.snapshot = replace(state.snapshot, version=state.snapshot.version + 1, **common, **fields)
+
+    def _publish(self, state: _State, now_us: int) -> Incident:
+        return state.snapshot
+
+    def _withdraw(self, state: _State, now_us: int) -> _State:
+        """An incident whose every report now belongs to others: published once more, empty."""
+        state.reports, state.used, state.rejected = [], frozenset(), frozenset()
+        state.final = True
+        self._snapshot(state, now_us, fix="detection", lat=None, lon=None, ellipse_95=None, side=None,
+                       side_probability=None, distance_from_line_m=None, launch_id=None, impact_id=None)
+        self._open.pop(state.number, None)
+        self._blasts.pop(state.id, None)
+        return state
+
+    def _close(self, state: _State, now_us: int) -> Incident:
+        state.final = True
+        self._snapshot(state, now_us)
+        self._open.pop(state.number, None)
+        for r in state.reports:
+            if self._owner.get(r.key) == state.number:
+                del self._owner[r.key]
+                self._cells.get(self._cell(r), {}).pop(r.key, None)
+        return state.snapshot
+
+    def _forget_old(self, now_us: int) -> None:
+        horizon = now_us - int((self.config.flight_max_s * 2 + self.config.max_baseline_m / 300.0) * 1e6) \
+            - 2 * self.config.lateness_us
+        for key in [k for k, seen in self._seen.items() if seen < horizon and k not in self._owner]:
+            del self._seen[key]
+        for bid in [b for b, blast in self._blasts.items() if blast.time_utc_us < horizon]:
+            del self._blasts[bid]
+        for sid in [s for s, st in self._by_id.items() if st.final and st.snapshot.updated_at_us < horizon]:
+            del self._by_id[sid]
+            self._pairs.pop(sid, None)
+        for cell in [k for k, v in self._cells.items() if not v]:
+            del self._cells[cell]
+
+    def _cell(self, report: Report) -> tuple:
+        return (family(report.event_class), math.floor(report.lat / self._cell_lat),
+                math.floor(report.lon / self._cell_lon))
+
+    def _index(self, report: Report, number: int) -> None:
+        self._owner[report.key] = number
+        self._cells.setdefault(self._cell(report), {})[report.key] = report
+
+    def _nearby(self, report: Report):
+        fam, i, j = self._cell(report)
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                yield from self._cells.get((fam, i + di, j + dj), {}).values()
+
+    def _consistent(self, a: Report, b: Report) -> bool:
+        if a.node_id == b.node_id:
+            return False
+        distance = haversine_m(a.lat, a.lon, b.lat, b.lon)
+        if distance > self.config.max_baseline_m:
+            return False
+        sigma = cluster.timing_sigma_s(a, self.config) + cluster.timing_sigma_s(b, self.config)
+        slack_us = (distance / self.speed_of_sound + 3.0 * sigma) * 1e6 + self.config.window_margin_us
+        return abs(a.onset_utc_us - b.onset_utc_us) <= slack_us
+
+    @staticmethod
+    def _unique(states: list[_State]) -> list[Incident]:
+        seen: dict[str, Incident] = {}
+        for state in states:
+            seen[state.id] = state.snapshot
+        return sorted(seen.values(), key=lambda i: i.id)

@@ -1,0 +1,69 @@
+"""The incident: what the commission acts on, as fusion publishes it (an immutable snapshot)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ellipse import ErrorEllipse
+
+FIX_KINDS = ("tdoa", "hyperbola", "detection")
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    event_class: str
+    status: str
+    provisional: bool
+    fix: str
+    time_utc_us: int
+    lat: float | None
+    lon: float | None
+    ellipse_95: ErrorEllipse | None
+    side: str | None
+    side_probability: float | None
+    distance_from_line_m: float | None
+    nodes: tuple[int, ...]
+    reports: tuple[int, ...]
+    rejected_nodes: tuple[int, ...]
+    formed_at_us: int
+    updated_at_us: int
+    version: int
+    launch_id: str | None = None
+    impact_id: str | None = None
+    track: tuple[tuple[int, float, float], ...] | None = None
+    heading_deg: float | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "class": self.event_class,
+            "status": self.status,
+            "provisional": self.provisional,
+            "fix": self.fix,
+            "time_utc_us": int(self.time_utc_us),
+            "lat": _round(self.lat, 7),
+            "lon": _round(self.lon, 7),
+            "ellipse_95": self.ellipse_95.to_json() if self.ellipse_95 else None,
+            "side": self.side,
+            "side_probability": _round(self.side_probability, 4),
+            "distance_from_line_m": _round(self.distance_from_line_m, 2),
+            "nodes": list(self.nodes),
+            "reports": list(self.reports),
+            "rejected_nodes": list(self.rejected_nodes),
+            "formed_at_us": int(self.formed_at_us),
+            "updated_at_us": int(self.updated_at_us),
+            "version": self.version,
+            "launch_id": self.launch_id,
+            "impact_id": self.impact_id,
+            "track": [[int(t), round(la, 7), round(lo, 7)] for t, la, lo in self.track]
+            if self.track is not None else None,
+            "heading_deg": _round(self.heading_deg, 2),
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def incident_id(number: int) -> str:
+    return "I-%06d" % number

@@ -1,0 +1,67 @@
+"""A node's event report as fusion sees it: one arrival of one sound at one node.
+
+The aggregator builds these from verified frames; fusion never sees bytes. Validation happens
+here so a bad report is refused with a clear message before it can reach any computation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+EVENT_CLASSES = ("unknown", "explosion", "small_arms", "drone", "vehicle", "tamper")
+
+# Impulsive sounds have a sharp onset: their arrival times localize the source (TDOA).
+IMPULSIVE = frozenset({"unknown", "explosion", "small_arms"})
+# Continuous sounds (engines, rotors) have no usable onset: they are tracked, not timed.
+CONTINUOUS = frozenset({"drone", "vehicle"})
+# Tampering concerns one node only and is never fused across nodes.
+LOCAL = frozenset({"tamper"})
+
+
+@dataclass(frozen=True)
+class Report:
+    """One event report from one node, with the evidence-log row of the frame that carried it."""
+    node_id: int
+    lat: float
+    lon: float
+    alt_m: float
+    event_class: str
+    onset_utc_us: int
+    clock_error_us: int
+    confidence: float
+    peak_db: float
+    duration_ms: int
+    frequency_hz: int
+    snr_db: float
+    evidence_id: int | None
+    received_at_us: int
+
+    def __post_init__(self) -> None:
+        where = "report from node 0x%04x" % self.node_id if isinstance(self.node_id, int) else "report"
+        if not isinstance(self.node_id, int) or not 0 <= self.node_id <= 0xFFFF:
+            raise ValueError("%s: node id %r is not a u16" % (where, self.node_id))
+        if self.event_class not in EVENT_CLASSES:
+            raise ValueError("%s: unknown event class %r" % (where, self.event_class))
+        for name in ("lat", "lon", "alt_m", "confidence", "peak_db", "snr_db"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError("%s: %s %r is not a finite number" % (where, name, value))
+        if not -90.0 <= self.lat <= 90.0 or not -180.0 <= self.lon <= 180.0:
+            raise ValueError("%s: position (%r, %r) is off the globe" % (where, self.lat, self.lon))
+        for name in ("onset_utc_us", "clock_error_us", "duration_ms", "frequency_hz", "received_at_us"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError("%s: %s %r is not an integer" % (where, name, getattr(self, name)))
+        if self.clock_error_us < 0:
+            raise ValueError("%s: negative clock error %d us" % (where, self.clock_error_us))
+        if self.evidence_id is not None and not isinstance(self.evidence_id, int):
+            raise ValueError("%s: evidence id %r is not an integer" % (where, self.evidence_id))
+
+    @property
+    def key(self) -> tuple[int, str, int]:
+        """What makes two reports the same arrival (a re-sent frame yields the same key)."""
+        return (self.node_id, self.event_class, self.onset_utc_us)
+
+
+def family(event_class: str) -> str:
+    """The class family inside which reports may be fused: each class is its own family."""
+    return event_class

@@ -1,0 +1,199 @@
+"""Time-difference-of-arrival fix: where and when one sound was emitted, from >= 3 arrivals.
+
+Model: node i at (x_i, y_i) hears at t_i = t0 + |p - n_i| / c + e_i, with e_i ~ N(0, sigma_i).
+Unknowns are the source p = (x, y) and the emission time t0, solved by weighted nonlinear
+least squares (Levenberg-Marquardt). The emission time is carried as s = c * t0 in metres so
+all three unknowns share one scale and the normal equations stay well conditioned.
+
+Arrivals that do not fit (an echo picked instead of the direct sound, a wrong clock) are
+removed one at a time, worst studentized residual first, while the fit fails a chi-square test
+and enough arrivals remain to test the rest (at least four after removal: three are always
+fitted exactly and prove nothing).
+
+Positions are in a local east/north frame in metres, times in seconds relative to any
+reference the caller picks (the earliest onset keeps the numbers small).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+MIN_NODES = 3          # unknowns x, y, t0
+MIN_TESTABLE = 4       # one redundant arrival: the least that can reveal a bad one
+
+
+@dataclass(frozen=True)
+class TdoaFix:
+    """A localization result. `used`/`rejected` index the arrivals given to `locate`."""
+    x: float
+    y: float
+    t0_s: float
+    cov_xy: tuple[tuple[float, float], tuple[float, float]]   # m^2, inflated by chi2/dof when > 1
+    chi2: float
+    dof: int
+    used: tuple[int, ...]
+    rejected: tuple[int, ...]
+    mirror: "TdoaFix | None" = None    # the other solution when the node layout is nearly a line
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return np.array(self.cov_xy, dtype=float)
+
+
+def chi2_quantile(dof: int, p: float) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile (no scipy on the Pi)."""
+    if dof <= 0:
+        return 0.0
+    z = NormalDist().inv_cdf(p)
+    k = 2.0 / (9.0 * dof)
+    return dof * (1.0 - k + z * math.sqrt(k)) ** 3
+
+
+def _residuals(params: np.ndarray, xy: np.ndarray, range_m: np.ndarray, sigma_m: np.ndarray):
+    dx = params[0] - xy[:, 0]
+    dy = params[1] - xy[:, 1]
+    d = np.sqrt(dx * dx + dy * dy)
+    d_safe = np.maximum(d, 1e-6)
+    r = (range_m - params[2] - d) / sigma_m
+    jac = np.empty((len(d), 3))
+    jac[:, 0] = -dx / d_safe / sigma_m
+    jac[:, 1] = -dy / d_safe / sigma_m
+    jac[:, 2] = -1.0 / sigma_m
+    return r, jac
+
+
+def _fit(xy, range_m, sigma_m, start, iterations=60):
+    """Levenberg-Marquardt from `start` = (x, y, s). Returns (params, jacobian, chi2)."""
+    params = np.array(start, dtype=float)
+    r, jac = _residuals(params, xy, range_m, sigma_m)
+    cost = float(r @ r)
+    lam = 1e-3
+    for _ in range(iterations):
+        normal = jac.T @ jac
+        grad = jac.T @ r
+        damped = normal + lam * np.diag(np.maximum(np.diag(normal), 1e-12))
+        try:
+            step = -np.linalg.solve(damped, grad)
+        except np.linalg.LinAlgError:
+            lam *= 10.0
+            continue
+        trial = params + step
+        r_t, jac_t = _residuals(trial, xy, range_m, sigma_m)
+        cost_t = float(r_t @ r_t)
+        if cost_t <= cost:
+            params, r, jac = trial, r_t, jac_t
+            converged = cost - cost_t <= 1e-12 * max(cost, 1.0) and float(np.abs(step).max()) < 1e-4
+            cost = cost_t
+            lam = max(lam / 3.0, 1e-12)
+            if converged:
+                break
+        else:
+            lam *= 4.0
+            if lam > 1e12:
+                break
+    return params, jac, r, cost
+
+
+def _start_from_grid(xy, range_m, sigma_m, margin_m, points=61):
+    """The grid point (and its best emission time) with the least weighted squared misfit."""
+    lo = xy.min(axis=0) - margin_m
+    hi = xy.max(axis=0) + margin_m
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], points), np.linspace(lo[1], hi[1], points))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    d = np.sqrt(((grid[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
+    w = 1.0 / sigma_m ** 2
+    s = ((range_m[None, :] - d) * w).sum(axis=1) / w.sum()
+    misfit = (((range_m[None, :] - d - s[:, None]) ** 2) * w).sum(axis=1)
+    best = int(np.argmin(misfit))
+    return (grid[best, 0], grid[best, 1], s[best])
+
+
+def _solve(xy, range_m, sigma_m, start):
+    params, jac, r, chi2 = _fit(xy, range_m, sigma_m, start)
+    normal = jac.T @ jac
+    try:
+        cov = np.linalg.inv(normal)
+    except np.linalg.LinAlgError:
+        cov = np.full((3, 3), np.inf)
+    return params, cov, r, chi2, normal
+
+
+def _studentized(r, jac_normal_inv, jac):
+    leverage = np.einsum("ij,jk,ik->i", jac, jac_normal_inv, jac)
+    return np.abs(r) / np.sqrt(np.clip(1.0 - leverage, 1e-6, None))
+
+
+def _make_fix(params, cov, chi2, dof, c, used, rejected, mirror=None):
+    inflate = max(1.0, chi2 / dof) if dof > 0 else 1.0
+    cxy = cov[:2, :2] * inflate
+    return TdoaFix(
+        x=float(params[0]), y=float(params[1]), t0_s=float(params[2] / c),
+        cov_xy=((float(cxy[0, 0]), float(cxy[0, 1])), (float(cxy[1, 0]), float(cxy[1, 1]))),
+        chi2=float(chi2), dof=dof, used=tuple(used), rejected=tuple(rejected), mirror=mirror)
+
+
+def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
+    centre = xy.mean(axis=0)
+    _, sv, vt = np.linalg.svd(xy - centre, full_matrices=False)
+    spread = sv[0] if len(sv) else 0.0
+    flat = len(sv) < 2 or spread == 0.0 or sv[1] / spread < 0.15
+    return flat, centre, vt[0]
+
+
+def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
+           outlier_p: float = 0.999) -> TdoaFix | None:
+    """Robust TDOA fix from >= 3 arrivals, or None when fewer than three are given.
+
+    xy: (n, 2) node positions in metres; t_s: arrival times; sigma_s: their standard errors
+    (clock error and model floor combined by the caller); c: speed of sound in m/s;
+    start: optional (x, y, t0_s) guess, otherwise a coarse grid search around the nodes.
+    """
+    xy = np.asarray(xy, dtype=float)
+    t_s = np.asarray(t_s, dtype=float)
+    sigma_s = np.asarray(sigma_s, dtype=float)
+    n = len(t_s)
+    if n < MIN_NODES:
+        return None
+    if xy.shape != (n, 2) or sigma_s.shape != (n,) or not (sigma_s > 0).all():
+        raise ValueError("tdoa: need (n,2) positions and n positive timing errors for n arrivals")
+    range_m = t_s * c
+    sigma_m = sigma_s * c
+    if start is None:
+        guess = _start_from_grid(xy, range_m, sigma_m, margin_m)
+    else:
+        guess = (start[0], start[1], start[2] * c)
+    keep = list(range(n))
+    rejected: list[int] = []
+    while True:
+        params, cov, r, chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep], guess)
+        dof = len(keep) - 3
+        if dof < 1 or len(keep) - 1 < MIN_TESTABLE or chi2 <= chi2_quantile(dof, outlier_p):
+            break
+        _, jac = _residuals(params, xy[keep], range_m[keep], sigma_m[keep])
+        worst = int(np.argmax(_studentized(r, cov, jac)))
+        rejected.append(keep.pop(worst))
+        guess = params
+    mirror = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c)
+    return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), mirror)
+
+
+def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c):
+    """Nodes on (nearly) one straight row cannot tell a source from its reflection across
+    the row. Solve from the reflected point; return it when it fits about as well."""
+    flat, centre, axis = _nearly_collinear(xy[keep])
+    if not flat:
+        return None
+    p = np.array(params[:2]) - centre
+    reflected = centre + 2.0 * axis * (p @ axis) - p
+    m_params, m_cov, _, m_chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep],
+                                          (reflected[0], reflected[1], params[2]))
+    if math.dist(m_params[:2], params[:2]) < 1.0 or m_chi2 > chi2 + 25.0:
+        return None
+    return _make_fix(m_params, m_cov, m_chi2, len(keep) - 3, c, keep, [])
+
+
+def predicted_arrival_s(fix: TdoaFix, x: float, y: float, c: float) -> float:
+    return fix.t0_s + math.hypot(fix.x - x, fix.y - y) / c
