@@ -1,0 +1,188 @@
+# Drones: tonal energy at the blade-pass fundamental and its harmonics, sustained.
+#
+# Audio is box-decimated to ~4 kHz and cut into windows of GRID_HZ resolution (40 ms at 25 Hz).
+# A Goertzel bank computes the DFT bins h*k0 (h = 1..HARMONICS) for every candidate
+# fundamental k0 from F0_MIN_HZ to F0_MAX_HZ. Each bin is compared with its own slowly learned
+# noise floor (that whitens pink/wind noise); a candidate's score is the mean of its harmonics'
+# bin SNRs, each capped, with at least two harmonics standing out so that one stray tone is no
+# drone. A detection needs the best candidate over threshold, at a steady fundamental (+-1 bin),
+# for SUSTAIN_MS with at most MAX_MISSES windows missing in a row.
+import math
+from array import array
+
+from . import dsp
+from .detection import Detection, clamp01
+
+DECIMATED_HZ = 4000
+GRID_HZ = 25
+F0_MIN_HZ = 100
+F0_MAX_HZ = 400
+HARMONICS = 3
+SUSTAIN_MS = 1000
+MAX_MISSES = 3
+WARMUP_WINDOWS = 12      # learn the per-bin noise floor first (~0.5 s)
+FLOOR_TAU = 64           # windows (~2.5 s) for the floor of a quiet bin
+FLOOR_TAU_BUSY = 1024    # windows (~40 s) per 4.3 dB while a bin stands out (tone, new noise)
+STANDS_OUT = 4.0         # bin power over its floor (6 dB)
+CAP = 10000.0            # one bin adds at most 40 dB to a candidate's score
+DEFAULT_THRESHOLD_DB = 8.0
+
+
+class DroneDetector:
+    def __init__(self, rate_hz=16000):
+        self.rate = rate_hz
+        self.factor = (rate_hz + DECIMATED_HZ - 1) // DECIMATED_HZ
+        fd = rate_hz / self.factor
+        n = int(fd / GRID_HZ + 0.5)
+        if n > 160:  # keeps the Goertzel states under 2**31 (see dsp.goertzel)
+            raise ValueError("drone: window of %d samples is too long" % n)
+        self.window_len = n
+        self._bin_hz = fd / n
+        # candidate fundamentals a third of a bin apart, so that the 3rd harmonic of each still
+        # lands within half a bin of one of its bins (Hann: at most 1.4 dB lost)
+        step = GRID_HZ / HARMONICS
+        count = int((F0_MAX_HZ - F0_MIN_HZ) / step) + 1
+        f0s = [F0_MIN_HZ + i * step for i in range(count)]
+        ks = sorted(set(int(h * f / self._bin_hz + 0.5) for f in f0s
+                        for h in range(1, HARMONICS + 1) if 2 * h * f < fd))
+        self._ks = ks
+        index = {k: b for b, k in enumerate(ks)}
+        # candidate: (fundamental Hz, bin index of each harmonic)
+        self._cands = [(f, tuple(index[int(h * f / self._bin_hz + 0.5)]
+                                 for h in range(1, HARMONICS + 1) if 2 * h * f < fd))
+                       for f in f0s]
+        self._step = step
+        self._coef = dsp.goertzel_coefficients([k * self._bin_hz for k in ks], fd)
+        self._hann = dsp.hann_q15(n)
+        self._state = array("i", bytearray(8 * len(ks)))
+        self._window = array("h", bytearray(2 * n))
+        self._power = [0.0] * len(ks)
+        self._floor = [0.0] * len(ks)
+        self._sustain = max(1, (SUSTAIN_MS * GRID_HZ + 999) // 1000)
+        self.threshold_db = DEFAULT_THRESHOLD_DB
+        self.reset()
+
+    def reset(self):
+        self._windows = 0
+        self._pos = 0
+        self._next_index = -1
+        self._window_index = 0
+        self._run = 0
+        self._misses = 0
+        self._floor_windows = 0
+
+    def set_threshold(self, cls, db):
+        self.threshold_db = float(db)
+
+    def feed(self, block, n, first_index, found):
+        f = self.factor
+        if n % f:
+            raise ValueError("drone: block of %d samples is not a multiple of %d" % (n, f))
+        if first_index != self._next_index:
+            self._pos = 0     # lost samples: restart the window and the run
+            self._run = 0
+        self._next_index = first_index + n
+        wlen = self.window_len
+        src = 0
+        left = n // f
+        while left:
+            if self._pos == 0:
+                self._window_index = first_index + src
+            take = min(left, wlen - self._pos)
+            dsp.decimate(block, src, take, f, self._window, self._pos)
+            self._pos += take
+            src += take * f
+            left -= take
+            if self._pos == wlen:
+                self._pos = 0
+                self._evaluate(found)
+
+    def _evaluate(self, found):
+        ks = self._ks
+        coef = self._coef
+        state = self._state
+        dsp.apply_window(self._window, self.window_len, self._hann)
+        dsp.goertzel(self._window, self.window_len, coef, len(ks), state)
+        power = self._power
+        for b in range(len(ks)):
+            power[b] = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b],
+                                          coef[2 * b + 1])
+        if self._floor_windows >= WARMUP_WINDOWS:
+            self._track(found)
+        self._learn_floor()
+
+    def _learn_floor(self):
+        power = self._power
+        floor = self._floor
+        warm = self._floor_windows < WARMUP_WINDOWS
+        self._floor_windows += 1
+        for b in range(len(power)):
+            p = power[b]
+            fl = floor[b]
+            if warm:
+                floor[b] = p if self._floor_windows == 1 else fl + (p - fl) / 2.0
+            elif p < STANDS_OUT * fl:
+                floor[b] = fl + (p - fl) / FLOOR_TAU
+            else:  # creep up only (4.3 dB per FLOOR_TAU_BUSY): a drone must not lift its floor
+                floor[b] = fl + fl / FLOOR_TAU_BUSY
+
+    def _score(self):
+        """(best candidate's fundamental Hz, its score and its bins) or (0, 0.0, ())."""
+        power = self._power
+        floor = self._floor
+        best_f = 0
+        best = 0.0
+        best_bins = ()
+        for f, bins in self._cands:
+            total = 0.0
+            strong = 0
+            for b in bins:
+                fl = floor[b]
+                r = power[b] / fl if fl > 0.0 else CAP
+                if r > CAP:
+                    r = CAP
+                if r >= STANDS_OUT:
+                    strong += 1
+                total += r
+            if strong >= 2:
+                score = total / len(bins)
+                if score > best:
+                    best = score
+                    best_f = f
+                    best_bins = bins
+        return best_f, best, best_bins
+
+    def _track(self, found):
+        f, score, bins = self._score()
+        score_db = 10.0 * math.log10(score) if score > 0.0 else -120.0
+        if score_db < self.threshold_db:
+            self._misses += 1
+            if self._misses > MAX_MISSES:
+                self._run = 0
+            return
+        self._misses = 0
+        if self._run and abs(f - self._run_f) <= 2.5 * self._step:
+            self._run += 1
+            self._run_score += score_db
+        else:
+            self._run = 1
+            self._run_start = self._window_index
+            self._run_score = score_db
+            self._run_peak = 0.0
+        self._run_f = f
+        p = self._power[bins[0]]
+        if p > self._run_peak:
+            self._run_peak = p
+        if self._run >= self._sustain:
+            found.append(self._detection(f))
+            self._run = 0
+
+    def _detection(self, f):
+        snr_db = self._run_score / self._run
+        # Hann: a tone of amplitude A on a bin gives |X| = A*N/4
+        amplitude = 4.0 * math.sqrt(self._run_peak) / self.window_len
+        peak_db = 20.0 * math.log10(amplitude / 32768.0) if amplitude > 0 else -120.0
+        duration_ms = self._run * 1000 // GRID_HZ
+        confidence = clamp01(0.5 + (snr_db - self.threshold_db) / 20.0)
+        return Detection(3, confidence, self._run_start, peak_db, duration_ms, int(f + 0.5),
+                         snr_db)

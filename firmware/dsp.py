@@ -1,0 +1,311 @@
+# The detectors' hot loops over int16 audio (array('h') or a memoryview of one).
+#
+# Each loop exists twice: a @micropython.viper version for the boards and the unix port, and
+# a plain-Python version that CPython (the emulator) runs. Both give the same integers; the
+# tests compare them on the unix port. `use_viper(False)` selects the plain loops everywhere,
+# for the speed benchmark.
+#
+# Viper ints are machine words: 64-bit on the unix port, 32-bit on ESP32/RP2. Every sum here is
+# bounded below 2**31 (bounds are given per function) so the boards never overflow, and no loop
+# relies on wrap-around. Viper's ptr16 reads unsigned: `(v ^ 0x8000) - 0x8000` restores the sign.
+# Viper only ever *writes* 32-bit words (ptr32 reads are unsigned on the 64-bit unix port).
+
+try:
+    import micropython
+    VIPER_AVAILABLE = hasattr(micropython, "viper")
+except ImportError:  # CPython
+    VIPER_AVAILABLE = False
+
+
+# ---------------------------------------------------------------- plain Python loops
+
+def _hop_levels_py(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
+    """Per hop of `hop` samples from buf[start]: sum |x|, sum |x[i]-x[i-1]|, max |x|.
+
+    `prev` is the sample before buf[start] (for the first difference). Returns the last sample.
+    Bounds: a hop sums at most hop*32768 (abs) and hop*65535 (diff): hop <= 8192 keeps < 2**31.
+    """
+    i = start
+    for j in range(hops):
+        a = 0
+        d = 0
+        p = 0
+        for _ in range(hop):
+            v = buf[i]
+            i += 1
+            m = v if v >= 0 else -v
+            a += m
+            if m > p:
+                p = m
+            e = v - prev
+            d += e if e >= 0 else -e
+            prev = v
+        abs_out[j] = a
+        diff_out[j] = d
+        peak_out[j] = p
+    return prev
+
+
+def _decimate_py(buf, start, count, factor, out, pos):
+    """out[pos:pos+count] = floor mean of each `factor` samples from buf[start] (a box low-pass:
+    its nulls sit on the multiples of the new rate, where the aliases of low tones come from)."""
+    i = start
+    for k in range(pos, pos + count):
+        s = 0
+        for _ in range(factor):
+            s += buf[i]
+            i += 1
+        out[k] = s // factor
+
+
+def _goertzel_py(window, n, coef, bins, out):
+    """Goertzel resonators over window[0:n], one per bin; writes (s1, s2) pairs to out.
+
+    coef holds per bin (hi, lo) with 2*cos(w) in Q14 = hi*128 + lo, 0 <= lo < 128; the product
+    is split so that |s| <= n*32768 (n <= 160: 2**22.4) times |hi| <= 256 stays below 2**31.
+    """
+    for b in range(bins):
+        hi = coef[2 * b]
+        lo = coef[2 * b + 1]
+        s1 = 0
+        s2 = 0
+        for i in range(n):
+            s0 = window[i] + ((hi * s1) >> 7) + ((lo * s1) >> 14) - s2
+            s2 = s1
+            s1 = s0
+        out[2 * b] = s1
+        out[2 * b + 1] = s2
+
+
+def _apply_window_py(buf, n, win):
+    """buf[i] = buf[i] * win[i] >> 15 in place (win in Q15, 0..32767)."""
+    for i in range(n):
+        buf[i] = (buf[i] * win[i]) >> 15
+
+
+def _first_above_py(buf, start, end, level):
+    """Index of the first sample in buf[start:end] with |x| > level, or -1."""
+    for i in range(start, end):
+        v = buf[i]
+        if v > level or -v > level:
+            return i
+    return -1
+
+
+def _abs_sum_py(buf, start, n):
+    """Sum of |x| over n samples (n <= 65535 keeps it below 2**31)."""
+    s = 0
+    for i in range(start, start + n):
+        v = buf[i]
+        s += v if v >= 0 else -v
+    return s
+
+
+def _peak_py(buf, start, n):
+    p = 0
+    for i in range(start, start + n):
+        v = buf[i]
+        if v < 0:
+            v = -v
+        if v > p:
+            p = v
+    return p
+
+
+def _zero_crossings_py(buf, start, n):
+    """Sign changes between neighbouring samples (0 counts as positive)."""
+    z = 0
+    prev = buf[start] >= 0
+    for i in range(start + 1, start + n):
+        cur = buf[i] >= 0
+        if cur != prev:
+            z += 1
+        prev = cur
+    return z
+
+
+# ---------------------------------------------------------------- viper loops
+
+if VIPER_AVAILABLE:
+    @micropython.viper
+    def _hop_levels_v(buf, start: int, hops: int, hop: int, prev: int,
+                      abs_out, diff_out, peak_out) -> int:
+        x = ptr16(buf)
+        ao = ptr32(abs_out)
+        do = ptr32(diff_out)
+        po = ptr32(peak_out)
+        i = start
+        for j in range(hops):
+            a = 0
+            d = 0
+            p = 0
+            for _ in range(hop):
+                v = int(x[i])
+                v = (v ^ 0x8000) - 0x8000
+                i += 1
+                m = v
+                if m < 0:
+                    m = 0 - m
+                a += m
+                if m > p:
+                    p = m
+                e = v - prev
+                if e < 0:
+                    e = 0 - e
+                d += e
+                prev = v
+            ao[j] = a
+            do[j] = d
+            po[j] = p
+        return prev
+
+    @micropython.viper
+    def _decimate_v(buf, start: int, count: int, factor: int, out, pos: int):
+        x = ptr16(buf)
+        o = ptr16(out)
+        i = start
+        for k in range(pos, pos + count):
+            s = 0
+            for _ in range(factor):
+                v = int(x[i])
+                s += (v ^ 0x8000) - 0x8000
+                i += 1
+            o[k] = s // factor
+
+    @micropython.viper
+    def _goertzel_v(window, n: int, coef, bins: int, out):
+        x = ptr16(window)
+        c = ptr16(coef)
+        o = ptr32(out)
+        for b in range(bins):
+            hi = int(c[2 * b])
+            hi = (hi ^ 0x8000) - 0x8000
+            lo = int(c[2 * b + 1])
+            s1 = 0
+            s2 = 0
+            for i in range(n):
+                v = int(x[i])
+                s0 = ((v ^ 0x8000) - 0x8000) + ((hi * s1) >> 7) + ((lo * s1) >> 14) - s2
+                s2 = s1
+                s1 = s0
+            o[2 * b] = s1
+            o[2 * b + 1] = s2
+
+    @micropython.viper
+    def _apply_window_v(buf, n: int, win):
+        x = ptr16(buf)
+        w = ptr16(win)
+        for i in range(n):
+            v = int(x[i])
+            v = (v ^ 0x8000) - 0x8000
+            x[i] = (v * int(w[i])) >> 15
+
+    @micropython.viper
+    def _first_above_v(buf, start: int, end: int, level: int) -> int:
+        x = ptr16(buf)
+        for i in range(start, end):
+            v = int(x[i])
+            v = (v ^ 0x8000) - 0x8000
+            if v > level or 0 - v > level:
+                return i
+        return -1
+
+    @micropython.viper
+    def _abs_sum_v(buf, start: int, n: int) -> int:
+        x = ptr16(buf)
+        s = 0
+        for i in range(start, start + n):
+            v = int(x[i])
+            v = (v ^ 0x8000) - 0x8000
+            if v < 0:
+                v = 0 - v
+            s += v
+        return s
+
+    @micropython.viper
+    def _peak_v(buf, start: int, n: int) -> int:
+        x = ptr16(buf)
+        p = 0
+        for i in range(start, start + n):
+            v = int(x[i])
+            v = (v ^ 0x8000) - 0x8000
+            if v < 0:
+                v = 0 - v
+            if v > p:
+                p = v
+        return p
+
+    @micropython.viper
+    def _zero_crossings_v(buf, start: int, n: int) -> int:
+        x = ptr16(buf)
+        z = 0
+        prev = int(x[start]) & 0x8000
+        for i in range(start + 1, start + n):
+            cur = int(x[i]) & 0x8000
+            if cur != prev:
+                z += 1
+            prev = cur
+        return z
+
+
+# ---------------------------------------------------------------- selection
+
+hop_levels = _hop_levels_py
+decimate = _decimate_py
+goertzel = _goertzel_py
+first_above = _first_above_py
+apply_window = _apply_window_py
+abs_sum = _abs_sum_py
+peak = _peak_py
+zero_crossings = _zero_crossings_py
+
+
+def use_viper(on=True):
+    """Select the viper loops (default where they exist) or the plain ones; returns the choice."""
+    global hop_levels, decimate, goertzel, first_above, abs_sum, peak, zero_crossings
+    global apply_window
+    on = bool(on) and VIPER_AVAILABLE
+    if on:
+        hop_levels, decimate, goertzel = _hop_levels_v, _decimate_v, _goertzel_v
+        apply_window = _apply_window_v
+        first_above, abs_sum, peak, zero_crossings = (
+            _first_above_v, _abs_sum_v, _peak_v, _zero_crossings_v)
+    else:
+        hop_levels, decimate, goertzel = _hop_levels_py, _decimate_py, _goertzel_py
+        apply_window = _apply_window_py
+        first_above, abs_sum, peak, zero_crossings = (
+            _first_above_py, _abs_sum_py, _peak_py, _zero_crossings_py)
+    return on
+
+
+def goertzel_coefficients(freqs_hz, rate_hz):
+    """array('h') of (hi, lo) pairs for `goertzel`: 2*cos(2*pi*f/rate) in Q14, split."""
+    import math
+    from array import array
+    coef = array("h", bytearray(4 * len(freqs_hz)))
+    for b, f in enumerate(freqs_hz):
+        q = int(round(2.0 * math.cos(2.0 * math.pi * f / rate_hz) * 16384))
+        coef[2 * b] = q >> 7
+        coef[2 * b + 1] = q & 127
+    return coef
+
+
+def hann_q15(n):
+    """array('h') Hann window in Q15 (periodic, so a tone between bins loses at most 1.4 dB)."""
+    import math
+    from array import array
+    win = array("h", bytearray(2 * n))
+    for i in range(n):
+        win[i] = int(32767 * 0.5 * (1.0 - math.cos(2.0 * math.pi * i / n)) + 0.5)
+    return win
+
+
+def goertzel_power(s1, s2, hi, lo):
+    """|X(f)|**2 of one bin from the resonator's last two states (float, not in the hot loop)."""
+    c = (hi * 128 + lo) / 16384.0
+    s1 = float(s1)
+    s2 = float(s2)
+    return s1 * s1 + s2 * s2 - c * s1 * s2
+
+
+use_viper(True)

@@ -1,0 +1,246 @@
+# Impulse events: explosion/artillery vs small-arms fire.
+#
+# Trigger: short-term average of |x| (2 hops, ~2 ms) against a long-term average (~1 s,
+# frozen during an event). The onset is refined to the sample: the first sample within the
+# last three hops whose |x| exceeds ONSET_K times the mean noise |x|, walked back down its
+# rising edge. The event lasts until the short-term average stays under the off ratio for
+# GAP_MS. Features: peak, duration, rise time, and the spectral balance sum|dx|/sum|x| (noise
+# share removed) turned into a frequency: a tone at f has balance 2*sin(pi*f/rate).
+# Levels are ints (Q4 fixed point) so nothing allocates per hop on the board.
+import math
+from array import array
+
+from . import dsp
+from .detection import Detection, clamp01
+
+ONSET_K = 5            # onset sample: |x| > ONSET_K * mean noise |x| (~4 sigma of Gaussian noise)
+GAP_MS = 10            # an event ends after this long under the off ratio
+MAX_EVENT_MS = 1500    # longer is no impulse: end it, re-learn the noise, report nothing
+WARMUP_MS = 250        # learn the noise before the first trigger
+LTA_SHIFT = 9          # long-term average over 2**9 hops (~0.5 s at 1 ms hops)
+EXPLOSION_MAX_HZ = 400     # balance frequency at or under this, and long enough: explosion
+EXPLOSION_MIN_MS = 12
+SMALL_ARMS_MIN_HZ = 600    # at or over this, and short: small arms
+SMALL_ARMS_MAX_MS = 40
+SMALL_ARMS_MAX_RISE_MS = 5
+DEFAULT_THRESHOLD_DB = 8.0
+
+
+def _db20(ratio):
+    return 20.0 * math.log10(ratio) if ratio > 0 else -120.0
+
+
+class ImpulseDetector:
+    """Feed int16 blocks (length a multiple of `hop`); appends Detection objects to a list."""
+
+    def __init__(self, rate_hz=16000, hop=0, max_block=1024):
+        if hop <= 0:
+            hop = max(8, rate_hz // 1000)
+        if max_block % hop:
+            raise ValueError("impulse: max_block %d is not a multiple of hop %d" % (max_block, hop))
+        self.rate = rate_hz
+        self.hop = hop
+        hops = max_block // hop
+        self._abs = array("i", bytearray(4 * hops))
+        self._diff = array("i", bytearray(4 * hops))
+        self._peak = array("i", bytearray(4 * hops))
+        self._tail = array("h", bytearray(4 * hop))    # last 2 hops of the previous block
+        self._gap_hops = max(1, GAP_MS * rate_hz // (1000 * hop))
+        self._max_hops = MAX_EVENT_MS * rate_hz // (1000 * hop)
+        self._warmup_hops = WARMUP_MS * rate_hz // (1000 * hop)
+        # thresholds (dB of short/long-term ratio) for classes 0 unknown, 1 explosion, 2 small arms
+        self.threshold_db = [DEFAULT_THRESHOLD_DB] * 3
+        self._set_ratios()
+        self.reset()
+
+    def reset(self):
+        self._hops_seen = 0
+        self._prev_sample = 0
+        self._prev_level = 0
+        self._prev_hop_abs = 0
+        self._prev_hop_diff = 0
+        self._lta = 0          # mean |x| sum per hop, Q4
+        self._lta_d = 0        # mean |dx| sum per hop, Q4
+        self._next_index = -1
+        self._active = False
+
+    def set_threshold(self, cls, db):
+        self.threshold_db[cls] = float(db)
+        self._set_ratios()
+
+    def _set_ratios(self):
+        on = min(self.threshold_db)
+        self._on_q = max(18, int(16 * 10 ** (on / 20.0)))      # Q4 amplitude ratio
+        self._off_q = max(17, min(24, self._on_q * 3 // 4))
+
+    # ------------------------------------------------------------ per block
+    def feed(self, block, n, first_index, found):
+        hop = self.hop
+        if n % hop or n > len(self._abs) * hop:
+            raise ValueError("impulse: block of %d samples (need a multiple of %d, at most %d)"
+                             % (n, hop, len(self._abs) * hop))
+        if first_index != self._next_index:
+            self._discontinuity()
+        self._next_index = first_index + n
+        hops = n // hop
+        self._prev_sample = dsp.hop_levels(block, 0, hops, hop, self._prev_sample,
+                                           self._abs, self._diff, self._peak)
+        for j in range(hops):
+            self._hop(block, j, first_index, found)
+        tail = self._tail
+        k = n - 2 * hop
+        for i in range(2 * hop):
+            tail[i] = block[k + i]
+
+    def _discontinuity(self):
+        # samples were lost: an event in progress or an onset search cannot span the gap
+        self._active = False
+        self._prev_level = 0
+        tail = self._tail
+        for i in range(len(tail)):
+            tail[i] = 0
+
+    def _hop(self, block, j, first_index, found):
+        level = self._abs[j]
+        sta2 = level + self._prev_level
+        self._prev_level = level
+        self._hops_seen += 1
+        if self._active:
+            self._event_hop(block, j, level, sta2, first_index, found)
+        elif self._hops_seen <= self._warmup_hops:
+            self._learn(level, j, 2)
+        elif sta2 * 256 >= self._on_q * self._lta * 2 and self._lta > 0:
+            self._start(block, j, level, sta2, first_index)
+        else:
+            self._learn(level, j, LTA_SHIFT)
+        self._prev_hop_abs = level
+        self._prev_hop_diff = self._diff[j]
+
+    def _learn(self, level, j, shift):
+        self._lta += ((level << 4) - self._lta) >> shift
+        self._lta_d += ((self._diff[j] << 4) - self._lta_d) >> shift
+
+    # ------------------------------------------------------------ an event
+    def _start(self, block, j, level, sta2, first_index):
+        hop = self.hop
+        noise = self._lta // (16 * hop)               # mean noise |x| per sample
+        onset = self._onset(block, j, noise)
+        self._active = True
+        self._onset_index = first_index + onset
+        self._ev_hops = 0
+        self._ev_abs = 0
+        self._ev_diff = 0
+        self._ev_keep_hops = 0
+        self._ev_keep_abs = 0
+        self._ev_keep_diff = 0
+        self._quiet = 0
+        self._max_sta = 0
+        self._ev_peak = 0
+        self._peak_index = self._onset_index
+        self._last_active_end = first_index + (j + 1) * hop
+        # the hop before the trigger hop usually holds the onset: count it in the features
+        if onset < j * hop:
+            self._ev_hops = 1
+            self._ev_abs = self._prev_hop_abs
+            self._ev_diff = self._prev_hop_diff
+        self._event_hop(block, j, level, sta2, first_index, None)
+
+    def _onset(self, block, j, noise):
+        """Sample (relative to block, negative = in the previous block) where the event begins."""
+        hop = self.hop
+        lo = (j - 2) * hop
+        hi = (j + 1) * hop
+        for level in (ONSET_K * noise, (ONSET_K * noise) >> 1):
+            i = self._search(block, lo, hi, level)
+            if i is not None:
+                return self._walk_back(block, i, lo, noise)
+        return j * hop
+
+    def _search(self, block, lo, hi, level):
+        tail = self._tail
+        t = len(tail)
+        if lo < 0:
+            i = dsp.first_above(tail, t + lo, t, level)
+            if i >= 0:
+                return i - t
+            lo = 0
+        i = dsp.first_above(block, lo, hi, level)
+        return i if i >= 0 else None
+
+    def _walk_back(self, block, i, lo, noise):
+        # down the rising edge to where it leaves the noise (same sign, still growing)
+        if i <= 0:
+            return i
+        v = block[i]
+        for _ in range(self.hop):
+            if i - 1 < max(lo, 0):
+                break
+            u = block[i - 1]
+            if (u >= 0) != (v >= 0):
+                break
+            au = u if u >= 0 else -u
+            av = v if v >= 0 else -v
+            if au >= av or au <= noise:
+                break
+            i -= 1
+            v = u
+        return i
+
+    def _event_hop(self, block, j, level, sta2, first_index, found):
+        hop = self.hop
+        self._ev_hops += 1
+        self._ev_abs += level
+        self._ev_diff += self._diff[j]
+        if sta2 > self._max_sta:
+            self._max_sta = sta2
+        p = self._peak[j]
+        if p > self._ev_peak:
+            self._ev_peak = p
+            i = dsp.first_above(block, j * hop, (j + 1) * hop, p - 1)
+            self._peak_index = first_index + i
+        if sta2 * 256 >= self._off_q * self._lta * 2:
+            self._quiet = 0
+            self._last_active_end = first_index + (j + 1) * hop
+            self._ev_keep_hops = self._ev_hops
+            self._ev_keep_abs = self._ev_abs
+            self._ev_keep_diff = self._ev_diff
+        else:
+            self._quiet += 1
+        if found is None:
+            return
+        if self._ev_hops >= self._max_hops:
+            # no impulse lasts this long: the background changed, adopt its level silently
+            self._active = False
+            self._lta = (self._ev_abs << 4) // self._ev_hops
+            self._lta_d = (self._ev_diff << 4) // self._ev_hops
+        elif self._quiet >= self._gap_hops:
+            self._active = False
+            det = self._classify()
+            if det.snr_db >= self.threshold_db[det.cls]:
+                found.append(det)
+
+    def _classify(self):
+        lta = self._lta / 16.0
+        n = self._ev_keep_hops
+        sig_abs = self._ev_keep_abs - n * lta
+        sig_diff = self._ev_keep_diff - n * self._lta_d / 16.0
+        balance = sig_diff / sig_abs if sig_abs > 0 else 2.0
+        balance = min(2.0, max(0.0, balance))
+        freq = int(self.rate / math.pi * math.asin(balance / 2.0))
+        duration_ms = (self._last_active_end - self._onset_index) * 1000 // self.rate
+        rise_ms = (self._peak_index - self._onset_index) * 1000.0 / self.rate
+        snr_db = _db20(self._max_sta / (2.0 * lta)) if lta > 0 else 0.0
+        peak_db = _db20(self._ev_peak / 32768.0)
+        strength = clamp01((snr_db - 3.0) / 15.0)
+        cls = 0
+        fit = 0.0
+        if freq <= EXPLOSION_MAX_HZ and duration_ms >= EXPLOSION_MIN_MS:
+            cls = 1
+            fit = min(clamp01(0.5 + math.log(EXPLOSION_MAX_HZ / max(freq, 1)) / 1.4),
+                      clamp01(duration_ms / (2.0 * EXPLOSION_MIN_MS)))
+        elif (freq >= SMALL_ARMS_MIN_HZ and duration_ms <= SMALL_ARMS_MAX_MS
+              and rise_ms <= SMALL_ARMS_MAX_RISE_MS):
+            cls = 2
+            fit = clamp01(0.5 + math.log(freq / SMALL_ARMS_MIN_HZ) / 1.4)
+        confidence = 0.2 * strength + 0.8 * strength * fit if cls else 0.3 * strength
+        return Detection(cls, confidence, self._onset_index, peak_db, duration_ms, freq, snr_db)

@@ -1,0 +1,93 @@
+# Tampering with the node: a sudden jolt, or the node tilted away from how it was mounted.
+#
+# Jolt: the largest per-axis change between two accelerometer samples (milli-g) over the
+# threshold. Tilt: the angle between a lightly smoothed acceleration and the rest vector
+# (learned slowly while the node is still) over TILT_DEG for TILT_HOLD_MS; the new attitude
+# then becomes the rest vector, so one knock-over is reported once.
+import math
+
+from .detection import Detection, clamp01
+
+DEFAULT_JOLT_MG = 400
+TILT_DEG = 20.0
+TILT_HOLD_MS = 1000
+REST_WARMUP = 8          # samples averaged fast before the rest vector is trusted
+REST_TAU = 256           # samples (~5 s at 50 Hz) to learn the rest vector while still
+SMOOTH_TAU = 4
+
+
+class TamperDetector:
+    def __init__(self, rate_hz=50):
+        self.rate = rate_hz
+        self.threshold_mg = DEFAULT_JOLT_MG
+        self._hold = max(1, TILT_HOLD_MS * rate_hz // 1000)
+        self._cos_tilt = math.cos(math.radians(TILT_DEG))
+        self.reset()
+
+    def reset(self):
+        self._last = None
+        self._rest = None
+        self._smooth = None
+        self._seen = 0
+        self._tilted = 0
+        self._tilt_start = 0
+
+    def set_threshold(self, cls, mg):
+        self.threshold_mg = int(mg)
+
+    def feed(self, x, y, z, index):
+        """One accelerometer sample (milli-g ints) at audio sample `index`: Detection or None."""
+        last = self._last
+        self._last = (x, y, z)
+        self._seen += 1
+        if last is None:
+            self._rest = [float(x), float(y), float(z)]
+            self._smooth = [float(x), float(y), float(z)]
+            return None
+        jolt = max(abs(x - last[0]), abs(y - last[1]), abs(z - last[2]))
+        self._follow((x, y, z), jolt)
+        if jolt >= self.threshold_mg:
+            return self._jolt(jolt, index)
+        return self._tilt(index)
+
+    def _follow(self, a, jolt):
+        s = self._smooth
+        r = self._rest
+        warm = self._seen <= REST_WARMUP
+        still = jolt < self.threshold_mg // 4
+        for i in range(3):
+            s[i] += (a[i] - s[i]) / SMOOTH_TAU
+            if warm:
+                r[i] += (a[i] - r[i]) / 2.0
+            elif still and not self._tilted:
+                r[i] += (a[i] - r[i]) / REST_TAU
+
+    def _jolt(self, jolt, index):
+        ratio = jolt / float(self.threshold_mg)
+        return Detection(5, clamp01(0.5 + 0.25 * ratio), index, 20.0 * math.log10(jolt / 1000.0),
+                         0, 0, 20.0 * math.log10(ratio))
+
+    def _tilt(self, index):
+        if self._seen <= REST_WARMUP:
+            return None
+        s = self._smooth
+        r = self._rest
+        dot = s[0] * r[0] + s[1] * r[1] + s[2] * r[2]
+        norms = math.sqrt((s[0] * s[0] + s[1] * s[1] + s[2] * s[2])
+                          * (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]))
+        if norms <= 0.0 or dot >= self._cos_tilt * norms:
+            self._tilted = 0
+            return None
+        if self._tilted == 0:
+            self._tilt_start = index
+        self._tilted += 1
+        if self._tilted < self._hold:
+            return None
+        angle = math.degrees(math.acos(max(-1.0, min(1.0, dot / norms))))
+        for i in range(3):
+            r[i] = s[i]          # the new attitude is the new rest
+        self._tilted = 0
+        duration_ms = self._hold * 1000 // self.rate
+        ratio = angle / TILT_DEG
+        return Detection(5, clamp01(0.5 + 0.25 * ratio), self._tilt_start, 0.0, duration_ms, 0,
+                         20.0 * math.log10(ratio))
