@@ -71,8 +71,9 @@ def partition(arrivals: list[Arrival], c: float, config: FusionConfig) -> list[S
         sources.append(source)
         remaining -= set(source.members)
     for i in sorted(remaining):
-        if i in rejected_by:
-            sources[rejected_by[i]].rejected.append(i)
+        owner = rejected_by.get(i, _closest_fix(arrivals, i, sources, c, config))
+        if owner is not None:
+            sources[owner].rejected.append(i)
             remaining.discard(i)
     sources.extend(_pairs_and_singles(arrivals, remaining, c, config))
     return sources
@@ -122,6 +123,25 @@ def _fit(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
     if fix.t0_s > min(arrivals[i].t_s for i in chosen) + 3 * max(arrivals[i].sigma_s for i in chosen):
         return None        # emitted after it was heard
     return fix
+
+
+def _closest_fix(arrivals, i, sources, c, config) -> int | None:
+    """A stray arrival (an echo, a bad clock) that fits no fix but could have come from one of
+    them: the fix whose predicted arrival at its node is nearest. It is kept as rejected there,
+    so it does not stand as an incident of its own."""
+    a = arrivals[i]
+    best = None
+    for k, source in enumerate(sources):
+        nodes = {arrivals[j].report.node_id for j in source.members + source.rejected}
+        if a.report.node_id in nodes:
+            continue
+        agree = sum(1 for j in source.members if pair_consistent(a, arrivals[j], c, config))
+        if 2 * agree < len(source.members):
+            continue
+        miss = abs(a.t_s - tdoa.predicted_arrival_s(source.fix, a.x, a.y, c))
+        if best is None or miss < best[0]:
+            best = (miss, k)
+    return None if best is None else best[1]
 
 
 def _one_per_node(arrivals, indices, implied_t0, t0, gates) -> list[int]:

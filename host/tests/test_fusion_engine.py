@@ -1,0 +1,187 @@
+"""The fusion engine end to end on synthetic, exact geometry (no noise unless stated)."""
+import math
+
+import pytest
+
+from linewatch.fusion import FusionConfig, FusionEngine, Report, speed_of_sound
+from linewatch.geo import ContactLine, LocalFrame, haversine_m
+
+C = speed_of_sound(15.0)
+LINE = ContactLine([(48.0, 37.0), (48.0, 37.3)])          # drawn west -> east: "L" is north
+FRAME = LocalFrame(48.0, 37.0)
+# Two staggered rows at 1 km spacing, 500 m either side of the line.
+NODES = {0x100 + i: (2000.0 + 1000.0 * i, 500.0) for i in range(12)}
+NODES.update({0x200 + i: (2500.0 + 1000.0 * i, -500.0) for i in range(12)})
+T0 = 1_800_000_000_000_000
+JSON_KEYS = {"id", "class", "status", "provisional", "fix", "time_utc_us", "lat", "lon", "ellipse_95",
+             "side", "side_probability", "distance_from_line_m", "nodes", "reports", "rejected_nodes",
+             "formed_at_us", "updated_at_us", "version", "launch_id", "impact_id", "track", "heading_deg"}
+
+
+class World:
+    def __init__(self, clock_error_us=1000):
+        self.engine = FusionEngine(LINE, FusionConfig())
+        self.clock_error_us = clock_error_us
+        self.evidence = 0
+        self.latest = {}
+
+    def report(self, node, onset_us, event_class="explosion", frequency_hz=0, snr_db=20.0):
+        self.evidence += 1
+        lat, lon = FRAME.to_latlon(*NODES[node])
+        return Report(node, lat, lon, 100.0, event_class, int(onset_us), self.clock_error_us, 0.9, 120.0,
+                      200, frequency_hz, snr_db, self.evidence, int(onset_us) + 500_000)
+
+    def blast(self, xy, t_us, nodes=None, delay=None):
+        """Reports of one blast at local position xy, one per node, as (report, arrival time)."""
+        out = []
+        for node in nodes or NODES:
+            onset = t_us + math.dist(NODES[node], xy) / C * 1e6 + (delay or {}).get(node, 0.0)
+            out.append(self.report(node, onset))
+        return out
+
+    def feed(self, reports):
+        changed = []
+        for r in sorted(reports, key=lambda r: (r.onset_utc_us, r.node_id)):
+            for incident in self.engine.add(r, r.received_at_us):
+                self.latest[incident.id] = incident
+                changed.append(incident)
+        return changed
+
+    def live(self):
+        return [i for i in self.latest.values() if i.reports]
+
+
+def error_m(incident, xy):
+    return haversine_m(incident.lat, incident.lon, *FRAME.to_latlon(*xy))
+
+
+def test_one_blast_is_fixed_within_centimetres_on_the_right_side():
+    world = World()
+    world.feed(world.blast((6300.0, 2000.0), T0))
+    [incident] = world.live()
+    assert incident.fix == "tdoa" and incident.provisional
+    assert error_m(incident, (6300.0, 2000.0)) < 0.05
+    assert abs(incident.time_utc_us - T0) <= 2
+    assert incident.side == "L" and incident.side_probability > 0.999
+    assert incident.distance_from_line_m == pytest.approx(2000.0, abs=0.5)
+    assert sorted(incident.nodes) == sorted(NODES) and incident.rejected_nodes == ()
+    assert set(incident.to_json()) == JSON_KEYS
+
+
+def test_an_echo_at_one_node_is_rejected_from_the_fix():
+    world = World()
+    world.feed(world.blast((6300.0, -800.0), T0, delay={0x105: 300_000.0}))
+    [incident] = world.live()
+    assert incident.rejected_nodes == (0x105,)
+    assert error_m(incident, (6300.0, -800.0)) < 0.05
+    assert incident.side == "R"
+
+
+def test_two_nodes_give_a_hyperbola_and_one_node_a_detection():
+    world = World()
+    [single] = world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x104]))
+    assert single.fix == "detection" and single.nodes == (0x104,) and single.lat is not None
+    world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x203]))
+    [pair] = world.live()
+    assert pair.fix == "hyperbola" and sorted(pair.nodes) == [0x104, 0x203]
+    assert pair.ellipse_95 is None
+
+
+def test_two_impacts_a_second_apart_and_two_km_apart_are_two_incidents():
+    world = World(clock_error_us=10_000)
+    sources = [((5000.0, 300.0), T0), ((7000.0, -200.0), T0 + 1_000_000)]
+    world.feed([r for xy, t in sources for r in world.blast(xy, t)])
+    live = sorted(world.live(), key=lambda i: i.time_utc_us)
+    assert [i.fix for i in live] == ["tdoa", "tdoa"]
+    for incident, (xy, t) in zip(live, sources):
+        assert error_m(incident, xy) < 1.0
+        assert len(incident.nodes) == len(NODES)
+
+
+def test_a_late_report_updates_the_incident_and_bumps_its_version():
+    world = World()
+    reports = world.blast((6300.0, 2000.0), T0)
+    late = [r for r in reports if r.node_id == 0x10B][0]
+    world.feed([r for r in reports if r is not late])
+    [before] = world.live()
+    [after] = world.engine.add(late, late.received_at_us + 5_000_000)
+    assert after.id == before.id and after.version == before.version + 1
+    assert 0x10B in after.nodes and 0x10B not in before.nodes
+    assert after.formed_at_us == before.formed_at_us < after.updated_at_us
+
+
+def test_every_report_belongs_to_one_incident_only_and_duplicates_are_ignored():
+    world = World(clock_error_us=10_000)
+    reports = world.blast((4000.0, 1000.0), T0) + world.blast((9000.0, -1500.0), T0 + 3_000_000)
+    world.feed(reports)
+    assert world.engine.add(reports[0], T0 + 60_000_000) == []
+    used = [e for incident in world.live() for e in incident.reports]
+    assert sorted(used) == sorted(r.evidence_id for r in reports)
+
+
+def test_tick_makes_incidents_final_after_the_window():
+    world = World()
+    world.feed(world.blast((6300.0, 2000.0), T0))
+    [incident] = world.live()
+    assert world.engine.tick(T0 + 1_000_000) == []
+    [final] = world.engine.tick(T0 + 600_000_000)
+    assert final.id == incident.id and not final.provisional and final.version == incident.version + 1
+    assert world.engine.tick(T0 + 700_000_000) == []
+
+
+def test_side_probability_reflects_the_ellipse_near_the_line():
+    world = World(clock_error_us=10_000)
+    world.feed(world.blast((6300.0, 3.0), T0, nodes=[0x104, 0x105, 0x106, 0x204, 0x205]))
+    [incident] = world.live()
+    assert 0.5 <= incident.side_probability < 0.9      # 3 m from the line, metres of uncertainty
+    assert incident.distance_from_line_m < 5.0
+
+
+def test_a_launch_is_paired_with_its_impact():
+    world = World()
+    launch_xy, impact_xy = (4000.0, 4000.0), (12000.0, -2000.0)
+    flight_us = int(math.dist(launch_xy, impact_xy) / 400.0 * 1e6)    # 400 m/s mean ground speed
+    world.feed(world.blast(launch_xy, T0) + world.blast(impact_xy, T0 + flight_us))
+    launch, impact = sorted(world.live(), key=lambda i: i.time_utc_us)
+    assert launch.impact_id == impact.id and impact.launch_id == launch.id
+    assert launch.side == "L" and impact.side == "R"
+
+
+def test_blasts_too_close_in_time_are_not_paired():
+    world = World()
+    world.feed(world.blast((4000.0, 4000.0), T0) + world.blast((6000.0, 3000.0), T0 + 2_000_000))
+    assert all(i.launch_id is None and i.impact_id is None for i in world.live())
+
+
+def test_a_drone_crossing_the_line_is_an_incident_of_its_own():
+    world = World()
+    # Flies north over x = 6000 m at 10 m/s; the nearest node hears it every 5 s.
+    reports = []
+    for k in range(24):
+        t_s = 5.0 * k
+        y = -1200.0 + 10.0 * t_s
+        node = min(NODES, key=lambda n: math.dist(NODES[n], (6000.0, y)))
+        reports.append(world.report(node, T0 + t_s * 1e6, "drone", frequency_hz=180))
+    world.feed(reports)
+    drones = [i for i in world.live() if i.event_class == "drone"]
+    crossings = [i for i in drones if i.distance_from_line_m == 0.0]
+    [track] = [i for i in drones if i not in crossings]
+    assert len(crossings) == 1
+    assert crossings[0].side == "L" and abs(((crossings[0].heading_deg + 180) % 360) - 180) < 30
+    assert len(track.track) == 24 and track.side == "L"
+
+
+def test_bad_input_gets_a_clear_error():
+    with pytest.raises(ValueError, match="event class"):
+        Report(1, 48.0, 37.0, 0.0, "mortar", 0, 0, 1.0, 0.0, 0, 0, 0.0, None, 0)
+    with pytest.raises(ValueError, match="finite"):
+        Report(1, float("nan"), 37.0, 0.0, "explosion", 0, 0, 1.0, 0.0, 0, 0, 0.0, None, 0)
+    with pytest.raises(TypeError):
+        FusionEngine(LINE).add({"node_id": 1}, 0)
+
+
+def test_the_speed_of_sound_follows_the_temperature():
+    engine = FusionEngine(LINE, FusionConfig(temperature_c=0.0))
+    assert engine.speed_of_sound == pytest.approx(331.3)
+    engine.set_temperature(30.0)
+    assert engine.speed_of_sound == pytest.approx(331.3 * math.sqrt(1 + 30 / 273.15))
