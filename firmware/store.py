@@ -19,11 +19,13 @@ the log keeps growing (a long outage), the live frames are compacted into one ne
 whose first record (BASE) says that every older segment is superseded; the copy is written to
 a temp file and renamed, so a power cut leaves either the old segments or the new one.
 
-Memory: the index keeps one small tuple per pending frame (about 36 bytes on a 32-bit board);
-frames themselves stay in flash until `pending()` reads them.
+Memory: the index of pending frames lives in arrays allocated once at open (15 bytes per
+record of capacity), so a long outage neither grows nor fragments the heap; frames stay in flash
+until `pending()` reads them.
 """
 import os
 import struct
+from array import array
 
 try:
     from binascii import crc32
@@ -126,6 +128,56 @@ def _remove(path):
         pass
 
 
+class _Index:
+    """Pending frames in append order, in parallel arrays of fixed size."""
+
+    def __init__(self, capacity):
+        zeros = [0] * capacity
+        self.boot = array("H", zeros)
+        self.seq = array("I", zeros)
+        self.kind = bytearray(capacity)
+        self.segment = array("I", zeros)
+        self.offset = array("I", zeros)
+        self.n = 0
+
+    def __len__(self):
+        return self.n
+
+    def append(self, boot, seq, kind, segment, offset):
+        i = self.n
+        self.boot[i] = boot
+        self.seq[i] = seq
+        self.kind[i] = kind
+        self.segment[i] = segment
+        self.offset[i] = offset
+        self.n = i + 1
+
+    def remove(self, doomed):
+        """Remove the records at the sorted indices `doomed`, keeping the others in order."""
+        j = 0
+        k = 0
+        for i in range(self.n):
+            if k < len(doomed) and doomed[k] == i:
+                k += 1
+                continue
+            if i != j:
+                self.boot[j] = self.boot[i]
+                self.seq[j] = self.seq[i]
+                self.kind[j] = self.kind[i]
+                self.segment[j] = self.segment[i]
+                self.offset[j] = self.offset[i]
+            j += 1
+        self.n = j
+
+    def matching(self, boot, seq, upto):
+        """Indices of `boot` with seq == `seq` (or <= it when `upto`)."""
+        out = []
+        for i in range(self.n):
+            if self.boot[i] == boot and (self.seq[i] == seq or (upto and self.seq[i] < seq)):
+                out.append(i)
+        return out
+
+
 class FrameQueue:
     """Bounded FIFO of (boot, seq, kind, frame) in the folder `path`.
 
@@ -148,7 +200,7 @@ class FrameQueue:
         self.coalesced_heartbeats = 0
         self.damaged_bytes = 0  # skipped on load: torn writes, bit rot
         self.damaged_records = 0  # found unreadable after load
-        self._live = []  # (boot, seq, kind, segment, offset), oldest first
+        self._live = _Index(capacity_records)
         self._segments = []  # segment numbers, oldest first; the last one is appended to
         self._seg_live = {}
         self._last_segment = 0
@@ -177,13 +229,14 @@ class FrameQueue:
             raise ValueError("queue: frame of %d bytes exceeds %d" % (len(frame), MAX_FRAME))
         self._ensure_segment()  # a compaction here renumbers the index, so do it first
         victims = self._victims(kind)
-        records = [encode_record(_REMOVE, self._live[i][0], self._live[i][1], b"")
-                   for i in victims]
+        live = self._live
+        records = [encode_record(_REMOVE, live.boot[i], live.seq[i], b"") for i in victims]
         records.append(encode_record(kind, boot, seq, frame))
         segment, offset = self._write(records)
-        for i in reversed(victims):
-            self._count_removal(self._pop(i)[2])
-        self._live.append((boot, seq, kind, segment, offset))
+        for i in victims:
+            self._count_removal(live.kind[i])
+        self._drop(victims)
+        live.append(boot, seq, kind, segment, offset)
         self._seg_live[segment] += 1
         self._collect()
 
@@ -191,11 +244,38 @@ class FrameQueue:
         """Up to `limit` oldest frames not yet acked: [(boot, seq, kind, frame)]."""
         out = []
         damaged = []
+        for i, frame in self._frames(min(limit, len(self._live))):
+            live = self._live
+            if frame is None:
+                damaged.append(i)
+            else:
+                out.append((live.boot[i], live.seq[i], live.kind[i], frame))
+        self.damaged_records += len(damaged)
+        self._drop(damaged)
+        return out
+
+    def ack(self, boot, upto_seq):
+        """Remove the pending frames of `boot` with seq <= upto_seq; returns how many."""
+        upto_seq = min(upto_seq, 0xFFFFFFFF)
+        acked = self._live.matching(boot, upto_seq, True)
+        if not acked:
+            return 0
+        self._write([encode_record(_ACK, boot, upto_seq, b"")])
+        self._drop(acked)
+        self._collect()
+        return len(acked)
+
+    # ---- the index ----------------------------------------------------------------------
+
+    def _frames(self, count):
+        """(index, frame) of the first `count` pending records; frame None if unreadable."""
+        live = self._live
         f = None
         opened = None
+        size = 0
         try:
-            for i in range(min(limit, len(self._live))):
-                boot, seq, kind, segment, offset = self._live[i]
+            for i in range(count):
+                segment = live.segment[i]
                 if segment != opened:
                     if f is not None:
                         f.close()
@@ -203,47 +283,36 @@ class FrameQueue:
                     f = open(name, "rb")
                     opened = segment
                     size = _file_size(name)
-                record = _read_record(f, offset, size)
-                if record is None or record[1] != boot or record[2] != seq:
-                    damaged.append(i)  # flash changed under us since load
-                    continue
-                out.append((boot, seq, kind, record[3]))
+                record = _read_record(f, live.offset[i], size)
+                if record is None or record[1] != live.boot[i] or record[2] != live.seq[i]:
+                    yield i, None  # flash changed under us since load
+                else:
+                    yield i, record[3]
         finally:
             if f is not None:
                 f.close()
-        for i in reversed(damaged):
-            self._pop(i)
-            self.damaged_records += 1
-        return out
 
-    def ack(self, boot, upto_seq):
-        """Remove the pending frames of `boot` with seq <= upto_seq; returns how many."""
-        acked = [i for i in range(len(self._live))
-                 if self._live[i][0] == boot and self._live[i][1] <= upto_seq]
-        if not acked:
-            return 0
-        self._write([encode_record(_ACK, boot, min(upto_seq, 0xFFFFFFFF), b"")])
-        for i in reversed(acked):
-            self._pop(i)
-        self._collect()
-        return len(acked)
-
-    # ---- making room --------------------------------------------------------------------
+    def _drop(self, indices):
+        for i in indices:
+            self._seg_live[self._live.segment[i]] -= 1
+        if indices:
+            self._live.remove(indices)
 
     def _victims(self, kind):
-        """Indices to remove so one more frame fits: older heartbeats, then oldest events."""
+        """Sorted indices to remove so one more frame fits: older heartbeats, then the
+        oldest events, and only if no event is left, the oldest records of any kind."""
         live = self._live
         excess = len(live) + 1 - self.capacity
         if excess <= 0:
             return []
-        victims = [i for i in range(len(live)) if live[i][2] == HEARTBEAT]
+        victims = [i for i in range(len(live)) if live.kind[i] == HEARTBEAT]
         if kind != HEARTBEAT and victims:
             victims.pop()  # the newest heartbeat stays until a newer one arrives
-        for wanted in (EVENT, None):  # events first; anything only if no event is left
+        for wanted in (EVENT, 0):
             for i in range(len(live)):
                 if len(victims) >= excess:
                     break
-                if (wanted is None or live[i][2] == wanted) and i not in victims:
+                if (not wanted or live.kind[i] == wanted) and i not in victims:
                     victims.append(i)
         victims.sort()
         return victims
@@ -255,11 +324,6 @@ class FrameQueue:
             self.dropped_events += 1
         else:
             self.dropped_other += 1
-
-    def _pop(self, i):
-        record = self._live.pop(i)
-        self._seg_live[record[3]] -= 1
-        return record
 
     # ---- segments on flash --------------------------------------------------------------
 
@@ -307,7 +371,7 @@ class FrameQueue:
     def _collect(self):
         """Delete segments with nothing pending, oldest first; the active one only when empty."""
         while self._segments and self._seg_live[self._segments[0]] == 0:
-            if len(self._segments) == 1 and self._live:
+            if len(self._segments) == 1 and len(self._live):
                 break
             segment = self._segments.pop(0)
             del self._seg_live[segment]
@@ -321,25 +385,33 @@ class FrameQueue:
         """Copy the pending frames into one new segment that supersedes all older ones."""
         segment = self._last_segment + 1
         tmp = "%s/compact.tmp" % self.path
-        index = []
-        offset = 0
+        live = self._live
+        offsets = []
+        damaged = []
         with open(tmp, "wb") as out:
             base = encode_record(_BASE, 0, 0, b"")
             out.write(base)
-            offset += len(base)
-            for boot, seq, kind, frame in self.pending(len(self._live)):
-                record = encode_record(kind, boot, seq, frame)
+            offset = len(base)
+            for i, frame in self._frames(len(live)):
+                if frame is None:
+                    damaged.append(i)
+                    continue
+                record = encode_record(live.kind[i], live.boot[i], live.seq[i], frame)
                 out.write(record)
-                index.append((boot, seq, kind, segment, offset))
+                offsets.append(offset)
                 offset += len(record)
         os.rename(tmp, self._segment_path(segment))
         for old in self._segments:
             _remove(self._segment_path(old))
+        self.damaged_records += len(damaged)
+        live.remove(damaged)
+        for i in range(len(live)):
+            live.segment[i] = segment
+            live.offset[i] = offsets[i]
         self._last_segment = segment
         self._segments = [segment]
-        self._seg_live = {segment: len(index)}
-        self._live = index
-        self._active_records = len(index) + 1
+        self._seg_live = {segment: len(live)}
+        self._active_records = len(live) + 1
         self._active_size = offset
         self._roll = False
 
@@ -359,8 +431,11 @@ class FrameQueue:
                     _remove(self._segment_path(old))
                 segments = segments[i:]
                 break
+        overflow = []
         for segment in segments:
-            self._replay(segment)
+            self._replay(segment, overflow)
+        if overflow:  # the capacity shrank since these were written: persist the evictions
+            self._write([encode_record(_REMOVE, boot, seq, b"") for boot, seq in overflow])
         self._collect()
 
     def _starts_with_base(self, segment):
@@ -369,7 +444,7 @@ class FrameQueue:
             record = _read_record(f, 0, _file_size(name))
         return record is not None and record[0] == _BASE
 
-    def _replay(self, segment):
+    def _replay(self, segment, overflow):
         name = self._segment_path(segment)
         size = _file_size(name)
         self._segments.append(segment)
@@ -387,19 +462,21 @@ class FrameQueue:
                     self._roll = True  # new frames go to a fresh segment, after no torn bytes
                     offset = nxt
                     continue
-                self._apply(record, segment, offset)
+                self._apply(record, segment, offset, overflow)
                 offset = record[4]
                 self._active_records += 1
         self._active_size = size
 
-    def _apply(self, record, segment, offset):
+    def _apply(self, record, segment, offset, overflow):
         kind, boot, seq = record[0], record[1], record[2]
+        live = self._live
         if kind == _ACK or kind == _REMOVE:
-            live = self._live
-            for i in range(len(live) - 1, -1, -1):
-                if live[i][0] == boot and (live[i][1] == seq or
-                                           (kind == _ACK and live[i][1] < seq)):
-                    self._pop(i)
+            self._drop(live.matching(boot, seq, kind == _ACK))
         elif kind < _ACK:
-            self._live.append((boot, seq, kind, segment, offset))
+            victims = self._victims(kind)
+            for i in victims:
+                overflow.append((live.boot[i], live.seq[i]))
+                self._count_removal(live.kind[i])
+            self._drop(victims)
+            live.append(boot, seq, kind, segment, offset)
             self._seg_live[segment] += 1

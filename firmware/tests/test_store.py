@@ -217,3 +217,14 @@ def test_reopen_always_restores_the_same_queue(tmp_path, ops):
         assert len(segment_files(path)) <= 3
         assert all(s > acked for _, s, _ in keys(q))
         assert [s for _, s, _ in keys(q)] == sorted(s for _, s, _ in keys(q))
+
+
+def test_smaller_capacity_after_a_config_change_evicts_durably(tmp_path):
+    path = str(tmp_path / "q")
+    q = FrameQueue(path, 10)
+    fill(q, 1, range(1, 8))
+    q.append(1, 8, HEARTBEAT, frame(1, 8, HEARTBEAT))
+    small = FrameQueue(path, 4)
+    assert keys(small) == [(1, 5, 1), (1, 6, 1), (1, 7, 1), (1, 8, HEARTBEAT)]
+    assert small.dropped_events == 4
+    assert keys(FrameQueue(path, 10)) == keys(small)

@@ -61,3 +61,37 @@ def test_queue_on_micropython_and_shared_format(micropython, tmp_path):
     ]
     back = FrameQueue(str(path), 5, segments=3, segment_records=4)
     assert back.pending(100)[-1] == (4, 1, EVENT, b"for-cpython")
+
+
+LONG_OUTAGE = r'''
+import gc
+import os
+import sys
+from lwnode.store import FrameQueue, EVENT, HEARTBEAT
+
+path = sys.argv[1]
+q = FrameQueue(path, 256)
+gc.collect()
+base = gc.mem_alloc()
+for seq in range(1, 1201):  # an outage: 4x the capacity, no acks, heartbeats in between
+    q.append(1, seq, HEARTBEAT if seq % 10 == 0 else EVENT, b"e" * 48)
+gc.collect()
+print("DEPTH", q.depth, q.dropped_events, q.coalesced_heartbeats)
+print("HEAP_GROWTH", gc.mem_alloc() - base)
+print("SEGMENTS", len(os.listdir(path)))
+print("RESENT", len(q.pending(256)))
+'''
+
+
+def test_long_outage_fits_a_128k_heap(micropython, tmp_path):
+    script = tmp_path / "outage.py"
+    script.write_text(LONG_OUTAGE)
+    result = micropython.run(script, str(tmp_path / "q"), heap="128K", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = dict(line.split(" ", 1) for line in result.stdout.strip().split("\n"))
+    depth, dropped, coalesced = map(int, figures["DEPTH"].split())
+    assert depth == 256 and dropped + coalesced == 1200 - 256
+    assert int(figures["SEGMENTS"]) <= 4
+    assert int(figures["RESENT"]) == 256
+    # the index is allocated once at open; only small transient objects remain
+    assert int(figures["HEAP_GROWTH"]) < 4096, figures
