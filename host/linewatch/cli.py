@@ -15,6 +15,8 @@ from linewatch import __version__
 COMMANDS = [
     "linewatch.commands.demo",
     "linewatch.commands.score",
+    "linewatch.commands.build",
+    "linewatch.commands.provision",
 ]
 
 

@@ -50,7 +50,7 @@ class Mosquitto:
     """
 
     def __init__(self, port: int | None = None, persistence: bool = True, extra_config: str = "",
-                 workdir: Path | None = None):
+                 workdir: Path | None = None, allow_anonymous: bool = True):
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lw-mosquitto-"))
@@ -58,7 +58,7 @@ class Mosquitto:
         self.log_path = self.workdir / "mosquitto.log"
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}",
             "max_queued_messages 100000",
             "max_inflight_messages 100",
             f"persistence {'true' if persistence else 'false'}",
