@@ -273,3 +273,21 @@ def test_backoff_delays_grow_to_the_cap_with_jitter():
     assert [next(plain) for _ in range(5)] == [1, 2, 4, 8, 8]
     real = mqtt.backoff_delays(base=2, cap=2, jitter=0.5)
     assert all(1.0 <= next(real) <= 2.0 for _ in range(50))
+
+
+async def test_refused_tcp_connection_is_a_clear_error():
+    async def refuse(host, port):
+        raise ConnectionRefusedError(111, "Connection refused")
+    client = mqtt.MQTTClient("n", "broker.test", 1884, open_connection=refuse)
+    with pytest.raises(mqtt.MQTTError, match="connect to broker.test:1884: .*Connection refused"):
+        await client.connect()
+    assert not client.connected
+
+
+async def test_silent_broker_gives_a_connack_timeout():
+    broker = FakeBroker(connack=b"")
+    client = mqtt.MQTTClient("n", "h", 1, open_connection=broker.open_connection,
+                             ack_timeout=0.05)
+    with pytest.raises(mqtt.MQTTTimeout, match="no CONNACK within 0.05 s"):
+        await client.connect()
+    assert broker.closed
