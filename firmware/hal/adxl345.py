@@ -1,0 +1,53 @@
+# Analog Devices ADXL345 accelerometer over I2C: acceleration in milli-g, full resolution
+# at +-2 g (3.9 mg per LSB). It has no temperature sensor.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+ADDRESSES = (0x53, 0x1D)            # SDO/ALT low / high
+DEVID = const(0xE5)
+
+_DEVID = const(0x00)
+_BW_RATE = const(0x2C)
+_POWER_CTL = const(0x2D)
+_DATA_FORMAT = const(0x31)
+_DATAX0 = const(0x32)
+_LSB_PER_G = const(256)
+
+
+def probe(i2c, address):
+    """True when the chip at `address` answers DEVID 0xE5."""
+    try:
+        return i2c.readfrom_mem(address, _DEVID, 1)[0] == DEVID
+    except OSError:
+        return False
+
+
+def _signed16(lo, hi):
+    value = (hi << 8) | lo
+    return value - 65536 if value & 0x8000 else value
+
+
+class ADXL345:
+    name = "adxl345"
+
+    def __init__(self, i2c, address=0x53):
+        self.i2c = i2c
+        self.address = address
+        self._buf = bytearray(6)
+        i2c.writeto_mem(address, _BW_RATE, b"\x0a")      # 100 Hz output rate
+        i2c.writeto_mem(address, _DATA_FORMAT, b"\x08")  # full resolution, +-2 g
+        i2c.writeto_mem(address, _POWER_CTL, b"\x08")    # measure
+
+    def acceleration(self):
+        """(x, y, z) in milli-g."""
+        b = self._buf
+        self.i2c.readfrom_mem_into(self.address, _DATAX0, b)
+        return (_signed16(b[0], b[1]) * 1000 // _LSB_PER_G,
+                _signed16(b[2], b[3]) * 1000 // _LSB_PER_G,
+                _signed16(b[4], b[5]) * 1000 // _LSB_PER_G)
+
+    def temperature_c(self):
+        return None
