@@ -1,0 +1,151 @@
+"""End-to-end acks and resend requests: the commission's side of "nothing lost".
+
+An ack names the highest sequence of a (node, boot) below which everything is committed; the
+node may then drop those frames from its flash. So acks are only built from what the store
+has committed (`committed()` is called after the transaction), batched to at most one per
+(node, boot) per interval.
+
+A gap (frames missing below newer ones) is asked for at once with a resend command, retried
+every `resend_interval_s`, and after `resend_tries` unanswered tries given up: the range is
+forgotten (recorded as lost in the evidence log by the caller) so acks can advance past it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from lwproto import const, frame as wire, replay, topic as topics
+
+Message = tuple[str, bytes]
+
+
+@dataclass
+class _Gap:
+    node: int
+    boot: int
+    first: int
+    last: int
+    tries: int = 0
+    next_at_us: int = 0
+
+
+class Downlink:
+    """Builds the commission's downlink frames: boot = the aggregator's persisted boot counter,
+    seq growing within that boot, tagged with the target node's key."""
+
+    def __init__(self, boot: int, key_of: Callable[[int], bytes], segment_of: Callable[[int], int | None],
+                 clock_source: int = const.CLOCK_NTP, clock_error_us: int = 1000) -> None:
+        self.boot = boot & 0xFFFF
+        self.seq = 0
+        self.key_of = key_of
+        self.segment_of = segment_of
+        self.clock_source = clock_source
+        self.clock_error_us = clock_error_us
+
+    def frame(self, node: int, ftype: int, values: dict, now_us: int | None = None) -> Message | None:
+        segment = self.segment_of(node)
+        if segment is None:
+            return None   # removed from the registry since: nothing to say to it
+        self.seq += 1
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
+        data = wire.encode(self.key_of(node), ftype, node, self.boot, self.seq, now_us,
+                           self.clock_source, self.clock_error_us, values)
+        return topics.downlink(segment, node), data
+
+    def ack(self, node: int, boot: int, seq: int) -> Message | None:
+        return self.frame(node, const.ACK, {"boot": boot, "seq": seq})
+
+    def resend(self, node: int, boot: int, first: int, last: int) -> Message | None:
+        return self.frame(node, const.COMMAND, {"command": const.CMD_RESEND, "event_class": 0, "threshold": 0,
+                                                "refractory_ms": 0, "boot": boot, "first_seq": first,
+                                                "last_seq": last, "delay_s": 0})
+
+
+class Acknowledger:
+    def __init__(self, guard: replay.ReplayGuard, downlink: Downlink, resend_interval_s: float = 5.0,
+                 resend_tries: int = 3) -> None:
+        self.guard = guard
+        self.downlink = downlink
+        self.resend_interval_us = int(resend_interval_s * 1e6)
+        self.resend_tries = resend_tries
+        self._dirty: set[tuple[int, int]] = set()
+        self._acked: dict[tuple[int, int], int] = {}
+        self._gaps: list[_Gap] = []
+        self.acks_sent = 0
+        self.resends_sent = 0
+        self.ranges_lost = 0
+
+    def committed(self, node: int, boot: int) -> None:
+        """A frame of (node, boot) is durably stored: an ack is due at the next flush."""
+        self._dirty.add((node, boot))
+
+    def replayed(self, node: int, boot: int) -> None:
+        """A frame already stored came again: the node missed our ack, so say it again."""
+        self._acked.pop((node, boot), None)
+        self._dirty.add((node, boot))
+
+    def gap(self, node: int, boot: int, first: int, last: int, now_us: int) -> None:
+        self._gaps.append(_Gap(node, boot, first, last, 0, now_us))
+
+    def track_existing(self, nodes: list[int], now_us: int) -> None:
+        """After a restart: the gaps the rebuilt guard still knows are asked for again."""
+        for node in nodes:
+            for boot, first, last in self.guard.gaps(node):
+                self.gap(node, boot, first, last, now_us)
+                self._dirty.add((node, boot))
+
+    def give_ups(self, now_us: int) -> list[tuple[int, int, int, int]]:
+        """Ranges asked for `resend_tries` times in vain: forgotten now; the caller records them
+        as lost (and commits that) before the next `acks()`."""
+        lost = []
+        for g in self._gaps:
+            if g.tries >= self.resend_tries and now_us >= g.next_at_us:
+                for first, last in self._missing(g):
+                    self.guard.forget(g.node, g.boot, first, last)
+                    lost.append((g.node, g.boot, first, last))
+                    self._dirty.add((g.node, g.boot))
+                g.tries = -1
+        self._gaps = [g for g in self._gaps if g.tries >= 0]
+        self.ranges_lost += len(lost)
+        return lost
+
+    def resends(self, now_us: int) -> list[Message]:
+        out = []
+        kept = []
+        for g in self._gaps:
+            missing = self._missing(g)
+            if not missing:
+                continue   # filled
+            kept.append(g)
+            if now_us < g.next_at_us or g.tries >= self.resend_tries:
+                continue
+            message = self.downlink.resend(g.node, g.boot, missing[0][0], missing[-1][1])
+            g.tries += 1
+            g.next_at_us = now_us + self.resend_interval_us
+            if message:
+                out.append(message)
+        self._gaps = kept
+        self.resends_sent += len(out)
+        return out
+
+    def acks(self) -> list[Message]:
+        out = []
+        for node, boot in sorted(self._dirty):
+            seq = self.guard.contiguous(node, boot)
+            if seq <= 0 or self._acked.get((node, boot)) == seq:
+                continue
+            message = self.downlink.ack(node, boot, seq)
+            if message:
+                self._acked[(node, boot)] = seq
+                out.append(message)
+        self._dirty.clear()
+        self.acks_sent += len(out)
+        return out
+
+    def _missing(self, g: _Gap) -> list[tuple[int, int]]:
+        out = []
+        for boot, first, last in self.guard.gaps(g.node):
+            if boot == g.boot and first <= g.last and last >= g.first:
+                out.append((max(first, g.first), min(last, g.last)))
+        return out

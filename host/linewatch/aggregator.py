@@ -1,0 +1,277 @@
+"""The commission's service: broker -> ingest -> store -> acks, health, fusion, alerts.
+
+One asyncio task does the work in a fixed order per round, so the order of the guarantees is
+visible in one place: take what the broker delivered, check every frame, commit the batch in
+one transaction, and only then ack, alert and fuse. Timers (acks, resends, health) run
+between rounds in the same task, so nothing touches the store concurrently.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwproto import const, frame as wire, topic as topics
+from linewatch import keys
+from linewatch.acks import Acknowledger, Downlink
+from linewatch.alerts import Alerter
+from linewatch.config import Config
+from linewatch.health import HealthTracker
+from linewatch.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
+from linewatch.mqtt import MqttLink
+from linewatch.registry import Registry
+from linewatch.store import COMMISSION, FRAME, Batch, EvidenceRow, Refusal, Store
+
+log = logging.getLogger("linewatch.aggregator")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def commission_entry(entry_type: str, node: int, content: dict[str, Any], who: str = "aggregator",
+                     at_us: int | None = None) -> EvidenceRow:
+    """An evidence row written by the commission itself (lost range, incident status ...)."""
+    return EvidenceRow(0, COMMISSION, entry_type, node, 0, 0, "", now_us() if at_us is None else at_us, b"",
+                       who, json.dumps(content, sort_keys=True))
+
+
+def state_frame(master: bytes, boot: int, seq: int, state: int) -> bytes:
+    """The retained commission state frame (node 0, tagged with node 0's derived key)."""
+    return wire.encode(keys.derive(master, const.COMMISSION_NODE), const.STATE, const.COMMISSION_NODE,
+                       boot & 0xFFFF, seq, now_us(), const.CLOCK_NTP, 1000, {"state": state})
+
+
+@dataclass
+class Timers:
+    acks_at: float = 0.0
+    health_at: float = 0.0
+    fusion_at: float = 0.0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Aggregator:
+    def __init__(self, config: Config, master_key: bytes, store: Store) -> None:
+        self.config = config
+        self.master = master_key
+        self.store = store
+        self.registry = Registry(store)
+        self.boot = 0
+        self.link: MqttLink | None = None
+        self.fusion = make_fusion(config)
+        self.rounds = 0
+        self.frames_committed = 0
+
+    def _setup(self) -> None:
+        self.boot = self.store.bump_boot()
+        guard = rebuild_guard(self.store, self.registry)
+        self.ingest = Ingest(self.registry, self.master, guard,
+                             RefusalLog(self.config.ingest.refusal_log_interval_s))
+        segment_of = lambda node: (r.segment if (r := self.registry.get(node)) else None)  # noqa: E731
+        self.downlink = Downlink(self.boot, self.ingest.key_of, segment_of)
+        a = self.config.acks
+        self.acks = Acknowledger(guard, self.downlink, a.resend_interval_s, a.resend_tries)
+        self.acks.track_existing([n.id for n in self.registry.list()], now_us())
+        self.health = HealthTracker(self.config.health, self.registry.get)
+        self.health.load(self.store.health())
+
+    async def start(self) -> None:
+        """Open everything; raises BrokerUnreachable after the configured retries."""
+        self._setup()
+        b = self.config.broker
+        offline = state_frame(self.master, self.boot, 1, const.OFFLINE)
+        self.link = MqttLink(b.client_id, b.host, b.port, clean_session=False,
+                             will=(topics.COMMISSION_STATE, offline, True), username=b.username,
+                             password=b.password, keepalive_s=b.keepalive_s)
+        self.alerter = Alerter(self.config.alerts, lambda t, d: self._publish(t, d))
+        try:
+            await self.link.connect(b.connect_retries, b.retry_delay_s)
+        except Exception:
+            self.link = None
+            raise
+        segments = self.config.ingest.segments or (None,)
+        for segment in segments:
+            await self.link.subscribe(topics.uplink_filter(segment), qos=1)
+        self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 2, const.ONLINE), retain=True)
+        log.info("aggregator boot %d: %d nodes registered, listening on %s", self.boot,
+                 len(self.registry.list()), ", ".join(topics.uplink_filter(s) for s in segments))
+
+    def _publish(self, topic: str, data: bytes, retain: bool = False) -> None:
+        assert self.link is not None
+        self.link.publish(topic, data, qos=1, retain=retain)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await self.serve(stop)
+        finally:
+            await self.shutdown()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        assert self.link is not None
+        timers = Timers()
+        interval = self.config.acks.interval_ms / 1000
+        while not stop.is_set():
+            await self.link.wait(timeout=interval)
+            messages = self.link.take(self.config.store.batch_max)
+            if messages:
+                self.ingest_round(messages)
+            self.timers(timers, time.monotonic())
+            await asyncio.sleep(0)   # let the client read and PUBACK between rounds
+
+    async def shutdown(self) -> None:
+        if self.link is None:
+            return
+        leftover = self.link.take(10 ** 9)
+        if leftover:
+            self.ingest_round(leftover)
+        self._flush_acks()
+        self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 3, const.OFFLINE), retain=True)
+        await asyncio.sleep(0.1)   # let the client write the last publishes
+        await self.link.disconnect()
+        self.alerter.close()
+        self.link = None
+        log.info("aggregator stopped cleanly after %d frames", self.frames_committed)
+
+    # -- one round --
+
+    def ingest_round(self, messages: list[tuple[str, bytes, int]]) -> None:
+        batch = Batch()
+        accepted: list[Accepted] = []
+        changes = []
+        for topic, payload, received_us in messages:
+            result = self.ingest.process(topic, payload, received_us)
+            if result is None:
+                continue
+            if isinstance(result, Refusal):
+                batch.refusals.append(result)
+                if result.reason == "replay":
+                    self.acks.replayed(result.node, int.from_bytes(payload[3:5], "big"))
+                continue
+            f = result.frame
+            accepted.append(result)
+            batch.evidence.append(EvidenceRow(0, FRAME, f.type_name(), f.node, f.boot, f.seq, topic,
+                                              received_us, result.raw, "tag_ok", ""))
+            changes += self.health.observe(f, received_us)
+            if result.gap:
+                self.acks.gap(f.node, *result.gap, received_us)
+        rows = self._commit(batch, changes)
+        self.frames_committed += len(rows)
+        for row in rows:
+            self.acks.committed(row.node, row.boot)
+        self._after_commit(accepted, rows, changes)
+
+    def _commit(self, batch: Batch, changes: list) -> list[EvidenceRow]:
+        batch.health.update(self.health.take_dirty())
+        batch.health_changes.extend(changes)
+        return self.store.commit(batch)
+
+    def _after_commit(self, accepted: list[Accepted], rows: list[EvidenceRow], changes: list) -> None:
+        for change in changes:
+            log.info("node 0x%04x: %s -> %s (%s)", change.node, change.old, change.new, change.why)
+            self.alerter.node_state(change)
+        if self.fusion is None:
+            return
+        incidents = []
+        for result, row in zip(accepted, rows):
+            if result.frame.ftype == const.EVENT:
+                incidents += self.fusion.feed(result, row.id, self.registry.get(result.frame.node))
+        self._record_incidents(incidents)
+
+    def _record_incidents(self, incidents: list[dict[str, Any]]) -> None:
+        if not incidents:
+            return
+        batch = Batch()
+        for incident in incidents:
+            incident_id = str(incident.get("id"))
+            known = self.store.incident_get(incident_id)
+            status = known[1] if known else str(incident.get("status", "new"))
+            batch.incidents[incident_id] = (status, now_us(), json.dumps(incident, sort_keys=True))
+            if known is None:
+                batch.evidence.append(commission_entry("incident", 0, {"incident": incident_id, "status": status}))
+        self.store.commit(batch)
+        for incident in incidents:
+            self.alerter.incident(incident)
+
+    # -- timers --
+
+    def timers(self, t: Timers, now: float) -> None:
+        if now >= t.acks_at:
+            t.acks_at = now + self.config.acks.interval_ms / 1000
+            self._flush_acks()
+        if now >= t.health_at:
+            t.health_at = now + self.config.health.tick_s
+            changes = self.health.tick(now_us())
+            if changes:
+                self._commit(Batch(), changes)
+                self._after_commit([], [], changes)
+        if self.fusion is not None and now >= t.fusion_at:
+            t.fusion_at = now + self.config.fusion.tick_s
+            self._record_incidents(self.fusion.tick(now_us()))
+
+    def _flush_acks(self) -> None:
+        at = now_us()
+        lost = self.acks.give_ups(at)
+        if lost:
+            entries = [commission_entry("lost", node, {"boot": boot, "first_seq": first, "last_seq": last,
+                                                       "why": "no answer to %d resend requests" % self.acks.resend_tries})
+                       for node, boot, first, last in lost]
+            self.store.commit(Batch(evidence=entries))
+            for node, boot, first, last in lost:
+                log.warning("node 0x%04x boot %d: seq %d..%d given up as lost", node, boot, first, last)
+        for topic, data in self.acks.resends(at) + self.acks.acks():
+            self._publish(topic, data)
+
+
+class FusionHook:
+    """Feeds accepted event frames to the fusion engine (linewatch.fusion) when it is there."""
+
+    def __init__(self, engine: Any, report_cls: Any) -> None:
+        self.engine = engine
+        self.report_cls = report_cls
+
+    def feed(self, result: Accepted, evidence_id: int, record: Any) -> list[dict[str, Any]]:
+        if record is None:
+            return []
+        f = result.frame
+        v = f.fields()
+        try:
+            report = self.report_cls(
+                node_id=f.node, lat=record.lat, lon=record.lon, alt_m=record.alt_m,
+                event_class=const.CLASS_NAMES[v["event_class"]], onset_utc_us=f.time_us + v["onset_offset_us"],
+                clock_error_us=f.clock_error_us, confidence=v["confidence"], peak_db=v["peak_db"],
+                duration_ms=v["duration_ms"], frequency_hz=v["frequency_hz"], snr_db=v["snr_db"],
+                evidence_id=evidence_id, received_at_us=result.received_us)
+            return [incident_dict(i) for i in self.engine.add(report, now_us())]
+        except ValueError as exc:   # a report fusion refuses is logged, never fatal
+            log.warning("fusion refused the event of node 0x%04x: %s", f.node, exc)
+            return []
+
+    def tick(self, at_us: int) -> list[dict[str, Any]]:
+        return [incident_dict(i) for i in self.engine.tick(at_us)]
+
+
+def incident_dict(incident: Any) -> dict[str, Any]:
+    body = incident.to_json() if hasattr(incident, "to_json") else incident
+    return json.loads(body) if isinstance(body, (str, bytes)) else dict(body)
+
+
+def make_fusion(config: Config) -> FusionHook | None:
+    """The fusion engine when linewatch.fusion provides one and a contact line is configured."""
+    if not config.fusion.line:
+        return None
+    try:
+        from linewatch import fusion
+        from linewatch.geo import ContactLine
+        engine_cls = getattr(fusion, "FusionEngine")
+        report_cls = getattr(fusion, "Report", None) or __import__("linewatch.fusion.report", fromlist=["Report"]).Report
+    except (ImportError, AttributeError) as exc:
+        log.warning("fusion not available (%s): frames are stored, no incidents are made", exc)
+        return None
+    line = ContactLine([tuple(p) for p in config.fusion.line])
+    fusion_config = getattr(fusion, "FusionConfig", None)
+    engine = engine_cls(line, fusion_config() if fusion_config else None)
+    return FusionHook(engine, report_cls)

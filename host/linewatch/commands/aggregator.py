@@ -1,0 +1,60 @@
+"""`linewatch aggregator`: run the commission's service until SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from linewatch import config as cfg
+from linewatch.keys import KeyFileError, load_master_key
+from linewatch.mqtt import BrokerUnreachable
+from linewatch.store import StoreError, open_store
+
+EXIT_CONFIG, EXIT_BROKER, EXIT_STORE = 2, 3, 4
+
+
+def register(sub) -> None:
+    p = sub.add_parser("aggregator", help="run the commission's aggregator service")
+    cfg.add_arguments(p)
+    p.add_argument("--broker", help="HOST:PORT of the MQTT broker (overrides [broker])")
+    p.add_argument("--client-id", help="MQTT client id (the persistent session's name)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        config = cfg.from_args(args)
+        if not args.verbose:
+            logging.getLogger().setLevel(config.log_level.upper())
+        master = load_master_key(config.keys.master_key_file)
+        store = open_store(config.store.path, config.store.synchronous)
+    except (cfg.ConfigError, KeyFileError) as exc:
+        print(f"linewatch aggregator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"linewatch aggregator: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    try:
+        return asyncio.run(serve(config, master, store))
+    finally:
+        store.close()
+
+
+async def serve(config, master, store) -> int:
+    from linewatch.aggregator import Aggregator
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    aggregator = Aggregator(config, master, store)
+    try:
+        await aggregator.run(stop)
+    except BrokerUnreachable as exc:
+        print(f"linewatch aggregator: {exc}", file=sys.stderr)
+        return EXIT_BROKER
+    except StoreError as exc:
+        # nothing uncommitted was acked: nodes resend after the restart
+        print(f"linewatch aggregator: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    return 0

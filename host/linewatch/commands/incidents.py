@@ -1,0 +1,100 @@
+"""`linewatch incidents list/export/set-status`: the commission's incidents.
+
+A status change (new -> confirmed / dismissed) is an act of the commission: it is written to
+the evidence log with who made it and why, as well as to the incident itself.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import time
+
+from linewatch import config as cfg
+from linewatch.store import Batch, StoreError, open_store
+
+STATUSES = ("new", "confirmed", "dismissed")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("incidents", help="list, export and judge incidents")
+    cfg.add_arguments(p)
+    inc = p.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
+    inc.add_parser("list", help="one line per incident").set_defaults(func=cmd_list)
+    ex = inc.add_parser("export", help="JSON lines, one incident per line")
+    ex.add_argument("file", help="output file ('-' for stdout)")
+    ex.set_defaults(func=cmd_export)
+    st = inc.add_parser("set-status", help="confirm or dismiss an incident")
+    st.add_argument("incident")
+    st.add_argument("status", choices=STATUSES)
+    st.add_argument("--note", default="", help="why (kept in the evidence log)")
+    st.add_argument("--who", default=getpass.getuser(), help="who decides (default: this user)")
+    st.set_defaults(func=cmd_set_status)
+
+
+def _store(args):
+    config = cfg.from_args(args)
+    return open_store(config.store.path, config.store.synchronous)
+
+
+def _run(fn, args) -> int:
+    try:
+        store = _store(args)
+    except (cfg.ConfigError, StoreError) as exc:
+        print(f"linewatch incidents: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return fn(store, args)
+    finally:
+        store.close()
+
+
+def incident_dicts(store) -> list[dict]:
+    out = []
+    for incident_id, status, updated_us, body in store.incidents():
+        d = json.loads(body)
+        d["id"] = d.get("id", incident_id)
+        d["status"] = status
+        d["updated_us"] = updated_us
+        out.append(d)
+    return out
+
+
+def cmd_list(args) -> int:
+    def list_(store, args) -> int:
+        for d in incident_dicts(store):
+            print(f"{d['id']:>12} {d['status']:10} {d.get('event_class', '?'):12} side={d.get('side', '?')} "
+                  f"lat={d.get('lat', '?')} lon={d.get('lon', '?')}")
+        return 0
+    return _run(list_, args)
+
+
+def cmd_export(args) -> int:
+    def export(store, args) -> int:
+        lines = [json.dumps(d, sort_keys=True) for d in incident_dicts(store)]
+        text = "".join(line + "\n" for line in lines)
+        if args.file == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.file, "w") as f:
+                f.write(text)
+            print(f"{len(lines)} incidents written to {args.file}")
+        return 0
+    return _run(export, args)
+
+
+def cmd_set_status(args) -> int:
+    def set_status(store, args) -> int:
+        from linewatch.aggregator import commission_entry
+        known = store.incident_get(args.incident)
+        if known is None:
+            print(f"linewatch incidents: no incident {args.incident!r}", file=sys.stderr)
+            return 1
+        at = time.time_ns() // 1000
+        entry = commission_entry("incident_status", 0, {"incident": args.incident, "old": known[1],
+                                                        "new": args.status, "note": args.note},
+                                 who=args.who, at_us=at)
+        store.commit(Batch(evidence=[entry], incidents={args.incident: (args.status, at, known[3])}))
+        print(f"incident {args.incident}: {known[1]} -> {args.status}")
+        return 0
+    return _run(set_status, args)

@@ -1,0 +1,95 @@
+"""`linewatch nodes`: the registry (add/list/remove), health (status) and the master key."""
+from __future__ import annotations
+
+import sys
+import time
+
+from linewatch import config as cfg
+from linewatch.keys import KeyFileError, create_master_key
+from linewatch.registry import Registry, RegistryError, parse_node_id
+from linewatch.store import StoreError, open_store
+
+
+def register(sub) -> None:
+    p = sub.add_parser("nodes", help="node registry and health")
+    cfg.add_arguments(p)
+    nodes = p.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
+    add = nodes.add_parser("add", help="add or move a node")
+    add.add_argument("node", help="node id in hex, like 0x0102")
+    add.add_argument("--segment", type=int, required=True)
+    add.add_argument("--lat", type=float, required=True)
+    add.add_argument("--lon", type=float, required=True)
+    add.add_argument("--alt", type=float, default=0.0, help="altitude in metres")
+    add.set_defaults(func=cmd_add)
+    nodes.add_parser("list", help="registered nodes").set_defaults(func=cmd_list)
+    rm = nodes.add_parser("remove", help="remove a node (its evidence stays)")
+    rm.add_argument("node")
+    rm.set_defaults(func=cmd_remove)
+    nodes.add_parser("status", help="health of every node").set_defaults(func=cmd_status)
+    nodes.add_parser("init-key", help="create the master key file (0600)").set_defaults(func=cmd_init_key)
+
+
+def _registry(args) -> Registry:
+    config = cfg.from_args(args)
+    return Registry(open_store(config.store.path, config.store.synchronous))
+
+
+def _guard(fn):
+    def run(args) -> int:
+        try:
+            return fn(args)
+        except (cfg.ConfigError, RegistryError, StoreError, KeyFileError) as exc:
+            print(f"linewatch nodes: {exc}", file=sys.stderr)
+            return 2
+    return run
+
+
+@_guard
+def cmd_add(args) -> int:
+    r = _registry(args).add(parse_node_id(args.node), args.segment, args.lat, args.lon, args.alt)
+    print(f"node 0x{r.id:04x} segment {r.segment} at {r.lat:.7f}, {r.lon:.7f} ({r.alt_m:.0f} m)")
+    return 0
+
+
+@_guard
+def cmd_list(args) -> int:
+    print(f"{'node':8} {'segment':>7} {'lat':>12} {'lon':>12} {'alt_m':>7}")
+    for r in _registry(args).list():
+        print(f"0x{r.id:04x}   {r.segment:7d} {r.lat:12.7f} {r.lon:12.7f} {r.alt_m:7.0f}")
+    return 0
+
+
+@_guard
+def cmd_remove(args) -> int:
+    node = parse_node_id(args.node)
+    if not _registry(args).remove(node):
+        print(f"linewatch nodes: node 0x{node:04x} is not registered", file=sys.stderr)
+        return 1
+    print(f"node 0x{node:04x} removed")
+    return 0
+
+
+@_guard
+def cmd_status(args) -> int:
+    registry = _registry(args)
+    health = {h.node: h for h in registry.store.health()}
+    now = time.time_ns() // 1000
+    print(f"{'node':8} {'state':12} {'seen_s_ago':>10} {'boot':>5} {'battery_mv':>10} {'rssi':>5} "
+          f"{'queue':>5} {'clock':>8} {'err_us':>7} firmware")
+    for r in registry.list():
+        h = health.get(r.id)
+        if h is None:
+            print(f"0x{r.id:04x}   {'never_heard':12}")
+            continue
+        clock = ("none", "ntp", "gps_pps")[h.clock_source] if 0 <= h.clock_source <= 2 else "?"
+        print(f"0x{r.id:04x}   {h.state:12} {(now - h.last_seen_us) / 1e6:10.1f} {h.boot:5d} {h.battery_mv:10d} "
+              f"{h.rssi_dbm:5d} {h.queue_depth:5d} {clock:>8} {h.clock_error_us:7d} {h.firmware}")
+    return 0
+
+
+@_guard
+def cmd_init_key(args) -> int:
+    path = cfg.from_args(args).keys.master_key_file
+    create_master_key(path)
+    print(f"master key written to {path} (mode 0600); keep a copy offline")
+    return 0

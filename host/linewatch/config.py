@@ -1,0 +1,233 @@
+"""The aggregator's configuration: a TOML file (docs/aggregator.toml documents every field),
+defaults for everything, command-line flags applied on top by the caller.
+
+A bad file is refused as a whole with a message naming the field: a service that starts with
+half its config is worse than one that does not start.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "linewatch-aggregator"
+    username: str = ""
+    password: str = ""
+    keepalive_s: int = 30
+    connect_retries: int = 5
+    retry_delay_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "linewatch.db"
+    synchronous: str = "FULL"
+    batch_max: int = 2000
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    master_key_file: str = "master.key"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    segments: tuple[int, ...] = ()
+    refusal_log_interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class AcksConfig:
+    interval_ms: int = 200
+    resend_interval_s: float = 5.0
+    resend_tries: int = 3
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    late_after_s: float = 180.0
+    offline_after_s: float = 900.0
+    low_battery_mv: int = 3400
+    tamper_move_m: float = 50.0
+    tamper_hold_s: float = 3600.0
+    tick_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    topic_prefix: str = "lw/alerts"
+    webhooks: tuple[str, ...] = ()
+    queue_size: int = 1000
+    retries: int = 3
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    line: tuple[tuple[float, float], ...] = ()
+    tick_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    acks: AcksConfig = field(default_factory=AcksConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    log_level: str = "INFO"
+
+
+SECTIONS = {"broker": BrokerConfig, "store": StoreConfig, "keys": KeysConfig,
+            "ingest": IngestConfig, "acks": AcksConfig, "health": HealthConfig,
+            "alerts": AlertsConfig, "fusion": FusionConfig}
+SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def load(path: str | Path | None) -> Config:
+    """The config from a TOML file (None: all defaults). Relative paths in it are resolved
+    against the file's folder, so the service finds its DB wherever it is started."""
+    if path is None:
+        return validate(Config())
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: no such file")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path}: cannot read ({exc})")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: not valid TOML ({exc})")
+    config = from_dict(data, str(path))
+    base = path.resolve().parent
+    return replace(
+        config,
+        store=replace(config.store, path=_resolve(base, config.store.path)),
+        keys=replace(config.keys, master_key_file=_resolve(base, config.keys.master_key_file)))
+
+
+def _resolve(base: Path, value: str) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "log_level":
+            sections[name] = value
+            continue
+        cls = SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(f"{where}: unknown section [{name}] (known: {', '.join(SECTIONS)}, log_level)")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        sections[name] = _section(cls, value, f"{where}: [{name}]")
+    return validate(Config(**sections))
+
+
+def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        spec = known.get(key)
+        if spec is None:
+            raise ConfigError(f"{where}: unknown field {key!r} (known: {', '.join(known)})")
+        kwargs[key] = _coerce(value, getattr(cls(), key), f"{where} {key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Check a value against the type of its default (TOML gives lists; we keep tuples)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list)
+        if ok:
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    else:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}: {value!r} is not a {type(default).__name__}")
+    return value
+
+
+def validate(config: Config) -> Config:
+    """Range checks that types alone cannot express."""
+    b, s, a, h, f = config.broker, config.store, config.acks, config.health, config.fusion
+    checks = [
+        (1 <= b.port <= 65535, f"[broker] port {b.port} outside 1..65535"),
+        (bool(b.client_id), "[broker] client_id must not be empty (the persistent session hangs on it)"),
+        (b.connect_retries >= 0, "[broker] connect_retries must be >= 0"),
+        (s.synchronous.upper() in SYNCHRONOUS, f"[store] synchronous {s.synchronous!r} not one of {SYNCHRONOUS}"),
+        (s.batch_max >= 1, "[store] batch_max must be >= 1"),
+        (all(isinstance(x, int) and 0 <= x <= 255 for x in config.ingest.segments),
+         "[ingest] segments must be integers 0..255"),
+        (a.interval_ms >= 1 and a.resend_tries >= 0 and a.resend_interval_s > 0,
+         "[acks] interval_ms >= 1, resend_tries >= 0, resend_interval_s > 0"),
+        (0 < h.late_after_s < h.offline_after_s, "[health] need 0 < late_after_s < offline_after_s"),
+        (config.alerts.queue_size >= 1, "[alerts] queue_size must be >= 1"),
+        (all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in config.alerts.webhooks),
+         "[alerts] webhooks must be http(s) URLs"),
+        (config.log_level.upper() in LOG_LEVELS, f"log_level {config.log_level!r} not one of {LOG_LEVELS}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"config: {message}")
+    line = f.line
+    if line:
+        if len(line) < 2 or not all(_is_point(p) for p in line):
+            raise ConfigError("config: [fusion] line must be a list of at least two [lat, lon] points")
+    return config
+
+
+def _is_point(p: Any) -> bool:
+    return (isinstance(p, tuple) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+            and -90 <= p[0] <= 90 and -180 <= p[1] <= 180)
+
+
+# -- command-line flags shared by every command that reads the config --
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("--config", "-c", help="TOML config file (default: built-in defaults)")
+    parser.add_argument("--db", help="database file (overrides [store] path)")
+    parser.add_argument("--master-key", help="master key file (overrides [keys] master_key_file)")
+
+
+def from_args(args: Any) -> Config:
+    """The config file with the flags of `add_arguments` (and a command's own) applied."""
+    config = load(getattr(args, "config", None))
+    if getattr(args, "db", None):
+        config = replace(config, store=replace(config.store, path=args.db))
+    if getattr(args, "master_key", None):
+        config = replace(config, keys=replace(config.keys, master_key_file=args.master_key))
+    broker = getattr(args, "broker", None)
+    if broker:
+        host, _, port = broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--broker {broker!r}: expected HOST:PORT")
+        config = replace(config, broker=replace(config.broker, host=host, port=int(port)))
+    if getattr(args, "client_id", None):
+        config = replace(config, broker=replace(config.broker, client_id=args.client_id))
+    return validate(config)

@@ -1,0 +1,162 @@
+"""Ingest: from (topic, bytes) to an accepted frame or a refusal with a reason. No I/O here:
+the aggregator stores what comes out, so this module is tested without a broker.
+
+Checks, in order (the first failure names the refusal):
+oversized -> bad_topic -> truncated / unknown_version / unknown_type / length (structure)
+-> unknown_node -> bad_tag -> out_of_range -> wrong_topic -> replay / old_boot.
+The tag is checked before any field is trusted; the topic is compared after, so a forger
+cannot learn anything about a node's topic from the refusal.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from lwproto import const, frame as wire, replay, topic as topics
+from lwproto.errors import ProtocolError
+from linewatch import keys
+from linewatch.registry import Registry
+from linewatch.store import Refusal, Store
+from lwproto.frame import Frame
+
+log = logging.getLogger("linewatch.ingest")
+
+OVERSIZED = "oversized"
+UNKNOWN_NODE = "unknown_node"
+WRONG_TOPIC = "wrong_topic"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    frame: Frame
+    topic: str
+    raw: bytes
+    received_us: int
+    segment: int
+    gap: tuple[int, int, int] | None   # (boot, first, last) newly missing, to ask a resend for
+
+
+class RefusalLog:
+    """One log line per (reason, node) per interval: a flood of bad frames must not flood the log."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, int], float] = {}
+        self._suppressed: Counter[tuple[str, int]] = Counter()
+
+    def note(self, refusal: Refusal) -> None:
+        key = (refusal.reason, refusal.node)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._suppressed[key] += 1
+            return
+        self._last[key] = now
+        more = self._suppressed.pop(key, 0)
+        log.warning("refused %s on %s: %s%s", refusal.reason, refusal.topic or "?", refusal.detail,
+                    f" ({more} more like it since the last line)" if more else "")
+
+
+class Ingest:
+    def __init__(self, registry: Registry, master_key: bytes, guard: replay.ReplayGuard,
+                 refusal_log: RefusalLog | None = None) -> None:
+        self.registry = registry
+        self._master = master_key
+        self.guard = guard
+        self.refused: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.ignored = 0
+        self.refusal_log = refusal_log or RefusalLog()
+        self._keys: dict[int, bytes] = {}
+
+    def key_of(self, node: int) -> bytes:
+        key = self._keys.get(node)
+        if key is None:
+            key = self._keys[node] = keys.derive(self._master, node)
+        return key
+
+    def process(self, topic: str, raw: bytes, received_us: int) -> Accepted | Refusal | None:
+        """Accepted, Refusal, or None for our own downlink frames seen through the wildcard."""
+        try:
+            return self._check(topic, raw, received_us)
+        except _Refused as r:
+            refusal = Refusal(received_us, topic, bytes(raw), r.reason, r.detail, r.node)
+        except Exception as exc:  # never let one frame stop the service: refuse and go on
+            log.exception("ingest failed on a frame from %s", topic)
+            refusal = Refusal(received_us, topic, bytes(raw), "internal", repr(exc), -1)
+        self.refused[refusal.reason] += 1
+        self.refusal_log.note(refusal)
+        return refusal
+
+    def _check(self, topic: str, raw: bytes, received_us: int) -> Accepted | None:
+        if len(raw) > wire.MAX_FRAME_SIZE:
+            raise _Refused(OVERSIZED, f"{len(raw)} bytes, the largest frame is {wire.MAX_FRAME_SIZE}")
+        try:
+            segment, topic_node, kind = topics.parse(topic)
+        except ProtocolError as exc:
+            raise _Refused(exc.reason, str(exc))
+        if kind == topics.DOWN:
+            self.ignored += 1
+            return None
+        try:
+            ftype, node = wire.peek(raw)
+        except ProtocolError as exc:
+            raise _Refused(exc.reason, str(exc), topic_node)
+        record = self.registry.get(node)
+        if record is None:
+            raise _Refused(UNKNOWN_NODE, f"frame from node 0x{node:04x}: not in the registry", node)
+        try:
+            frame = wire.decode(raw, self.key_of(node))
+        except ProtocolError as exc:
+            raise _Refused(exc.reason, str(exc), node)
+        if node != topic_node or topics.KIND_OF_TYPE.get(ftype) != kind or segment != record.segment:
+            raise _Refused(WRONG_TOPIC, f"frame from node 0x{node:04x} ({frame.type_name()}, segment "
+                                        f"{record.segment}) arrived on {topic}", node)
+        if ftype not in const.UPLINK_TYPES:
+            raise _Refused(WRONG_TOPIC, f"frame from node 0x{node:04x}: {frame.type_name()} is not an uplink type", node)
+        gap = self._replay(frame)
+        self.accepted[frame.type_name()] += 1
+        return Accepted(frame, topic, bytes(raw), received_us, segment, gap)
+
+    def _replay(self, frame: Frame) -> tuple[int, int, int] | None:
+        node, boot, seq = frame.node, frame.boot, frame.seq
+        if frame.ftype == const.DEATH:
+            verdict = self.guard.check_death(node, boot, seq)
+            if verdict != replay.ACCEPT:
+                raise _Refused(verdict, f"death frame from node 0x{node:04x} boot {boot} seq {seq}: "
+                                        f"not the last birth's connection or already heard", node)
+            self.guard.note_death(node, boot, seq)
+            return None
+        verdict = self.guard.check(node, boot, seq)
+        if verdict != replay.ACCEPT:
+            raise _Refused(verdict, f"frame from node 0x{node:04x} boot {boot} seq {seq}: {verdict}", node)
+        gap = self.guard.accept(node, boot, seq)
+        if frame.ftype == const.BIRTH:
+            self.guard.note_birth(node, boot, seq)
+        return gap
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str, node: int = -1) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.node = reason, detail, node
+
+
+def rebuild_guard(store: Store, registry: Registry, boots_kept: int = 4) -> replay.ReplayGuard:
+    """The replay guard as it was before a restart, from the evidence log itself."""
+    guard = replay.ReplayGuard(boots_kept)
+    for record in registry.list():
+        node = record.id
+        for boot in store.recent_boots(node, boots_kept):
+            for seq in store.stream_seqs(node, boot):
+                guard.accept(node, boot, seq)
+        birth = store.last_birth(node)
+        if birth:
+            guard.note_birth(node, *birth)
+        for death in store.deaths(node):
+            guard.note_death(node, *death)
+    for node, boot, first, last in store.lost_ranges():
+        guard.forget(node, boot, first, last)
+    return guard

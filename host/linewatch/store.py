@@ -1,0 +1,144 @@
+"""Storage behind one small interface: what the aggregator writes and what operators read.
+
+`open_store(path)` gives the SQLite implementation (store_sqlite.py), the embedded default.
+The evidence log is append-only and hash-chained: each row's hash is
+sha256(previous row's hash || canonical content of the row, raw frame bytes included), so a
+later edit, insertion or deletion anywhere breaks the chain from that row on.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+GENESIS = bytes(32)
+
+# Evidence row kinds: a frame from a node, or an entry of the commission itself (a range
+# given up as lost, an incident's status change, a node's health state change).
+FRAME = "frame"
+COMMISSION = "commission"
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A node in the registry: where it stands is evidence for every fix it takes part in."""
+    id: int
+    segment: int
+    lat: float
+    lon: float
+    alt_m: float = 0.0
+    added_us: int = 0
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    id: int
+    kind: str           # FRAME or COMMISSION
+    type: str           # frame type name, or the commission entry's type ("lost", ...)
+    node: int
+    boot: int
+    seq: int
+    topic: str
+    received_us: int
+    raw: bytes          # frame bytes as received; empty for commission entries
+    verified: str       # how a frame was verified ("tag_ok"); who made a commission entry
+    note: str           # JSON: decoded fields, or the commission entry's content
+    prev_hash: bytes = b""
+    hash: bytes = b""
+
+    def canonical(self) -> bytes:
+        texts = [s.encode() for s in (self.kind, self.type, self.topic, self.verified, self.note)]
+        parts = [struct.pack(">qiiqq", self.id, self.node, self.boot, self.seq, self.received_us)]
+        for blob in texts + [bytes(self.raw)]:
+            parts.append(struct.pack(">I", len(blob)))
+            parts.append(blob)
+        return b"".join(parts)
+
+    def digest(self, prev_hash: bytes) -> bytes:
+        return hashlib.sha256(prev_hash + self.canonical()).digest()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A frame refused by ingest, kept in quarantine with its raw bytes."""
+    received_us: int
+    topic: str
+    raw: bytes
+    reason: str
+    detail: str
+    node: int = -1
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    node: int
+    state: str
+    state_since_us: int
+    last_seen_us: int = 0
+    boot: int = 0
+    battery_mv: int = 0
+    temperature_c: float = 0.0
+    rssi_dbm: int = 0
+    queue_depth: int = 0
+    clock_source: int = 0
+    clock_error_us: int = 0
+    firmware: str = ""
+    counters: str = "{}"   # JSON: the heartbeat's counters and the commission's own per node
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    node: int
+    at_us: int
+    old: str
+    new: str
+    why: str
+
+
+@dataclass
+class Batch:
+    """One transaction's worth of writes; the aggregator commits it before any ack goes out."""
+    evidence: list[EvidenceRow] = field(default_factory=list)   # id/hash filled by the store
+    refusals: list[Refusal] = field(default_factory=list)
+    health: dict[int, NodeHealth] = field(default_factory=dict)
+    health_changes: list[HealthChange] = field(default_factory=list)
+    incidents: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> (status, at, json)
+
+    def __bool__(self) -> bool:
+        return bool(self.evidence or self.refusals or self.health or self.health_changes or self.incidents)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or written; the service stops rather than ack anything."""
+
+
+class Store(Protocol):
+    def close(self) -> None: ...
+    def bump_boot(self) -> int: ...
+    def commit(self, batch: Batch) -> list[EvidenceRow]: ...
+    # registry
+    def node_put(self, node: NodeRecord) -> None: ...
+    def node_get(self, node_id: int) -> NodeRecord | None: ...
+    def node_remove(self, node_id: int) -> bool: ...
+    def nodes(self) -> list[NodeRecord]: ...
+    # evidence
+    def evidence(self, after_id: int = 0) -> Iterator[EvidenceRow]: ...
+    def stream_seqs(self, node: int, boot: int) -> list[int]: ...
+    def recent_boots(self, node: int, count: int) -> list[int]: ...
+    def lost_ranges(self) -> list[tuple[int, int, int, int]]: ...
+    def last_birth(self, node: int) -> tuple[int, int] | None: ...
+    def deaths(self, node: int) -> list[tuple[int, int]]: ...
+    # health, incidents, stats
+    def health(self) -> list[NodeHealth]: ...
+    def incidents(self) -> list[tuple[str, str, int, str]]: ...
+    def incident_get(self, incident_id: str) -> tuple[str, str, int, str] | None: ...
+    def counts_by_type(self) -> dict[str, int]: ...
+    def refusals_by_reason(self) -> dict[str, int]: ...
+    def frames_since(self, since_us: int) -> int: ...
+    def refusals(self, limit: int = 100) -> list[Refusal]: ...
+
+
+def open_store(path: str, synchronous: str = "FULL") -> Store:
+    from linewatch.store_sqlite import SQLiteStore
+    return SQLiteStore(path, synchronous)

@@ -1,0 +1,225 @@
+"""The SQLite store: one file, WAL journal, one writer (the aggregator), many readers (CLI).
+
+Durability: an ack tells a node it may delete a frame from its flash, so an acked frame must
+survive a power cut, not only a process crash. WAL with synchronous=FULL fsyncs the log at
+every commit; batching many frames per transaction keeps that to a few fsyncs per second.
+synchronous=NORMAL survives a crash of the service but may lose the last commits on power
+loss: the config allows it for machines with a UPS, and says so.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+from linewatch.store import (COMMISSION, FRAME, GENESIS, Batch, EvidenceRow, NodeHealth,
+                             NodeRecord, Refusal, StoreError)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+    id INTEGER PRIMARY KEY, segment INTEGER NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL,
+    alt_m REAL NOT NULL DEFAULT 0, added_us INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, node INTEGER NOT NULL,
+    boot INTEGER NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
+    received_us INTEGER NOT NULL, raw BLOB NOT NULL, verified TEXT NOT NULL, note TEXT NOT NULL,
+    prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS evidence_stream ON evidence (node, boot, seq);
+CREATE TRIGGER IF NOT EXISTS evidence_no_update BEFORE UPDATE ON evidence
+    BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS evidence_no_delete BEFORE DELETE ON evidence
+    BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY, received_us INTEGER NOT NULL, topic TEXT NOT NULL, raw BLOB NOT NULL,
+    reason TEXT NOT NULL, detail TEXT NOT NULL, node INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (reason);
+CREATE TABLE IF NOT EXISTS node_health (
+    node INTEGER PRIMARY KEY, state TEXT NOT NULL, state_since_us INTEGER NOT NULL,
+    last_seen_us INTEGER NOT NULL, boot INTEGER NOT NULL, battery_mv INTEGER NOT NULL,
+    temperature_c REAL NOT NULL, rssi_dbm INTEGER NOT NULL, queue_depth INTEGER NOT NULL,
+    clock_source INTEGER NOT NULL, clock_error_us INTEGER NOT NULL, firmware TEXT NOT NULL,
+    counters TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS health_changes (
+    id INTEGER PRIMARY KEY, node INTEGER NOT NULL, at_us INTEGER NOT NULL, old TEXT NOT NULL,
+    new TEXT NOT NULL, why TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, updated_us INTEGER NOT NULL, body TEXT NOT NULL);
+"""
+
+EVIDENCE_COLUMNS = "id, kind, type, node, boot, seq, topic, received_us, raw, verified, note, prev_hash, hash"
+
+
+class SQLiteStore:
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        self.path = path
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise StoreError(f"database {path}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+            raise StoreError(f"database {path}: not writable by this user")
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {path}: {exc}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _chain_head(self) -> tuple[int, bytes]:
+        row = self.db.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
+        return (row[0], bytes(row[1])) if row else (0, GENESIS)
+
+    def bump_boot(self) -> int:
+        with self._transaction():
+            row = self.db.execute("SELECT value FROM meta WHERE key='boot'").fetchone()
+            boot = (row[0] if row else 0) + 1
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot', ?)", (boot,))
+        return boot
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self.db)
+
+    def commit(self, batch: Batch) -> list[EvidenceRow]:
+        """Write the batch in one transaction; returns the evidence rows with ids and hashes.
+
+        The chain head is read inside the write lock: the CLI (an incident's status change)
+        may append between two of the service's batches."""
+        try:
+            with self._transaction():
+                last_id, last_hash = self._chain_head() if batch.evidence else (0, GENESIS)
+                rows = []
+                for row in batch.evidence:
+                    last_id += 1
+                    row = replace(row, id=last_id, prev_hash=last_hash)
+                    last_hash = row.digest(last_hash)
+                    rows.append(replace(row, hash=last_hash))
+                self._write(batch, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: write failed: {exc}")
+        return rows
+
+    def _write(self, batch: Batch, rows: list[EvidenceRow]) -> None:
+        db = self.db
+        if rows:
+            db.executemany(f"INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [(r.id, r.kind, r.type, r.node, r.boot, r.seq, r.topic, r.received_us,
+                             r.raw, r.verified, r.note, r.prev_hash, r.hash) for r in rows])
+        if batch.refusals:
+            db.executemany("INSERT INTO quarantine (received_us, topic, raw, reason, detail, node) "
+                           "VALUES (?,?,?,?,?,?)",
+                           [(r.received_us, r.topic, r.raw, r.reason, r.detail, r.node) for r in batch.refusals])
+        if batch.health:
+            db.executemany("INSERT OR REPLACE INTO node_health VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [(h.node, h.state, h.state_since_us, h.last_seen_us, h.boot, h.battery_mv,
+                             h.temperature_c, h.rssi_dbm, h.queue_depth, h.clock_source,
+                             h.clock_error_us, h.firmware, h.counters) for h in batch.health.values()])
+        if batch.health_changes:
+            db.executemany("INSERT INTO health_changes (node, at_us, old, new, why) VALUES (?,?,?,?,?)",
+                           [(c.node, c.at_us, c.old, c.new, c.why) for c in batch.health_changes])
+        if batch.incidents:
+            db.executemany("INSERT OR REPLACE INTO incidents (id, status, updated_us, body) VALUES (?,?,?,?)",
+                           [(k, v[0], v[1], v[2]) for k, v in batch.incidents.items()])
+
+    # -- registry --
+
+    def node_put(self, node: NodeRecord) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?)",
+                            (node.id, node.segment, node.lat, node.lon, node.alt_m, node.added_us))
+
+    def node_get(self, node_id: int) -> NodeRecord | None:
+        row = self.db.execute("SELECT * FROM nodes WHERE id=?", (node_id,)).fetchone()
+        return NodeRecord(*row) if row else None
+
+    def node_remove(self, node_id: int) -> bool:
+        with self._transaction():
+            return self.db.execute("DELETE FROM nodes WHERE id=?", (node_id,)).rowcount > 0
+
+    def nodes(self) -> list[NodeRecord]:
+        return [NodeRecord(*r) for r in self.db.execute("SELECT * FROM nodes ORDER BY id")]
+
+    # -- evidence --
+
+    def evidence(self, after_id: int = 0) -> Iterator[EvidenceRow]:
+        cursor = self.db.execute(f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > ? ORDER BY id", (after_id,))
+        for r in cursor:
+            yield EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
+                              bytes(r[11]), bytes(r[12]))
+
+    def stream_seqs(self, node: int, boot: int) -> list[int]:
+        return [r[0] for r in self.db.execute(
+            "SELECT seq FROM evidence WHERE node=? AND boot=? AND kind=? AND type NOT IN ('death') "
+            "ORDER BY seq", (node, boot, FRAME))]
+
+    def recent_boots(self, node: int, count: int) -> list[int]:
+        return sorted(r[0] for r in self.db.execute(
+            "SELECT DISTINCT boot FROM evidence WHERE node=? AND kind=? ORDER BY boot DESC LIMIT ?",
+            (node, FRAME, count)))
+
+    def lost_ranges(self) -> list[tuple[int, int, int, int]]:
+        import json
+        out = []
+        for node, note in self.db.execute(
+                "SELECT node, note FROM evidence WHERE kind=? AND type='lost' ORDER BY id", (COMMISSION,)):
+            entry = json.loads(note)
+            out.append((node, entry["boot"], entry["first_seq"], entry["last_seq"]))
+        return out
+
+    def last_birth(self, node: int) -> tuple[int, int] | None:
+        row = self.db.execute("SELECT boot, seq FROM evidence WHERE node=? AND kind=? AND type='birth' "
+                              "ORDER BY boot DESC, seq DESC LIMIT 1", (node, FRAME)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def deaths(self, node: int) -> list[tuple[int, int]]:
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT boot, seq FROM evidence WHERE node=? AND kind=? AND type='death' ORDER BY id", (node, FRAME))]
+
+    # -- health, incidents, stats --
+
+    def health(self) -> list[NodeHealth]:
+        return [NodeHealth(*r) for r in self.db.execute("SELECT * FROM node_health ORDER BY node")]
+
+    def incidents(self) -> list[tuple[str, str, int, str]]:
+        return list(self.db.execute("SELECT id, status, updated_us, body FROM incidents ORDER BY updated_us, id"))
+
+    def incident_get(self, incident_id: str) -> tuple[str, str, int, str] | None:
+        return self.db.execute("SELECT id, status, updated_us, body FROM incidents WHERE id=?",
+                               (incident_id,)).fetchone()
+
+    def counts_by_type(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT type, COUNT(*) FROM evidence WHERE kind=? GROUP BY type", (FRAME,)))
+
+    def refusals_by_reason(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
+
+    def frames_since(self, since_us: int) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=? AND received_us >= ?",
+                               (FRAME, since_us)).fetchone()[0]
+
+    def refusals(self, limit: int = 100) -> list[Refusal]:
+        return [Refusal(*r) for r in self.db.execute(
+            "SELECT received_us, topic, raw, reason, detail, node FROM quarantine ORDER BY id DESC LIMIT ?",
+            (limit,))]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error (the connection runs in autocommit)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
