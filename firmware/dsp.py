@@ -10,11 +10,13 @@
 # relies on wrap-around. Viper's ptr16 reads unsigned: `(v ^ 0x8000) - 0x8000` restores the sign.
 # Viper only ever *writes* 32-bit words (ptr32 reads are unsigned on the 64-bit unix port).
 
-try:
+import sys
+
+# The viper decorator is read by MicroPython's compiler (ESP32, RP2 and unix have the native
+# emitter); it is no attribute of the micropython module, so ask the implementation.
+VIPER_AVAILABLE = sys.implementation.name == "micropython"
+if VIPER_AVAILABLE:
     import micropython
-    VIPER_AVAILABLE = hasattr(micropython, "viper")
-except ImportError:  # CPython
-    VIPER_AVAILABLE = False
 
 
 # ---------------------------------------------------------------- plain Python loops

@@ -17,6 +17,7 @@ ONSET_K = 5            # onset sample: |x| > ONSET_K * mean noise |x| (~4 sigma 
 GAP_MS = 10            # an event ends after this long under the off ratio
 MAX_EVENT_MS = 1500    # longer is no impulse: end it, re-learn the noise, report nothing
 WARMUP_MS = 250        # learn the noise before the first trigger
+DEV_K = 14             # and by DEV_K mean deviations of the short-term average (see _hop)
 LTA_SHIFT = 9          # long-term average over 2**9 hops (~0.5 s at 1 ms hops)
 EXPLOSION_MAX_HZ = 400     # balance frequency at or under this, and long enough: explosion
 EXPLOSION_MIN_MS = 12
@@ -24,6 +25,11 @@ SMALL_ARMS_MIN_HZ = 600    # at or over this, and short: small arms
 SMALL_ARMS_MAX_MS = 40
 SMALL_ARMS_MAX_RISE_MS = 5
 DEFAULT_THRESHOLD_DB = 8.0
+
+
+def _above(sta2, lta, dev, ratio_q):
+    lta2 = 2 * lta
+    return lta2 > 0 and sta2 * 256 >= ratio_q * lta2 and (sta2 << 4) >= lta2 + DEV_K * dev
 
 
 def _db20(ratio):
@@ -56,11 +62,12 @@ class ImpulseDetector:
     def reset(self):
         self._hops_seen = 0
         self._prev_sample = 0
-        self._prev_level = 0
         self._prev_hop_abs = 0
         self._prev_hop_diff = 0
         self._lta = 0          # mean |x| sum per hop, Q4
         self._lta_d = 0        # mean |dx| sum per hop, Q4
+        self._dev = 0          # mean |sta2 - 2*lta|, Q4
+        self._dev_d = 0        # the same for |dx|
         self._next_index = -1
         self._active = False
 
@@ -95,33 +102,47 @@ class ImpulseDetector:
     def _discontinuity(self):
         # samples were lost: an event in progress or an onset search cannot span the gap
         self._active = False
-        self._prev_level = 0
+        self._prev_hop_abs = 0
+        self._prev_hop_diff = 0
         tail = self._tail
         for i in range(len(tail)):
             tail[i] = 0
 
     def _hop(self, block, j, first_index, found):
         level = self._abs[j]
-        sta2 = level + self._prev_level
-        self._prev_level = level
+        dlevel = self._diff[j]
+        sta2 = level + self._prev_hop_abs
+        sta2d = dlevel + self._prev_hop_diff
         self._hops_seen += 1
         if self._active:
-            self._event_hop(block, j, level, sta2, first_index, found)
+            self._event_hop(block, j, level, sta2, sta2d, first_index, found)
         elif self._hops_seen <= self._warmup_hops:
-            self._learn(level, j, 2)
-        elif sta2 * 256 >= self._on_q * self._lta * 2 and self._lta > 0:
-            self._start(block, j, level, sta2, first_index)
+            self._learn(level, dlevel, sta2, sta2d, 2)
+        elif self._triggers(sta2, sta2d):
+            self._start(block, j, level, sta2, sta2d, first_index)
         else:
-            self._learn(level, j, LTA_SHIFT)
+            self._learn(level, dlevel, sta2, sta2d, LTA_SHIFT)
         self._prev_hop_abs = level
-        self._prev_hop_diff = self._diff[j]
+        self._prev_hop_diff = dlevel
 
-    def _learn(self, level, j, shift):
+    def _learn(self, level, dlevel, sta2, sta2d, shift):
+        d = (sta2 << 4) - 2 * self._lta
+        self._dev += ((d if d >= 0 else -d) - self._dev) >> shift
+        d = (sta2d << 4) - 2 * self._lta_d
+        self._dev_d += ((d if d >= 0 else -d) - self._dev_d) >> shift
         self._lta += ((level << 4) - self._lta) >> shift
-        self._lta_d += ((self._diff[j] << 4) - self._lta_d) >> shift
+        self._lta_d += ((dlevel << 4) - self._lta_d) >> shift
+
+    def _triggers(self, sta2, sta2d):
+        # Two channels: |x| for low-frequency blasts, |dx| (a high-pass) for cracks that pink or
+        # wind noise would bury. The ratio alone suits white noise; low-frequency noise swings
+        # a 2 ms average far more, so a trigger also stands DEV_K mean deviations above the mean.
+        on = self._on_q
+        return (_above(sta2, self._lta, self._dev, on)
+                or _above(sta2d, self._lta_d, self._dev_d, on))
 
     # ------------------------------------------------------------ an event
-    def _start(self, block, j, level, sta2, first_index):
+    def _start(self, block, j, level, sta2, sta2d, first_index):
         hop = self.hop
         noise = self._lta // (16 * hop)               # mean noise |x| per sample
         onset = self._onset(block, j, noise)
@@ -135,6 +156,7 @@ class ImpulseDetector:
         self._ev_keep_diff = 0
         self._quiet = 0
         self._max_sta = 0
+        self._max_sta_d = 0
         self._ev_peak = 0
         self._peak_index = self._onset_index
         self._last_active_end = first_index + (j + 1) * hop
@@ -143,7 +165,7 @@ class ImpulseDetector:
             self._ev_hops = 1
             self._ev_abs = self._prev_hop_abs
             self._ev_diff = self._prev_hop_diff
-        self._event_hop(block, j, level, sta2, first_index, None)
+        self._event_hop(block, j, level, sta2, sta2d, first_index, None)
 
     def _onset(self, block, j, noise):
         """Sample (relative to block, negative = in the previous block) where the event begins."""
@@ -186,19 +208,22 @@ class ImpulseDetector:
             v = u
         return i
 
-    def _event_hop(self, block, j, level, sta2, first_index, found):
+    def _event_hop(self, block, j, level, sta2, sta2d, first_index, found):
         hop = self.hop
         self._ev_hops += 1
         self._ev_abs += level
         self._ev_diff += self._diff[j]
         if sta2 > self._max_sta:
             self._max_sta = sta2
+        if sta2d > self._max_sta_d:
+            self._max_sta_d = sta2d
         p = self._peak[j]
         if p > self._ev_peak:
             self._ev_peak = p
             i = dsp.first_above(block, j * hop, (j + 1) * hop, p - 1)
             self._peak_index = first_index + i
-        if sta2 * 256 >= self._off_q * self._lta * 2:
+        off = self._off_q
+        if sta2 * 256 >= off * self._lta * 2 or sta2d * 256 >= off * self._lta_d * 2:
             self._quiet = 0
             self._last_active_end = first_index + (j + 1) * hop
             self._ev_keep_hops = self._ev_hops
@@ -223,13 +248,15 @@ class ImpulseDetector:
         lta = self._lta / 16.0
         n = self._ev_keep_hops
         sig_abs = self._ev_keep_abs - n * lta
-        sig_diff = self._ev_keep_diff - n * self._lta_d / 16.0
+        lta_d = self._lta_d / 16.0
+        sig_diff = self._ev_keep_diff - n * lta_d
         balance = sig_diff / sig_abs if sig_abs > 0 else 2.0
         balance = min(2.0, max(0.0, balance))
         freq = int(self.rate / math.pi * math.asin(balance / 2.0))
         duration_ms = (self._last_active_end - self._onset_index) * 1000 // self.rate
         rise_ms = (self._peak_index - self._onset_index) * 1000.0 / self.rate
-        snr_db = _db20(self._max_sta / (2.0 * lta)) if lta > 0 else 0.0
+        snr_db = _db20(max(self._max_sta / (2.0 * lta) if lta > 0 else 0.0,
+                           self._max_sta_d / (2.0 * lta_d) if lta_d > 0 else 0.0))
         peak_db = _db20(self._ev_peak / 32768.0)
         strength = clamp01((snr_db - 3.0) / 15.0)
         cls = 0
