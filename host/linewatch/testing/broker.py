@@ -54,6 +54,8 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lw-mosquitto-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)   # the `mosquitto` fixture passes a new path
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         lines = [
