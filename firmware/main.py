@@ -1,0 +1,98 @@
+# The node's entry: the board's /main.py (copied as source by `linewatch build`; everything it
+# imports is compiled under /lib/lwnode and /lib/lwproto). On the unix port:
+#     micropython -X heapsize=128K main.py path/to/config.json
+#
+# Order: config (a bad one stops here with one clear line), board, boot counter, node,
+# self-test line, then the tasks run until power-off.
+import sys
+
+try:
+    import asyncio
+except ImportError:  # MicroPython builds before asyncio was renamed
+    import uasyncio as asyncio
+
+from lwnode import bootcount, config
+
+FAULT_BLINK_MS = 100
+
+
+def board_module(name):
+    """hal module for a config "board" value, or from the platform when it is not set."""
+    if name is None:
+        name = {"esp32": "esp32", "rp2": "rp2"}.get(sys.platform)
+        if name is None:
+            name = "unix" if sys.implementation.name == "micropython" else "sim"
+    if name == "esp32":
+        from lwnode.hal import esp32 as hal
+    elif name == "rp2":
+        from lwnode.hal import rp2 as hal
+    elif name == "unix":
+        from lwnode.hal import unix as hal
+    else:
+        from lwnode.hal import sim as hal
+    return hal
+
+
+def fault(message, board=None):
+    """Stop with the reason on the console and a fast LED blink; never a traceback loop.
+    Virtual boards have no LED to watch: they exit with status 2 instead."""
+    print(message)
+    if board is None or board.name in ("unix", "sim"):
+        sys.exit(2)
+    import time
+    on = True
+    while True:
+        board.led(on)
+        on = not on
+        time.sleep_ms(FAULT_BLINK_MS)
+
+
+def _boot_counter(board):
+    path = "%s/bootcount" % board.storage_dir().rstrip("/")
+    boot, note = bootcount.bump(path)
+    if note:
+        board.log("boot counter: %s" % note)
+    return boot
+
+
+def start(config_path="config.json"):
+    try:
+        cfg = config.load(config_path)
+    except config.ConfigError as exc:
+        fault(str(exc), _fault_board())
+    try:
+        board = board_module(cfg.board).Board(cfg)
+    except Exception as exc:   # a missing sensor or bad pin: say which, do not loop
+        fault("linewatch node %s: board %s failed to start: %r"
+              % (cfg.name(), cfg.board or sys.platform, exc), _fault_board())
+    from lwnode.node import Node
+    try:
+        node = Node(cfg, board, _boot_counter(board))
+    except Exception as exc:
+        fault("linewatch node %s self-test FAILED: %r" % (cfg.name(), exc), board)
+    ok, line = node.self_test()
+    print(line)
+    if not ok:
+        fault(line, board)
+    asyncio.run(node.run())
+
+
+class _Led:
+    """A board's LED without its config: the fault blink of a node that cannot read one."""
+    name = "led"
+
+    def __init__(self, pin):
+        self.pin = pin
+
+    def led(self, on):
+        self.pin.value(1 if on else 0)
+
+
+def _fault_board():
+    from lwnode.hal import status_led
+    pin = status_led()
+    return _Led(pin) if pin is not None else None
+
+
+if __name__ == "__main__":
+    start(sys.argv[1] if len(sys.argv) > 1 else "config.json")

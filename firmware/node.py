@@ -1,0 +1,469 @@
+# The node application: five asyncio tasks around one durable queue.
+#
+#   sampling   board.mic_read into a small ring of preallocated blocks
+#   detection  the detector chain over each block (and one accelerometer sample per block)
+#   reporting  every frame (birth, heartbeat, event) is encoded and appended to the durable
+#              queue first; nothing is published that is not in flash
+#   uplink     connect (will = death), birth, publish the queue in order at QoS 1, apply acks
+#              and commands from the downlink, reconnect with jittered backoff
+#   health     a heartbeat every heartbeat_s
+#
+# Board-free: the board, its clock, storage and network come in through `board` (hal/).
+import asyncio
+import gc
+from array import array
+
+from lwproto import const as c
+from lwproto import frame, topic
+from lwproto.errors import ProtocolError
+from lwproto.version import RELEASE
+
+from . import mqtt
+from .clock import Clock, SampleTimeline, ticks_diff
+
+RING = 4                 # audio blocks between sampling and detection
+QUIET_EVERY_S = 1        # gc.collect() and heap measurement once per second of audio
+LOG_EVERY_MS = 10000     # one log line per cause at most this often
+
+
+def _join(*parts):
+    return "/".join(p.rstrip("/") for p in parts if p)
+
+
+def _newer(boot, seq, last_boot, last_seq):
+    # lwproto.replay.newer, inlined: importing replay costs ~3 KB of heap for one line
+    return boot > last_boot or (boot == last_boot and seq > last_seq)
+
+
+def _version():
+    parts = [int(p) for p in RELEASE.split(".")[:3]]
+    return parts + [0] * (3 - len(parts))
+
+
+class Node:
+    def __init__(self, config, board, boot, queue=None, detector=None):
+        self.config = config
+        self.board = board
+        self.boot = boot
+        self.key = config.key
+        self.seq = 0
+        self.clock = Clock(board)
+        rate = config.audio["rate_hz"]
+        block = config.audio["block"]
+        self.rate = rate
+        self.timeline = SampleTimeline(rate)
+        self.storage = board.storage_dir()
+        if queue is None:
+            from .store import FrameQueue
+            queue = FrameQueue(_join(self.storage, "queue"), config.queue["records"])
+        self.queue = queue
+        if detector is None:
+            from .detector import DetectorChain
+            detector = DetectorChain(rate, block)
+        self.detector = detector
+        self._apply_settings()
+        self._blocks = [array("h", bytearray(2 * block)) for _ in range(RING)]
+        self._counts = [0] * RING
+        self._starts = [0] * RING
+        self._stamps = [0] * RING
+        self._head = 0            # blocks read by sampling
+        self._tail = 0            # blocks taken by detection
+        self._filled = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.feed_ended = False
+        self.samples = 0
+        # counters reported in heartbeats
+        self.detections = 0
+        self.connections = 0
+        self.refused_commands = 0
+        self.overruns = 0
+        self.store_errors = 0
+        self.heap_peak = 0
+        # uplink state
+        self._client = None
+        self._sent = {}           # (boot, seq) published on this connection and not yet acked
+        self._birth_seq = 0       # reserved for the birth of the next connection
+        self._last_ack = (0, 0)   # RAM only: see README, "Acks"
+        self._command_path = _join(self.storage, "command")
+        self._last_command = self._load_command_counter()
+        self._logged = {}
+        self._last_ticks = board.ticks_us()
+        self._uptime_us = 0
+
+    # ---- settings ---------------------------------------------------------------------
+
+    def _apply_settings(self):
+        for cls, value in self.config.thresholds.items():
+            self.detector.set_threshold(cls, value)
+        for cls, ms in self.config.refractory_ms.items():
+            self.detector.set_refractory(cls, ms)
+
+    # ---- boot -------------------------------------------------------------------------
+
+    def self_test(self):
+        """(ok, line): the console line the flash tool and the hil tests wait for."""
+        name = "linewatch node %s" % self.config.name()
+        try:
+            probe = frame.encode(self.key, c.DEATH, self.config.node, self.boot, 0, 0, 0, 0,
+                                 (c.DEATH_LOST,))
+            frame.decode(probe, self.key)
+        except Exception as exc:
+            return False, "%s self-test FAILED: frame authentication: %r" % (name, exc)
+        try:
+            self.board.mic_start(self.rate, self.config.audio["block"])
+        except Exception as exc:
+            return False, "%s self-test FAILED: microphone: %r" % (name, exc)
+        try:
+            accel = self.board.accel_read()
+        except Exception as exc:
+            return False, "%s self-test FAILED: accelerometer: %r" % (name, exc)
+        source, error_us = self.clock.quality()
+        return True, ("%s self-test ok (board %s, fw %s, boot %d, %d Hz, accel %s, queue %d/%d, "
+                      "clock %s +-%d us)" % (name, self.board.name, RELEASE, self.boot, self.rate,
+                                             "yes" if accel is not None else "no",
+                                             self.queue.depth, self.config.queue["records"],
+                                             c.CLOCK_NAMES[source], error_us))
+
+    async def run(self):
+        """Run every task; returns only when the audio feed ends and the config says to stop
+        there (the unix port's benchmarks), never on a board."""
+        tasks = [asyncio.create_task(self._sampling()),
+                 asyncio.create_task(self._uplink()),
+                 asyncio.create_task(self._health())]
+        await self._detection()
+        self.log("audio feed ended after %d samples (%d s); heap peak %d bytes"
+                 % (self.samples, self.samples // self.rate, self.heap_peak))
+        if not self.config.feed.get("exit_at_end"):
+            await tasks[1]
+        for task in tasks:
+            task.cancel()
+
+    # ---- sampling and detection -------------------------------------------------------
+
+    async def _sampling(self):
+        index = 0
+        while True:
+            if self._head - self._tail >= RING:
+                self._tail += 1           # detection fell behind: the oldest block is lost
+                self.overruns += 1
+                self.log_once("overrun", "sampling: detection fell behind, %d blocks lost"
+                              % self.overruns)
+            slot = self._head % RING
+            n = await self.board.mic_read(self._blocks[slot])
+            if not n:
+                self.feed_ended = True
+                self._filled.set()
+                return
+            self._starts[slot] = index
+            self._counts[slot] = n
+            self._stamps[slot] = self.clock.now_us()
+            index += n
+            self._head += 1
+            self._filled.set()
+
+    async def _detection(self):
+        quiet_at = self.rate * QUIET_EVERY_S
+        while True:
+            while self._tail == self._head:
+                if self.feed_ended:
+                    return
+                self._filled.clear()
+                await self._filled.wait()
+            slot = self._tail % RING
+            start = self._starts[slot]
+            n = self._counts[slot]
+            self.timeline.mark(start + n, self._stamps[slot])
+            found = self.detector.feed_audio(self._blocks[slot], start, n)
+            self._tail += 1
+            self.samples = start + n
+            for det in found:
+                self._report(det)
+            accel = self.board.accel_read()
+            if accel is not None:
+                for det in self.detector.feed_accel(accel[0], accel[1], accel[2], start + n):
+                    self._report(det)
+            if self.samples >= quiet_at:
+                quiet_at = self.samples + self.rate * QUIET_EVERY_S
+                self.measure_heap()
+
+    def measure_heap(self):
+        """Live heap at a quiet point (after a collection), and its peak so far."""
+        gc.collect()
+        try:
+            used = gc.mem_alloc()
+        except AttributeError:   # CPython
+            return 0
+        if used > self.heap_peak:
+            self.heap_peak = used
+        return used
+
+    # ---- reporting: everything goes through the durable queue -------------------------
+
+    def _next_seq(self):
+        self.seq += 1
+        return self.seq
+
+    def _enqueue(self, ftype, values, seq=0):
+        seq = seq or self._next_seq()
+        now = self.clock.now_us()
+        source, error_us = self.clock.quality()
+        try:
+            data = frame.encode(self.key, ftype, self.config.node, self.boot, seq, now, source,
+                                error_us, values)
+            self.queue.append(self.boot, seq, ftype, data)
+        except Exception as exc:   # a full flash or a bad value must not stop the node
+            self.store_errors += 1
+            self.log_once("enqueue", "queue: %s seq %d not stored: %r"
+                          % (c.TYPE_NAMES[ftype], seq, exc))
+            return None
+        self._wake.set()
+        return data
+
+    def _report(self, det):
+        self.detections += 1
+        now = self.clock.now_us()
+        offset = self.timeline.utc_of(det.onset_index) - now
+        offset = max(-2147483648, min(2147483647, offset))
+        self._enqueue(c.EVENT, (det.cls, det.confidence, offset, det.peak_db, det.duration_ms,
+                                det.frequency_hz, det.snr_db))
+        self.log("event %s seq %d conf %.2f onset %d us ago snr %.1f dB"
+                 % (c.CLASS_NAMES[det.cls], self.seq, det.confidence, -offset, det.snr_db))
+
+    def birth_values(self):
+        major, minor, patch = _version()
+        pos = self.board.position()
+        if pos is None:
+            p = self.config.position
+            pos = (p["lat"], p["lon"], p["alt_m"], p["error_m"])
+        caps = self.board.capabilities | c.CAP_RESEND | c.CAP_DRONE
+        return (major, minor, patch, c.BOARD_NAMES.index(self.board.name), self.config.segment,
+                pos[0], pos[1], pos[2], pos[3], self.board.sensors, caps, self.rate)
+
+    def heartbeat_values(self):
+        return (self.board.battery_mv(), self.board.temperature_c(), self.uptime_s(),
+                self.board.rssi(), self.queue.depth, self.board.free_memory(),
+                self.detections, self.queue.dropped_events, max(0, self.connections - 1),
+                self.refused_commands)
+
+    def uptime_s(self):
+        self._tick()
+        return self._uptime_us // 1000000
+
+    def _tick(self):
+        # Board ticks wrap (after ~9 minutes on an ESP32), so elapsed time is summed in steps
+        # far shorter than that: every sleep_ms poll and every heartbeat takes one.
+        now = self.board.ticks_us()
+        step = ticks_diff(now, self._last_ticks)
+        self._last_ticks = now
+        if step > 0:
+            self._uptime_us += step
+        return step
+
+    # ---- health -----------------------------------------------------------------------
+
+    async def _health(self):
+        while True:
+            await self.sleep_ms(self.config.heartbeat_s * 1000)
+            self.heartbeat()
+
+    def heartbeat(self):
+        self._enqueue(c.HEARTBEAT, self.heartbeat_values())
+        self.log("heartbeat seq %d queue %d detections %d dropped %d refused %d heap peak %d"
+                 % (self.seq, self.queue.depth, self.detections, self.queue.dropped_events,
+                    self.refused_commands, self.heap_peak))
+
+    async def sleep_ms(self, ms):
+        """Sleep by the board's clock (virtual on the unix port's fast feed and in the
+        emulator), waking often enough to follow a clock that runs faster than real time."""
+        waited_us = 0
+        self._tick()
+        while waited_us < ms * 1000:
+            left_ms = ms - waited_us // 1000
+            await asyncio.sleep(min(left_ms, 250) / 1000)
+            waited_us += max(0, self._tick())
+
+    # ---- uplink -----------------------------------------------------------------------
+
+    async def _uplink(self):
+        delays = mqtt.backoff_delays()
+        while True:
+            try:
+                if await self.board.network_up():
+                    await self._session()
+                    delays = mqtt.backoff_delays()   # it was up: start the backoff afresh
+            except Exception as exc:   # every failure of a session ends in a reconnect
+                self.log_once("uplink", "uplink: %s" % (str(exc) or repr(exc)))
+            finally:
+                self._client = None
+            await asyncio.sleep(next(delays))
+
+    def _client_for(self, birth_seq):
+        cfg = self.config
+        broker = cfg.broker
+        source, error_us = self.clock.quality()
+        death = frame.encode(self.key, c.DEATH, cfg.node, self.boot, birth_seq,
+                             self.clock.now_us(), source, error_us, (c.DEATH_LOST,))
+        return mqtt.MQTTClient(
+            "lw-%04x" % cfg.node, broker["host"], broker["port"], broker["keepalive_s"],
+            clean_session=False, user=broker["user"], password=broker["password"],
+            will=(topic.uplink(cfg.segment, cfg.node, c.DEATH), death, 1, False),
+            on_message=self.on_downlink, open_connection=self.board.open_connection)
+
+    async def _session(self):
+        # The will names the birth of this connection, so the birth's seq is reserved before
+        # connecting and kept across failed attempts: a seq is never skipped.
+        if not self._birth_seq:
+            self._birth_seq = self._next_seq()
+        client = self._client_for(self._birth_seq)
+        await client.connect()
+        birth_seq, self._birth_seq = self._birth_seq, 0
+        self.connections += 1
+        self._client = client
+        self._sent = {}
+        cfg = self.config
+        try:
+            await client.subscribe(topic.downlink(cfg.segment, cfg.node), 1)
+            birth = self._enqueue(c.BIRTH, self.birth_values(), birth_seq)
+            self.log("uplink: connected to %s:%d, birth seq %d, queue %d"
+                     % (cfg.broker["host"], cfg.broker["port"], birth_seq, self.queue.depth))
+            if birth is not None:
+                await self._publish(c.BIRTH, self.boot, birth_seq, birth)
+            while client.connected:
+                if not await self._publish_pending():
+                    await self._idle()
+            self.log("uplink: connection lost (%s)" % client.error)
+        finally:
+            if client.connected:
+                await client.disconnect()
+
+    async def _publish(self, ftype, boot, seq, data):
+        await self._client.publish(topic.uplink(self.config.segment, self.config.node, ftype),
+                                   data, 1)
+        self._sent[(boot, seq)] = True
+
+    async def _publish_pending(self):
+        """Publish the oldest frames not yet sent on this connection; False when none."""
+        batch = self.queue.pending(len(self._sent) + 4)
+        published = False
+        for boot, seq, ftype, data in batch:
+            if (boot, seq) in self._sent:
+                continue
+            await self._publish(ftype, boot, seq, data)
+            published = True
+        if published:
+            self.measure_heap()
+        return published
+
+    async def _idle(self):
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), 1)
+        except asyncio.TimeoutError:
+            pass
+
+    # ---- downlink: acks and commands ---------------------------------------------------
+
+    def on_downlink(self, topic_name, payload):
+        try:
+            f = frame.decode(payload, self.key)
+        except ProtocolError as exc:
+            return self._refuse("downlink on %s: %s" % (topic_name, exc))
+        if f.node != self.config.node:
+            return self._refuse("downlink for node 0x%04x on my topic" % f.node)
+        if f.ftype == c.ACK:
+            return self._on_ack(f)
+        if f.ftype == c.COMMAND:
+            return self._on_command(f)
+        return self._refuse("downlink: %s frame is not for a node" % f.type_name())
+
+    def _refuse(self, reason):
+        self.refused_commands += 1
+        self.log_once("refused", "refused %s (%d refused so far)" % (reason, self.refused_commands))
+
+    def _on_ack(self, f):
+        # A replayed ack is harmless (it can only name frames already acked), so its counter
+        # lives in RAM and costs no flash write per ack; see README.
+        if not _newer(f.boot, f.seq, self._last_ack[0], self._last_ack[1]):
+            return
+        self._last_ack = (f.boot, f.seq)
+        boot, upto = f.field("boot"), f.field("seq")
+        removed = self.queue.ack(boot, upto)
+        for key in [k for k in self._sent if k[0] == boot and k[1] <= upto]:
+            del self._sent[key]
+        if removed:
+            self._wake.set()
+
+    def _on_command(self, f):
+        if not _newer(f.boot, f.seq, self._last_command[0], self._last_command[1]):
+            return self._refuse("replayed command (boot %d seq %d, last %d/%d)"
+                                % (f.boot, f.seq, self._last_command[0], self._last_command[1]))
+        self._last_command = (f.boot, f.seq)
+        self._save_command_counter()
+        v = f.fields()
+        name = c.COMMAND_NAMES.get(v["command"], "?")
+        try:
+            detail = getattr(self, "_cmd_" + name)(v)
+        except (ValueError, AttributeError) as exc:
+            return self._refuse("command %s: %s" % (name, exc))
+        self.log("command %s %s (commission boot %d seq %d)" % (name, detail, f.boot, f.seq))
+
+    def _cmd_set_threshold(self, v):
+        cls = v["event_class"]
+        self.detector.set_threshold(cls, v["threshold"])
+        if v["refractory_ms"]:
+            self.detector.set_refractory(cls, v["refractory_ms"])
+        return "%s threshold=%s refractory_ms=%d applied" % (
+            c.CLASS_NAMES[cls], v["threshold"], self.detector.refractory_ms(cls))
+
+    def _cmd_rebirth(self, v):
+        self._enqueue(c.BIRTH, self.birth_values())
+        return "birth seq %d queued" % self.seq
+
+    def _cmd_resend(self, v):
+        boot, first, last = v["boot"], v["first_seq"], v["last_seq"]
+        again = [k for k in self._sent if k[0] == boot and first <= k[1] <= last]
+        for key in again:
+            del self._sent[key]
+        self._wake.set()
+        return "boot %d seq %d..%d: %d frames again" % (boot, first, last, len(again))
+
+    def _cmd_reboot(self, v):
+        asyncio.create_task(self._reboot_after(v["delay_s"]))
+        return "in %d s" % v["delay_s"]
+
+    async def _reboot_after(self, delay_s):
+        await asyncio.sleep(delay_s)
+        self.log("rebooting on command")
+        self.board.reset()
+
+    def _load_command_counter(self):
+        try:
+            with open(self._command_path) as f:
+                boot, seq = f.read().split()
+            return int(boot), int(seq)
+        except (OSError, ValueError):
+            return (0, 0)
+
+    def _save_command_counter(self):
+        # temp + rename: a power cut leaves the old counter or the new, never half of one
+        tmp = self._command_path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write("%d %d" % self._last_command)
+            import os
+            os.rename(tmp, self._command_path)
+        except OSError as exc:
+            self.log_once("command", "command counter not saved: %r" % (exc,))
+
+    # ---- logs -------------------------------------------------------------------------
+
+    def log(self, message):
+        self.board.log(message)
+
+    def log_once(self, cause, message):
+        """One line per cause per LOG_EVERY_MS, so a broken link cannot flood the console."""
+        now = self.board.ticks_us()
+        last = self._logged.get(cause)
+        if last is None or not 0 <= ticks_diff(now, last) < LOG_EVERY_MS * 1000:
+            self._logged[cause] = now
+            self.board.log(message)
