@@ -118,7 +118,6 @@ def test_a_real_mosquitto_enforces_the_generated_acl(books, tmp_path):
     conf = f"password_file {a.password_file}\nacl_file {a.acl_file}\n"
     if os.geteuid() == 0:
         conf += "user root\n"   # as root, Mosquitto would drop to `mosquitto`, who cannot read 0600 files
-    (tmp_path / "broker").mkdir()
     with Mosquitto(workdir=tmp_path / "broker", extra_config=conf, allow_anonymous=False) as broker:
         clients = []
         try:

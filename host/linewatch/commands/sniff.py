@@ -1,0 +1,56 @@
+"""`linewatch sniff`: print every frame on the broker, decoded (and verified with the master key)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sniff", help="print every frame on the broker, decoded and verified")
+    p.add_argument("--broker", default=None, help="host:port (default: the aggregator config's broker)")
+    p.add_argument("--user", help="broker user (default: the aggregator config's)")
+    p.add_argument("--password")
+    p.add_argument("--credentials", type=Path,
+                   help="JSON file with username/password (provisioned/broker/commission.json)")
+    p.add_argument("--config", type=Path, help="aggregator config (TOML): broker, registry, master key")
+    p.add_argument("--registry", type=Path, help="registry database: flag nodes it does not know")
+    p.add_argument("--master-key", type=Path, help="master key file: verify every frame's tag")
+    p.add_argument("--raw", action="store_true", help="add each frame's bytes in hex")
+    p.add_argument("--count", type=int, help="stop after this many messages")
+    p.add_argument("--timeout", type=float, help="stop after this many seconds")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from linewatch import config as aggregator_config
+    from linewatch.keys import KeyFileError, load_master_key
+    from lwtools.sniff import Verifier, sniff
+    try:
+        settings = aggregator_config.load(args.config)
+        host, port = settings.broker.host, settings.broker.port
+        if args.broker:
+            host, _, port_text = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "1883")
+            port = int(port_text)
+        user, password = args.user or settings.broker.username, args.password or settings.broker.password
+        if args.credentials:
+            creds = json.loads(args.credentials.read_text())
+            user, password = creds["username"], creds["password"]
+        verifier = Verifier()
+        key_file = args.master_key or (settings.keys.master_key_file if args.config else None)
+        if key_file:
+            verifier.master_key = load_master_key(key_file)
+        registry_db = args.registry or (settings.store.path if args.config else None)
+        if registry_db:
+            verifier.known_nodes = _known_nodes(registry_db)
+        return sniff(host, port, verifier, raw=args.raw, username=user or None, password=password or None,
+                     count=args.count, timeout=args.timeout, out=lambda line: print(line, flush=True))
+    except (aggregator_config.ConfigError, KeyFileError, ValueError, KeyError, OSError) as exc:
+        print(f"sniff: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _known_nodes(db_path):
+    from linewatch.registry import Registry
+    registry = Registry.open(db_path)
+    return lambda node: registry.get(node) is not None
