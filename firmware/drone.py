@@ -26,6 +26,7 @@ FLOOR_TAU_BUSY = 1024    # windows (~40 s) per 4.3 dB while a bin stands out (to
 STANDS_OUT = 4.0         # bin power over its floor (6 dB)
 CAP = 10000.0            # one bin adds at most 40 dB to a candidate's score
 DEFAULT_THRESHOLD_DB = 8.0
+WINDOW_SHIFT = 17        # Hann (Q15) and 1/4: keeps the Goertzel states in 32 bits (dsp.goertzel)
 
 
 class DroneDetector:
@@ -34,7 +35,7 @@ class DroneDetector:
         self.factor = (rate_hz + DECIMATED_HZ - 1) // DECIMATED_HZ
         fd = rate_hz / self.factor
         n = int(fd / GRID_HZ + 0.5)
-        if n > 160:  # keeps the Goertzel states under 2**31 (see dsp.goertzel)
+        if n > 160:  # with bins >= 100 Hz at <= 4 kHz: Goertzel states < 2**31 (dsp.goertzel)
             raise ValueError("drone: window of %d samples is too long" % n)
         self.window_len = n
         self._bin_hz = fd / n
@@ -101,7 +102,7 @@ class DroneDetector:
         ks = self._ks
         coef = self._coef
         state = self._state
-        dsp.apply_window(self._window, self.window_len, self._hann)
+        dsp.apply_window(self._window, self.window_len, self._hann, WINDOW_SHIFT)
         dsp.goertzel(self._window, self.window_len, coef, len(ks), state)
         power = self._power
         for b in range(len(ks)):
@@ -179,8 +180,8 @@ class DroneDetector:
 
     def _detection(self, f):
         snr_db = self._run_score / self._run
-        # Hann: a tone of amplitude A on a bin gives |X| = A*N/4
-        amplitude = 4.0 * math.sqrt(self._run_peak) / self.window_len
+        # Hann: a tone of amplitude A on a bin gives |X| = A*N/4; the window also divided by 4
+        amplitude = 16.0 * math.sqrt(self._run_peak) / self.window_len
         peak_db = 20.0 * math.log10(amplitude / 32768.0) if amplitude > 0 else -120.0
         duration_ms = self._run * 1000 // GRID_HZ
         confidence = clamp01(0.5 + (snr_db - self.threshold_db) / 20.0)

@@ -63,8 +63,11 @@ def _decimate_py(buf, start, count, factor, out, pos):
 def _goertzel_py(window, n, coef, bins, out):
     """Goertzel resonators over window[0:n], one per bin; writes (s1, s2) pairs to out.
 
-    coef holds per bin (hi, lo) with 2*cos(w) in Q14 = hi*128 + lo, 0 <= lo < 128; the product
-    is split so that |s| <= n*32768 (n <= 160: 2**22.4) times |hi| <= 256 stays below 2**31.
+    coef holds per bin (hi, lo) with 2*cos(w) in Q14 = hi*128 + lo, 0 <= lo < 128, so the
+    product needs only |hi| <= 256 times |s|. The resonator state is not the DFT: it reaches
+    |x| * sum|sin((k+1)w)| / sin(w), about 653 * max|x| for n = 160 at w = 2*pi*100/4000
+    (the drone detector's lowest bin). With |x| <= 8192 (the caller scales by 1/4) that is
+    < 2**22.4, and 256 times it stays below 2**31 on the boards' 32-bit viper ints.
     """
     for b in range(bins):
         hi = coef[2 * b]
@@ -79,10 +82,10 @@ def _goertzel_py(window, n, coef, bins, out):
         out[2 * b + 1] = s2
 
 
-def _apply_window_py(buf, n, win):
-    """buf[i] = buf[i] * win[i] >> 15 in place (win in Q15, 0..32767)."""
+def _apply_window_py(buf, n, win, shift):
+    """buf[i] = buf[i] * win[i] >> shift in place (win in Q15: shift 15 keeps the scale)."""
     for i in range(n):
-        buf[i] = (buf[i] * win[i]) >> 15
+        buf[i] = (buf[i] * win[i]) >> shift
 
 
 def _first_above_py(buf, start, end, level):
@@ -194,13 +197,13 @@ if VIPER_AVAILABLE:
             o[2 * b + 1] = s2
 
     @micropython.viper
-    def _apply_window_v(buf, n: int, win):
+    def _apply_window_v(buf, n: int, win, shift: int):
         x = ptr16(buf)
         w = ptr16(win)
         for i in range(n):
             v = int(x[i])
             v = (v ^ 0x8000) - 0x8000
-            x[i] = (v * int(w[i])) >> 15
+            x[i] = (v * int(w[i])) >> shift
 
     @micropython.viper
     def _first_above_v(buf, start: int, end: int, level: int) -> int:
