@@ -1,20 +1,14 @@
 # Analog Devices ADXL345 accelerometer over I2C: acceleration in milli-g, full resolution
 # at +-2 g (3.9 mg per LSB). It has no temperature sensor.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
 ADDRESSES = (0x53, 0x1D)            # SDO/ALT low / high
-DEVID = const(0xE5)
+DEVID = 0xE5
 
-_DEVID = const(0x00)
-_BW_RATE = const(0x2C)
-_POWER_CTL = const(0x2D)
-_DATA_FORMAT = const(0x31)
-_DATAX0 = const(0x32)
-_LSB_PER_G = const(256)
+_DEVID = 0x00
+_BW_RATE = 0x2C
+_POWER_CTL = 0x2D
+_DATA_FORMAT = 0x31
+_DATAX0 = 0x32
+_LSB_PER_G = 256
 
 
 def probe(i2c, address):

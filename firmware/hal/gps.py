@@ -7,11 +7,15 @@
 # k-1, and the anchor is (ticks at pulse k-1, that second). The board must feed the UART bytes
 # before reporting pulse k (esp32/rp2 read the UART in the PPS handler for this reason).
 
-try:
-    from time import ticks_diff
-except ImportError:  # CPython: plain integers that never wrap
-    def ticks_diff(a, b):
-        return a - b
+import time
+
+
+def _plain_diff(a, b):
+    return a - b
+
+
+# MicroPython's ticks wrap; CPython's test ticks are plain integers that never do
+ticks_diff = getattr(time, "ticks_diff", _plain_diff)
 
 MAX_LINE = 96              # NMEA allows 82 characters; longer means noise or a lost newline
 FIX_STALE_US = 10000000    # a position older than 10 s is no longer reported
@@ -160,7 +164,10 @@ class Gps:
 
     def position(self, now_ticks=0):
         """(lat, lon, alt_m, error_m) while the fix is fresh, else None."""
-        if self._fix_ticks is None or ticks_diff(now_ticks, self._fix_ticks) > FIX_STALE_US:
+        if self._fix_ticks is None:
+            return None
+        if ticks_diff(now_ticks, self._fix_ticks) > FIX_STALE_US:
+            self._fix_ticks = None     # see time_us: wrapped ticks would revive an old fix
             return None
         return (self.lat, self.lon, self.alt_m, self.hdop * UERE_M)
 
@@ -180,9 +187,11 @@ class Gps:
 
     def time_us(self, now_ticks):
         """(utc_us, error_us) from the PPS anchor, or None when no pulse paired recently."""
-        if self.anchor_ticks is None:
+        anchor_utc = self.anchor_utc_us
+        if self.anchor_ticks is None or anchor_utc is None:
             return None
         age = ticks_diff(now_ticks, self.anchor_ticks)
         if age < 0 or age > ANCHOR_STALE_US:
+            self.anchor_ticks = None   # board ticks wrap (~18 min): a kept anchor would revive
             return None
-        return (self.anchor_utc_us + age, self.pps_error_us + age * DRIFT_PPM // 1000000)
+        return (anchor_utc + age, self.pps_error_us + age * DRIFT_PPM // 1000000)

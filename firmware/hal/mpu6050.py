@@ -1,20 +1,14 @@
 # InvenSense MPU6050-class accelerometer (also MPU6500/9250, same registers for what we use)
 # over I2C: acceleration in milli-g at +-2 g, and the die temperature.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
 ADDRESSES = (0x68, 0x69)            # AD0 low / high
 WHO_AM_I_VALUES = (0x68, 0x70, 0x71, 0x73)   # MPU6050, MPU6500, MPU9250, MPU9255
 
-_WHO_AM_I = const(0x75)
-_PWR_MGMT_1 = const(0x6B)
-_ACCEL_CONFIG = const(0x1C)
-_ACCEL_XOUT_H = const(0x3B)
-_TEMP_OUT_H = const(0x41)
-_LSB_PER_G = const(16384)           # at +-2 g full scale
+_WHO_AM_I = 0x75
+_PWR_MGMT_1 = 0x6B
+_ACCEL_CONFIG = 0x1C
+_ACCEL_XOUT_H = 0x3B
+_TEMP_OUT_H = 0x41
+_LSB_PER_G = 16384           # at +-2 g full scale
 
 
 def probe(i2c, address):

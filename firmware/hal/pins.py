@@ -41,7 +41,7 @@ def pin_map(raw_pins, defaults, highest_gpio):
 
 
 def _no_shared_pins(pins):
-    seen = {}
+    seen = {}  # type: dict
     for name in PIN_NAMES:
         gpio = pins.get(name)
         if gpio is None:
@@ -56,11 +56,11 @@ def hardware(raw, board_defaults=None):
     """Options of the config's "hardware" section with defaults filled in."""
     if not isinstance(raw, dict):
         raise HardwareError("config: hardware must be an object, got %r" % (raw,))
-    out = {}
+    out = {}  # type: dict
     for name, (default, lo, hi) in HARDWARE.items():
         out[name] = _value(raw, name, default, lo, hi, True)
-    for name, (default, lo, hi) in HARDWARE_NUMBERS.items():
-        out[name] = _value(raw, name, default, lo, hi, False)
+    for name, spec in HARDWARE_NUMBERS.items():
+        out[name] = _value(raw, name, spec[0], spec[1], spec[2], False)
     gps = raw.get("gps", False)
     if gps is not True and gps is not False:
         raise HardwareError("config: hardware.gps must be true or false, got %r" % (gps,))

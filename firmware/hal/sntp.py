@@ -3,17 +3,19 @@
 # offset in memory and adds it to its RTC; nothing here touches machine.
 import socket
 import struct
+import time
 
-try:
-    from time import ticks_diff, ticks_us
-except ImportError:  # CPython
-    from time import monotonic_ns
 
-    def ticks_us():
-        return monotonic_ns() // 1000
+def _cpython_ticks_us():
+    return getattr(time, "monotonic_ns")() // 1000
 
-    def ticks_diff(a, b):
-        return a - b
+
+def _plain_diff(a, b):
+    return a - b
+
+
+ticks_us = getattr(time, "ticks_us", _cpython_ticks_us)
+ticks_diff = getattr(time, "ticks_diff", _plain_diff)
 
 NTP_TO_UNIX_S = 2208988800     # 1900-01-01 to 1970-01-01
 REQUEST = b"\x23" + bytes(47)  # LI 0, version 4, mode 3 (client)

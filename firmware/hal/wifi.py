@@ -3,17 +3,6 @@
 import asyncio
 import random
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
 FIRST_DELAY_MS = 1000
 MAX_DELAY_MS = 120000
 ATTEMPT_MS = 15000       # DHCP on a weak link can take ~10 s
@@ -70,8 +59,7 @@ class WifiLink:
         except OSError as exc:
             self.log("wifi: connect failed: %s" % exc)
             return False
-        start = ticks_ms()
-        while ticks_diff(ticks_ms(), start) < self.attempt_ms:
+        for _ in range(max(1, self.attempt_ms // POLL_MS)):
             if self.wlan.isconnected():
                 return True
             await asyncio.sleep(POLL_MS / 1000)
