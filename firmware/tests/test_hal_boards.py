@@ -1,0 +1,146 @@
+"""esp32.py and rp2.py on CPython with fake machine/network modules: wiring from the config,
+battery scaling, GPS PPS time taking over from the RTC, and clear errors for bad pins."""
+import importlib
+import sys
+import time
+import types
+
+import pytest
+
+from lwproto.const import CLOCK_ERROR_MAX_US, CLOCK_GPS_PPS, CLOCK_NONE, SENSOR_GPS
+
+
+class Pin:
+    OUT, IN, ALT, IRQ_RISING, PULL_DOWN = 1, 0, 3, 1, 2
+    made = []
+
+    def __init__(self, gpio, mode=None, value=None, **kw):
+        self.gpio, self.mode, self.state, self.handler = gpio, mode, value, None
+        Pin.made.append(self)
+
+    def value(self, v=None):
+        self.state = v
+
+    def irq(self, trigger, handler, hard=False):
+        self.handler = handler
+
+
+class ADC:
+    ATTN_11DB = 3
+
+    def __init__(self, pin, atten=None):
+        self.pin = pin
+
+    def read_uv(self):
+        return 1850000
+
+    def read_u16(self):
+        return 30000
+
+
+class UART:
+    def __init__(self, bus, **kw):
+        self.bus, self.kw, self.pending = bus, kw, b""
+
+    def any(self):
+        return len(self.pending)
+
+    def read(self, n):
+        data, self.pending = self.pending[:n], self.pending[n:]
+        return data
+
+
+class I2C:
+    def __init__(self, bus, **kw):
+        pass
+
+    def scan(self):
+        return []
+
+
+class WLAN:
+    def __init__(self, interface):
+        pass
+
+    def isconnected(self):
+        return False
+
+
+def fake_modules():
+    machine = types.SimpleNamespace(Pin=Pin, ADC=ADC, UART=UART, I2C=I2C, I2S=None,
+                                    disable_irq=lambda: 1, enable_irq=lambda state: None,
+                                    reset=lambda: None, deepsleep=lambda ms: None)
+    return {"machine": machine,
+            "network": types.SimpleNamespace(WLAN=WLAN, STA_IF=0),
+            "esp32": types.SimpleNamespace(raw_temperature=lambda: 122),
+            "micropython": types.SimpleNamespace(schedule=lambda f, arg: f(arg))}
+
+
+@pytest.fixture
+def boards(monkeypatch):
+    for name, module in fake_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    clock = {"us": 1000}
+    monkeypatch.setattr(time, "ticks_us", lambda: clock["us"], raising=False)
+    monkeypatch.setattr(time, "ticks_ms", lambda: clock["us"] // 1000, raising=False)
+    monkeypatch.setattr(time, "ticks_diff", lambda a, b: a - b, raising=False)
+    for name in ("lwnode.hal.mcu", "lwnode.hal.esp32", "lwnode.hal.rp2"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    Pin.made = []
+    yield types.SimpleNamespace(esp32=importlib.import_module("lwnode.hal.esp32"),
+                                rp2=importlib.import_module("lwnode.hal.rp2"), clock=clock)
+    for name in ("lwnode.hal.mcu", "lwnode.hal.esp32", "lwnode.hal.rp2"):
+        sys.modules.pop(name, None)
+
+
+def config(**raw):
+    return types.SimpleNamespace(raw=raw, wifi={"ssid": "ap", "password": None})
+
+
+def test_esp32_defaults_battery_and_temperature(boards):
+    board = boards.esp32.Board(config())
+    assert board.pins["mic_sd"] == 33 and board.gps is None
+    assert board.battery_mv() == 3700                    # 1.85 V at the divider midpoint x 2
+    assert board.temperature_c() == pytest.approx(50.0)  # 122 F, no accelerometer
+    assert board.accel_read() is None
+    assert board.clock() == (CLOCK_NONE, CLOCK_ERROR_MAX_US)
+
+
+def test_rp2_vsys_reads_through_the_wifi_quirk(boards):
+    board = boards.rp2.Board(config())
+    mv = board.battery_mv()
+    assert mv == int(30000 * 3300000 / 65535 * 3.0 / 1000)
+    gpio29 = [p for p in Pin.made if p.gpio == 29]
+    assert gpio29[-1].mode == Pin.ALT                    # handed back to the Wi-Fi chip
+
+
+def test_rp2_refuses_ws_not_next_to_sck(boards):
+    board = boards.rp2.Board(config(pins={"mic_ws": 20}))
+    with pytest.raises(ValueError, match="mic_ws must be pins.mic_sck"):
+        board.mic_start(16000, 512)
+
+
+def test_bad_pin_is_named(boards):
+    with pytest.raises(ValueError, match="pins.led must be a GPIO number 0..39"):
+        boards.esp32.Board(config(pins={"led": 99}))
+
+
+def test_gps_pps_takes_over_the_clock(boards):
+    board = boards.rp2.Board(config(hardware={"gps": True}))
+    assert board.sensors & SENSOR_GPS
+    pps = [p for p in Pin.made if p.gpio == 10][-1]
+    rmc = "GPRMC,123519.00,A,4807.038,N,01131.000,E,0.0,0.0,230394,,"
+    check = 0
+    for ch in rmc:
+        check ^= ord(ch)
+    boards.clock["us"] = 5000000
+    pps.handler(pps)                                     # pulse of 12:35:19
+    board._uart.pending = ("$%s*%02X\r\n" % (rmc, check)).encode()
+    boards.clock["us"] = 6000000
+    pps.handler(pps)                                     # next pulse pairs the first
+    boards.clock["us"] = 6250000
+    source, error = board.clock()
+    assert source == CLOCK_GPS_PPS and error == 20 + 62
+    second = 3920186119 * 1000000                        # 2094-03-23 12:35:19 UTC (yy=94)
+    assert board.time_us() == second + 1250000
+    assert board.position()[:2] == pytest.approx((48.1173, 11.5167), abs=1e-4)
