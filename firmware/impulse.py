@@ -15,6 +15,7 @@ from .detection import Detection, clamp01
 
 ONSET_K = 5            # onset sample: |x| > ONSET_K * mean noise |x| (~4 sigma of Gaussian noise)
 GAP_MS = 10            # an event ends after this long under the off ratio
+HOLDOFF_MS = 150       # after an event, its decaying tail (echo, rumble) starts no new one
 MAX_EVENT_MS = 1500    # longer is no impulse: end it, re-learn the noise, report nothing
 WARMUP_MS = 250        # learn the noise before the first trigger
 DEV_K = 14             # and by DEV_K mean deviations of the short-term average (see _hop)
@@ -54,6 +55,7 @@ class ImpulseDetector:
         self._gap_hops = max(1, GAP_MS * rate_hz // (1000 * hop))
         self._max_hops = MAX_EVENT_MS * rate_hz // (1000 * hop)
         self._warmup_hops = WARMUP_MS * rate_hz // (1000 * hop)
+        self._holdoff_hops = HOLDOFF_MS * rate_hz // (1000 * hop)
         # thresholds (dB of short/long-term ratio) for classes 0 unknown, 1 explosion, 2 small arms
         self.threshold_db = [DEFAULT_THRESHOLD_DB] * 3
         self._set_ratios()
@@ -70,6 +72,7 @@ class ImpulseDetector:
         self._dev_d = 0        # the same for |dx|
         self._next_index = -1
         self._active = False
+        self._holdoff = 0
 
     def set_threshold(self, cls, db):
         self.threshold_db[cls] = float(db)
@@ -118,6 +121,8 @@ class ImpulseDetector:
             self._event_hop(block, j, level, sta2, sta2d, first_index, found)
         elif self._hops_seen <= self._warmup_hops:
             self._learn(level, dlevel, sta2, sta2d, 2)
+        elif self._holdoff:
+            self._holdoff -= 1
         elif self._triggers(sta2, sta2d):
             self._start(block, j, level, sta2, sta2d, first_index)
         else:
@@ -240,6 +245,7 @@ class ImpulseDetector:
             self._lta_d = (self._ev_diff << 4) // self._ev_hops
         elif self._quiet >= self._gap_hops:
             self._active = False
+            self._holdoff = self._holdoff_hops
             det = self._classify()
             if det.snr_db >= self.threshold_db[det.cls]:
                 found.append(det)

@@ -20,8 +20,8 @@ from lwtools.bench import detector_signals as S
 
 RUNNER = Path(__file__).with_name("detector_run.py")
 IMPULSE_MATCH_MS = 20      # an impulse detection within this of the true onset counts
-# refractory per class for the test streams (ms): shorter than the spacing of their events
-REFRACTORY_MS = (200, 200, 100, 2000, 60000, 10000)
+# refractory per class for the test streams (ms): the defaults, but drones 2 s (passes 5 s apart)
+REFRACTORY_MS = (500, 500, 100, 2000, 60000, 10000)
 
 
 @dataclass(frozen=True)
