@@ -20,6 +20,7 @@ COMMANDS = [
     "linewatch.commands.build",
     "linewatch.commands.provision",
     "linewatch.commands.sniff",
+    "linewatch.commands.flash",
 ]
 
 
