@@ -1,0 +1,270 @@
+"""Plays a scenario through virtual nodes running the firmware, in one asyncio loop.
+
+    world + synthesizer (what each node hears)  ->  feeders push audio windows on time
+    faults (failures, reboots, outages, tamper)  ->  nodes powered off/on, links cut
+    virtual nodes (firmware + sim board)          ->  real frames to a real broker
+
+Time is the loop's (vclock): real time for the demo and live tests, virtual time (as fast
+as possible) for long scenarios. The ground truth is built from the same world before the
+run starts, so it depends on the scenario and seed only (and on the start time of a
+real-time run, which is "now").
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from linewatch.emulator import vclock
+from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
+from linewatch.emulator.progress import Progress, hms
+from linewatch.emulator.scenario import Scenario
+from linewatch.emulator.sources import NodeFault, Outage, Tamper
+from linewatch.emulator.synth import (MAX_CHUNK_S, SAMPLE_RATE, Synthesizer, amplitude_rms,
+                                      background_false_alarms)
+from linewatch.emulator.truth import build_truth
+from linewatch.emulator.virtual_node import AUDIO_BLOCK, VirtualNode
+from linewatch.emulator.world import World
+
+log = logging.getLogger("linewatch.emulator.runner")
+
+# Audio is handed over one firmware block at a time, when its last sample is heard, as the
+# I2S DMA does: the firmware's sampling task reads without yielding while data is ready, so
+# larger pushes overrun its 4-block ring and lose audio.
+PUSH_SAMPLES = AUDIO_BLOCK
+TAMPER_PAD_S = 1.0           # quiet audio around a tamper action: the node reads its
+                             # accelerometer once per audio block, so it must be listening
+FALSE_ALARM_SPAN_S = (1.0, 0.5)
+FALSE_ALARM_SNR_DB = 25.0    # a knock on the mast: loud at this node, unheard by others
+
+
+@dataclass
+class RunOptions:
+    broker: tuple[str, int]
+    workdir: Path                            # the nodes' flash folders go under here
+    master_key: bytes
+    virtual: bool = False
+    grace_s: float = vclock.DEFAULT_GRACE_S
+    drain_s: float = 20.0                    # after the end: wait (run time) for queues to empty
+    progress: bool | None = None             # None: when stderr is a TTY
+    on_log: Callable[[int, str], None] | None = None
+    false_alarms_per_hour: dict = field(default_factory=lambda: dict(MEASURED_PER_HOUR))
+    idle_s: float = 15.0                     # virtual time only (see FirmwareNode)
+
+
+@dataclass
+class RunSummary:
+    scenario: str
+    nodes: int
+    duration_s: float
+    virtual: bool
+    wall_s: float = 0.0
+    frames: int = 0                   # frames the nodes created (births, heartbeats, events ...)
+    detections: int = 0
+    windows: int = 0                  # audio windows fed
+    audio_s: float = 0.0              # seconds of audio fed in all
+    left_in_queues: int = 0           # frames not acked by the commission when the run ended
+    jumps: int = 0
+    waited_s: float = 0.0
+
+    def text(self) -> str:
+        return ("%s: %d nodes, %s of scenario in %s (%s time); %d frames, %d detections, "
+                "%d audio windows (%.0f s of audio); %d frames unacked at the end"
+                % (self.scenario, self.nodes, hms(self.duration_s), hms(self.wall_s),
+                   "virtual" if self.virtual else "real", self.frames, self.detections,
+                   self.windows, self.audio_s, self.left_in_queues))
+
+
+def prepare(scenario: Scenario, real_time: bool) -> tuple[World, dict]:
+    """The world and its truth. A real-time run starts now (the commission's clock is the
+    wall clock); a virtual run starts at the scenario's own start."""
+    start = time.time_ns() // 1000 if real_time else None
+    world = scenario.build_world(start)
+    return world, build_truth(scenario, world)
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, world: World, options: RunOptions) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.options = options
+        self.synth = Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
+        self.nodes: dict[int, VirtualNode] = {}
+        self.summary = RunSummary(scenario.name, len(world.nodes), scenario.duration_s,
+                                  options.virtual)
+        self._tasks: list[asyncio.Task] = []
+
+    # ---- the run ----------------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        started = time.monotonic()
+        clock = vclock.RunClock(self.world.start_utc_us)
+        self.clock = clock
+        o = self.options
+        for wn in self.world.nodes:
+            self.nodes[wn.id] = VirtualNode(wn, o.master_key, o.broker, o.workdir / ("%04x" % wn.id),
+                                            clock, self.scenario.heartbeat_s, o.on_log, o.idle_s)
+        try:
+            for node in self.nodes.values():
+                node.start()
+            self._spawn(self._feed(node_id, spans) for node_id, spans in self._feed_plan().items())
+            self._spawn(self._fault(f) for f in self.scenario.faults)
+            end_us = self.world.start_utc_us + int(self.scenario.duration_s * 1e6)
+            await self._until(end_us)
+            await self._drain()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._count()
+            await asyncio.gather(*(n.stop(power_cut=False) for n in self.nodes.values()),
+                                 return_exceptions=True)
+            loop = asyncio.get_running_loop()
+            self.summary.jumps = getattr(loop, "jumps", 0)
+            self.summary.waited_s = getattr(loop, "waited_s", 0.0)
+            self.summary.wall_s = time.monotonic() - started
+        return self.summary
+
+    def _spawn(self, coros) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks += [loop.create_task(c) for c in coros]
+
+    async def _until(self, end_us: int) -> None:
+        """Sleep to the scenario's end, drawing the progress bar on the way."""
+        total = self.scenario.duration_s
+        bar = Progress(total, "emulate %s" % self.scenario.name, enabled=self.options.progress,
+                       describe=lambda done: "%s/%s" % (hms(done), hms(total)))
+        step_us = int(max(1.0, total / 200) * 1e6)
+        with bar:
+            while self.clock.now_us() < end_us:
+                await self.clock.sleep_until(min(end_us, self.clock.now_us() + step_us))
+                bar.update((self.clock.now_us() - self.world.start_utc_us) / 1e6)
+
+    async def _drain(self) -> None:
+        """Give the nodes time to deliver what is queued and be acked (the aggregator acks
+        every 200 ms of its own time)."""
+        deadline = self.clock.now_us() + int(self.options.drain_s * 1e6)
+        wall_deadline = time.monotonic() + self.options.drain_s
+        while self.clock.now_us() < deadline and time.monotonic() < wall_deadline:
+            if all(n.queue_depth == 0 for n in self.nodes.values() if n.running):
+                return
+            await asyncio.sleep(0.25)
+
+    def _count(self) -> None:
+        s = self.summary
+        for n in self.nodes.values():
+            if n.node is not None:
+                s.frames += n.node.seq
+                s.detections += n.node.detections
+                s.left_in_queues += n.queue_depth
+
+    # ---- audio ------------------------------------------------------------------------
+
+    def _feed_plan(self) -> dict[int, list[tuple[float, float, list]]]:
+        """Per node, merged (start_s, end_s, false-alarm times) stretches of audio to feed."""
+        raw: dict[int, list[tuple[float, float, list]]] = {}
+        for node_id in self.synth.arrivals.keys() | self.synth.exposures.keys():
+            raw.setdefault(node_id, []).extend((a, b, []) for a, b in self.synth.spans(node_id))
+        for s in self.scenario.sources:
+            if isinstance(s, Tamper) and s.node_id in self.nodes:
+                start_us = self.world.start_utc_us + int(s.time_s * 1e6)
+                self.nodes[s.node_id].set_tamper(s.action, start_us, start_us + int(s.duration_s * 1e6))
+                raw.setdefault(s.node_id, []).append(
+                    (max(0.0, s.time_s - TAMPER_PAD_S), s.end_s + TAMPER_PAD_S, []))
+        alarms = background_false_alarms(sorted(self.nodes), self.scenario.duration_s,
+                                         self.scenario.seed, self.options.false_alarms_per_hour)
+        for t, node_id, _cls in alarms:
+            before, after = FALSE_ALARM_SPAN_S
+            raw.setdefault(node_id, []).append((max(0.0, t - before), t + after, [t]))
+        return {node_id: _merge(spans) for node_id, spans in raw.items()}
+
+    async def _feed(self, node_id: int, spans: list[tuple[float, float, list]]) -> None:
+        node = self.nodes[node_id]
+        start_us = self.world.start_utc_us
+        chunk = int(MAX_CHUNK_S * SAMPLE_RATE)
+        for start_s, end_s, alarms in spans:
+            first = int(math.floor(start_s * SAMPLE_RATE))
+            last = int(math.ceil(end_s * SAMPLE_RATE))
+            for k in range(first, last, chunk):
+                await self.clock.sleep_until(start_us + k * 1_000_000 // SAMPLE_RATE)
+                window = self.synth.window(node_id, k, min(chunk, last - k))
+                samples = window.samples
+                if alarms:
+                    samples = _with_knocks(samples, k, alarms, self.world.node(node_id).noise_floor_db)
+                self.summary.windows += 1
+                self.summary.audio_s += len(samples) / SAMPLE_RATE
+                for i in range(0, len(samples), PUSH_SAMPLES):
+                    piece = samples[i:i + PUSH_SAMPLES]
+                    end_sample = k + i + len(piece)
+                    await self.clock.sleep_until(start_us + end_sample * 1_000_000 // SAMPLE_RATE)
+                    node.push(_array(piece), window.node_start_us + i * 1_000_000 // SAMPLE_RATE)
+
+    # ---- faults -----------------------------------------------------------------------
+
+    async def _fault(self, fault) -> None:
+        start_us = self.world.start_utc_us
+        await self.clock.sleep_until(start_us + int(fault.time_s * 1e6))
+        if isinstance(fault, NodeFault):
+            node = self.nodes.get(fault.node_id)
+            if node is None:
+                return
+            log.info("node 0x%04x: %s", node.id, fault.kind)
+            await node.stop(power_cut=True)
+            if fault.duration_s is None:
+                return
+            await self.clock.sleep_until(start_us + int((fault.time_s + fault.duration_s) * 1e6))
+            node.start()
+        elif isinstance(fault, Outage):
+            # A broker outage is emulated as every node losing its link (the broker itself may
+            # be shared): the nodes queue, reconnect with backoff and resend, as in the field.
+            affected = [n for n in self.nodes.values() if fault.affects(n.id)]
+            log.info("%s outage for %.0f s (%d nodes)", fault.kind, fault.duration_s, len(affected))
+            for node in affected:
+                node.set_link(False)
+            await self.clock.sleep_until(start_us + int(fault.end_s * 1e6))
+            for node in affected:
+                node.set_link(True)
+
+
+def _merge(spans: list[tuple[float, float, list]]) -> list[tuple[float, float, list]]:
+    merged: list[list] = []
+    for start, end, alarms in sorted(spans, key=lambda s: s[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2] = merged[-1][2] + alarms
+        else:
+            merged.append([start, end, list(alarms)])
+    return [(a, b, c) for a, b, c in merged]
+
+
+def _array(samples: np.ndarray):
+    from array import array
+    return array("h", samples.astype(np.int16).tobytes())
+
+
+def _with_knocks(samples: np.ndarray, first_sample: int, times_s: list[float],
+                 floor_db: float) -> np.ndarray:
+    """A sharp local transient (a knock, a twig on the mast) at each false-alarm time."""
+    out = samples.astype(np.float64)
+    n = int(0.01 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    amp = float(amplitude_rms(floor_db + FALSE_ALARM_SNR_DB)) * 2.0
+    knock = amp * np.sin(2 * np.pi * 900.0 * t) * np.exp(-t / 0.002)
+    for ts in times_s:
+        at = int(ts * SAMPLE_RATE) - first_sample
+        if 0 <= at < len(out):
+            m = min(n, len(out) - at)
+            out[at:at + m] += knock[:m]
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+
+def emulate(scenario: Scenario, world: World, options: RunOptions) -> RunSummary:
+    """Run a scenario to its end (plus the drain) in a loop of its own."""
+    return vclock.run(lambda: Runner(scenario, world, options).run(), virtual=options.virtual,
+                      grace_s=options.grace_s)

@@ -1,0 +1,279 @@
+"""A virtual node: the firmware's own node app (lwnode.node.Node) on the emulator's board.
+
+The board (a subclass of lwnode.hal.sim.Board) gets from the world what a real board gets
+from its hardware: audio windows (stamped by the node's own clock, like a DMA-stamped I2S
+driver), the accelerometer (moved during tamper actions), the battery, the clock source and
+its error, and TCP connections to the real broker (cut during outages and failures, so the
+broker sends the node's will). Everything above the board is the firmware, unchanged, except
+two sleeps in virtual time (see `FirmwareNode`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from lwnode import bootcount, config as node_config
+from lwnode.hal import sim
+from lwnode.node import Node
+from lwproto.const import CLOCK_ERROR_MAX_US
+
+from linewatch import keys
+from linewatch.emulator import vclock
+from linewatch.emulator.synth import SAMPLE_RATE
+from linewatch.emulator.world import Node as WorldNode
+
+log = logging.getLogger("linewatch.emulator.node")
+
+AUDIO_BLOCK = 512
+# Accelerometer readings (milli-g) a tamper action produces, read once per audio block.
+SHAKE = ((0, 0, 1000), (650, -550, 1300))
+MOVED = (0, 720, 690)            # tilted ~46 degrees
+AT_REST = (0, 0, 1000)
+
+
+def node_config_dict(node: WorldNode, master_key: bytes, broker: tuple[str, int], storage: str,
+                     heartbeat_s: float) -> dict[str, Any]:
+    """The config.json `linewatch provision` would write for this node (sim board)."""
+    return {
+        "node": node.id, "segment": node.segment, "board": "sim",
+        "key": keys.derive(master_key, node.id).hex(),
+        "position": {"lat": node.reported_lat, "lon": node.reported_lon, "alt_m": 0, "error_m": 5},
+        "broker": {"host": broker[0], "port": broker[1], "keepalive_s": 60},
+        "heartbeat_s": max(1, int(round(heartbeat_s))),
+        "audio": {"rate_hz": SAMPLE_RATE, "block": AUDIO_BLOCK},
+        "queue": {"records": 256},
+        "storage": storage,
+    }
+
+
+class _Writer:
+    """A StreamWriter that tells a virtual-time loop when the node writes (see vclock)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        vclock.note_io()
+        self._writer.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+class VirtualBoard(sim.Board):
+    def __init__(self, cfg, world_node: WorldNode, clock: vclock.RunClock, storage: str,
+                 broker: tuple[str, int], on_reset: Callable[[], None],
+                 on_log: Callable[[int, str], None] | None = None) -> None:
+        source = world_node.clock.source_code
+        error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
+        super().__init__(cfg, storage=storage, clock_quality=(source, error))
+        self.world_node = world_node
+        self.run_clock = clock
+        self.broker = broker
+        self._on_reset = on_reset
+        self._on_log = on_log
+        self._chunks: asyncio.Queue = asyncio.Queue()
+        self._current: tuple[Any, int] | None = None
+        self._offset = 0
+        self._stamp: int | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self.tamper: tuple[str, int, int] | None = None     # (action, true start us, true end us)
+        self._shake = 0
+        self.lines: deque = deque(maxlen=50)                  # console tail, not every line
+
+    # ---- fed by the runner ------------------------------------------------------------
+
+    def push(self, samples, node_start_us: int) -> None:
+        """Audio (array('h')) whose first sample the node's clock dates at node_start_us."""
+        self._chunks.put_nowait((samples, node_start_us))
+
+    def cut_link(self) -> None:
+        """Drop every connection at once, as a radio or broker outage does (no DISCONNECT:
+        the broker publishes the node's will)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    # ---- board interface --------------------------------------------------------------
+
+    async def mic_read(self, buf):
+        if self._current is None:
+            self._current = await self._chunks.get()
+            self._offset = 0
+        samples, start_us = self._current
+        n = min(len(buf), len(samples) - self._offset)
+        buf[:n] = samples[self._offset:self._offset + n]
+        self._offset += n
+        # The next clock reading is the node's stamp of this block (node.py reads it right
+        # after mic_read returns): the node time of the sample after the block's last one.
+        self._stamp = start_us + self._offset * 1_000_000 // SAMPLE_RATE
+        if self._offset >= len(samples):
+            self._current = None
+        return n
+
+    def time_us(self) -> int:
+        if self._stamp is not None:
+            stamp, self._stamp = self._stamp, None
+            return stamp
+        return self.world_node.clock.node_time_us(self.run_clock.now_us())
+
+    def ticks_us(self) -> int:
+        return self.run_clock.now_us()
+
+    def accel_read(self):
+        if self.tamper is None:
+            return AT_REST
+        action, start, end = self.tamper
+        now = self.run_clock.now_us()
+        if not start <= now < end:
+            return MOVED if action == "move" and now >= end else AT_REST
+        if action == "move":
+            return MOVED
+        self._shake += 1
+        return SHAKE[self._shake % 2]
+
+    def battery_mv(self) -> int:
+        return self.world_node.battery.millivolts_at(self.run_clock.elapsed_s())
+
+    def position(self):
+        return None
+
+    async def open_connection(self, host, port):
+        if not self.link_up:
+            raise OSError("radio link down")
+        reader, writer = await asyncio.open_connection(host, port)
+        self._writers.append(writer)
+        return reader, _Writer(writer)
+
+    def reset(self) -> None:
+        self.resets += 1
+        self._on_reset()
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+        if self._on_log is not None:
+            self._on_log(self.world_node.id, message)
+
+
+class FirmwareNode(Node):
+    """The firmware's Node, with two polls changed in virtual time only (nothing else is):
+    `sleep_ms` polls every 250 ms to follow a board clock running ahead of asyncio's; here
+    asyncio's clock *is* the board's, so one sleep is exact. `_idle` re-checks the link every
+    second; here every `idle_s`, so a dropped link may be noticed up to idle_s later (virtual).
+    Both polls would otherwise be most of the loop's work on a day of 1,200 nodes."""
+
+    virtual = False
+    idle_s = 1.0
+
+    async def sleep_ms(self, ms):
+        if not self.virtual:
+            return await super().sleep_ms(ms)
+        self._tick()
+        await asyncio.sleep(ms / 1000)
+        self._tick()
+
+    async def _idle(self):
+        if not self.virtual:
+            return await super()._idle()
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.idle_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+class VirtualNode:
+    """One node's life in a run: boots (boot counter in its flash folder), runs, fails, reboots."""
+
+    def __init__(self, world_node: WorldNode, master_key: bytes, broker: tuple[str, int],
+                 folder: Path, clock: vclock.RunClock, heartbeat_s: float,
+                 on_log: Callable[[int, str], None] | None = None, idle_s: float = 15.0) -> None:
+        self.world_node = world_node
+        self.folder = folder
+        self.clock = clock
+        self.broker = broker
+        self.on_log = on_log
+        self.idle_s = idle_s
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = node_config.parse(node_config_dict(world_node, master_key, broker, str(folder),
+                                                         heartbeat_s))
+        self.board: VirtualBoard | None = None
+        self.node: FirmwareNode | None = None
+        self.task: asyncio.Task | None = None
+        self.boots = 0
+        self.tamper: tuple[str, int, int] | None = None
+
+    @property
+    def id(self) -> int:
+        return self.world_node.id
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def start(self) -> None:
+        """Power on: bump the boot counter, self-test, start the firmware's tasks."""
+        boot, note = bootcount.bump(str(self.folder / "bootcount"))
+        self.board = VirtualBoard(self.config, self.world_node, self.clock, str(self.folder),
+                                  self.broker, self._reset, self.on_log)
+        self.board.tamper = self.tamper
+        node = FirmwareNode(self.config, self.board, boot)
+        node.virtual = self.clock.virtual
+        node.idle_s = self.idle_s
+        ok, line = node.self_test()
+        self.board.log(line)
+        if not ok:
+            raise RuntimeError(line)
+        self.node = node
+        self.boots += 1
+        self.task = asyncio.get_running_loop().create_task(node.run(), name="node 0x%04x" % self.id)
+
+    async def stop(self, power_cut: bool = True) -> None:
+        """Power off. A power cut drops the TCP link without DISCONNECT (the broker then
+        publishes the node's will); otherwise the firmware disconnects cleanly."""
+        if self.board is not None and power_cut:
+            self.board.cut_link()
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.task = None
+        if self.node is not None and self.node.queue is not None:
+            close = getattr(self.node.queue, "close", None)
+            if close:
+                close()
+
+    def _reset(self) -> None:
+        asyncio.get_running_loop().create_task(self._reboot())
+
+    async def _reboot(self) -> None:
+        await self.stop(power_cut=True)
+        self.start()
+
+    def set_tamper(self, action: str, start_us: int, end_us: int) -> None:
+        self.tamper = (action, start_us, end_us)
+        if self.board is not None:
+            self.board.tamper = self.tamper
+
+    def push(self, samples, node_start_us: int) -> None:
+        if self.board is not None and self.running:
+            self.board.push(samples, node_start_us)
+
+    def set_link(self, up: bool) -> None:
+        if self.board is not None:
+            self.board.link_up = up
+            if not up:
+                self.board.cut_link()
+
+    @property
+    def queue_depth(self) -> int:
+        return self.node.queue.depth if self.node is not None else 0
+
+    def remove_flash(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
