@@ -109,11 +109,31 @@ class FusionEngine:
             self._index(report, state.number)
             return [self._publish(state, now_us)]
         involved = self._involved(report, neighbours)
+        fitting = self._fitting_fix(report, involved)
+        if fitting is not None:
+            # The report arrives where an existing fix predicts: refit that incident alone,
+            # which is what a full re-association would conclude, at a fraction of the cost.
+            involved = [fitting]
         group = [r for state in involved for r in state.reports] + [report]
         self._index(report, involved[0].number)
         changed = self._reassociate(group, involved, now_us)
         changed += self._pair_blasts(changed, now_us)
         return self._unique(changed)
+
+    def _fitting_fix(self, report: Report, involved: list[_State]) -> _State | None:
+        best = None
+        sigma_s = cluster.timing_sigma_s(report, self.config)
+        for state in involved:
+            snap = state.snapshot
+            if snap.fix != "tdoa" or len(state.used) < 4 or report.node_id in {r.node_id for r in state.reports}:
+                continue
+            spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
+            predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+            gate_us = (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
+            miss = abs(report.onset_utc_us - predicted_us)
+            if miss <= gate_us and (best is None or miss < best[0]):
+                best = (miss, state)
+        return None if best is None else best[1]
 
     def _involved(self, report: Report, neighbours: list[Report]) -> list[_State]:
         numbers = sorted({self._owner[m.key] for m in neighbours})

@@ -80,12 +80,14 @@ def _fit(xy, range_m, sigma_m, start, iterations=60):
         except np.linalg.LinAlgError:
             lam *= 10.0
             continue
+        if float(np.abs(step).max()) < 1e-4:      # metres: far below any error
+            break
         trial = params + step
         r_t, jac_t = _residuals(trial, xy, range_m, sigma_m)
         cost_t = float(r_t @ r_t)
         if cost_t <= cost:
             params, r, jac = trial, r_t, jac_t
-            converged = cost - cost_t <= 1e-12 * max(cost, 1.0) and float(np.abs(step).max()) < 1e-4
+            converged = float(np.abs(step).max()) < 1e-4      # metres: far below any error
             cost = cost_t
             lam = max(lam / 3.0, 1e-12)
             if converged:
