@@ -70,6 +70,7 @@ class MqttLink:
         self.client.publish(topic, payload, qos=qos, retain=retain)
 
     async def disconnect(self) -> None:
+        self.connected = False   # a goodbye, not a loss: no warning from _on_disconnect
         try:
             await self.client.disconnect()
         except Exception as exc:  # already gone; a clean exit matters more than the reason
