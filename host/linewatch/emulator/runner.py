@@ -187,10 +187,12 @@ class Runner:
     async def _feed(self, node_id: int, spans: list[tuple[float, float, list]]) -> None:
         node = self.nodes[node_id]
         start_us = self.world.start_utc_us
-        chunk = int(MAX_CHUNK_S * SAMPLE_RATE)
+        # whole firmware blocks only: a board's microphone never hands over a partial one
+        # (the impulse detector refuses it, and the node's detection task would end)
+        chunk = int(MAX_CHUNK_S * SAMPLE_RATE) // AUDIO_BLOCK * AUDIO_BLOCK
         for start_s, end_s, alarms in spans:
             first = int(math.floor(start_s * SAMPLE_RATE))
-            last = int(math.ceil(end_s * SAMPLE_RATE))
+            last = first + -(-int(math.ceil(end_s * SAMPLE_RATE) - first) // AUDIO_BLOCK) * AUDIO_BLOCK
             for k in range(first, last, chunk):
                 await self.clock.sleep_until(start_us + k * 1_000_000 // SAMPLE_RATE)
                 window = self.synth.window(node_id, k, min(chunk, last - k))

@@ -159,6 +159,20 @@ class VirtualBoard(sim.Board):
             self._on_log(self.world_node.id, message)
 
 
+async def cancel_all(tasks) -> None:
+    """Cancel until done: on CPython 3.11, `wait_for` swallows a cancel that meets its inner
+    future finishing (a PUBACK, or the link dropping) in the same loop pass."""
+    pending = [t for t in tasks if not t.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.05)
+        pending = [t for t in pending if not t.done()]
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("%s ended with %r", task.get_name(), task.exception())
+
+
 class FirmwareNode(Node):
     """The firmware's Node, with two polls changed in virtual time only (nothing else is):
     `sleep_ms` polls every 250 ms to follow a board clock running ahead of asyncio's; here
@@ -168,6 +182,20 @@ class FirmwareNode(Node):
 
     virtual = False
     idle_s = 1.0
+
+    async def run(self):
+        # Node.run as in the firmware, plus: when the run is cancelled (a power cut here),
+        # the other tasks die with it. The firmware's run leaves them running (harmless on a
+        # board, where power-off ends everything), and a reborn node would then fight its
+        # own ghost for the MQTT client id.
+        tasks = [asyncio.create_task(self._sampling()), asyncio.create_task(self._uplink()),
+                 asyncio.create_task(self._health())]
+        try:
+            await self._detection()
+            if not self.config.feed.get("exit_at_end"):
+                await tasks[1]
+        finally:
+            await cancel_all(tasks)
 
     async def sleep_ms(self, ms):
         if not self.virtual:
@@ -238,11 +266,7 @@ class VirtualNode:
         if self.board is not None and power_cut:
             self.board.cut_link()
         if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_all([self.task])
         self.task = None
         if self.node is not None and self.node.queue is not None:
             close = getattr(self.node.queue, "close", None)
