@@ -1,0 +1,33 @@
+"""`linewatch emulate` refuses bad input with a clear line and exit 2; --prepare writes the run."""
+from __future__ import annotations
+
+import json
+import stat
+
+from linewatch.cli import main
+
+
+def test_scenario_and_seed_are_exclusive(capsys):
+    assert main(["emulate", "demo", "--seed", "3"]) == 2
+    assert "give a scenario file or --seed N" in capsys.readouterr().err
+    assert main(["emulate"]) == 2
+
+
+def test_bad_broker_and_missing_scenario(capsys, tmp_path):
+    assert main(["emulate", "demo", "--broker", "nohost"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
+    assert main(["emulate", str(tmp_path / "none.toml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_prepare_writes_key_registry_config_and_truth(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["emulate", "demo", "--broker", "127.0.0.1:1", "--out", str(out), "--prepare"]) == 0
+    key = out / "commission" / "master.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["scenario"] == "demo" and len(truth["nodes"]) == 12
+    assert "[fusion]" in (out / "commission" / "aggregator.toml").read_text()
+    from linewatch.registry import Registry
+    registry = Registry.open(out / "commission" / "linewatch.db")
+    assert sorted(n.id for n in registry.list()) == sorted(n["id"] for n in truth["nodes"])

@@ -1,0 +1,123 @@
+"""Virtual time with real sockets, the virtual board's sample stamps, and the feed plan."""
+from __future__ import annotations
+
+import asyncio
+from array import array
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linewatch.emulator import scenario as sc, vclock
+from linewatch.emulator.runner import _merge, _with_knocks
+from linewatch.emulator.virtual_node import AUDIO_BLOCK, VirtualBoard, cancel_all, node_config_dict
+from lwnode import config as node_config
+
+
+def test_virtual_time_jumps_over_sleeps_and_timeouts():
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(3600)
+        after_sleep = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.Event().wait(), 10)
+        return after_sleep, loop.time(), loop.jumps
+
+    after_sleep, end, jumps = vclock.run(main, virtual=True)
+    assert after_sleep == pytest.approx(3600)
+    assert end == pytest.approx(3610)
+    assert jumps >= 2
+
+
+def test_socket_round_trip_completes_without_moving_virtual_time():
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def echo(reader, writer):
+            writer.write(await reader.read(5))
+            await writer.drain()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # a timer far ahead must not fire before the answer arrives
+        far = loop.create_task(asyncio.sleep(30))
+        before = loop.time()
+        writer.write(b"hello")
+        vclock.note_io()
+        answer = await reader.read(5)
+        took = loop.time() - before
+        far.cancel()
+        writer.close()
+        server.close()
+        return answer, took
+
+    answer, took = vclock.run(main, virtual=True)
+    assert answer == b"hello"
+    assert took == 0.0
+
+
+def test_run_clock_reads_utc_from_the_loop():
+    start = 1_795_586_400_000_000
+
+    async def main():
+        clock = vclock.RunClock(start)
+        await clock.sleep_until(start + 90_000_000)
+        return clock.now_us(), clock.virtual
+
+    now, virtual = vclock.run(main, virtual=True)
+    assert now == start + 90_000_000 and virtual
+
+
+def test_board_stamps_each_block_with_the_node_clock_of_its_end(tmp_path: Path):
+    scenario = sc.load("demo")
+    world = scenario.build_world()
+    wn = world.nodes[0]
+
+    async def main():
+        clock = vclock.RunClock(world.start_utc_us)
+        raw = node_config_dict(wn, b"m" * 32, ("127.0.0.1", 1), str(tmp_path), 10)
+        board = VirtualBoard(node_config.parse(raw), wn, clock, str(tmp_path), ("127.0.0.1", 1),
+                             on_reset=lambda: None)
+        board.push(array("h", range(2 * AUDIO_BLOCK)), 5_000_000)
+        buf = array("h", bytes(2 * AUDIO_BLOCK))
+        stamps = []
+        for _ in range(2):
+            n = await board.mic_read(buf)
+            stamps.append((n, board.time_us()))
+        live = board.time_us()
+        return stamps, live, clock.now_us()
+
+    stamps, live, now = vclock.run(main, virtual=True)
+    assert stamps == [(AUDIO_BLOCK, 5_000_000 + 32_000), (AUDIO_BLOCK, 5_000_000 + 64_000)]
+    # after the stamp is taken the board's clock is the node's own clock again
+    assert live == wn.clock.node_time_us(now)
+
+
+def test_cancel_all_ends_tasks_that_shrug_off_one_cancel():
+    async def stubborn():
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            pass                       # what a swallowed cancel looks like
+        await asyncio.sleep(100)
+
+    async def main():
+        task = asyncio.get_running_loop().create_task(stubborn())
+        await asyncio.sleep(0)
+        await cancel_all([task])
+        return task.done()
+
+    assert vclock.run(main, virtual=True)
+
+
+def test_feed_spans_merge_and_keep_false_alarm_times():
+    merged = _merge([(5.0, 7.0, []), (0.0, 2.0, [1.0]), (1.5, 3.0, [2.5]), (10.0, 11.0, [])])
+    assert merged == [(0.0, 3.0, [1.0, 2.5]), (5.0, 7.0, []), (10.0, 11.0, [])]
+
+
+def test_knock_is_added_where_the_false_alarm_is():
+    quiet = np.zeros(16000, dtype=np.int16)
+    out = _with_knocks(quiet, 16000, [1.5], 42.0)
+    loud = np.flatnonzero(np.abs(out) > 20)
+    assert loud.size and 8000 <= loud[0] < 8010 and loud[-1] < 8000 + 160
