@@ -158,27 +158,28 @@ class Aggregator:
             changes += self.health.observe(f, received_us)
             if result.gap:
                 self.acks.gap(f.node, *result.gap, received_us)
-        rows = self._commit(batch, changes)
-        self.frames_committed += len(rows)
-        for row in rows:
-            self.acks.committed(row.node, row.boot)
-        self._after_commit(accepted, rows, changes)
+        ids = self._commit(batch, changes)
+        self.frames_committed += len(ids)
+        committed = self.acks.committed
+        for result in accepted:
+            committed(result.frame.node, result.frame.boot)
+        self._after_commit(accepted, ids, changes)
 
-    def _commit(self, batch: Batch, changes: list) -> list[EvidenceRow]:
+    def _commit(self, batch: Batch, changes: list) -> list[int]:
         batch.health.update(self.health.take_dirty())
         batch.health_changes.extend(changes)
         return self.store.commit(batch)
 
-    def _after_commit(self, accepted: list[Accepted], rows: list[EvidenceRow], changes: list) -> None:
+    def _after_commit(self, accepted: list[Accepted], ids: list[int], changes: list) -> None:
         for change in changes:
             log.info("node 0x%04x: %s -> %s (%s)", change.node, change.old, change.new, change.why)
             self.alerter.node_state(change)
         if self.fusion is None:
             return
         incidents = []
-        for result, row in zip(accepted, rows):
+        for result, evidence_id in zip(accepted, ids):
             if result.frame.ftype == const.EVENT:
-                incidents += self.fusion.feed(result, row.id, self.registry.get(result.frame.node))
+                incidents += self.fusion.feed(result, evidence_id, self.registry.get(result.frame.node))
         self._record_incidents(incidents)
 
     def _record_incidents(self, incidents: list[dict[str, Any]]) -> None:

@@ -48,15 +48,20 @@ class EvidenceRow:
     hash: bytes = b""
 
     def canonical(self) -> bytes:
-        texts = [s.encode() for s in (self.kind, self.type, self.topic, self.verified, self.note)]
-        parts = [struct.pack(">qiiqq", self.id, self.node, self.boot, self.seq, self.received_us)]
-        for blob in texts + [bytes(self.raw)]:
-            parts.append(struct.pack(">I", len(blob)))
-            parts.append(blob)
-        return b"".join(parts)
+        return canonical(self.id, self.kind, self.type, self.node, self.boot, self.seq, self.topic,
+                         self.received_us, self.raw, self.verified, self.note)
 
     def digest(self, prev_hash: bytes) -> bytes:
         return hashlib.sha256(prev_hash + self.canonical()).digest()
+
+
+def canonical(id: int, kind: str, type: str, node: int, boot: int, seq: int, topic: str, received_us: int,
+              raw: bytes, verified: str, note: str) -> bytes:
+    """The bytes a row's hash commits to: fixed-width numbers, then length-prefixed texts and raw."""
+    k, t, tp, v, n = kind.encode(), type.encode(), topic.encode(), verified.encode(), note.encode()
+    return struct.pack(">qiiqqI%dsI%dsI%dsI%dsI%dsI%ds" % (len(k), len(t), len(tp), len(v), len(n), len(raw)),
+                       id, node, boot, seq, received_us, len(k), k, len(t), t, len(tp), tp, len(v), v,
+                       len(n), n, len(raw), bytes(raw))
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class StoreError(RuntimeError):
 class Store(Protocol):
     def close(self) -> None: ...
     def bump_boot(self) -> int: ...
-    def commit(self, batch: Batch) -> list[EvidenceRow]: ...
+    def commit(self, batch: Batch) -> list[int]: ...
     # registry
     def node_put(self, node: NodeRecord) -> None: ...
     def node_get(self, node_id: int) -> NodeRecord | None: ...

@@ -8,14 +8,14 @@ loss: the config allows it for machines with a UPS, and says so.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
 from linewatch.store import (COMMISSION, FRAME, GENESIS, Batch, EvidenceRow, NodeHealth,
-                             NodeRecord, Refusal, StoreError)
+                             NodeRecord, Refusal, StoreError, canonical)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -86,31 +86,37 @@ class SQLiteStore:
     def _transaction(self) -> "_Transaction":
         return _Transaction(self.db)
 
-    def commit(self, batch: Batch) -> list[EvidenceRow]:
-        """Write the batch in one transaction; returns the evidence rows with ids and hashes.
+    def commit(self, batch: Batch) -> list[int]:
+        """Write the batch in one transaction; returns the evidence ids given to its rows, in order.
 
         The chain head is read inside the write lock: the CLI (an incident's status change)
         may append between two of the service's batches."""
         try:
             with self._transaction():
-                last_id, last_hash = self._chain_head() if batch.evidence else (0, GENESIS)
-                rows = []
-                for row in batch.evidence:
-                    last_id += 1
-                    row = replace(row, id=last_id, prev_hash=last_hash)
-                    last_hash = row.digest(last_hash)
-                    rows.append(replace(row, hash=last_hash))
+                rows = self._chain(batch.evidence) if batch.evidence else []
                 self._write(batch, rows)
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: write failed: {exc}")
+        return [r[0] for r in rows]
+
+    def _chain(self, evidence: list[EvidenceRow]) -> list[tuple]:
+        last_id, last_hash = self._chain_head()
+        sha256 = hashlib.sha256
+        rows = []
+        for r in evidence:
+            last_id += 1
+            prev = last_hash
+            last_hash = sha256(prev + canonical(last_id, r.kind, r.type, r.node, r.boot, r.seq, r.topic,
+                                                r.received_us, r.raw, r.verified, r.note)).digest()
+            rows.append((last_id, r.kind, r.type, r.node, r.boot, r.seq, r.topic, r.received_us, r.raw,
+                         r.verified, r.note, prev, last_hash))
         return rows
 
-    def _write(self, batch: Batch, rows: list[EvidenceRow]) -> None:
+    def _write(self, batch: Batch, rows: list[tuple]) -> None:
         db = self.db
         if rows:
             db.executemany(f"INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           [(r.id, r.kind, r.type, r.node, r.boot, r.seq, r.topic, r.received_us,
-                             r.raw, r.verified, r.note, r.prev_hash, r.hash) for r in rows])
+                           rows)
         if batch.refusals:
             db.executemany("INSERT INTO quarantine (received_us, topic, raw, reason, detail, node) "
                            "VALUES (?,?,?,?,?,?)",

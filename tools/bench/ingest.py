@@ -1,0 +1,162 @@
+"""Sustained ingest of the aggregator vs `mosquitto_sub`, same stream, same private broker.
+
+    python -m lwtools.bench.ingest [--frames 50000] [--nodes 100]
+
+Both receivers subscribe (QoS 1, persistent session) while offline, the stream is published
+into the broker's queues, then both are started together and timed until they have the whole
+stream: mosquitto_sub only receives; the aggregator receives, verifies every tag, applies the
+replay rule, stores each frame in the hash-chained evidence log (SQLite WAL, synchronous=FULL)
+and sends acks. Each receiver is pinned to one core where the machine allows. Prints frames/s
+for each and the ratio (goal >= 0.8).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from lwproto import const, frame as wire, topic as topics
+from linewatch import keys
+from linewatch.testing.broker import Mosquitto
+
+SEGMENT = 1
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def make_stream(master: bytes, frames: int, nodes: int) -> list[tuple[str, bytes]]:
+    out = []
+    node_keys = {n: keys.derive(master, n) for n in range(1, nodes + 1)}
+    for i in range(frames):
+        node = 1 + i % nodes
+        seq = 1 + i // nodes
+        data = wire.encode(node_keys[node], const.EVENT, node, 1, seq, 1795000000000000 + i, const.CLOCK_GPS_PPS, 3,
+                           {"event_class": 1, "confidence": 0.8, "onset_offset_us": -5, "peak_db": -12.0,
+                            "duration_ms": 100, "frequency_hz": 80, "snr_db": 15.0})
+        out.append((topics.uplink(SEGMENT, node, const.EVENT), data))
+    return out
+
+
+def publish(broker: Mosquitto, stream: list[tuple[str, bytes]]) -> None:
+    import paho.mqtt.client as paho
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-pub")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    infos = [client.publish(t, d, qos=1) for t, d in stream]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.loop_stop()
+    client.disconnect()
+
+
+def pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if os.path.exists("/usr/bin/taskset") and os.cpu_count() else []
+
+
+def subscribe_offline(broker: Mosquitto, client_id: str) -> None:
+    subprocess.run(["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", client_id, "-c", "-q", "1",
+                    "-t", topics.uplink_filter(), "-W", "1", "-C", "1"], capture_output=True)
+
+
+def run_mosquitto_sub(broker: Mosquitto, frames: int, core: int) -> subprocess.Popen:
+    return subprocess.Popen(pin(core) + ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", "bench-sub",
+                                         "-c", "-q", "1", "-t", topics.uplink_filter(), "-C", str(frames)],
+                            stdout=subprocess.DEVNULL)
+
+
+AGGREGATOR = r"""
+import asyncio, sys, time
+from dataclasses import replace
+from linewatch.aggregator import Aggregator
+from linewatch.config import Config
+from linewatch.keys import load_master_key
+from linewatch.store import open_store
+host, port, db, key, frames = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+c = Config()
+c = replace(c, broker=replace(c.broker, host=host, port=port, client_id="bench-agg"),
+            store=replace(c.store, path=db))
+async def main():
+    store = open_store(db)
+    if frames:
+        sys.stdin.readline()   # imports done: wait for the go, so start-up is not timed
+    agg = Aggregator(c, load_master_key(key), store)
+    stop = asyncio.Event()
+    await agg.start()
+    task = asyncio.create_task(agg.serve(stop))
+    while agg.frames_committed < frames:
+        await asyncio.sleep(0.005)
+    print(time.monotonic(), flush=True)
+    stop.set(); await task; await agg.shutdown()
+asyncio.run(main())
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=50000)
+    ap.add_argument("--nodes", type=int, default=100)
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-ingest-"))
+    master_path = work / "master.key"
+    master = keys.create_master_key(master_path)
+    db = str(work / "bench.db")
+    from linewatch.registry import Registry
+    from linewatch.store import open_store
+    store = open_store(db)
+    registry = Registry(store)
+    for n in range(1, args.nodes + 1):
+        registry.add(n, SEGMENT, 48.0 + n * 1e-3, 37.0)
+    store.close()
+    stream = make_stream(master, args.frames, args.nodes)
+    cores = os.cpu_count() or 1
+    with Mosquitto(workdir=work / "broker", extra_config="max_queued_messages 0\n") as broker:
+        # register both persistent sessions and the aggregator's boot, then fill the queues
+        subscribe_offline(broker, "bench-sub")
+        warm = subprocess.run([sys.executable, "-c", AGGREGATOR, broker.host, str(broker.port), db,
+                               str(master_path), "0"], capture_output=True, text=True)
+        if warm.returncode:
+            print(warm.stderr, file=sys.stderr)
+            return 1
+        publish(broker, stream)
+        agg = subprocess.Popen(pin(1 % cores) + [sys.executable, "-c", AGGREGATOR, broker.host, str(broker.port), db,
+                                                 str(master_path), str(args.frames)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        time.sleep(2.0)   # the aggregator's imports
+        t0 = time.monotonic()
+        sub = run_mosquitto_sub(broker, args.frames, 0)
+        assert agg.stdin is not None
+        agg.stdin.write("go\n")
+        agg.stdin.flush()
+        sub.wait()
+        t_sub = time.monotonic() - t0
+        out, _ = agg.communicate()
+        t_agg = float(out.strip().splitlines()[-1]) - t0
+    sub_rate, agg_rate = args.frames / t_sub, args.frames / t_agg
+    print(f"machine: {cores} cores, {cpu_model()}, Python {platform.python_version()}")
+    print(f"stream: {args.frames} event frames of {wire.SIZES[const.EVENT]} bytes from {args.nodes} nodes, QoS 1, "
+          f"queued in one private Mosquitto, both receivers started together")
+    print(f"mosquitto_sub (receive only):              {sub_rate:10.0f} frames/s ({t_sub:.2f} s)")
+    print(f"aggregator (verify + store + ack, FULL):   {agg_rate:10.0f} frames/s ({t_agg:.2f} s)")
+    print(f"ratio aggregator / mosquitto_sub: {agg_rate / sub_rate:.2f} (goal >= 0.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
