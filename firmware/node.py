@@ -82,7 +82,8 @@ class Node:
         # uplink state
         self._client = None
         self._sent = {}           # (boot, seq) published on this connection and not yet acked
-        self._birth_seq = 0       # reserved for the birth of the next connection
+        self._birth_seq = 0       # the birth queued for the next connection...
+        self._birth = None        # ...and its frame
         self._last_ack = (0, 0)   # RAM only: see README, "Acks"
         self._command_path = _join(self.storage, "command")
         self._last_command = self._load_command_counter()
@@ -310,20 +311,22 @@ class Node:
             on_message=self.on_downlink, open_connection=self.board.open_connection)
 
     async def _session(self):
-        # The will names the birth of this connection, so the birth's seq is reserved before
-        # connecting and kept across failed attempts: a seq is never skipped.
+        # The will names the birth of this connection, so the birth is made and queued before
+        # connecting, and kept (same seq, same frame) across failed attempts: no seq is ever
+        # skipped, even when the node reboots during an outage (a hole would stall the acks).
         if not self._birth_seq:
             self._birth_seq = self._next_seq()
+            self._birth = self._enqueue(c.BIRTH, self.birth_values(), self._birth_seq)
         client = self._client_for(self._birth_seq)
         await client.connect()
-        birth_seq, self._birth_seq = self._birth_seq, 0
+        birth_seq, birth = self._birth_seq, self._birth
+        self._birth_seq, self._birth = 0, None
         self.connections += 1
         self._client = client
         self._sent = {}
         cfg = self.config
         try:
             await client.subscribe(topic.downlink(cfg.segment, cfg.node), 1)
-            birth = self._enqueue(c.BIRTH, self.birth_values(), birth_seq)
             self.log("uplink: connected to %s:%d, birth seq %d, queue %d"
                      % (cfg.broker["host"], cfg.broker["port"], birth_seq, self.queue.depth))
             if birth is not None:

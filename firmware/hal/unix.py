@@ -6,7 +6,8 @@
 #   audio      path of the raw int16 file          socket   "host:port" instead of a file
 #   realtime   true: play at the sample rate; false: as fast as the node takes it, with a
 #              virtual clock that follows the samples (start_us + samples / rate)
-#   loop       true: start the file again at its end; false: the feed ends (mic_read -> 0)
+#   plays      how many times the file is played (default 1; 0: forever), then the feed
+#              ends (mic_read -> 0)
 #   start_us   UTC of sample 0 on the virtual clock (default: the host clock at start)
 #   accel      path of the accelerometer file (one line per audio block, last line repeats)
 #   exit_at_end  the node stops when the feed ends (benchmarks)
@@ -27,7 +28,8 @@ class Board(BoardBase):
         feed = config.feed if config is not None else {}
         self.feed = feed
         self.realtime = bool(feed.get("realtime", True))
-        self.loop = bool(feed.get("loop", False))
+        self.plays = int(feed.get("plays", 1))
+        self._played_files = 1
         self._accel = _load_accel(feed["accel"]) if feed.get("accel") else None
         if self._accel:
             self.sensors = SENSOR_MIC | SENSOR_ACCEL
@@ -55,7 +57,8 @@ class Board(BoardBase):
             host, port = self.feed["socket"].rsplit(":", 1)
             self._reader, _ = await asyncio.open_connection(host, int(port))
         n = (self._file.readinto(buf) if self._file else await self._read_socket(buf)) // 2
-        if not n and self._file and self.loop:
+        if not n and self._file and (not self.plays or self._played_files < self.plays):
+            self._played_files += 1
             self._file.seek(0)
             n = self._file.readinto(buf) // 2
         if not n:
