@@ -63,7 +63,7 @@ def incident_dicts(store) -> list[dict]:
 def cmd_list(args) -> int:
     def list_(store, args) -> int:
         for d in incident_dicts(store):
-            print(f"{d['id']:>12} {d['status']:10} {d.get('event_class', '?'):12} side={d.get('side', '?')} "
+            print(f"{d['id']:>12} {d['status']:10} {d.get('class', d.get('event_class', '?')):12} side={d.get('side', '?')} "
                   f"lat={d.get('lat', '?')} lon={d.get('lon', '?')}")
         return 0
     return _run(list_, args)
