@@ -56,6 +56,7 @@ class Board(BoardBase):
         self._rate = rate_hz
 
     async def mic_read(self, buf):
+        await asyncio.sleep(0)    # like a real microphone, let the other tasks run per block
         if self._pending is None:
             block = await self._audio.get()
             if block is None:

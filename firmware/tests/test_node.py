@@ -1,0 +1,132 @@
+"""The node app under CPython on the sim board: reporting, acks, commands, birth before connect."""
+import asyncio
+import math
+import random
+from array import array
+
+import pytest
+
+from lwnode import config
+from lwnode.hal import sim
+from lwnode.node import Node
+from lwproto import auth, frame
+from lwproto import const as c
+
+MASTER = bytes(range(32))
+KEY = auth.derive_node_key(MASTER, 0x0102)
+START_US = 1_795_000_000_000_000
+
+
+def make_node(tmp_path, boot=1, **extra):
+    raw = {"node": 0x0102, "segment": 3, "key": KEY.hex(), "position": {"lat": 48.0, "lon": 37.7},
+           "broker": {"host": "127.0.0.1", "port": 9}, "board": "sim", "storage": str(tmp_path),
+           "audio": {"rate_hz": 16000, "block": 512}}
+    raw.update(extra)
+    cfg = config.parse(raw)
+    board = sim.Board(cfg, start_us=START_US)
+    board.log = lambda line: board.lines.append(line)
+    return Node(cfg, board, boot), board
+
+
+def downlink(ftype, values, seq, key=KEY, boot=1):
+    return frame.encode(key, ftype, 0x0102, boot, seq, START_US, c.CLOCK_NTP, 100, values)
+
+
+def command(seq, key=KEY, **values):
+    full = {"command": c.CMD_SET_THRESHOLD, "event_class": 0, "threshold": 0, "refractory_ms": 0,
+            "boot": 0, "first_seq": 0, "last_seq": 0, "delay_s": 0}
+    full.update(values)
+    return downlink(c.COMMAND, full, seq, key)
+
+
+def queued(node):
+    return [(boot, seq, kind) for boot, seq, kind, _ in node.queue.pending(100)]
+
+
+def test_every_frame_goes_through_the_queue_with_growing_seq(tmp_path):
+    node, _ = make_node(tmp_path)
+    node.heartbeat()
+    node.heartbeat()
+    assert queued(node) == [(1, 1, c.HEARTBEAT), (1, 2, c.HEARTBEAT)]
+    f = frame.decode(node.queue.pending(1)[0][3], KEY)
+    assert f.field("queue_depth") == 0 and f.time_us == START_US
+
+
+def test_ack_removes_up_to_its_seq_and_a_replay_is_ignored(tmp_path):
+    node, _ = make_node(tmp_path)
+    for _ in range(4):
+        node.heartbeat()
+    node.on_downlink("t", downlink(c.ACK, {"boot": 1, "seq": 2}, seq=5))
+    assert [s for _, s, _ in queued(node)] == [3, 4]
+    node.on_downlink("t", downlink(c.ACK, {"boot": 1, "seq": 4}, seq=5))      # replayed counter
+    assert [s for _, s, _ in queued(node)] == [3, 4]
+    assert node.refused_commands == 0
+
+
+def test_commands_apply_once_forgeries_and_replays_are_refused(tmp_path):
+    node, board = make_node(tmp_path)
+    node.on_downlink("t", command(7, event_class=c.EXPLOSION, threshold=15.0, refractory_ms=900))
+    assert node.detector.threshold(c.EXPLOSION) == 15.0
+    assert node.detector.refractory_ms(c.EXPLOSION) == 900
+    assert any("set_threshold explosion threshold=15.0" in line for line in board.lines)
+    node.on_downlink("t", command(7, event_class=c.EXPLOSION, threshold=3.0))            # replay
+    node.on_downlink("t", command(8, key=bytes(32), event_class=c.EXPLOSION, threshold=3.0))  # forged
+    node.on_downlink("t", b"\x00garbage")
+    node.on_downlink("t", command(9, event_class=c.VEHICLE, threshold=3.0))   # no such detector
+    assert node.detector.threshold(c.EXPLOSION) == 15.0
+    assert node.refused_commands == 4
+    again, _ = make_node(tmp_path)                 # the command counter survives a reboot
+    again.on_downlink("t", command(7, event_class=c.EXPLOSION, threshold=3.0))
+    assert again.refused_commands == 1
+
+
+def test_rebirth_and_resend(tmp_path):
+    node, _ = make_node(tmp_path)
+    node.on_downlink("t", command(1, command=c.CMD_REBIRTH))
+    assert queued(node) == [(1, 1, c.BIRTH)]
+    node._sent = {(1, 1): True}
+    node.on_downlink("t", command(2, command=c.CMD_RESEND, boot=1, first_seq=1, last_seq=1))
+    assert node._sent == {}
+
+
+def _impulse_audio(seconds, at_s):
+    rnd = random.Random(3)
+    n = int(seconds * 16000)
+    out = array("h", (max(-32768, min(32767, int(rnd.gauss(0, 60)))) for _ in range(n)))
+    k = int(at_s * 16000)
+    for i in range(2400):
+        out[k + i] = max(-32768, min(32767, out[k + i] + int(
+            22000 * math.exp(-i / 500) * math.sin(2 * math.pi * 150 * i / 16000))))
+    return out
+
+
+async def test_an_impulse_becomes_an_event_dated_to_the_sample(tmp_path):
+    node, board = make_node(tmp_path, feed={"exit_at_end": True})
+    node.board.network_up = _never_up
+    board.push_audio(_impulse_audio(3.0, 1.5), 0)
+    board.end_audio()
+    await asyncio.wait_for(node.run(), 30)
+    events = [frame.decode(data, KEY) for _, _, kind, data in node.queue.pending(10)
+              if kind == c.EVENT]
+    assert len(events) == 1
+    onset = events[0].time_us + events[0].field("onset_offset_us")
+    assert abs(onset - (START_US + 1_500_000)) <= 1000
+    assert events[0].field("event_class") == c.EXPLOSION
+
+
+async def _never_up():
+    return False
+
+
+async def test_birth_is_queued_before_connecting_and_kept_across_failures(tmp_path):
+    node, _ = make_node(tmp_path)
+
+    async def refuse(host, port):
+        raise OSError(111, "refused")
+    node.board.open_connection = refuse
+    for _ in range(2):
+        with pytest.raises(Exception):
+            await node._session()
+    assert queued(node) == [(1, 1, c.BIRTH)]        # one birth, seq 1, no hole
+    node.heartbeat()
+    assert queued(node)[-1][1] == 2
