@@ -65,6 +65,28 @@ def _residuals(params: np.ndarray, xy: np.ndarray, range_m: np.ndarray, sigma_m:
     return r, jac
 
 
+def _solve3(a, b):
+    """x with a x = b for a 3x3 matrix, by cofactors: numpy.linalg.solve's per-call overhead
+    is ten times the arithmetic at this size, and the LM loop calls it hundreds of times."""
+    (a00, a01, a02), (a10, a11, a12), (a20, a21, a22) = a
+    c00 = a11 * a22 - a12 * a21
+    c01 = a12 * a20 - a10 * a22
+    c02 = a10 * a21 - a11 * a20
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    if det == 0.0 or not math.isfinite(det):
+        return None
+    b0, b1, b2 = b
+    c10 = a02 * a21 - a01 * a22
+    c11 = a00 * a22 - a02 * a20
+    c12 = a01 * a20 - a00 * a21
+    c20 = a01 * a12 - a02 * a11
+    c21 = a02 * a10 - a00 * a12
+    c22 = a00 * a11 - a01 * a10
+    return ((c00 * b0 + c10 * b1 + c20 * b2) / det,
+            (c01 * b0 + c11 * b1 + c21 * b2) / det,
+            (c02 * b0 + c12 * b1 + c22 * b2) / det)
+
+
 def _fit(xy, range_m, sigma_m, start, iterations=60):
     """Levenberg-Marquardt from `start` = (x, y, s). Returns (params, jacobian, chi2)."""
     params = np.array(start, dtype=float)
@@ -72,26 +94,26 @@ def _fit(xy, range_m, sigma_m, start, iterations=60):
     cost = float(r @ r)
     lam = 1e-3
     for _ in range(iterations):
-        normal = jac.T @ jac
-        grad = jac.T @ r
-        damped = normal + lam * np.diag(np.maximum(np.diag(normal), 1e-12))
-        try:
-            step = -np.linalg.solve(damped, grad)
-        except np.linalg.LinAlgError:
+        normal = (jac.T @ jac).tolist()
+        grad = (jac.T @ r).tolist()
+        damped = [row[:] for row in normal]
+        for k in range(3):
+            damped[k][k] += lam * max(normal[k][k], 1e-12)
+        solved = _solve3(damped, grad)
+        if solved is None:
             lam *= 10.0
             continue
-        if float(np.abs(step).max()) < 1e-4:      # metres: far below any error
+        step = -np.array(solved)
+        size = max(abs(solved[0]), abs(solved[1]), abs(solved[2]))
+        if size < 1e-4:      # metres: far below any error
             break
         trial = params + step
         r_t, jac_t = _residuals(trial, xy, range_m, sigma_m)
         cost_t = float(r_t @ r_t)
         if cost_t <= cost:
             params, r, jac = trial, r_t, jac_t
-            converged = float(np.abs(step).max()) < 1e-4      # metres: far below any error
             cost = cost_t
             lam = max(lam / 3.0, 1e-12)
-            if converged:
-                break
         else:
             lam *= 4.0
             if lam > 1e12:
