@@ -185,3 +185,40 @@ def test_the_speed_of_sound_follows_the_temperature():
     assert engine.speed_of_sound == pytest.approx(331.3)
     engine.set_temperature(30.0)
     assert engine.speed_of_sound == pytest.approx(331.3 * math.sqrt(1 + 30 / 273.15))
+
+
+def test_a_report_fitting_an_existing_fix_changes_that_incident_only():
+    world = World(clock_error_us=10_000)
+    first = world.blast((4000.0, 1000.0), T0)
+    second = world.blast((9000.0, -1500.0), T0 + 3_000_000)
+    late = [r for r in first if r.node_id == 0x10B][0]
+    world.feed([r for r in first + second if r is not late])
+    before = {i.id: i for i in world.live()}
+    assert len(before) == 2
+    [changed] = world.engine.add(late, late.received_at_us)
+    assert 0x10B in changed.nodes and changed.version == before[changed.id].version + 1
+    assert error_m(changed, (4000.0, 1000.0)) < 1.0
+    [other] = [i for i in before if i != changed.id]
+    assert world.engine.incident(other) == before[other]
+
+
+def test_the_refit_fast_path_agrees_with_full_re_association(monkeypatch):
+    fast, full = World(clock_error_us=10_000), World(clock_error_us=10_000)
+    monkeypatch.setattr(full.engine, "_refit", lambda state, report, now_us: None)
+    for world in (fast, full):
+        world.feed(world.blast((6300.0, -800.0), T0, delay={0x105: 300_000.0, 0x203: 7_000.0}))
+    [a], [b] = fast.live(), full.live()
+    assert (a.nodes, a.rejected_nodes, a.reports) == (b.nodes, b.rejected_nodes, b.reports)
+    assert haversine_m(a.lat, a.lon, b.lat, b.lon) < 0.01
+
+
+def test_an_arrival_that_fails_the_refit_goes_to_full_re_association():
+    world = World()
+    world.feed(world.blast((4000.0, 3000.0), T0, nodes=[0x102, 0x103, 0x202]))
+    [state] = world.engine._open.values()
+    # Inside the three-node fix's gate, but 150 ms late: chi-square fails with one dof.
+    [stray] = world.blast((4000.0, 3000.0), T0, nodes=[0x203], delay={0x203: 150_000.0})
+    assert world.engine._fitting_fix(stray, [state]) is state
+    version = state.snapshot.version
+    assert world.engine._refit(state, stray, stray.received_at_us) is None
+    assert state.snapshot.version == version and stray.key not in state.used

@@ -125,6 +125,17 @@ def _fit(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
     return fix
 
 
+def fit_checked(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
+    """A fix of the chosen arrivals that also passes the chi-square test (after rejecting
+    outliers), or None: what an incident's refit with one more arrival must satisfy."""
+    fix = _fit(arrivals, chosen, c, config, start)
+    if fix is None or fix.dof < 1:
+        return None
+    if fix.chi2 > tdoa.chi2_quantile(fix.dof, config.outlier_p):
+        return None
+    return fix
+
+
 def _closest_fix(arrivals, i, sources, c, config) -> int | None:
     """A stray arrival (an echo, a bad clock) that fits no fix but could have come from one of
     them: the fix whose predicted arrival at its node is nearest. It is kept as rejected there,

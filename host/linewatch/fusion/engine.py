@@ -113,6 +113,9 @@ class FusionEngine:
         if fitting is not None:
             # The report arrives where an existing fix predicts: refit that incident alone,
             # which is what a full re-association would conclude, at a fraction of the cost.
+            refitted = self._refit(fitting, report, now_us)
+            if refitted is not None:
+                return self._unique([refitted] + self._pair_blasts([refitted], now_us))
             involved = [fitting]
         group = [r for state in involved for r in state.reports] + [report]
         self._index(report, involved[0].number)
@@ -120,12 +123,36 @@ class FusionEngine:
         changed += self._pair_blasts(changed, now_us)
         return self._unique(changed)
 
+    def _refit(self, state: _State, report: Report, now_us: int) -> _State | None:
+        """The incident's fix redone with one more arrival, no search and no other incident
+        touched; None when the refit does not pass the chi-square test (then the caller
+        re-associates in full)."""
+        group = state.reports + [report]
+        frame = LocalFrame(sum(r.lat for r in group) / len(group), sum(r.lon for r in group) / len(group))
+        t_ref = min(r.onset_utc_us for r in group)
+        arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
+                                    cluster.timing_sigma_s(r, self.config)) for r in group]
+        chosen = [i for i, a in enumerate(arrivals) if a.report.key in state.used or a.report is report]
+        old = state.snapshot
+        start = (*frame.to_xy(old.lat, old.lon), (old.time_utc_us - t_ref) / 1e6)
+        fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start)
+        if fix is None:
+            return None
+        members = [chosen[k] for k in fix.used]
+        rejected = [i for i, a in enumerate(arrivals) if i not in members]
+        state.reports = sorted(group, key=lambda r: (r.onset_utc_us, r.node_id))
+        state.used = frozenset(arrivals[i].report.key for i in members)
+        state.rejected = frozenset(arrivals[i].report.key for i in rejected)
+        self._index(report, state.number)
+        self._place(state, cluster.Source("tdoa", members, rejected, fix), arrivals, frame, t_ref, now_us)
+        return state
+
     def _fitting_fix(self, report: Report, involved: list[_State]) -> _State | None:
         best = None
         sigma_s = cluster.timing_sigma_s(report, self.config)
         for state in involved:
             snap = state.snapshot
-            if snap.fix != "tdoa" or len(state.used) < 4 or report.node_id in {r.node_id for r in state.reports}:
+            if snap.fix != "tdoa" or len(state.used) < 3 or report.node_id in {r.node_id for r in state.reports}:
                 continue
             spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
             predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
