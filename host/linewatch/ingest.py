@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lwproto import const, frame as wire, replay, topic as topics
 from lwproto.errors import ProtocolError
@@ -26,10 +26,11 @@ log = logging.getLogger("linewatch.ingest")
 OVERSIZED = "oversized"
 UNKNOWN_NODE = "unknown_node"
 WRONG_TOPIC = "wrong_topic"
+TOPICS_KEPT = 65536
+AFTER_PEEK = ("bad_tag", "out_of_range")   # decode's refusals once the structure is sound
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):   # a tuple: one is made per frame on the hot path
     frame: Frame
     topic: str
     raw: bytes
@@ -70,6 +71,18 @@ class Ingest:
         self.ignored = 0
         self.refusal_log = refusal_log or RefusalLog()
         self._keys: dict[int, bytes] = {}
+        self._topics: dict[str, tuple[int, int, str]] = {}
+
+    def parse_topic(self, topic: str) -> tuple[int, int, str]:
+        """(segment, node, kind), remembered: a node publishes on the same few topics all day.
+        Only well-formed topics are kept, and only so many, so junk cannot grow the cache."""
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            parsed = topics.parse(topic)
+            if len(self._topics) >= TOPICS_KEPT:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        return parsed
 
     def key_of(self, node: int) -> bytes:
         key = self._keys.get(node)
@@ -94,23 +107,27 @@ class Ingest:
         if len(raw) > wire.MAX_FRAME_SIZE:
             raise _Refused(OVERSIZED, f"{len(raw)} bytes, the largest frame is {wire.MAX_FRAME_SIZE}")
         try:
-            segment, topic_node, kind = topics.parse(topic)
+            segment, topic_node, kind = self.parse_topic(topic)
         except ProtocolError as exc:
             raise _Refused(exc.reason, str(exc))
         if kind == topics.DOWN:
             self.ignored += 1
             return None
-        try:
-            ftype, node = wire.peek(raw)
-        except ProtocolError as exc:
-            raise _Refused(exc.reason, str(exc), topic_node)
-        record = self.registry.get(node)
+        # decode checks the structure first (what peek checks), so the usual frame is peeked
+        # once; a frame from no registered node is peeked alone to name the right refusal
+        node = (raw[1] << 8) | raw[2] if len(raw) >= 3 else -1
+        record = self.registry.get(node) if node >= 0 else None
         if record is None:
+            try:
+                ftype, node = wire.peek(raw)
+            except ProtocolError as exc:
+                raise _Refused(exc.reason, str(exc), topic_node)
             raise _Refused(UNKNOWN_NODE, f"frame from node 0x{node:04x}: not in the registry", node)
         try:
             frame = wire.decode(raw, self.key_of(node))
         except ProtocolError as exc:
-            raise _Refused(exc.reason, str(exc), node)
+            raise _Refused(exc.reason, str(exc), node if exc.reason in AFTER_PEEK else topic_node)
+        ftype = frame.ftype
         if node != topic_node or topics.KIND_OF_TYPE.get(ftype) != kind or segment != record.segment:
             raise _Refused(WRONG_TOPIC, f"frame from node 0x{node:04x} ({frame.type_name()}, segment "
                                         f"{record.segment}) arrived on {topic}", node)
