@@ -5,6 +5,8 @@ import json
 
 from lwproto.const import CLASS_NAMES
 
+from .settings import Config
+
 BOARDS = ("esp32", "rp2", "unix", "sim")
 
 
@@ -12,31 +14,27 @@ class ConfigError(ValueError):
     pass
 
 
-class Config:
-    """Validated settings; sections are plain dicts with every default filled in."""
-
-    def __init__(self, raw):
-        self.node = _int(raw, "node", None, 1, 65535)
-        self.segment = _int(raw, "segment", None, 0, 255)
-        self.key = _key(raw)
-        self.position = _position(_section(raw, "position", None))
-        self.board = _choice(raw, "board", None, BOARDS)
-        self.wifi = _wifi(_section(raw, "wifi", {}), self.board)
-        self.broker = _broker(_section(raw, "broker", None))
-        self.pins = _section(raw, "pins", {})
-        self.audio = _audio(_section(raw, "audio", {}))
-        self.thresholds = _per_class(_section(raw, "thresholds", {}), "thresholds", 0, 6553.5)
-        self.refractory_ms = _per_class(_section(raw, "refractory_ms", {}), "refractory_ms",
-                                        0, 65535, True)
-        self.heartbeat_s = _int(raw, "heartbeat_s", 60, 1, 86400)
-        self.queue = {"records": _int(_section(raw, "queue", {}), "records", 256, 8, 65535,
-                                      "queue.")}
-        self.storage = _text(raw, "storage", "data")
-        self.feed = _section(raw, "feed", {})   # hal/unix's sample source; hal/unix checks it
-        self.raw = raw
-
-    def name(self):
-        return "0x%04x" % self.node
+def _settings(raw):
+    cfg = Config()
+    cfg.node = _int(raw, "node", None, 1, 65535)
+    cfg.segment = _int(raw, "segment", None, 0, 255)
+    cfg.key = _key(raw)
+    cfg.position = _position(_section(raw, "position", None))
+    cfg.board = _choice(raw, "board", None, BOARDS)
+    cfg.wifi = _wifi(_section(raw, "wifi", {}), cfg.board)
+    cfg.broker = _broker(_section(raw, "broker", None))
+    cfg.pins = _section(raw, "pins", {})
+    cfg.audio = _audio(_section(raw, "audio", {}))
+    cfg.thresholds = _per_class(_section(raw, "thresholds", {}), "thresholds", 0, 6553.5)
+    cfg.refractory_ms = _per_class(_section(raw, "refractory_ms", {}), "refractory_ms",
+                                   0, 65535, True)
+    cfg.heartbeat_s = _int(raw, "heartbeat_s", 60, 1, 86400)
+    cfg.queue = {"records": _int(_section(raw, "queue", {}), "records", 256, 8, 65535,
+                                 "queue.")}
+    cfg.storage = _text(raw, "storage", "data")
+    cfg.feed = _section(raw, "feed", {})   # hal/unix's sample source; hal/unix checks it
+    cfg.raw = raw
+    return cfg
 
 
 def load(path):
@@ -57,7 +55,7 @@ def load(path):
 def parse(raw):
     if not isinstance(raw, dict):
         raise ConfigError("config: the top level must be a JSON object, got %s" % _kind(raw))
-    return Config(raw)
+    return _settings(raw)
 
 
 # ---- field checks -----------------------------------------------------------------------

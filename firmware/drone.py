@@ -57,8 +57,8 @@ class DroneDetector:
         self._hann = dsp.hann_q15(n)
         self._state = array("i", bytearray(8 * len(ks)))
         self._window = array("h", bytearray(2 * n))
-        self._power = [0.0] * len(ks)
-        self._floor = [0.0] * len(ks)
+        self._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
+        self._floor = array("d", bytearray(8 * len(ks)))
         self._sustain = max(1, (SUSTAIN_MS * GRID_HZ + 999) // 1000)
         self.threshold_db = DEFAULT_THRESHOLD_DB
         self.reset()

@@ -1,7 +1,7 @@
 # The detectors' hot loops over int16 audio (array('h') or a memoryview of one).
 #
 # Each loop exists twice: a @micropython.viper version for the boards and the unix port, and
-# a plain-Python version that CPython (the emulator) runs. Both give the same integers; the
+# a plain-Python version (dsp_py.py, loaded only when used) that CPython (the emulator) runs. Both give the same integers; the
 # tests compare them on the unix port. `use_viper(False)` selects the plain loops everywhere,
 # for the speed benchmark.
 #
@@ -17,116 +17,6 @@ import sys
 VIPER_AVAILABLE = sys.implementation.name == "micropython"
 if VIPER_AVAILABLE:
     import micropython
-
-
-# ---------------------------------------------------------------- plain Python loops
-
-def _hop_levels_py(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
-    """Per hop of `hop` samples from buf[start]: sum |x|, sum |x[i]-x[i-1]|, max |x|.
-
-    `prev` is the sample before buf[start] (for the first difference). Returns the last sample.
-    Bounds: a hop sums at most hop*32768 (abs) and hop*65535 (diff): hop <= 8192 keeps < 2**31.
-    """
-    i = start
-    for j in range(hops):
-        a = 0
-        d = 0
-        p = 0
-        for _ in range(hop):
-            v = buf[i]
-            i += 1
-            m = v if v >= 0 else -v
-            a += m
-            if m > p:
-                p = m
-            e = v - prev
-            d += e if e >= 0 else -e
-            prev = v
-        abs_out[j] = a
-        diff_out[j] = d
-        peak_out[j] = p
-    return prev
-
-
-def _decimate_py(buf, start, count, factor, out, pos):
-    """out[pos:pos+count] = floor mean of each `factor` samples from buf[start] (a box low-pass:
-    its nulls sit on the multiples of the new rate, where the aliases of low tones come from)."""
-    i = start
-    for k in range(pos, pos + count):
-        s = 0
-        for _ in range(factor):
-            s += buf[i]
-            i += 1
-        out[k] = s // factor
-
-
-def _goertzel_py(window, n, coef, bins, out):
-    """Goertzel resonators over window[0:n], one per bin; writes (s1, s2) pairs to out.
-
-    coef holds per bin (hi, lo) with 2*cos(w) in Q14 = hi*128 + lo, 0 <= lo < 128, so the
-    product needs only |hi| <= 256 times |s|. The resonator state is not the DFT: it reaches
-    |x| * sum|sin((k+1)w)| / sin(w), about 653 * max|x| for n = 160 at w = 2*pi*100/4000
-    (the drone detector's lowest bin). With |x| <= 8192 (the caller scales by 1/4) that is
-    < 2**22.4, and 256 times it stays below 2**31 on the boards' 32-bit viper ints.
-    """
-    for b in range(bins):
-        hi = coef[2 * b]
-        lo = coef[2 * b + 1]
-        s1 = 0
-        s2 = 0
-        for i in range(n):
-            s0 = window[i] + ((hi * s1) >> 7) + ((lo * s1) >> 14) - s2
-            s2 = s1
-            s1 = s0
-        out[2 * b] = s1
-        out[2 * b + 1] = s2
-
-
-def _apply_window_py(buf, n, win, shift):
-    """buf[i] = buf[i] * win[i] >> shift in place (win in Q15: shift 15 keeps the scale)."""
-    for i in range(n):
-        buf[i] = (buf[i] * win[i]) >> shift
-
-
-def _first_above_py(buf, start, end, level):
-    """Index of the first sample in buf[start:end] with |x| > level, or -1."""
-    for i in range(start, end):
-        v = buf[i]
-        if v > level or -v > level:
-            return i
-    return -1
-
-
-def _abs_sum_py(buf, start, n):
-    """Sum of |x| over n samples (n <= 65535 keeps it below 2**31)."""
-    s = 0
-    for i in range(start, start + n):
-        v = buf[i]
-        s += v if v >= 0 else -v
-    return s
-
-
-def _peak_py(buf, start, n):
-    p = 0
-    for i in range(start, start + n):
-        v = buf[i]
-        if v < 0:
-            v = -v
-        if v > p:
-            p = v
-    return p
-
-
-def _zero_crossings_py(buf, start, n):
-    """Sign changes between neighbouring samples (0 counts as positive)."""
-    z = 0
-    prev = buf[start] >= 0
-    for i in range(start + 1, start + n):
-        cur = buf[i] >= 0
-        if cur != prev:
-            z += 1
-        prev = cur
-    return z
 
 
 # ---------------------------------------------------------------- viper loops
@@ -255,14 +145,17 @@ if VIPER_AVAILABLE:
 
 # ---------------------------------------------------------------- selection
 
-hop_levels = _hop_levels_py
-decimate = _decimate_py
-goertzel = _goertzel_py
-first_above = _first_above_py
-apply_window = _apply_window_py
-abs_sum = _abs_sum_py
-peak = _peak_py
-zero_crossings = _zero_crossings_py
+if not VIPER_AVAILABLE:
+    from .dsp_py import (_abs_sum_py, _apply_window_py, _decimate_py, _first_above_py,
+                         _goertzel_py, _hop_levels_py, _peak_py, _zero_crossings_py)
+    hop_levels = _hop_levels_py
+    decimate = _decimate_py
+    goertzel = _goertzel_py
+    first_above = _first_above_py
+    apply_window = _apply_window_py
+    abs_sum = _abs_sum_py
+    peak = _peak_py
+    zero_crossings = _zero_crossings_py
 
 
 def use_viper(on=True):
@@ -276,10 +169,11 @@ def use_viper(on=True):
         first_above, abs_sum, peak, zero_crossings = (
             _first_above_v, _abs_sum_v, _peak_v, _zero_crossings_v)
     else:
-        hop_levels, decimate, goertzel = _hop_levels_py, _decimate_py, _goertzel_py
-        apply_window = _apply_window_py
+        from . import dsp_py as p
+        hop_levels, decimate, goertzel = p._hop_levels_py, p._decimate_py, p._goertzel_py
+        apply_window = p._apply_window_py
         first_above, abs_sum, peak, zero_crossings = (
-            _first_above_py, _abs_sum_py, _peak_py, _zero_crossings_py)
+            p._first_above_py, p._abs_sum_py, p._peak_py, p._zero_crossings_py)
     return on
 
 

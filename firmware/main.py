@@ -3,15 +3,15 @@
 #     micropython -X heapsize=128K main.py path/to/config.json
 #
 # Order: config (a bad one stops here with one clear line), board, boot counter, node,
-# self-test line, then the tasks run until power-off.
+# self-test line, then the tasks run until power-off. The config checks and the boot counter
+# are unloaded before the node's code comes in: RAM is the board's scarcest resource.
+import gc
 import sys
 
 try:
     import asyncio
 except ImportError:  # MicroPython builds before asyncio was renamed
     import uasyncio as asyncio
-
-from lwnode import bootcount, config
 
 FAULT_BLINK_MS = 100
 
@@ -48,6 +48,7 @@ def fault(message, board=None):
 
 
 def _boot_counter(board):
+    from lwnode import bootcount
     path = "%s/bootcount" % board.storage_dir().rstrip("/")
     boot, note = bootcount.bump(path)
     if note:
@@ -55,7 +56,21 @@ def _boot_counter(board):
     return boot
 
 
-def start(config_path="config.json"):
+def unload(*names):
+    """Forget boot-only lwnode modules so a collection frees their code."""
+    import lwnode
+    for name in names:
+        sys.modules.pop("lwnode." + name, None)
+        try:
+            delattr(lwnode, name)
+        except AttributeError:
+            pass
+    gc.collect()
+
+
+def boot(config_path):
+    """(config, board, boot number); stops with a clear line when any of them fails."""
+    from lwnode import config
     try:
         cfg = config.load(config_path)
     except config.ConfigError as exc:
@@ -65,9 +80,26 @@ def start(config_path="config.json"):
     except Exception as exc:   # a missing sensor or bad pin: say which, do not loop
         fault("linewatch node %s: board %s failed to start: %r"
               % (cfg.name(), cfg.board or sys.platform, exc), _fault_board())
-    from lwnode.node import Node
+    return cfg, board, _boot_counter(board)
+
+
+def buffers(cfg, board):
+    """The node's durable queue and detector chain (Node makes them itself when not given)."""
+    from lwnode.store import FrameQueue
+    queue = FrameQueue("%s/queue" % board.storage_dir().rstrip("/"), cfg.queue["records"])
+    from lwnode.detector import DetectorChain
+    return queue, DetectorChain(cfg.audio["rate_hz"], cfg.audio["block"])
+
+
+def start(config_path="config.json"):
+    cfg, board, boot_number = boot(config_path)
+    unload("config", "bootcount")
     try:
-        node = Node(cfg, board, _boot_counter(board))
+        # the long-lived buffers first, while the heap is still in one piece: loading code
+        # leaves small holes that a 1 KB array may not fit in afterwards
+        queue, detector = buffers(cfg, board)
+        from lwnode.node import Node
+        node = Node(cfg, board, boot_number, queue, detector)
     except Exception as exc:
         fault("linewatch node %s self-test FAILED: %r" % (cfg.name(), exc), board)
     ok, line = node.self_test()

@@ -45,6 +45,8 @@ class Node:
         self.config = config
         self.board = board
         self.boot = boot
+        block = config.audio["block"]
+        self._blocks = [array("h", bytearray(2 * block)) for _ in range(RING)]
         self.key = config.key
         self.seq = 0
         self.clock = Clock(board)
@@ -62,7 +64,6 @@ class Node:
             detector = DetectorChain(rate, block)
         self.detector = detector
         self._apply_settings()
-        self._blocks = [array("h", bytearray(2 * block)) for _ in range(RING)]
         self._counts = [0] * RING
         self._starts = [0] * RING
         self._stamps = [0] * RING
