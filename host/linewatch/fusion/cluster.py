@@ -61,8 +61,9 @@ def partition(arrivals: list[Arrival], c: float, config: FusionConfig) -> list[S
     timed = {i for i in remaining if arrivals[i].report.clock_error_us <= config.max_clock_error_us}
     sources: list[Source] = []
     rejected_by: dict[int, int] = {}
+    grid = _Grid(arrivals, sorted(timed), config) if len(timed) >= tdoa.MIN_NODES else None
     while len({arrivals[i].report.node_id for i in remaining & timed}) >= tdoa.MIN_NODES:
-        source = _strongest_source(arrivals, sorted(remaining & timed), c, config)
+        source = _strongest_source(arrivals, sorted(remaining & timed), c, config, grid)
         if source is None:
             break
         for i in source.rejected:
@@ -79,11 +80,32 @@ def partition(arrivals: list[Arrival], c: float, config: FusionConfig) -> list[S
     return sources
 
 
-def _strongest_source(arrivals, indices, c, config) -> Source | None:
+class _Grid:
+    """The stacking grid over all timed arrivals of one partition and each grid point's
+    distance to each arrival's node, computed once: every source taken out of the group
+    searches the same grid again with fewer arrivals."""
+
+    def __init__(self, arrivals, indices, config):
+        xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
+        lo = xy.min(axis=0) - config.search_margin_m
+        hi = xy.max(axis=0) + config.search_margin_m
+        self.step = max((hi - lo).max() / (config.grid_points - 1), 1.0)
+        gx = np.arange(lo[0], hi[0] + self.step / 2, self.step)
+        gy = np.arange(lo[1], hi[1] + self.step / 2, self.step)
+        self.points = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+        self.column = {i: k for k, i in enumerate(indices)}
+        self.distance = np.sqrt(((self.points[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
+
+    def distances(self, indices):
+        return self.distance[:, [self.column[i] for i in indices]]
+
+
+def _strongest_source(arrivals, indices, c, config, grid=None) -> Source | None:
     xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
     t = np.array([arrivals[i].t_s for i in indices])
     sigma = np.array([arrivals[i].sigma_s for i in indices])
-    seed = _stack(xy, t, sigma, c, config)
+    grid = grid or _Grid(arrivals, indices, config)
+    seed = _stack(grid.points, grid.step, grid.distances(indices), t, sigma, c, config)
     if seed is None:
         return None
     gx, gy, t0, window = seed
@@ -168,15 +190,9 @@ def _one_per_node(arrivals, indices, implied_t0, t0, gates) -> list[int]:
     return sorted(i for _, i in best.values())
 
 
-def _stack(xy, t, sigma, c, config):
+def _stack(grid, step, distance, t, sigma, c, config):
     """Grid point and emission time on which the most arrivals agree (ties: the tightest)."""
-    lo = xy.min(axis=0) - config.search_margin_m
-    hi = xy.max(axis=0) + config.search_margin_m
-    step = max((hi - lo).max() / (config.grid_points - 1), 1.0)
-    gx = np.arange(lo[0], hi[0] + step / 2, step)
-    gy = np.arange(lo[1], hi[1] + step / 2, step)
-    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    implied = t[None, :] - np.sqrt(((grid[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)) / c
+    implied = t[None, :] - distance / c
     # A true source's implied times spread by at most the grid's own error plus timing noise.
     window = math.sqrt(2.0) * step / c + 3.0 * float(np.median(sigma)) + config.window_margin_us / 1e6
     order = np.sort(implied, axis=1)
