@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lwproto import const, frame as wire, topic as topics
+from lwproto.const import TYPE_NAMES
 from linewatch import keys
 from linewatch.acks import Acknowledger, Downlink
 from linewatch.alerts import Alerter
@@ -141,9 +142,11 @@ class Aggregator:
     def ingest_round(self, messages: list[tuple[str, bytes, int]]) -> None:
         batch = Batch()
         accepted: list[Accepted] = []
-        changes = []
+        changes: list = []
+        streams: set[tuple[int, int]] = set()   # (node, boot) with a frame in this round
+        process, observe, evidence = self.ingest.process, self.health.observe, batch.evidence
         for topic, payload, received_us in messages:
-            result = self.ingest.process(topic, payload, received_us)
+            result = process(topic, payload, received_us)
             if result is None:
                 continue
             if isinstance(result, Refusal):
@@ -153,16 +156,18 @@ class Aggregator:
                 continue
             f = result.frame
             accepted.append(result)
-            batch.evidence.append(EvidenceRow(0, FRAME, f.type_name(), f.node, f.boot, f.seq, topic,
-                                              received_us, result.raw, "tag_ok", ""))
-            changes += self.health.observe(f, received_us)
+            evidence.append(EvidenceRow(0, FRAME, TYPE_NAMES[f.ftype], f.node, f.boot, f.seq, topic,
+                                        received_us, result.raw, "tag_ok", ""))
+            streams.add((f.node, f.boot))
+            change = observe(f, received_us)
+            if change:
+                changes += change
             if result.gap:
                 self.acks.gap(f.node, *result.gap, received_us)
         ids = self._commit(batch, changes)
         self.frames_committed += len(ids)
-        committed = self.acks.committed
-        for result in accepted:
-            committed(result.frame.node, result.frame.boot)
+        for node, boot in streams:
+            self.acks.committed(node, boot)
         self._after_commit(accepted, ids, changes)
 
     def _commit(self, batch: Batch, changes: list) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Iterator, NamedTuple, Protocol
 
 GENESIS = bytes(32)
 
@@ -31,8 +31,7 @@ class NodeRecord:
     added_us: int = 0
 
 
-@dataclass(frozen=True)
-class EvidenceRow:
+class EvidenceRow(NamedTuple):   # a tuple: one is made per stored frame on the hot path
     id: int
     kind: str           # FRAME or COMMISSION
     type: str           # frame type name, or the commission entry's type ("lost", ...)
@@ -58,10 +57,27 @@ class EvidenceRow:
 def canonical(id: int, kind: str, type: str, node: int, boot: int, seq: int, topic: str, received_us: int,
               raw: bytes, verified: str, note: str) -> bytes:
     """The bytes a row's hash commits to: fixed-width numbers, then length-prefixed texts and raw."""
-    k, t, tp, v, n = kind.encode(), type.encode(), topic.encode(), verified.encode(), note.encode()
-    return struct.pack(">qiiqqI%dsI%dsI%dsI%dsI%dsI%ds" % (len(k), len(t), len(tp), len(v), len(n), len(raw)),
-                       id, node, boot, seq, received_us, len(k), k, len(t), t, len(tp), tp, len(v), v,
-                       len(n), n, len(raw), bytes(raw))
+    texts = _texts.get((kind, type, topic, verified, note))
+    if texts is None:
+        texts = _length_prefixed(kind, type, topic, verified, note)
+        if len(_texts) >= TEXTS_KEPT:
+            _texts.clear()
+        _texts[(kind, type, topic, verified, note)] = texts
+    return b"".join((_numbers(id, node, boot, seq, received_us), texts, _length(len(raw)), raw))
+
+
+_numbers = struct.Struct(">qiiqq").pack
+_length = struct.Struct(">I").pack
+TEXTS_KEPT = 4096
+_texts: dict[tuple[str, str, str, str, str], bytes] = {}   # a frame row's texts repeat per topic
+
+
+def _length_prefixed(*texts: str) -> bytes:
+    out = []
+    for text in texts:
+        data = text.encode()
+        out += (_length(len(data)), data)
+    return b"".join(out)
 
 
 @dataclass(frozen=True)

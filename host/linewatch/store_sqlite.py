@@ -103,13 +103,13 @@ class SQLiteStore:
         last_id, last_hash = self._chain_head()
         sha256 = hashlib.sha256
         rows = []
-        for r in evidence:
+        append = rows.append
+        for _, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, *_ in evidence:
             last_id += 1
             prev = last_hash
-            last_hash = sha256(prev + canonical(last_id, r.kind, r.type, r.node, r.boot, r.seq, r.topic,
-                                                r.received_us, r.raw, r.verified, r.note)).digest()
-            rows.append((last_id, r.kind, r.type, r.node, r.boot, r.seq, r.topic, r.received_us, r.raw,
-                         r.verified, r.note, prev, last_hash))
+            last_hash = sha256(prev + canonical(last_id, kind, type_, node, boot, seq, topic, received_us, raw,
+                                                verified, note)).digest()
+            append((last_id, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, prev, last_hash))
         return rows
 
     def _write(self, batch: Batch, rows: list[tuple]) -> None:

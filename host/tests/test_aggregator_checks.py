@@ -76,3 +76,16 @@ def test_topics_remembered_but_bounded_and_bad_ones_never(checks, monkeypatch):
         ingest.process("junk/%d" % n, event(key), 1)
     assert 1 <= len(ingest._topics) <= 3 and not any(t.startswith("junk") for t in ingest._topics)
     assert isinstance(ingest.process(UP, event(key, seq=9), 9), Accepted)
+
+
+def test_canonical_row_bytes_unchanged_by_the_texts_cache():
+    """The hash chain's canonical bytes, spelled out: a cached texts part must not change them."""
+    import struct
+    from linewatch.store import EvidenceRow, canonical
+    row = EvidenceRow(7, "frame", "event", NODE, 1, 9, UP, T0, b"\x01\x02", "tag_ok", "")
+    texts = b"".join(struct.pack(">I", len(t)) + t for t in (b"frame", b"event", UP.encode(), b"tag_ok", b""))
+    expected = struct.pack(">qiiqq", 7, NODE, 1, 9, T0) + texts + struct.pack(">I", 2) + b"\x01\x02"
+    for _ in range(2):   # first computed, then from the cache
+        assert row.canonical() == expected == canonical(*row[:11])
+    other = row._replace(note='{"é": 1}')
+    assert other.canonical() != expected and b'{"\xc3\xa9": 1}' in other.canonical()
