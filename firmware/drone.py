@@ -48,10 +48,19 @@ class DroneDetector:
                         for h in range(1, HARMONICS + 1) if 2 * h * f < fd))
         self._ks = ks
         index = {k: b for b, k in enumerate(ks)}
-        # candidate: (fundamental Hz, bin index of each harmonic)
-        self._cands = [(f, tuple(index[int(h * f / self._bin_hz + 0.5)]
-                                 for h in range(1, HARMONICS + 1) if 2 * h * f < fd))
-                       for f in f0s]
+        # candidate c: fundamental _cand_f[c] Hz, its harmonics' bin indices in
+        # _cand_bins[c * HARMONICS:][:_cand_n[c]] (flat arrays: no tuple per candidate in RAM)
+        cand_bins = bytearray(HARMONICS * len(f0s))
+        cand_n = bytearray(len(f0s))
+        for c, f in enumerate(f0s):
+            j = c * HARMONICS
+            for h in range(1, HARMONICS + 1):
+                if 2 * h * f < fd:
+                    cand_bins[j + cand_n[c]] = index[int(h * f / self._bin_hz + 0.5)]
+                    cand_n[c] += 1
+        self._cand_f = array("d", f0s)
+        self._cand_bins = bytes(cand_bins)
+        self._cand_n = bytes(cand_n)
         self._step = step
         self._coef = dsp.goertzel_coefficients([k * self._bin_hz for k in ks], fd)
         self._hann = dsp.hann_q15(n)
@@ -128,16 +137,21 @@ class DroneDetector:
                 floor[b] = fl + fl / FLOOR_TAU_BUSY
 
     def _score(self):
-        """(best candidate's fundamental Hz, its score and its bins) or (0, 0.0, ())."""
+        """(best candidate's fundamental Hz, its score, its first bin) or (0, 0.0, -1)."""
         power = self._power
         floor = self._floor
+        cand_bins = self._cand_bins
+        cand_n = self._cand_n
         best_f = 0
         best = 0.0
-        best_bins = ()
-        for f, bins in self._cands:
+        best_bin = -1
+        for c in range(len(cand_n)):
+            n = cand_n[c]
+            first = c * HARMONICS
             total = 0.0
             strong = 0
-            for b in bins:
+            for j in range(first, first + n):
+                b = cand_bins[j]
                 fl = floor[b]
                 r = power[b] / fl if fl > 0.0 else CAP
                 if r > CAP:
@@ -146,15 +160,15 @@ class DroneDetector:
                     strong += 1
                 total += r
             if strong >= 2:
-                score = total / len(bins)
+                score = total / n
                 if score > best:
                     best = score
-                    best_f = f
-                    best_bins = bins
-        return best_f, best, best_bins
+                    best_f = self._cand_f[c]
+                    best_bin = cand_bins[first]
+        return best_f, best, best_bin
 
     def _track(self, found):
-        f, score, bins = self._score()
+        f, score, first_bin = self._score()
         score_db = 10.0 * math.log10(score) if score > 0.0 else -120.0
         if score_db < self.threshold_db:
             self._misses += 1
@@ -171,7 +185,7 @@ class DroneDetector:
             self._run_score = score_db
             self._run_peak = 0.0
         self._run_f = f
-        p = self._power[bins[0]]
+        p = self._power[first_bin]
         if p > self._run_peak:
             self._run_peak = p
         if self._run >= self._sustain:
