@@ -22,7 +22,7 @@ from linewatch.testing import micropython as mp
 from lwtools.build import build
 
 RATE = 16000
-HEAPS = ("96K", "112K", "128K", "160K", "192K")
+HEAPS = ("128K", "144K", "160K", "192K")
 CODE_PROBE = """
 import gc
 gc.collect(); base = gc.mem_alloc()
