@@ -175,7 +175,14 @@ class Node:
             start = self._starts[slot]
             n = self._counts[slot]
             self.timeline.mark(start + n, self._stamps[slot])
-            found = self.detector.feed_audio(self._blocks[slot], start, n)
+            try:
+                found = self.detector.feed_audio(self._blocks[slot], start, n)
+            except ValueError as exc:
+                # a short read from the microphone: drop the block, never the task (the
+                # detectors treat the jump in sample index as lost samples)
+                found = ()
+                self.overruns += 1
+                self.log_once("block", "detection: block skipped: %s" % exc)
             self._tail += 1
             self.samples = start + n
             for det in found:

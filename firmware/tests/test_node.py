@@ -130,3 +130,21 @@ async def test_birth_is_queued_before_connecting_and_kept_across_failures(tmp_pa
     assert queued(node) == [(1, 1, c.BIRTH)]        # one birth, seq 1, no hole
     node.heartbeat()
     assert queued(node)[-1][1] == 2
+
+
+def test_a_short_microphone_read_skips_the_block_not_the_detection_task(tmp_path):
+    node, board = make_node(tmp_path, feed={"exit_at_end": True})
+    board.push_audio(array("h", [0] * 100))        # not a multiple of the detectors' hop
+    for _ in range(4):
+        board.push_audio(array("h", [0] * 512))
+    board.end_audio()
+
+    async def play():
+        sampling = asyncio.create_task(node._sampling())
+        await asyncio.wait_for(node._detection(), 5)
+        sampling.cancel()
+
+    asyncio.run(play())
+    assert node.samples == 100 + 4 * 512           # the task went on past the short block
+    assert node.overruns == 1
+    assert any("block skipped" in line for line in board.lines)
