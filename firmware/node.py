@@ -132,13 +132,17 @@ class Node:
         tasks = [asyncio.create_task(self._sampling()),
                  asyncio.create_task(self._uplink()),
                  asyncio.create_task(self._health())]
-        await self._detection()
-        self.log("audio feed ended after %d samples (%d s); heap peak %d bytes"
-                 % (self.samples, self.samples // self.rate, self.heap_peak))
-        if not self.config.feed.get("exit_at_end"):
-            await tasks[1]
-        for task in tasks:
-            task.cancel()
+        try:
+            await self._detection()
+            self.log("audio feed ended after %d samples (%d s); heap peak %d bytes"
+                     % (self.samples, self.samples // self.rate, self.heap_peak))
+            if not self.config.feed.get("exit_at_end"):
+                await tasks[1]
+        finally:
+            # also when run() itself is cancelled: a restarted node must not meet its old
+            # uplink task still holding the broker session
+            for task in tasks:
+                task.cancel()
 
     # ---- sampling and detection -------------------------------------------------------
 
