@@ -18,7 +18,8 @@ from lwtools.remote import Mpremote, RemoteError
 
 
 class VirtualBoard:
-    def __init__(self, root: Path, micropython: str):
+    def __init__(self, root: Path, micropython: str, heap: str = "2M"):
+        self.heap = heap          # micropython -X heapsize: the real firmware needs its board's budget
         self.fs = root / "fs"
         self.fs.mkdir(parents=True)
         self.port = str(root / "tty")
@@ -29,7 +30,7 @@ class VirtualBoard:
         env = dict(os.environ, MICROPYPATH=f".frozen:{self.fs / 'lib'}")
         self.process = subprocess.Popen(
             ["socat", f"PTY,link={self.port},raw,echo=0",
-             f"EXEC:{self.micropython} -X heapsize=2M -i,pty,raw,echo=0,stderr,setsid,ctty"],
+             f"EXEC:{self.micropython} -X heapsize={self.heap} -i,pty,raw,echo=0,stderr,setsid,ctty"],
             cwd=self.fs, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 10
         while True:
@@ -62,11 +63,25 @@ class VirtualBoard:
 
 
 @pytest.fixture
-def virtual_board(tmp_path, micropython):
+def virtual_board_with_heap(tmp_path, micropython):
+    """A factory: `virtual_board_with_heap("256K")` -> a started VirtualBoard, stopped afterwards."""
     if not shutil.which("socat"):
         pytest.skip("socat not installed (tools/setup.sh test installs it)")
-    board = VirtualBoard(tmp_path / "board", micropython.find_micropython()).start()
+    boards: list[VirtualBoard] = []
+
+    def make(heap: str = "2M") -> VirtualBoard:
+        board = VirtualBoard(tmp_path / ("board-%d" % len(boards) if boards else "board"),
+                             micropython.find_micropython(), heap)
+        boards.append(board)
+        return board.start()
+
     try:
-        yield board
+        yield make
     finally:
-        board.stop()
+        for board in boards:
+            board.stop()
+
+
+@pytest.fixture
+def virtual_board(virtual_board_with_heap):
+    return virtual_board_with_heap()
