@@ -3,11 +3,19 @@
 One asyncio task does the work in a fixed order per round, so the order of the guarantees is
 visible in one place: take what the broker delivered, check every frame, commit the batch in
 one transaction, and only then ack, alert and fuse. Timers (acks, resends, health) run
-between rounds in the same task, so nothing touches the store concurrently.
+between rounds in the same task.
+
+The commit (mostly waiting for the disk: synchronous=FULL fsyncs every batch) runs in one
+writer thread while the task checks the next batch: round N+1 is checked while round N is
+being committed, never more. Nothing else touches the store while a commit is in flight: a
+round's after-commit work (acks marked, alerts, fusion) and every timer run only once it has
+landed, and the ack flush waits until no checked frame is left uncommitted, so an ack still
+names only frames on disk.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import time
@@ -24,7 +32,7 @@ from linewatch.health import HealthTracker
 from linewatch.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
 from linewatch.mqtt import MqttLink
 from linewatch.registry import Registry
-from linewatch.store import COMMISSION, FRAME, Batch, EvidenceRow, Refusal, Store
+from linewatch.store import COMMISSION, FRAME, Batch, EvidenceRow, HealthChange, Refusal, Store
 
 log = logging.getLogger("linewatch.aggregator")
 
@@ -46,6 +54,10 @@ def state_frame(master: bytes, boot: int, seq: int, state: int) -> bytes:
                        boot & 0xFFFF, seq, now_us(), const.CLOCK_NTP, 1000, {"state": state})
 
 
+# A checked round: (batch to commit, accepted frames, health changes, (node, boot) streams).
+Checked = tuple[Batch, list[Accepted], list[HealthChange], set[tuple[int, int]]]
+
+
 @dataclass
 class Timers:
     acks_at: float = 0.0
@@ -65,6 +77,7 @@ class Aggregator:
         self.fusion = make_fusion(config)
         self.rounds = 0
         self.frames_committed = 0
+        self._in_flight: tuple[asyncio.Future, Checked] | None = None
 
     def _setup(self) -> None:
         self.boot = self.store.bump_boot()
@@ -115,17 +128,38 @@ class Aggregator:
         assert self.link is not None
         timers = Timers()
         interval = self.config.acks.interval_ms / 1000
-        while not stop.is_set():
-            await self.link.wait(timeout=interval)
-            messages = self.link.take(self.config.store.batch_max)
-            if messages:
-                self.ingest_round(messages)
-            self.timers(timers, time.monotonic())
-            await asyncio.sleep(0)   # let the client read and PUBACK between rounds
+        writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="linewatch-store")
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                if self._in_flight is None:
+                    await self.link.wait(timeout=interval)
+                messages = self.link.take(self.config.store.batch_max)
+                checked = self.check_round(messages) if messages else None
+                await self._land()
+                if checked is not None:
+                    self._in_flight = (loop.run_in_executor(writer, self.store.commit, checked[0]), checked)
+                now = time.monotonic()
+                if self.timers_due(timers, now):
+                    await self._land()
+                    self.timers(timers, now)
+                await asyncio.sleep(0)   # let the client read and PUBACK between rounds
+        finally:
+            await self._land()
+            writer.shutdown()
+
+    async def _land(self) -> None:
+        """Wait for the commit in flight, then do its round's after-commit work."""
+        if self._in_flight is None:
+            return
+        future, checked = self._in_flight
+        self._in_flight = None
+        self._committed(checked, await future)
 
     async def shutdown(self) -> None:
         if self.link is None:
             return
+        await self._land()
         leftover = self.link.take(10 ** 9)
         if leftover:
             self.ingest_round(leftover)
@@ -140,6 +174,13 @@ class Aggregator:
     # -- one round --
 
     def ingest_round(self, messages: list[tuple[str, bytes, int]]) -> None:
+        """Check, commit and after-commit work for one batch, all in this thread."""
+        checked = self.check_round(messages)
+        self._committed(checked, self.store.commit(checked[0]))
+
+    def check_round(self, messages: list[tuple[str, bytes, int]]) -> Checked:
+        """Every frame checked and its evidence row made: the batch to commit, with what its
+        commit will let us ack, alert and fuse."""
         batch = Batch()
         accepted: list[Accepted] = []
         changes: list = []
@@ -164,7 +205,12 @@ class Aggregator:
                 changes += change
             if result.gap:
                 self.acks.gap(f.node, *result.gap, received_us)
-        ids = self._commit(batch, changes)
+        batch.health.update(self.health.take_dirty())
+        batch.health_changes.extend(changes)
+        return batch, accepted, changes, streams
+
+    def _committed(self, checked: Checked, ids: list[int]) -> None:
+        _, accepted, changes, streams = checked
         self.frames_committed += len(ids)
         for node, boot in streams:
             self.acks.committed(node, boot)
@@ -203,6 +249,9 @@ class Aggregator:
             self.alerter.incident(incident)
 
     # -- timers --
+
+    def timers_due(self, t: Timers, now: float) -> bool:
+        return now >= t.acks_at or now >= t.health_at or (self.fusion is not None and now >= t.fusion_at)
 
     def timers(self, t: Timers, now: float) -> None:
         if now >= t.acks_at:

@@ -61,19 +61,28 @@ class SQLiteStore:
         if not os.access(parent, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
             raise StoreError(f"database {path}: not writable by this user")
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db = self._connect(synchronous)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self.db.executescript(SCHEMA)
+            # commit() has a connection of its own: the aggregator commits a batch in a writer
+            # thread while it checks the next one (and may read the registry) in its own, and
+            # WAL lets that reader go on beside the writer.
+            self._writer = self._connect(synchronous)
         except sqlite3.Error as exc:
             raise StoreError(f"database {path}: {exc}")
 
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        return db
+
     def close(self) -> None:
+        self._writer.close()
         self.db.close()
 
     def _chain_head(self) -> tuple[int, bytes]:
-        row = self.db.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
+        row = self._writer.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
         return (row[0], bytes(row[1])) if row else (0, GENESIS)
 
     def bump_boot(self) -> int:
@@ -92,7 +101,7 @@ class SQLiteStore:
         The chain head is read inside the write lock: the CLI (an incident's status change)
         may append between two of the service's batches."""
         try:
-            with self._transaction():
+            with _Transaction(self._writer):
                 rows = self._chain(batch.evidence) if batch.evidence else []
                 self._write(batch, rows)
         except sqlite3.Error as exc:
@@ -113,7 +122,7 @@ class SQLiteStore:
         return rows
 
     def _write(self, batch: Batch, rows: list[tuple]) -> None:
-        db = self.db
+        db = self._writer
         if rows:
             db.executemany(f"INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            rows)
