@@ -44,6 +44,11 @@ DETECTOR_FALSE_ALARMS_PER_HOUR = {"explosion": 0.0, "small_arms": 0.0, "drone": 
 TEMPLATE_S = {"explosion": 0.8, "small_arms": 0.03}
 # The part of an impulse template whose RMS is the source level.
 MAIN_BURST_S = {"explosion": 0.1, "small_arms": 0.01}
+# Templates fade out over their last part instead of stopping dead: the step of a cut-off
+# rumble is a click, loud enough near the source for the detector to report it.
+TEMPLATE_FADE_S = 0.1
+# Samples kept after a propagated template: the absorption filter's decay.
+PROPAGATED_TAIL = 256
 
 
 def amplitude_rms(level_db_spl):
@@ -71,7 +76,7 @@ def explosion_template(rng: np.random.Generator, dominant_hz: float) -> np.ndarr
     blast = np.where(t < 4 * positive, (1 - t / positive) * np.exp(-t / positive), 0.0)
     rumble = _lowpass(rng.normal(0.0, 1.0, n), 2.5 * dominant_hz) * np.exp(-t / 0.15)
     rumble *= 0.5 / max(1e-12, np.std(rumble[: int(0.1 * SAMPLE_RATE)]))
-    return _normalise(blast * 3.0 + rumble, "explosion")
+    return _faded(_normalise(blast * 3.0 + rumble, "explosion"))
 
 
 def shot_template(rng: np.random.Generator, dominant_hz: float) -> np.ndarray:
@@ -88,6 +93,13 @@ def _normalise(x: np.ndarray, cls: str) -> np.ndarray:
     return x / max(1e-12, float(np.sqrt(np.mean(main ** 2))))
 
 
+def _faded(x: np.ndarray) -> np.ndarray:
+    n = min(len(x), int(TEMPLATE_FADE_S * SAMPLE_RATE))
+    out = x.copy()
+    out[len(x) - n:] *= 0.5 * (1.0 + np.cos(np.linspace(0.0, np.pi, n)))
+    return out
+
+
 def _lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
     spec = np.fft.rfft(x)
     freqs = np.fft.rfftfreq(len(x), 1.0 / SAMPLE_RATE)
@@ -96,13 +108,33 @@ def _lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
 
 
 def propagated(template: np.ndarray, distance_m: float, fraction: float) -> np.ndarray:
-    """A 1 m template after absorption over a distance, delayed by a fraction of a sample."""
-    n = len(template) + 32
+    """A 1 m template after absorption over a distance, delayed by a fraction of a sample.
+
+    Absorption is applied as a minimum-phase filter, as air does: nothing arrives before the
+    wavefront. (A zero-phase filter rang *before* the onset, so the detector picked far
+    arrivals up to ~3 ms early, and that ringing wrapped round the FFT to a click at the
+    template's end, which the detector reported as a second, false event 0.8 s later.)
+    The FFT is padded well beyond the template so the filter's tail does not wrap either.
+    """
+    n_out = len(template) + PROPAGATED_TAIL
+    n = 1 << int(math.ceil(math.log2(len(template) + 4 * PROPAGATED_TAIL)))
     spec = np.fft.rfft(template, n)
     freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
     absorption_db = p.absorption_db_per_km(freqs) * distance_m / 1000.0
-    spec *= 10.0 ** (-absorption_db / 20.0) * np.exp(-2j * np.pi * freqs * fraction / SAMPLE_RATE)
-    return np.fft.irfft(spec, n)
+    spec *= _minimum_phase(-absorption_db * (math.log(10.0) / 20.0), n)
+    spec *= np.exp(-2j * np.pi * freqs * fraction / SAMPLE_RATE)
+    return np.fft.irfft(spec, n)[:n_out]
+
+
+def _minimum_phase(log_gain: np.ndarray, n: int) -> np.ndarray:
+    """The causal (minimum-phase) response with |H| = exp(log_gain) on an rfft grid of size n
+    (homomorphic method: fold the real cepstrum onto positive quefrencies)."""
+    cepstrum = np.fft.irfft(log_gain, n)
+    folded = np.zeros(n)
+    folded[0] = cepstrum[0]
+    folded[1:n // 2] = 2.0 * cepstrum[1:n // 2]
+    folded[n // 2] = cepstrum[n // 2]
+    return np.exp(np.fft.rfft(folded, n))
 
 
 # ---------------------------------------------------------------- windows
@@ -206,7 +238,7 @@ class Synthesizer:
         impulse = self.impulses[a.source_id]
         position = a.arrival_s * SAMPLE_RATE - first_sample
         whole = int(math.floor(position))
-        length = len(self._template(impulse)) + 32
+        length = len(self._template(impulse)) + PROPAGATED_TAIL
         if whole >= len(out) or whole + length <= 0:
             return
         wave = propagated(self._template(impulse), a.distance_m, position - whole)
