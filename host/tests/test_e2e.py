@@ -2,7 +2,8 @@
 (a child process) -> incidents, scored against the ground truth.
 
 The bundled demo scenario runs once in virtual time (~20 s here). Minimum figures, with room
-below what the chain achieves today (100 % detection, median 90 m, side 7 of 8 right):
+below what the chain achieves today (100 % detection, median 92 m, side 7 of 8 right, 14 false
+incidents of 23; docs/emulator.md has the error budget):
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from linewatch.store import FRAME, open_store
 from linewatch.testing.broker import Mosquitto, find_mosquitto, BrokerError
 
 MIN_DETECTION_RATE = 0.85
-MAX_LOCALIZATION_MEDIAN_M = 300.0
+MAX_LOCALIZATION_MEDIAN_M = 200.0
 MIN_SIDE_ACCURACY = 0.75
+# 28 before the synthesizer's blasts stopped ending in a click (a lone false event each)
+MAX_FALSE_INCIDENTS = 20
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -60,6 +63,7 @@ def test_incidents_meet_the_stated_minimum_figures(run):
     assert result["localization_error_m"]["count"] >= 3
     assert result["localization_error_m"]["median"] <= MAX_LOCALIZATION_MEDIAN_M
     assert result["side"]["accuracy"] >= MIN_SIDE_ACCURACY, result["side"]
+    assert result["false_incidents"] <= MAX_FALSE_INCIDENTS, result["false"]
 
 
 def test_every_stored_frame_verifies_with_its_node_key_and_none_was_forged(run):
