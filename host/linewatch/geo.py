@@ -1,8 +1,11 @@
 """Positions on the line: a local metric frame around a reference point, and the contact line.
 
 Distances along a 1,200 km line need more than one flat frame; every computation that mixes
-positions (a TDOA fix, a side-of-line test) happens in a frame centred near the data, where
-the equirectangular approximation errs by well under a metre over tens of kilometres.
+positions (a TDOA fix, a side-of-line test) happens in a frame centred near the data. The
+frame is equirectangular with one longitude scale, so its error grows with the north-south
+distance from the centre: about 1 m per km at mid-latitudes (measured by the emulator's error
+budget: ~10 m for a source 5 km beyond the nodes; see docs/emulator.md). Centre the frame on
+the nodes of the fix, not on the whole line.
 """
 from __future__ import annotations
 
