@@ -2,10 +2,10 @@
 
 Distances along a 1,200 km line need more than one flat frame; every computation that mixes
 positions (a TDOA fix, a side-of-line test) happens in a frame centred near the data. The
-frame is equirectangular with one longitude scale, so its error grows with the north-south
-distance from the centre: about 1 m per km at mid-latitudes (measured by the emulator's error
-budget: ~10 m for a source 5 km beyond the nodes; see docs/emulator.md). Centre the frame on
-the nodes of the fix, not on the whole line.
+frame is equirectangular with one longitude scale, so its error grows with the square of the
+distance from the centre (about d^2 tan(lat) / R: at latitude 48 degrees roughly 4 m at 5 km
+and 17 m at 10 km; the emulator's error budget saw ~10 m for sources 5 km beyond the nodes,
+docs/emulator.md). Centre the frame on the nodes of the fix, not on the whole line.
 """
 from __future__ import annotations
 
