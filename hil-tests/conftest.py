@@ -5,8 +5,10 @@ unix` compiles it (the same .mpy layout a board gets), with hal/unix, a config p
 private Mosquitto and a sample file the test synthesizes. The fixture waits for the self-test
 line and always kills the process.
 
-With `--port` (any pyserial URL) the tests that only need the console and the broker run
-against the real board; tests that must put sounds into the feed are skipped there.
+With `--port` (any pyserial URL) and `--board-config` the same tests run against a real board
+(dut.py: one interface for both); a test that needs what a real board cannot give (a
+synthesized sample feed, a broker it may stop) says so with `@pytest.mark.needs(...)` and is
+skipped there with the reason (dut.NEEDS).
 """
 from __future__ import annotations
 
@@ -14,11 +16,8 @@ import json
 import math
 import queue
 import random
-import re
-import shutil
 import struct
-import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +27,10 @@ from lwproto import auth, frame, topic
 from lwproto import const as c
 from lwproto.replay import ReplayGuard
 from linewatch.testing import micropython as mp
+
+sys.path.insert(0, str(Path(__file__).parent))
+import dut as duts  # noqa: E402  (hil-tests is no package)
+from dut import Console, SerialDut, Target, VirtualDut  # noqa: E402,F401
 
 MASTER = bytes(range(32))
 NODE = 0x0102
@@ -46,7 +49,27 @@ def pytest_addoption(parser):
                      help="pyserial URL of a real board (e.g. /dev/ttyUSB0); default: virtual board")
     parser.addoption("--board-config", default=None,
                      help="with --port: the config.json flashed on that board (node, key, broker)")
+    parser.addoption("--broker", default=None,
+                     help="with --port: the board's broker as host:port seen from here (default: its config's)")
+    parser.addoption("--credentials", default=None,
+                     help="with --port: JSON with the commission's broker username/password")
+    parser.addoption("--reset", default="soft", choices=("soft", "hard"),
+                     help="with --port: how the board is restarted (Ctrl-D, or machine.reset())")
     parser.addoption("--heap", default=VIRTUAL_HEAP, help="virtual board heap (micropython -X heapsize)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*what): what beyond a console and a broker the test needs"
+                                       " from the board (dut.NEEDS); skipped on a board without it")
+
+
+def pytest_collection_modifyitems(config, items):
+    serial = bool(config.getoption("--port"))
+    for item in items:
+        marker = item.get_closest_marker("needs")
+        reason = duts.skip_reason(tuple(marker.args), serial) if marker else None
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
@@ -74,97 +97,6 @@ def synth(seconds: float, impulses_s=(), noise=60, seed=1) -> bytes:
 
 # ---- the virtual board ------------------------------------------------------------------
 
-class Console:
-    """Lines from a board's console, collected by a thread; `wait_for` a regex."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-        self._new = threading.Condition()
-
-    def feed(self, line: str) -> None:
-        with self._new:
-            self.lines.append(line.rstrip())
-            self._new.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float = 20, after: int = 0) -> re.Match:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = after
-        with self._new:
-            while True:
-                for line in self.lines[seen:]:
-                    m = rx.search(line)
-                    if m:
-                        return m
-                seen = len(self.lines)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no console line matching %r within %.0f s; last lines:\n%s"
-                                         % (pattern, timeout, "\n".join(self.lines[-25:])))
-                self._new.wait(left)
-
-    def count(self, pattern: str) -> int:
-        rx = re.compile(pattern)
-        return sum(1 for line in list(self.lines) if rx.search(line))
-
-
-class VirtualBoard:
-    """One run of the firmware on the unix port. Storage survives `stop()` + `start()` (a reboot)."""
-
-    def __init__(self, build: Path, workdir: Path, broker, heap: str):
-        self.build = build
-        self.workdir = workdir
-        self.broker = broker
-        self.heap = heap
-        self.process: subprocess.Popen | None = None
-        self.console = Console()
-        self.config: dict = {}
-
-    def configure(self, audio: bytes, realtime=False, heartbeat_s=1, exit_at_end=False, plays=1,
-                  **extra) -> dict:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "audio.raw").write_bytes(audio)
-        self.config = {
-            "node": NODE, "segment": SEGMENT, "key": node_key().hex(), "board": "unix",
-            "position": {"lat": 48.0123, "lon": 37.7654, "alt_m": 180, "error_m": 5},
-            "broker": {"host": self.broker.host, "port": self.broker.port, "keepalive_s": 10},
-            "audio": {"rate_hz": RATE, "block": 512}, "heartbeat_s": heartbeat_s,
-            "storage": str(self.workdir / "flash"),
-            "feed": {"audio": str(self.workdir / "audio.raw"), "realtime": realtime,
-                     "start_us": START_US, "exit_at_end": exit_at_end, "plays": plays},
-        }
-        self.config.update(extra)
-        (self.workdir / "config.json").write_text(json.dumps(self.config))
-        return self.config
-
-    def start(self, wait: bool = True) -> "VirtualBoard":
-        lib = self.build / "lib"
-        self.process = subprocess.Popen(
-            mp.command(self.build / "main.py", str(self.workdir / "config.json"), heap=self.heap),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.workdir,
-            env=mp.environment(lib), start_new_session=True)
-        threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
-        if wait:
-            self.console.wait_for(r"self-test (ok|FAILED)", timeout=20)
-            assert self.console.count("self-test FAILED") == 0, self.console.lines[-5:]
-        return self
-
-    def _pump(self, process: subprocess.Popen) -> None:
-        for line in process.stdout:
-            self.console.feed(line)
-
-    def wait_exit(self, timeout: float) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-        if self.process:
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 @pytest.fixture(scope="session")
 def board_build(tmp_path_factory, request):
     if request.config.getoption("--port"):
@@ -180,14 +112,42 @@ def board_build(tmp_path_factory, request):
 
 
 @pytest.fixture
-def virtual_board(request, board_build, mosquitto, tmp_path):
-    """A factory: `virtual_board(audio_bytes, **config)` -> started VirtualBoard."""
-    if request.config.getoption("--port"):
-        pytest.skip("needs the virtual board's sample feed (a real board hears the real world)")
-    boards: list[VirtualBoard] = []
+def target(request) -> Target:
+    """The node and broker the commission's side talks to: the board's config with --port,
+    else the virtual node on this test's private Mosquitto."""
+    opt = request.config.getoption
+    if opt("--port"):
+        config = duts.load_board_config(opt("--board-config"))
+        creds = json.loads(Path(opt("--credentials")).read_text()) if opt("--credentials") else None
+        return Target.real_board(config, opt("--broker"), creds)
+    broker = request.getfixturevalue("mosquitto")
+    return Target(NODE, SEGMENT, node_key(), broker.host, broker.port)
 
-    def make(audio: bytes, start: bool = True, **options) -> VirtualBoard:
-        board = VirtualBoard(board_build, tmp_path / "board", mosquitto, request.config.getoption("--heap"))
+
+def virtual_config(target: Target) -> dict:
+    return {"node": target.node, "segment": target.segment, "key": target.key.hex(), "board": "unix",
+            "position": {"lat": 48.0123, "lon": 37.7654, "alt_m": 180, "error_m": 5},
+            "broker": {"host": target.broker_host, "port": target.broker_port, "keepalive_s": 10},
+            "audio": {"rate_hz": RATE, "block": 512}}
+
+
+@pytest.fixture
+def dut(request, target, tmp_path):
+    """A factory: `dut(audio_bytes, **feed_options)` -> the started device under test: the real
+    board with --port (audio unheard: its microphone is live), else a virtual board."""
+    port = request.config.getoption("--port")
+    if port:
+        config = duts.load_board_config(request.config.getoption("--board-config"))
+    else:
+        board_build = request.getfixturevalue("board_build")
+    boards: list = []
+
+    def make(audio: bytes, start: bool = True, **options):
+        if port:
+            board = SerialDut(port, config, reset=request.config.getoption("--reset"))
+        else:
+            board = VirtualDut(board_build, tmp_path / "board", request.config.getoption("--heap"),
+                               virtual_config(target), mp, start_us=START_US)
         board.configure(audio, **options)
         boards.append(board)
         return board.start() if start else board
@@ -203,20 +163,23 @@ class Commission:
     """Subscribes to the node's uplink (persistent session, so an outage loses nothing at the
     broker), verifies every frame, and can ack like the aggregator and send commands."""
 
-    def __init__(self, broker, key: bytes = None, ack: bool = True):
+    def __init__(self, target: Target, ack: bool = True):
         import paho.mqtt.client as paho
-        self.key = key or node_key()
+        self.target = target
+        self.key = target.key
         self.ack = ack
         self.frames: "queue.Queue[frame.Frame]" = queue.Queue()
         self.received: list[frame.Frame] = []
         self.guard = ReplayGuard()
-        self.counter = 0              # the commission's downlink seq (boot 1)
+        self.counter = target.first_counter - 1      # the commission's downlink seq
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="hil-commission",
                                   clean_session=False)
         self.client.reconnect_delay_set(0.2, 1)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda cl, *_: cl.subscribe(topic.uplink_filter(SEGMENT), qos=1)
-        self.client.connect(broker.host, broker.port, keepalive=10)
+        if target.username:
+            self.client.username_pw_set(target.username, target.password)
+        self.client.on_connect = lambda cl, *_: cl.subscribe(topic.uplink_filter(target.segment), qos=1)
+        self.client.connect(target.broker_host, target.broker_port, keepalive=10)
         self.client.loop_start()
         deadline = time.monotonic() + 10
         while not self.client.is_connected() and time.monotonic() < deadline:
@@ -242,9 +205,9 @@ class Commission:
         if counter is None:
             self.counter += 1
             counter = self.counter
-        data = frame.encode(key or self.key, ftype, NODE, 1, counter, int(time.time() * 1e6),
-                            c.CLOCK_NTP, 1000, values)
-        self.client.publish(topic.downlink(SEGMENT, NODE), data, qos=1)
+        data = frame.encode(key or self.key, ftype, self.target.node, self.target.downlink_boot, counter,
+                            int(time.time() * 1e6), c.CLOCK_NTP, 1000, values)
+        self.client.publish(topic.downlink(self.target.segment, self.target.node), data, qos=1)
         return data
 
     def command(self, command: int, **values) -> bytes:
@@ -283,7 +246,7 @@ def hil():
 
 
 @pytest.fixture
-def commission(mosquitto):
-    com = Commission(mosquitto)
+def commission(target):
+    com = Commission(target)
     yield com
     com.close()

@@ -1,29 +1,34 @@
-"""The node firmware on a board: boot, birth, events, commands, outage, memory."""
+"""The node firmware on a board: boot, birth, events, commands, outage, memory.
+
+The same tests on the virtual board and on a real one (`--port`, dut.py); the audio each test
+passes is the virtual board's sample feed, unheard by a real board's live microphone."""
 import time
+
+import pytest
 
 from lwproto import const as c
 
 
+def test_boots_and_prints_self_test(hil, dut):
+    board = dut(hil.synth(1.0))
+    line = board.console.wait_for(r"linewatch node 0x%04x self-test ok \((.*)\)" % board.node).group(1)
+    assert "board %s," % board.board_name in line and "%d Hz" % board.rate in line
 
-def test_boots_and_prints_self_test(hil, virtual_board):
-    board = virtual_board(hil.synth(1.0))
-    line = board.console.wait_for(r"linewatch node 0x0102 self-test ok \((.*)\)").group(1)
-    assert "board unix" in line and "16000 Hz" in line
 
-
-def test_birth_frame_verifies(hil, virtual_board, commission):
-    board = virtual_board(hil.synth(1.0))
-    birth = commission.wait_frame(c.BIRTH)
+def test_birth_frame_verifies(hil, dut, commission):
+    board = dut(hil.synth(1.0))
+    birth = commission.wait_frame(c.BIRTH, where=lambda f: f.node == board.node)
     v = birth.fields()
-    assert (birth.node, birth.seq) == (hil.NODE, 1)
-    assert v["segment"] == hil.SEGMENT and v["board"] == c.BOARD_NAMES.index("unix")
-    assert v["sample_rate_hz"] == hil.RATE and abs(v["lat"] - 48.0123) < 1e-6
+    assert (birth.node, birth.seq) == (board.node, 1)
+    assert v["segment"] == board.segment and v["board"] == c.BOARD_NAMES.index(board.board_name)
+    assert v["sample_rate_hz"] == board.rate and abs(v["lat"] - board.config["position"]["lat"]) < 1e-6
     assert v["capabilities"] & c.CAP_RESEND
     board.console.wait_for(r"uplink: connected")
 
 
-def test_impulse_becomes_event_with_onset_to_the_sample(hil, virtual_board, commission):
-    virtual_board(hil.synth(4.0, impulses_s=(2.5,)))
+@pytest.mark.needs("feed")
+def test_impulse_becomes_event_with_onset_to_the_sample(hil, dut, commission):
+    dut(hil.synth(4.0, impulses_s=(2.5,)))
     event = commission.wait_frame(c.EVENT)
     v = event.fields()
     assert v["event_class"] == c.EXPLOSION, v
@@ -31,8 +36,8 @@ def test_impulse_becomes_event_with_onset_to_the_sample(hil, virtual_board, comm
     assert abs(onset_us - (hil.START_US + 2_500_000)) <= 2000, onset_us - (hil.START_US + 2_500_000)
 
 
-def test_set_threshold_command_is_applied_and_forgery_refused(hil, virtual_board, commission):
-    board = virtual_board(hil.synth(1.0))
+def test_set_threshold_command_is_applied_and_forgery_refused(hil, dut, commission):
+    board = dut(hil.synth(1.0))
     commission.wait_frame(c.BIRTH)
     commission.command(c.CMD_SET_THRESHOLD, event_class=c.EXPLOSION, threshold=20.0, refractory_ms=800)
     board.console.wait_for(r"command set_threshold explosion threshold=20.0 refractory_ms=800 applied")
@@ -46,9 +51,10 @@ def test_set_threshold_command_is_applied_and_forgery_refused(hil, virtual_board
     assert board.console.count("threshold=3.0") == 0
 
 
-def test_every_event_arrives_once_after_an_outage_with_a_reboot(hil, virtual_board, commission, mosquitto):
+@pytest.mark.needs("feed", "broker_control")
+def test_every_event_arrives_once_after_an_outage_with_a_reboot(hil, dut, commission, mosquitto):
     mosquitto.stop()                                            # the outage starts
-    board = virtual_board(hil.synth(5.0, impulses_s=(1.0, 2.5, 4.0)))
+    board = dut(hil.synth(5.0, impulses_s=(1.0, 2.5, 4.0)))
     board.console.wait_for(r"audio feed ended")
     assert board.console.count(r"^event ") == 3
     board.stop()                                                # reboot during the outage
@@ -74,8 +80,9 @@ def test_every_event_arrives_once_after_an_outage_with_a_reboot(hil, virtual_boa
     assert beat.field("queue_depth") <= 1 and beat.field("dropped") == 0
 
 
-def test_ten_minutes_of_audio_fit_the_heap(hil, virtual_board):
-    board = virtual_board(hil.synth(20.0, impulses_s=(5.0, 12.0)), exit_at_end=True, plays=30)
+@pytest.mark.needs("feed")
+def test_ten_minutes_of_audio_fit_the_heap(hil, dut):
+    board = dut(hil.synth(20.0, impulses_s=(5.0, 12.0)), exit_at_end=True, plays=30)
     assert board.wait_exit(timeout=120) == 0, board.console.lines[-10:]
     assert not [line for line in board.console.lines if "MemoryError" in line]
     ended = board.console.wait_for(r"audio feed ended after \d+ samples \((\d+) s\); heap peak (\d+)")
