@@ -1,82 +1,75 @@
 # Frame layout, encode and decode (SPEC.md is the normative text; this table is its source).
 import struct
+import sys
 
 from . import auth
 from .const import (ACK, BIRTH, CLOCK_ERROR_MAX_US, COMMAND, DEATH, EVENT, HEADER_FORMAT,
                     HEADER_SIZE, HEARTBEAT, SLEEP, STATE, TAG_SIZE, TYPE_NAMES, VERSION)
 from .errors import BadTag, LengthMismatch, OutOfRange, Truncated, UnknownType, UnknownVersion
 
-# Each payload field: (name, struct code, scale, raw min, raw max, saturates).
+# Each payload field: name, struct code, scale, raw min, raw max, saturates (1/0).
 # The wire carries round(value * scale); a saturating field clamps to its range when encoded
 # instead of refusing (a long drone track is still a drone track).
-I32 = (-2147483648, 2147483647)
-PAYLOADS = {
-    EVENT: (
-        ("event_class", "B", 1, 0, 5, False),
-        ("confidence", "B", 100, 0, 100, False),
-        ("onset_offset_us", "i", 1, I32[0], I32[1], False),
-        ("peak_db", "h", 10, -32768, 32767, True),
-        ("duration_ms", "H", 1, 0, 65535, True),
-        ("frequency_hz", "H", 1, 0, 65535, True),
-        ("snr_db", "h", 10, -32768, 32767, True),
-    ),
-    HEARTBEAT: (
-        ("battery_mv", "H", 1, 0, 65535, True),
-        ("temperature_c", "h", 10, -32768, 32767, True),
-        ("uptime_s", "I", 1, 0, 4294967295, True),
-        ("rssi_dbm", "b", 1, -128, 127, True),
-        ("queue_depth", "H", 1, 0, 65535, True),
-        ("free_memory", "I", 1, 0, 4294967295, True),
-        ("detections", "H", 1, 0, 65535, True),
-        ("dropped", "H", 1, 0, 65535, True),
-        ("reconnects", "H", 1, 0, 65535, True),
-        ("refused_commands", "H", 1, 0, 65535, True),
-    ),
-    BIRTH: (
-        ("fw_major", "B", 1, 0, 255, False),
-        ("fw_minor", "B", 1, 0, 255, False),
-        ("fw_patch", "B", 1, 0, 255, False),
-        ("board", "B", 1, 0, 4, False),
-        ("segment", "B", 1, 0, 255, False),
-        ("lat", "i", 10000000, -900000000, 900000000, False),
-        ("lon", "i", 10000000, -1800000000, 1800000000, False),
-        ("alt_m", "h", 1, -32768, 32767, True),
-        ("position_error_m", "H", 1, 0, 65535, True),
-        ("sensors", "B", 1, 0, 15, False),
-        ("capabilities", "H", 1, 0, 31, False),
-        ("sample_rate_hz", "H", 1, 0, 65535, False),
-    ),
-    DEATH: (
-        ("reason", "B", 1, 0, 1, False),
-    ),
-    SLEEP: (
-        ("sleep_s", "I", 1, 0, 4294967295, True),
-        ("reason", "B", 1, 0, 1, False),
-    ),
-    COMMAND: (
-        ("command", "B", 1, 1, 4, False),
-        ("event_class", "B", 1, 0, 5, False),
-        ("threshold", "H", 10, 0, 65535, False),
-        ("refractory_ms", "H", 1, 0, 65535, False),
-        ("boot", "H", 1, 0, 65535, False),
-        ("first_seq", "I", 1, 0, 4294967295, False),
-        ("last_seq", "I", 1, 0, 4294967295, False),
-        ("delay_s", "H", 1, 0, 65535, False),
-    ),
-    ACK: (
-        ("boot", "H", 1, 0, 65535, False),
-        ("seq", "I", 1, 0, 4294967295, False),
-    ),
-    STATE: (
-        ("state", "B", 1, 0, 1, False),
-    ),
+# Kept as one text per type, not as tuples: on a board a module's constant tuples stay in RAM
+# for as long as the module is loaded (~8 KB on the 64-bit unix port); fields() parses a type's
+# text when asked (and CPython keeps the parsed tables in PAYLOADS).
+_TABLE = {
+    EVENT: "event_class B 1 0 5 0 confidence B 100 0 100 0 "
+           "onset_offset_us i 1 -2147483648 2147483647 0 peak_db h 10 -32768 32767 1 "
+           "duration_ms H 1 0 65535 1 frequency_hz H 1 0 65535 1 snr_db h 10 -32768 32767 1",
+    HEARTBEAT: "battery_mv H 1 0 65535 1 temperature_c h 10 -32768 32767 1 "
+               "uptime_s I 1 0 4294967295 1 rssi_dbm b 1 -128 127 1 queue_depth H 1 0 65535 1 "
+               "free_memory I 1 0 4294967295 1 detections H 1 0 65535 1 dropped H 1 0 65535 1 "
+               "reconnects H 1 0 65535 1 refused_commands H 1 0 65535 1",
+    BIRTH: "fw_major B 1 0 255 0 fw_minor B 1 0 255 0 fw_patch B 1 0 255 0 board B 1 0 4 0 "
+           "segment B 1 0 255 0 lat i 10000000 -900000000 900000000 0 "
+           "lon i 10000000 -1800000000 1800000000 0 alt_m h 1 -32768 32767 1 "
+           "position_error_m H 1 0 65535 1 sensors B 1 0 15 0 capabilities H 1 0 31 0 "
+           "sample_rate_hz H 1 0 65535 0",
+    DEATH: "reason B 1 0 1 0",
+    SLEEP: "sleep_s I 1 0 4294967295 1 reason B 1 0 1 0",
+    COMMAND: "command B 1 1 4 0 event_class B 1 0 5 0 threshold H 10 0 65535 0 "
+             "refractory_ms H 1 0 65535 0 boot H 1 0 65535 0 first_seq I 1 0 4294967295 0 "
+             "last_seq I 1 0 4294967295 0 delay_s H 1 0 65535 0",
+    ACK: "boot H 1 0 65535 0 seq I 1 0 4294967295 0",
+    STATE: "state B 1 0 1 0",
 }
 
-_FORMATS = {}
+
+def _parse(ftype):
+    w = _TABLE[ftype].split()
+    return tuple((w[i], w[i + 1], int(w[i + 2]), int(w[i + 3]), int(w[i + 4]), w[i + 5] == "1")
+                 for i in range(0, len(w), 6))
+
+
+def _format(specs):
+    return ">" + "".join(f[1] for f in specs)
+
+
+# ftype -> ((name, struct code, scale, raw min, raw max, saturates), ...): CPython only
+PAYLOADS = {}  # type: dict[int, tuple]
+_FORMATS = {}  # type: dict[int, str]
+_CACHE = sys.implementation.name != "micropython"
+
+
+def fields(ftype):
+    """The payload fields of a frame type (KeyError for an unknown type)."""
+    found = PAYLOADS.get(ftype)
+    if found is None:
+        found = _parse(ftype)
+        if _CACHE:
+            PAYLOADS[ftype] = found
+            _FORMATS[ftype] = _format(found)
+    return found
+
+
+def _payload_format(ftype, specs):
+    return _FORMATS.get(ftype) or _format(specs)
+
+
 SIZES = {}
-for _t, _fields in PAYLOADS.items():
-    _FORMATS[_t] = ">" + "".join(f[1] for f in _fields)
-    SIZES[_t] = HEADER_SIZE + struct.calcsize(_FORMATS[_t]) + TAG_SIZE
+for _t in _TABLE:
+    SIZES[_t] = HEADER_SIZE + struct.calcsize(_format(fields(_t))) + TAG_SIZE
 MAX_FRAME_SIZE = max(SIZES.values())
 
 
@@ -100,13 +93,13 @@ class Frame:
         return TYPE_NAMES[self.ftype]
 
     def field(self, name):
-        for i, spec in enumerate(PAYLOADS[self.ftype]):
+        for i, spec in enumerate(fields(self.ftype)):
             if spec[0] == name:
                 return self.values[i]
         raise KeyError(name)
 
     def fields(self):
-        return dict(zip([spec[0] for spec in PAYLOADS[self.ftype]], self.values))
+        return dict(zip([spec[0] for spec in fields(self.ftype)], self.values))
 
     def __repr__(self):
         return "Frame(%s node=0x%04x boot=%d seq=%d)" % (self.type_name(), self.node, self.boot, self.seq)
@@ -126,26 +119,26 @@ def _raw(spec, value, node):
 
 def encode(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values):
     """Frame bytes with their tag. `values`: payload in the table's order, or a dict by name."""
-    fields = PAYLOADS.get(ftype)
-    if fields is None:
+    if ftype not in _TABLE:
         raise UnknownType("cannot encode unknown frame type %r" % (ftype,))
+    specs = fields(ftype)
     if isinstance(values, dict):
         try:
-            values = [values[spec[0]] for spec in fields]
+            values = [values[spec[0]] for spec in specs]
         except KeyError as missing:
             raise OutOfRange("frame for node 0x%04x: %s field %s missing"
                              % (node, TYPE_NAMES[ftype], missing))
-    if len(values) != len(fields):
+    if len(values) != len(specs):
         raise OutOfRange("frame for node 0x%04x: %s needs %d values, got %d"
-                         % (node, TYPE_NAMES[ftype], len(fields), len(values)))
+                         % (node, TYPE_NAMES[ftype], len(specs), len(values)))
     if clock_source < 0 or clock_source > 2:
         raise OutOfRange("frame for node 0x%04x: clock_source=%r outside 0..2" % (node, clock_source))
     if clock_error_us > CLOCK_ERROR_MAX_US:
         clock_error_us = CLOCK_ERROR_MAX_US
-    raws = [_raw(spec, v, node) for spec, v in zip(fields, values)]
+    raws = [_raw(spec, v, node) for spec, v in zip(specs, values)]
     try:
         body = struct.pack(HEADER_FORMAT, (VERSION << 4) | ftype, node, boot, seq, time_us,
-                           clock_source, clock_error_us) + struct.pack(_FORMATS[ftype], *raws)
+                           clock_source, clock_error_us) + struct.pack(_payload_format(ftype, specs), *raws)
     except (OverflowError, ValueError, struct.error) as exc:
         raise OutOfRange("frame for node 0x%04x: header field out of range (%s)" % (node, exc))
     return body + auth.tag(key, body)
@@ -162,7 +155,7 @@ def peek(data):
     if version != VERSION:
         raise UnknownVersion("frame from node 0x%04x: unknown version %d (this decoder speaks %d)"
                              % (node, version, VERSION))
-    if ftype not in PAYLOADS:
+    if ftype not in _TABLE:
         raise UnknownType("frame from node 0x%04x: unknown type %d" % (node, ftype))
     if len(data) != SIZES[ftype]:
         raise LengthMismatch("frame from node 0x%04x: %s frame is %d bytes, expected %d"
@@ -187,9 +180,10 @@ def decode(data, key=None):
     _, node, boot, seq, time_us, clock_source, clock_error_us = struct.unpack_from(HEADER_FORMAT, data, 0)
     if clock_source > 2:
         raise OutOfRange("frame from node 0x%04x: clock_source %d outside 0..2" % (node, clock_source))
-    raws = struct.unpack_from(_FORMATS[ftype], data, HEADER_SIZE)
+    specs = fields(ftype)
+    raws = struct.unpack_from(_payload_format(ftype, specs), data, HEADER_SIZE)
     values = []
-    for spec, raw in zip(PAYLOADS[ftype], raws):
+    for spec, raw in zip(specs, raws):
         if raw < spec[3] or raw > spec[4]:
             raise OutOfRange("frame from node 0x%04x: %s %s=%d outside %d..%d"
                              % (node, TYPE_NAMES[ftype], spec[0], raw, spec[3], spec[4]))
