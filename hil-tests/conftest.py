@@ -37,11 +37,12 @@ NODE = 0x0102
 SEGMENT = 3
 RATE = 16000
 START_US = 1795000000000000      # the virtual clock's sample 0 on fast feeds
-# The brief asks for 128K. On the 64-bit unix port the firmware's code alone takes ~100 KB of
-# heap once loaded and the node's live peak is ~129 KB, so the virtual board runs at 160K, the
-# smallest size that runs 10 minutes (144K fails on fragmentation). tools/bench/node_memory.py
-# prints the figures per heap size; see firmware/README.md, "Memory".
-VIRTUAL_HEAP = "160K"
+# The goal is a 128K heap (issue 3) and it is NOT met yet: on the 64-bit unix port the
+# firmware's code alone takes ~105 KB of heap once loaded and the node's live peak is ~132 KB.
+# 144K runs 10 minutes but fails now and then on fragmentation, 160K failed 1 run in 2 in CI
+# conditions, so the virtual board runs at 192K for a reliable suite; tools/bench/node_memory.py
+# prints the figures per heap size (see firmware/README.md, "Memory").
+VIRTUAL_HEAP = "192K"
 
 
 def pytest_addoption(parser):
