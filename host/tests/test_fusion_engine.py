@@ -222,3 +222,19 @@ def test_an_arrival_that_fails_the_refit_goes_to_full_re_association():
     version = state.snapshot.version
     assert world.engine._refit(state, stray, stray.received_at_us) is None
     assert state.snapshot.version == version and stray.key not in state.used
+
+
+def test_a_flood_of_far_reports_does_not_crowd_out_a_sources_own_reports():
+    world = World()
+    world.engine = FusionEngine(LINE, FusionConfig(max_group=8))
+    source = (3000.0, 1000.0)
+    near = world.blast(source, T0, nodes=[0x101, 0x102, 0x103, 0x201])
+    last = max(near, key=lambda r: r.onset_utc_us)
+    # Unrelated single reports 8-10 km away, each heard alone just before the last arrival.
+    flood = [world.report(node, last.onset_utc_us - 10_000 * k)
+             for k, node in enumerate([0x10A, 0x10B, 0x20A, 0x20B, 0x209, 0x109, 0x208, 0x108], 1)]
+    world.feed([r for r in near if r is not last] + flood)
+    world.feed([last])
+    [fixed] = [i for i in world.live() if last.evidence_id in i.reports]
+    assert fixed.fix == "tdoa" and sorted(fixed.nodes) == [0x101, 0x102, 0x103, 0x201]
+    assert error_m(fixed, source) < 0.5

@@ -165,8 +165,11 @@ class FusionEngine:
     def _involved(self, report: Report, neighbours: list[Report]) -> list[_State]:
         numbers = sorted({self._owner[m.key] for m in neighbours})
         states = [self._open[n] for n in numbers]
-        # A flood is cut to the incidents nearest in time, whole incidents only.
-        states.sort(key=lambda s: (min(abs(r.onset_utc_us - report.onset_utc_us) for r in s.reports), s.number))
+        # A flood is cut to the incidents heard nearest to this node, whole incidents only:
+        # near nodes share a source within a narrow time window, so near ones are seldom
+        # unrelated (cutting by time kept unrelated far reports and dropped a source's own).
+        states.sort(key=lambda s: (min(haversine_m(report.lat, report.lon, r.lat, r.lon) for r in s.reports),
+                                   s.number))
         kept, size = [], 1
         for state in states:
             if size + len(state.reports) > self.config.max_group and kept:
