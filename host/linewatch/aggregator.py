@@ -231,6 +231,8 @@ class Aggregator:
         for result, evidence_id in zip(accepted, ids):
             if result.frame.ftype == const.EVENT:
                 incidents += self.fusion.feed(result, evidence_id, self.registry.get(result.frame.node))
+            elif result.frame.ftype == const.HEARTBEAT:
+                self.fusion.heartbeat(result.frame.node, result.frame.field("temperature_c"))
         self._record_incidents(incidents)
 
     def _record_incidents(self, incidents: list[dict[str, Any]]) -> None:
@@ -284,9 +286,21 @@ class Aggregator:
 class FusionHook:
     """Feeds accepted event frames to the fusion engine (linewatch.fusion) when it is there."""
 
-    def __init__(self, engine: Any, report_cls: Any) -> None:
+    def __init__(self, engine: Any, report_cls: Any, temperature_c: float | None = None) -> None:
         self.engine = engine
         self.report_cls = report_cls
+        self.fixed_temperature = temperature_c
+        self.temperatures: dict[int, float] = {}
+        if temperature_c is not None:
+            engine.set_temperature(temperature_c)
+
+    def heartbeat(self, node: int, temperature_c: float) -> None:
+        """Speed of sound from the nodes' own thermometers unless the config fixes it."""
+        if self.fixed_temperature is not None or not -60 <= temperature_c <= 60:
+            return
+        self.temperatures[node] = temperature_c
+        values = sorted(self.temperatures.values())
+        self.engine.set_temperature(values[len(values) // 2])
 
     def feed(self, result: Accepted, evidence_id: int, record: Any) -> list[dict[str, Any]]:
         if record is None:
@@ -329,4 +343,4 @@ def make_fusion(config: Config) -> FusionHook | None:
     line = ContactLine([tuple(p) for p in config.fusion.line])
     fusion_config = getattr(fusion, "FusionConfig", None)
     engine = engine_cls(line, fusion_config() if fusion_config else None)
-    return FusionHook(engine, report_cls)
+    return FusionHook(engine, report_cls, config.fusion.temperature_c)

@@ -76,6 +76,9 @@ class AlertsConfig:
 class FusionConfig:
     line: tuple[tuple[float, float], ...] = ()
     tick_s: float = 1.0
+    # Air temperature for the speed of sound. None: the median of the nodes' latest heartbeat
+    # temperatures (15 degC until the first heartbeat).
+    temperature_c: float | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, str):
         ok = isinstance(value, str)
+    elif default is None:        # optional numbers (unset by default)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
     elif isinstance(default, tuple):
         ok = isinstance(value, list)
         if ok:
@@ -195,6 +201,10 @@ def validate(config: Config) -> Config:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"config: {message}")
+    if f.temperature_c is not None and not (
+            isinstance(f.temperature_c, (int, float)) and -60 <= f.temperature_c <= 60):
+        raise ConfigError("config: [fusion] temperature_c must be a number of degrees C in -60..60, got %r"
+                          % (f.temperature_c,))
     line = f.line
     if line:
         if len(line) < 2 or not all(_is_point(p) for p in line):

@@ -17,7 +17,7 @@ from linewatch import keys
 from linewatch.emulator import scenario as sc
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, emulate, prepare
-from linewatch.emulator.score import score
+from linewatch.emulator.score import format_text, score
 from linewatch.emulator.truth import dumps
 from linewatch.store import FRAME, open_store
 from linewatch.testing.broker import Mosquitto, find_mosquitto, BrokerError
@@ -57,6 +57,7 @@ def run(tmp_path_factory):
 
 def test_incidents_meet_the_stated_minimum_figures(run):
     result = run["score"]
+    print(format_text(result))
     assert run["exit"] == 0, run["desk"].log_tail()
     assert result["heard"] == 9
     assert result["detection_rate"] >= MIN_DETECTION_RATE, result["missed"]

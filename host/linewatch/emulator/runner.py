@@ -109,7 +109,8 @@ class Runner:
         o = self.options
         for wn in self.world.nodes:
             self.nodes[wn.id] = VirtualNode(wn, o.master_key, o.broker, o.workdir / ("%04x" % wn.id),
-                                            clock, self.scenario.heartbeat_s, o.on_log, o.idle_s)
+                                            clock, self.scenario.heartbeat_s, o.on_log, o.idle_s,
+                                            self.world.environment.temperature_c)
         try:
             for node in self.nodes.values():
                 node.start()

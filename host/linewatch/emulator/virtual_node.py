@@ -225,8 +225,10 @@ class VirtualNode:
 
     def __init__(self, world_node: WorldNode, master_key: bytes, broker: tuple[str, int],
                  folder: Path, clock: vclock.RunClock, heartbeat_s: float,
-                 on_log: Callable[[int, str], None] | None = None, idle_s: float = 15.0) -> None:
+                 on_log: Callable[[int, str], None] | None = None, idle_s: float = 15.0,
+                 temperature_c: float = 15.0) -> None:
         self.world_node = world_node
+        self.temperature_c = temperature_c
         self.folder = folder
         self.clock = clock
         self.broker = broker
@@ -255,6 +257,7 @@ class VirtualNode:
         self.board = VirtualBoard(self.config, self.world_node, self.clock, str(self.folder),
                                   self.broker, self._reset, self.on_log)
         self.board.tamper = self.tamper
+        self.board.temperature = self.temperature_c     # what its thermometer reads
         node = FirmwareNode(self.config, self.board, boot)
         node.virtual = self.clock.virtual
         node.idle_s = self.idle_s
