@@ -19,9 +19,15 @@ setup:
 setup-test:
 	@sh tools/setup.sh test
 
-# Benchmarks print figures; they are never timed assertions in tests.
-bench: setup-test
-	$(PY) -m lwtools.bench.frame_sizes
+# Benchmarks print figures; they are never timed assertions in tests. Each one alone:
+#   make bench-<name>, e.g. make bench-ingest. All of them (about 15 minutes): make bench
+BENCHES := frame_sizes detector_speed detector_quality node_memory ingest fusion_accuracy \
+           fusion_latency emulator_scale
+bench: $(addprefix bench-,$(BENCHES))
+
+bench-%: setup-test
+	@echo "== $*"
+	$(PY) -m lwtools.bench.$*
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
