@@ -136,7 +136,9 @@ def build(target: str, out: Path | None = None, packages: tuple[Package, ...] | 
         progress(f"build: {package.name}: compiling {len(modules)} modules for {target} ({arch})")
         for source in modules:
             rel = source.relative_to(package.source).with_suffix(".mpy")
-            board_name = f"lib/{package.name}/{rel.with_suffix('.py').as_posix()}"
+            # the module's own name as the traceback's file name: that text is interned for
+            # __name__ anyway, and a path would be one more qstr per module kept in RAM
+            board_name = ".".join((package.name,) + rel.with_suffix("").parts).replace(".__init__", "")
             compile_module(mpy_cross, source, out / "lib" / package.name / rel, arch, board_name)
     if main.exists():
         shutil.copyfile(main, out / "main.py")
