@@ -2,19 +2,29 @@
 
     python tools/bench/emulator_scale.py [--nodes 100,300,600,1200] [--seconds 30]
                                          [--virtual-nodes 1200] [--virtual-minutes 10]
+                                         [--workers 1,2] [--no-commission] [--flash DIR]
 
 Real time: N nodes (1 km apart on a generated quiet line, 10 s heartbeats, firmware
 unchanged) against a private Mosquitto for a bounded run. A size keeps up when the emulator's
 process uses under one core and its loop is rarely late (lag = how late a 100 ms timer fires:
-median and p99 printed). Virtual time: the same kind of line for a few minutes of scenario;
-the 24-hour figure is extrapolated linearly from it (node-seconds per real second) and says so.
-Only the emulator's process is measured; the broker runs beside it (a separate process).
-Nothing listens as the commission, so no acks: queues grow, which bounds the run length.
+median and p99 printed). Nothing listens as the commission there, so no acks.
+
+Virtual time: the same kind of line for a few minutes of scenario, once per worker count, with
+the real aggregator attached as the commission (it acks, so the nodes' queues stay short as in
+a scoring run; `--no-commission` leaves them unacked: a node then re-reads every unacked frame
+from flash before each publish, so the cost per frame grows with the run). The 24-hour figure
+is extrapolated linearly from the run's frames per second (boot included) and states the
+heartbeat interval it assumes: the scenario's, which is that of a generated day (10 s). It is a quiet line: a generated day's sources add
+audio synthesis and detection on top. CPU is per frame, summed over the emulator's processes
+(the broker and aggregator beside them are printed apart): on a shared machine the wall-clock
+figures move with the load, CPU per frame much less.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -22,7 +32,8 @@ import time
 from pathlib import Path
 
 from linewatch.emulator import scenario as sc, vclock
-from linewatch.emulator.runner import RunOptions, Runner
+from linewatch.emulator.commission import Commission
+from linewatch.emulator.runner import RunOptions, Runner, emulate
 from linewatch.testing.broker import Mosquitto
 
 QUIET = {k: 0.0 for k in ("artillery", "explosion", "small_arms", "drone", "vehicle", "tamper",
@@ -69,22 +80,54 @@ def real_time(nodes: int, seconds: float, broker: Mosquitto) -> dict:
             "lag_p99_ms": 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else float("nan")}
 
 
-def virtual_time(nodes: int, minutes: float, broker: Mosquitto) -> dict:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def virtual_time(nodes: int, minutes: float, broker: Mosquitto, workers: int = 1,
+                 commission: bool = True, flash: str | None = None) -> dict:
     scenario = quiet_line(nodes, minutes * 60)
     world = scenario.build_world()
     work = Path(tempfile.mkdtemp(prefix="lw-scale-"))
+    nodes_dir = Path(tempfile.mkdtemp(prefix="lw-scale-nodes-", dir=flash)) if flash else work / "nodes"
+    desk = None
+    key = b"b" * 32
     try:
-        options = RunOptions((broker.host, broker.port), work, b"b" * 32, virtual=True, drain_s=0,
-                             progress=False)
-        t0 = time.monotonic()
-        summary = vclock.run(lambda: Runner(scenario, world, options).run(), virtual=True)
+        if commission:
+            desk = Commission.prepare(work / "commission", world, (broker.host, broker.port))
+            desk.start_aggregator()
+            key = desk.master_key
+        options = RunOptions((broker.host, broker.port), nodes_dir, key, virtual=True, drain_s=0,
+                             progress=False, workers=workers)
+        others0 = _cpu_s(broker.process.pid) + (_cpu_s(desk.process.pid) if desk else 0.0)
+        cpu0, kids0, t0 = time.process_time(), _children_cpu_s(), time.monotonic()
+        summary = emulate(scenario, world, options)
         wall = time.monotonic() - t0
+        # forked workers are reaped by now, so their CPU is in the children's figure
+        cpu = time.process_time() - cpu0 + (_children_cpu_s() - kids0)
+        others = _cpu_s(broker.process.pid) + (_cpu_s(desk.process.pid) if desk else 0.0) - others0
     finally:
+        if desk is not None:
+            desk.stop_aggregator()
         shutil.rmtree(work, ignore_errors=True)
-    speed = scenario.duration_s / wall
+        shutil.rmtree(nodes_dir, ignore_errors=True)
     return {"nodes": len(world.nodes), "scenario_s": scenario.duration_s, "wall_s": wall,
-            "speed": speed, "frames": summary.frames, "waited_s": summary.waited_s,
-            "day_of_1200_min": 86400 / speed * (1200 / len(world.nodes)) / 60}
+            "frames": summary.frames, "waited_s": summary.waited_s, "cpu_s": cpu,
+            "others_cpu_s": others, "workers": summary.workers, "heartbeat_s": scenario.heartbeat_s,
+            "unacked": summary.left_in_queues}
+
+
+def day_minutes(run: dict, nodes: int = 1200, heartbeat_s: float = 10.0) -> float:
+    """Wall minutes for 24 h of `nodes` at `heartbeat_s`, at the run's frames per second
+    (its boot included, so slightly pessimistic)."""
+    return nodes * 86400 / heartbeat_s / (run["frames"] / run["wall_s"]) / 60
 
 
 def main() -> None:
@@ -93,6 +136,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--virtual-nodes", type=int, default=1200)
     parser.add_argument("--virtual-minutes", type=float, default=10.0)
+    parser.add_argument("--workers", default="1,2", help="worker processes for the virtual runs")
+    parser.add_argument("--no-commission", dest="commission", action="store_false",
+                        help="virtual runs without the aggregator (nothing acks)")
+    parser.add_argument("--flash", help="folder for the nodes' flash (e.g. /dev/shm; default: "
+                                        "the run's temporary folder)")
     args = parser.parse_args()
     with Mosquitto() as broker:
         print("real time, %.0f s each, 10 s heartbeats (goal: 1,200 nodes under one core)" % args.seconds)
@@ -101,11 +149,22 @@ def main() -> None:
             r = real_time(n, args.seconds, broker)
             print("%6d %7.0f%% %10d %12.1f %12.1f" % (r["nodes"], 100 * r["cpu"], r["frames"],
                                                      r["lag_median_ms"], r["lag_p99_ms"]), flush=True)
-        r = virtual_time(args.virtual_nodes, args.virtual_minutes, broker)
-        print("virtual time: %d nodes, %.0f s of scenario in %.1f s (%.1fx real time; %.1f s "
-              "waiting for sockets); %d frames" % (r["nodes"], r["scenario_s"], r["wall_s"],
-                                                   r["speed"], r["waited_s"], r["frames"]))
-        print("24 h of 1,200 nodes, extrapolated linearly: %.1f min (goal: < 5 min)" % r["day_of_1200_min"])
+        print("\nvirtual time, %d nodes, %s (commission = the real aggregator, acking)"
+              % (args.virtual_nodes, "with commission" if args.commission else "no commission, no acks"))
+        print("%8s %9s %9s %8s %9s %10s %12s %12s %14s" % (
+            "workers", "scenario", "wall s", "frames", "frames/s", "x real", "cpu us/frame",
+            "broker+agg", "24 h of 1,200"))
+        for w in [int(x) for x in args.workers.split(",") if x]:
+            r = virtual_time(args.virtual_nodes, args.virtual_minutes, broker, w, args.commission,
+                             args.flash)
+            minutes = day_minutes(r, 1200, r["heartbeat_s"])
+            print("%8d %8.0fs %9.1f %8d %9.0f %9.1fx %12.0f %9.0f us %10.1f min" % (
+                r["workers"], r["scenario_s"], r["wall_s"], r["frames"], r["frames"] / r["wall_s"],
+                r["scenario_s"] / r["wall_s"], 1e6 * r["cpu_s"] / r["frames"],
+                1e6 * r["others_cpu_s"] / r["frames"], minutes), flush=True)
+        print("24 h projection: %d heartbeats per node at the scenario's %.0f s (a generated day's "
+              "interval), %.1f M frames for 1,200 nodes; quiet line (no sources); goal < 5 min"
+              % (86400 / r["heartbeat_s"], r["heartbeat_s"], 1200 * 86400 / r["heartbeat_s"] / 1e6))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--prepare", action="store_true",
                    help="only write the master key, registry, aggregator config and truth, then stop")
     p.add_argument("--drain-s", type=float, default=20.0, help="after the end, wait this long for acks")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes to run the nodes in, split by segment (default 1; see docs/emulator.md)")
     p.set_defaults(func=run)
 
 
@@ -100,7 +102,7 @@ def _play(args, scenario, out: Path, broker: tuple[str, int]) -> int:
             return EXIT_AGGREGATOR
     node_log = logging.getLogger("linewatch.emulator.node")
     options = RunOptions(broker, out / "nodes", desk.master_key, virtual=not args.realtime,
-                         drain_s=args.drain_s,
+                         drain_s=args.drain_s, workers=max(1, args.workers),
                          on_log=lambda node, line: node_log.debug("0x%04x %s", node, line))
     try:
         summary = emulate(scenario, world, options)

@@ -56,6 +56,8 @@ class RunOptions:
     on_log: Callable[[int, str], None] | None = None
     false_alarms_per_hour: dict = field(default_factory=lambda: dict(MEASURED_PER_HOUR))
     idle_s: float = 15.0                     # virtual time only (see FirmwareNode)
+    workers: int = 1                         # processes, nodes split by segment (see shards.py)
+    sync_s: float = 5.0                      # virtual time only: workers meet this often
 
 
 @dataclass
@@ -72,6 +74,7 @@ class RunSummary:
     left_in_queues: int = 0           # frames not acked by the commission when the run ended
     jumps: int = 0
     waited_s: float = 0.0
+    workers: int = 1
 
     def text(self) -> str:
         return ("%s: %d nodes, %s of scenario in %s (%s time); %d frames, %d detections, "
@@ -90,14 +93,25 @@ def prepare(scenario: Scenario, real_time: bool) -> tuple[World, dict]:
 
 
 class Runner:
-    def __init__(self, scenario: Scenario, world: World, options: RunOptions) -> None:
+    """Runs the world's nodes, or only `node_ids` (one worker's share, see shards.py). `meet`
+    is called at every `sync_s` of virtual time (a barrier with the other workers); `on_step`
+    gets the seconds of scenario done, for a progress bar drawn elsewhere."""
+
+    def __init__(self, scenario: Scenario, world: World, options: RunOptions,
+                 node_ids: set[int] | None = None, synth: Synthesizer | None = None,
+                 meet: Callable[[], None] | None = None,
+                 on_step: Callable[[float], None] | None = None) -> None:
         self.scenario = scenario
         self.world = world
         self.options = options
-        self.synth = Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
+        self.synth = synth or Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
+        self.node_ids = node_ids
+        self.meet = meet
+        self.on_step = on_step
         self.nodes: dict[int, VirtualNode] = {}
-        self.summary = RunSummary(scenario.name, len(world.nodes), scenario.duration_s,
-                                  options.virtual)
+        mine = [n for n in world.nodes if node_ids is None or n.id in node_ids]
+        self._world_nodes = mine
+        self.summary = RunSummary(scenario.name, len(mine), scenario.duration_s, options.virtual)
         self._tasks: list[asyncio.Task] = []
 
     # ---- the run ----------------------------------------------------------------------
@@ -107,7 +121,7 @@ class Runner:
         clock = vclock.RunClock(self.world.start_utc_us)
         self.clock = clock
         o = self.options
-        for wn in self.world.nodes:
+        for wn in self._world_nodes:
             self.nodes[wn.id] = VirtualNode(wn, o.master_key, o.broker, o.workdir / ("%04x" % wn.id),
                                             clock, self.scenario.heartbeat_s, o.on_log, o.idle_s,
                                             self.world.environment.temperature_c)
@@ -137,15 +151,28 @@ class Runner:
         self._tasks += [loop.create_task(c) for c in coros]
 
     async def _until(self, end_us: int) -> None:
-        """Sleep to the scenario's end, drawing the progress bar on the way."""
+        """Sleep to the scenario's end, drawing the progress bar on the way, and meeting the
+        other workers (if any) at every sync_s of virtual time."""
         total = self.scenario.duration_s
-        bar = Progress(total, "emulate %s" % self.scenario.name, enabled=self.options.progress,
+        bar = Progress(total, "emulate %s" % self.scenario.name,
+                       enabled=False if self.on_step else self.options.progress,
                        describe=lambda done: "%s/%s" % (hms(done), hms(total)))
-        step_us = int(max(1.0, total / 200) * 1e6)
+        start_us = self.world.start_utc_us
+        seconds = max(1.0, total / 200)
+        if self.meet is not None and self.options.virtual:
+            seconds = self.options.sync_s
+        step_us = int(seconds * 1e6)
         with bar:
             while self.clock.now_us() < end_us:
-                await self.clock.sleep_until(min(end_us, self.clock.now_us() + step_us))
-                bar.update((self.clock.now_us() - self.world.start_utc_us) / 1e6)
+                # steps on a grid from the start, so every worker stops at the same instants
+                step = (self.clock.now_us() - start_us) // step_us + 1
+                await self.clock.sleep_until(min(end_us, start_us + step * step_us))
+                if self.meet is not None and self.options.virtual:
+                    self.meet()       # blocks the loop: virtual time stands still meanwhile
+                done = (self.clock.now_us() - start_us) / 1e6
+                bar.update(done)
+                if self.on_step is not None:
+                    self.on_step(done)
 
     async def _drain(self) -> None:
         """Give the nodes time to deliver what is queued and be acked (the aggregator acks
@@ -170,7 +197,7 @@ class Runner:
     def _feed_plan(self) -> dict[int, list[tuple[float, float, list]]]:
         """Per node, merged (start_s, end_s, false-alarm times) stretches of audio to feed."""
         raw: dict[int, list[tuple[float, float, list]]] = {}
-        for node_id in self.synth.arrivals.keys() | self.synth.exposures.keys():
+        for node_id in (self.synth.arrivals.keys() | self.synth.exposures.keys()) & self.nodes.keys():
             raw.setdefault(node_id, []).extend((a, b, []) for a, b in self.synth.spans(node_id))
         for s in self.scenario.sources:
             if isinstance(s, Tamper) and s.node_id in self.nodes:
@@ -178,9 +205,11 @@ class Runner:
                 self.nodes[s.node_id].set_tamper(s.action, start_us, start_us + int(s.duration_s * 1e6))
                 raw.setdefault(s.node_id, []).append(
                     (max(0.0, s.time_s - TAMPER_PAD_S), s.end_s + TAMPER_PAD_S, []))
-        alarms = background_false_alarms(sorted(self.nodes), self.scenario.duration_s,
+        alarms = background_false_alarms([n.id for n in self.world.nodes], self.scenario.duration_s,
                                          self.scenario.seed, self.options.false_alarms_per_hour)
         for t, node_id, _cls in alarms:
+            if node_id not in self.nodes:          # another worker's node
+                continue
             before, after = FALSE_ALARM_SPAN_S
             raw.setdefault(node_id, []).append((max(0.0, t - before), t + after, [t]))
         return {node_id: _merge(spans) for node_id, spans in raw.items()}
@@ -268,6 +297,10 @@ def _with_knocks(samples: np.ndarray, first_sample: int, times_s: list[float],
 
 
 def emulate(scenario: Scenario, world: World, options: RunOptions) -> RunSummary:
-    """Run a scenario to its end (plus the drain) in a loop of its own."""
+    """Run a scenario to its end (plus the drain) in a loop of its own, or in
+    `options.workers` processes (shards.py)."""
+    if options.workers > 1:
+        from linewatch.emulator.shards import run_sharded
+        return run_sharded(scenario, world, options)
     return vclock.run(lambda: Runner(scenario, world, options).run(), virtual=options.virtual,
                       grace_s=options.grace_s)

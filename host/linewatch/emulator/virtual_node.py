@@ -213,10 +213,13 @@ class FirmwareNode(Node):
     async def _idle(self):
         if not self.virtual:
             return await super()._idle()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the wait in a new Task,
+        # and this runs once per frame sent
         self._wake.clear()
         try:
-            await asyncio.wait_for(self._wake.wait(), self.idle_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.idle_s):
+                await self._wake.wait()
+        except TimeoutError:
             pass
 
 
