@@ -5,17 +5,24 @@
 # grows with the time since that sync; the commission weighs each arrival time by it.
 from lwproto.const import CLOCK_ERROR_MAX_US, CLOCK_NONE
 
+# module constants as _NAME = const(n): inlined, so no global and no interned name in RAM
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
 try:
     from time import ticks_diff
 except ImportError:  # CPython: board ticks there never wrap
     def ticks_diff(a, b):
         return a - b
 
-DEFAULT_DRIFT_PPM = 50   # a plain crystal over a field's temperature swing; boards may say better
+_DEFAULT_DRIFT_PPM = const(50)   # a plain crystal over a field's temperature swing; boards may say better
 
 
 class Clock:
-    def __init__(self, board, drift_ppm=DEFAULT_DRIFT_PPM):
+    def __init__(self, board, drift_ppm=_DEFAULT_DRIFT_PPM):
         self.board = board
         self.drift_ppm = drift_ppm
         self._seen = None          # (source, error_us) last reported by the board

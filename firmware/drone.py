@@ -1,60 +1,67 @@
 # Drones: tonal energy at the blade-pass fundamental and its harmonics, sustained.
 #
-# Audio is box-decimated to ~4 kHz and cut into windows of GRID_HZ resolution (40 ms at 25 Hz).
+# Audio is box-decimated to ~4 kHz and cut into windows of _GRID_HZ resolution (40 ms at 25 Hz).
 # A Goertzel bank computes the DFT bins h*k0 (h = 1..HARMONICS) for every candidate
-# fundamental k0 from F0_MIN_HZ to F0_MAX_HZ. Each bin is compared with its own slowly learned
+# fundamental k0 from _F0_MIN_HZ to _F0_MAX_HZ. Each bin is compared with its own slowly learned
 # noise floor (that whitens pink/wind noise); a candidate's score is the mean of its harmonics'
 # bin SNRs, each capped, with at least two harmonics standing out so that one stray tone is no
 # drone. A detection needs the best candidate over threshold, at a steady fundamental (+-1 bin),
-# for SUSTAIN_MS with at most MAX_MISSES windows missing in a row.
+# for _SUSTAIN_MS with at most _MAX_MISSES windows missing in a row.
 import math
 from array import array
 
 from . import dsp
 from .detection import Detection, clamp01
 
-DECIMATED_HZ = 4000
-GRID_HZ = 25
-F0_MIN_HZ = 100
-F0_MAX_HZ = 400
-HARMONICS = 3
-SUSTAIN_MS = 1000
-MAX_MISSES = 3
-WARMUP_WINDOWS = 12      # learn the per-bin noise floor first (~0.5 s)
-FLOOR_TAU = 64           # windows (~2.5 s) for the floor of a quiet bin
-FLOOR_TAU_BUSY = 1024    # windows (~40 s) per 4.3 dB while a bin stands out (tone, new noise)
+# module constants as _NAME = const(n): inlined, so no global and no interned name in RAM
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_DECIMATED_HZ = const(4000)
+_GRID_HZ = const(25)
+_F0_MIN_HZ = const(100)
+_F0_MAX_HZ = const(400)
+_HARMONICS = const(3)
+_SUSTAIN_MS = const(1000)
+_MAX_MISSES = const(3)
+_WARMUP_WINDOWS = const(12)      # learn the per-bin noise floor first (~0.5 s)
+_FLOOR_TAU = const(64)           # windows (~2.5 s) for the floor of a quiet bin
+_FLOOR_TAU_BUSY = const(1024)    # windows (~40 s) per 4.3 dB while a bin stands out (tone, new noise)
 STANDS_OUT = 4.0         # bin power over its floor (6 dB)
 CAP = 10000.0            # one bin adds at most 40 dB to a candidate's score
 DEFAULT_THRESHOLD_DB = 8.0
-WINDOW_SHIFT = 17        # Hann (Q15) and 1/4: keeps the Goertzel states in 32 bits (dsp.goertzel)
+_WINDOW_SHIFT = const(17)        # Hann (Q15) and 1/4: keeps the Goertzel states in 32 bits (dsp.goertzel)
 
 
 class DroneDetector:
     def __init__(self, rate_hz=16000):
         self.rate = rate_hz
-        self.factor = (rate_hz + DECIMATED_HZ - 1) // DECIMATED_HZ
+        self.factor = (rate_hz + _DECIMATED_HZ - 1) // _DECIMATED_HZ
         fd = rate_hz / self.factor
-        n = int(fd / GRID_HZ + 0.5)
+        n = int(fd / _GRID_HZ + 0.5)
         if n > 160:  # with bins >= 100 Hz at <= 4 kHz: Goertzel states < 2**31 (dsp.goertzel)
             raise ValueError("drone: window of %d samples is too long" % n)
         self.window_len = n
         self._bin_hz = fd / n
         # candidate fundamentals a third of a bin apart, so that the 3rd harmonic of each still
         # lands within half a bin of one of its bins (Hann: at most 1.4 dB lost)
-        step = GRID_HZ / HARMONICS
-        count = int((F0_MAX_HZ - F0_MIN_HZ) / step) + 1
-        f0s = [F0_MIN_HZ + i * step for i in range(count)]
+        step = _GRID_HZ / _HARMONICS
+        count = int((_F0_MAX_HZ - _F0_MIN_HZ) / step) + 1
+        f0s = [_F0_MIN_HZ + i * step for i in range(count)]
         ks = sorted(set(int(h * f / self._bin_hz + 0.5) for f in f0s
-                        for h in range(1, HARMONICS + 1) if 2 * h * f < fd))
+                        for h in range(1, _HARMONICS + 1) if 2 * h * f < fd))
         self._ks = ks
         index = {k: b for b, k in enumerate(ks)}
         # candidate c: fundamental _cand_f[c] Hz, its harmonics' bin indices in
-        # _cand_bins[c * HARMONICS:][:_cand_n[c]] (flat arrays: no tuple per candidate in RAM)
-        cand_bins = bytearray(HARMONICS * len(f0s))
+        # _cand_bins[c * _HARMONICS:][:_cand_n[c]] (flat arrays: no tuple per candidate in RAM)
+        cand_bins = bytearray(_HARMONICS * len(f0s))
         cand_n = bytearray(len(f0s))
         for c, f in enumerate(f0s):
-            j = c * HARMONICS
-            for h in range(1, HARMONICS + 1):
+            j = c * _HARMONICS
+            for h in range(1, _HARMONICS + 1):
                 if 2 * h * f < fd:
                     cand_bins[j + cand_n[c]] = index[int(h * f / self._bin_hz + 0.5)]
                     cand_n[c] += 1
@@ -68,7 +75,7 @@ class DroneDetector:
         self._window = array("h", bytearray(2 * n))
         self._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
         self._floor = array("d", bytearray(8 * len(ks)))
-        self._sustain = max(1, (SUSTAIN_MS * GRID_HZ + 999) // 1000)
+        self._sustain = max(1, (_SUSTAIN_MS * _GRID_HZ + 999) // 1000)
         self.threshold_db = DEFAULT_THRESHOLD_DB
         self.reset()
 
@@ -111,20 +118,20 @@ class DroneDetector:
         ks = self._ks
         coef = self._coef
         state = self._state
-        dsp.apply_window(self._window, self.window_len, self._hann, WINDOW_SHIFT)
+        dsp.apply_window(self._window, self.window_len, self._hann, _WINDOW_SHIFT)
         dsp.goertzel(self._window, self.window_len, coef, len(ks), state)
         power = self._power
         for b in range(len(ks)):
             power[b] = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b],
                                           coef[2 * b + 1])
-        if self._floor_windows >= WARMUP_WINDOWS:
+        if self._floor_windows >= _WARMUP_WINDOWS:
             self._track(found)
         self._learn_floor()
 
     def _learn_floor(self):
         power = self._power
         floor = self._floor
-        warm = self._floor_windows < WARMUP_WINDOWS
+        warm = self._floor_windows < _WARMUP_WINDOWS
         self._floor_windows += 1
         for b in range(len(power)):
             p = power[b]
@@ -132,9 +139,9 @@ class DroneDetector:
             if warm:
                 floor[b] = p if self._floor_windows == 1 else fl + (p - fl) / 2.0
             elif p < STANDS_OUT * fl:
-                floor[b] = fl + (p - fl) / FLOOR_TAU
-            else:  # creep up only (4.3 dB per FLOOR_TAU_BUSY): a drone must not lift its floor
-                floor[b] = fl + fl / FLOOR_TAU_BUSY
+                floor[b] = fl + (p - fl) / _FLOOR_TAU
+            else:  # creep up only (4.3 dB per _FLOOR_TAU_BUSY): a drone must not lift its floor
+                floor[b] = fl + fl / _FLOOR_TAU_BUSY
 
     def _score(self):
         """(best candidate's fundamental Hz, its score, its first bin) or (0, 0.0, -1)."""
@@ -147,7 +154,7 @@ class DroneDetector:
         best_bin = -1
         for c in range(len(cand_n)):
             n = cand_n[c]
-            first = c * HARMONICS
+            first = c * _HARMONICS
             total = 0.0
             strong = 0
             for j in range(first, first + n):
@@ -172,7 +179,7 @@ class DroneDetector:
         score_db = 10.0 * math.log10(score) if score > 0.0 else -120.0
         if score_db < self.threshold_db:
             self._misses += 1
-            if self._misses > MAX_MISSES:
+            if self._misses > _MAX_MISSES:
                 self._run = 0
             return
         self._misses = 0
@@ -197,7 +204,7 @@ class DroneDetector:
         # Hann: a tone of amplitude A on a bin gives |X| = A*N/4; the window also divided by 4
         amplitude = 16.0 * math.sqrt(self._run_peak) / self.window_len
         peak_db = 20.0 * math.log10(amplitude / 32768.0) if amplitude > 0 else -120.0
-        duration_ms = self._run * 1000 // GRID_HZ
+        duration_ms = self._run * 1000 // _GRID_HZ
         confidence = clamp01(0.5 + (snr_db - self.threshold_db) / 20.0)
         return Detection(3, confidence, self._run_start, peak_db, duration_ms, int(f + 0.5),
                          snr_db)

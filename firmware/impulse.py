@@ -2,9 +2,9 @@
 #
 # Trigger: short-term average of |x| (2 hops, ~2 ms) against a long-term average (~1 s,
 # frozen during an event). The onset is refined to the sample: the first sample within the
-# last three hops whose |x| exceeds ONSET_K times the mean noise |x|, walked back down its
+# last three hops whose |x| exceeds _ONSET_K times the mean noise |x|, walked back down its
 # rising edge. The event lasts until the short-term average stays under the off ratio for
-# GAP_MS. Features: peak, duration, rise time, and the spectral balance sum|dx|/sum|x| (noise
+# _GAP_MS. Features: peak, duration, rise time, and the spectral balance sum|dx|/sum|x| (noise
 # share removed) turned into a frequency: a tone at f has balance 2*sin(pi*f/rate).
 # Levels are ints (Q4 fixed point) so nothing allocates per hop on the board.
 import math
@@ -13,24 +13,31 @@ from array import array
 from . import dsp
 from .detection import Detection, clamp01
 
-ONSET_K = 5            # onset sample: |x| > ONSET_K * mean noise |x| (~4 sigma of Gaussian noise)
-GAP_MS = 10            # an event ends after this long under the off ratio
-HOLDOFF_MS = 150       # after an event, its decaying tail (echo, rumble) starts no new one
-MAX_EVENT_MS = 1500    # longer is no impulse: end it, re-learn the noise, report nothing
-WARMUP_MS = 250        # learn the noise before the first trigger
-DEV_K = 14             # and by DEV_K mean deviations of the short-term average (see _hop)
-LTA_SHIFT = 9          # long-term average over 2**9 hops (~0.5 s at 1 ms hops)
-EXPLOSION_MAX_HZ = 400     # balance frequency at or under this, and long enough: explosion
-EXPLOSION_MIN_MS = 12
-SMALL_ARMS_MIN_HZ = 600    # at or over this, and short: small arms
-SMALL_ARMS_MAX_MS = 40
-SMALL_ARMS_MAX_RISE_MS = 5
+# module constants as _NAME = const(n): inlined, so no global and no interned name in RAM
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_ONSET_K = const(5)            # onset sample: |x| > _ONSET_K * mean noise |x| (~4 sigma of Gaussian noise)
+_GAP_MS = const(10)            # an event ends after this long under the off ratio
+_HOLDOFF_MS = const(150)       # after an event, its decaying tail (echo, rumble) starts no new one
+_MAX_EVENT_MS = const(1500)    # longer is no impulse: end it, re-learn the noise, report nothing
+_WARMUP_MS = const(250)        # learn the noise before the first trigger
+_DEV_K = const(14)             # and by _DEV_K mean deviations of the short-term average (see _hop)
+_LTA_SHIFT = const(9)          # long-term average over 2**9 hops (~0.5 s at 1 ms hops)
+_EXPLOSION_MAX_HZ = const(400)     # balance frequency at or under this, and long enough: explosion
+_EXPLOSION_MIN_MS = const(12)
+_SMALL_ARMS_MIN_HZ = const(600)    # at or over this, and short: small arms
+_SMALL_ARMS_MAX_MS = const(40)
+_SMALL_ARMS_MAX_RISE_MS = const(5)
 DEFAULT_THRESHOLD_DB = 8.0
 
 
 def _above(sta2, lta, dev, ratio_q):
     lta2 = 2 * lta
-    return lta2 > 0 and sta2 * 256 >= ratio_q * lta2 and (sta2 << 4) >= lta2 + DEV_K * dev
+    return lta2 > 0 and sta2 * 256 >= ratio_q * lta2 and (sta2 << 4) >= lta2 + _DEV_K * dev
 
 
 def _db20(ratio):
@@ -52,10 +59,10 @@ class ImpulseDetector:
         self._diff = array("i", bytearray(4 * hops))
         self._peak = array("i", bytearray(4 * hops))
         self._tail = array("h", bytearray(4 * hop))    # last 2 hops of the previous block
-        self._gap_hops = max(1, GAP_MS * rate_hz // (1000 * hop))
-        self._max_hops = MAX_EVENT_MS * rate_hz // (1000 * hop)
-        self._warmup_hops = WARMUP_MS * rate_hz // (1000 * hop)
-        self._holdoff_hops = HOLDOFF_MS * rate_hz // (1000 * hop)
+        self._gap_hops = max(1, _GAP_MS * rate_hz // (1000 * hop))
+        self._max_hops = _MAX_EVENT_MS * rate_hz // (1000 * hop)
+        self._warmup_hops = _WARMUP_MS * rate_hz // (1000 * hop)
+        self._holdoff_hops = _HOLDOFF_MS * rate_hz // (1000 * hop)
         # thresholds (dB of short/long-term ratio) for classes 0 unknown, 1 explosion, 2 small arms
         self.threshold_db = [DEFAULT_THRESHOLD_DB] * 3
         self._set_ratios()
@@ -126,7 +133,7 @@ class ImpulseDetector:
         elif self._triggers(sta2, sta2d):
             self._start(block, j, level, sta2, sta2d, first_index)
         else:
-            self._learn(level, dlevel, sta2, sta2d, LTA_SHIFT)
+            self._learn(level, dlevel, sta2, sta2d, _LTA_SHIFT)
         self._prev_hop_abs = level
         self._prev_hop_diff = dlevel
 
@@ -141,7 +148,7 @@ class ImpulseDetector:
     def _triggers(self, sta2, sta2d):
         # Two channels: |x| for low-frequency blasts, |dx| (a high-pass) for cracks that pink or
         # wind noise would bury. The ratio alone suits white noise; low-frequency noise swings
-        # a 2 ms average far more, so a trigger also stands DEV_K mean deviations above the mean.
+        # a 2 ms average far more, so a trigger also stands _DEV_K mean deviations above the mean.
         on = self._on_q
         return (_above(sta2, self._lta, self._dev, on)
                 or _above(sta2d, self._lta_d, self._dev_d, on))
@@ -177,7 +184,7 @@ class ImpulseDetector:
         hop = self.hop
         lo = (j - 2) * hop
         hi = (j + 1) * hop
-        for level in (ONSET_K * noise, (ONSET_K * noise) >> 1):
+        for level in (_ONSET_K * noise, (_ONSET_K * noise) >> 1):
             i = self._search(block, lo, hi, level)
             if i is not None:
                 return self._walk_back(block, i, lo, noise)
@@ -267,13 +274,13 @@ class ImpulseDetector:
         strength = clamp01((snr_db - 3.0) / 15.0)
         cls = 0
         fit = 0.0
-        if freq <= EXPLOSION_MAX_HZ and duration_ms >= EXPLOSION_MIN_MS:
+        if freq <= _EXPLOSION_MAX_HZ and duration_ms >= _EXPLOSION_MIN_MS:
             cls = 1
-            fit = min(clamp01(0.5 + math.log(EXPLOSION_MAX_HZ / max(freq, 1)) / 1.4),
-                      clamp01(duration_ms / (2.0 * EXPLOSION_MIN_MS)))
-        elif (freq >= SMALL_ARMS_MIN_HZ and duration_ms <= SMALL_ARMS_MAX_MS
-              and rise_ms <= SMALL_ARMS_MAX_RISE_MS):
+            fit = min(clamp01(0.5 + math.log(_EXPLOSION_MAX_HZ / max(freq, 1)) / 1.4),
+                      clamp01(duration_ms / (2.0 * _EXPLOSION_MIN_MS)))
+        elif (freq >= _SMALL_ARMS_MIN_HZ and duration_ms <= _SMALL_ARMS_MAX_MS
+              and rise_ms <= _SMALL_ARMS_MAX_RISE_MS):
             cls = 2
-            fit = clamp01(0.5 + math.log(freq / SMALL_ARMS_MIN_HZ) / 1.4)
+            fit = clamp01(0.5 + math.log(freq / _SMALL_ARMS_MIN_HZ) / 1.4)
         confidence = 0.2 * strength + 0.8 * strength * fit if cls else 0.3 * strength
         return Detection(cls, confidence, self._onset_index, peak_db, duration_ms, freq, snr_db)

@@ -21,9 +21,16 @@ from lwproto.version import RELEASE
 from . import mqtt
 from .clock import Clock, SampleTimeline, ticks_diff
 
-RING = 4                 # audio blocks between sampling and detection
-QUIET_EVERY_S = 1        # gc.collect() and heap measurement once per second of audio
-LOG_EVERY_MS = 10000     # one log line per cause at most this often
+# module constants as _NAME = const(n): inlined, so no global and no interned name in RAM
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_RING = const(4)                 # audio blocks between sampling and detection
+_QUIET_EVERY_S = const(1)        # gc.collect() and heap measurement once per second of audio
+_LOG_EVERY_MS = const(10000)     # one log line per cause at most this often
 
 
 def _join(*parts):
@@ -46,7 +53,7 @@ class Node:
         self.board = board
         self.boot = boot
         block = config.audio["block"]
-        self._blocks = [array("h", bytearray(2 * block)) for _ in range(RING)]
+        self._blocks = [array("h", bytearray(2 * block)) for _ in range(_RING)]
         self.key = config.key
         self.seq = 0
         self.clock = Clock(board)
@@ -64,9 +71,9 @@ class Node:
             detector = DetectorChain(rate, block)
         self.detector = detector
         self._apply_settings()
-        self._counts = [0] * RING
-        self._starts = [0] * RING
-        self._stamps = [0] * RING
+        self._counts = [0] * _RING
+        self._starts = [0] * _RING
+        self._stamps = [0] * _RING
         self._head = 0            # blocks read by sampling
         self._tail = 0            # blocks taken by detection
         self._filled = asyncio.Event()
@@ -149,12 +156,12 @@ class Node:
     async def _sampling(self):
         index = 0
         while True:
-            if self._head - self._tail >= RING:
+            if self._head - self._tail >= _RING:
                 self._tail += 1           # detection fell behind: the oldest block is lost
                 self.overruns += 1
                 self.log_once("overrun", "sampling: detection fell behind, %d blocks lost"
                               % self.overruns)
-            slot = self._head % RING
+            slot = self._head % _RING
             n = await self.board.mic_read(self._blocks[slot])
             if not n:
                 self.feed_ended = True
@@ -168,14 +175,14 @@ class Node:
             self._filled.set()
 
     async def _detection(self):
-        quiet_at = self.rate * QUIET_EVERY_S
+        quiet_at = self.rate * _QUIET_EVERY_S
         while True:
             while self._tail == self._head:
                 if self.feed_ended:
                     return
                 self._filled.clear()
                 await self._filled.wait()
-            slot = self._tail % RING
+            slot = self._tail % _RING
             start = self._starts[slot]
             n = self._counts[slot]
             self.timeline.mark(start + n, self._stamps[slot])
@@ -196,7 +203,7 @@ class Node:
                 for det in self.detector.feed_accel(accel[0], accel[1], accel[2], start + n):
                     self._report(det)
             if self.samples >= quiet_at:
-                quiet_at = self.samples + self.rate * QUIET_EVERY_S
+                quiet_at = self.samples + self.rate * _QUIET_EVERY_S
                 self.measure_heap()
 
     def measure_heap(self):
@@ -476,9 +483,9 @@ class Node:
         self.board.log(message)
 
     def log_once(self, cause, message):
-        """One line per cause per LOG_EVERY_MS, so a broken link cannot flood the console."""
+        """One line per cause per _LOG_EVERY_MS, so a broken link cannot flood the console."""
         now = self.board.ticks_us()
         last = self._logged.get(cause)
-        if last is None or not 0 <= ticks_diff(now, last) < LOG_EVERY_MS * 1000:
+        if last is None or not 0 <= ticks_diff(now, last) < _LOG_EVERY_MS * 1000:
             self._logged[cause] = now
             self.board.log(message)

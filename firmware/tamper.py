@@ -2,25 +2,32 @@
 #
 # Jolt: the largest per-axis change between two accelerometer samples (milli-g) over the
 # threshold. Tilt: the angle between a lightly smoothed acceleration and the rest vector
-# (learned slowly while the node is still) over TILT_DEG for TILT_HOLD_MS; the new attitude
+# (learned slowly while the node is still) over TILT_DEG for _TILT_HOLD_MS; the new attitude
 # then becomes the rest vector, so one knock-over is reported once.
 import math
 
 from .detection import Detection, clamp01
 
-DEFAULT_JOLT_MG = 400
+# module constants as _NAME = const(n): inlined, so no global and no interned name in RAM
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_DEFAULT_JOLT_MG = const(400)
 TILT_DEG = 20.0
-TILT_HOLD_MS = 1000
-REST_WARMUP = 8          # samples averaged fast before the rest vector is trusted
-REST_TAU = 256           # samples (~5 s at 50 Hz) to learn the rest vector while still
-SMOOTH_TAU = 4
+_TILT_HOLD_MS = const(1000)
+_REST_WARMUP = const(8)          # samples averaged fast before the rest vector is trusted
+_REST_TAU = const(256)           # samples (~5 s at 50 Hz) to learn the rest vector while still
+_SMOOTH_TAU = const(4)
 
 
 class TamperDetector:
     def __init__(self, rate_hz=50):
         self.rate = rate_hz
-        self.threshold_mg = DEFAULT_JOLT_MG
-        self._hold = max(1, TILT_HOLD_MS * rate_hz // 1000)
+        self.threshold_mg = _DEFAULT_JOLT_MG
+        self._hold = max(1, _TILT_HOLD_MS * rate_hz // 1000)
         self._cos_tilt = math.cos(math.radians(TILT_DEG))
         self.reset()
 
@@ -53,14 +60,14 @@ class TamperDetector:
     def _follow(self, a, jolt):
         s = self._smooth
         r = self._rest
-        warm = self._seen <= REST_WARMUP
+        warm = self._seen <= _REST_WARMUP
         still = jolt < self.threshold_mg // 4
         for i in range(3):
-            s[i] += (a[i] - s[i]) / SMOOTH_TAU
+            s[i] += (a[i] - s[i]) / _SMOOTH_TAU
             if warm:
                 r[i] += (a[i] - r[i]) / 2.0
             elif still and not self._tilted:
-                r[i] += (a[i] - r[i]) / REST_TAU
+                r[i] += (a[i] - r[i]) / _REST_TAU
 
     def _jolt(self, jolt, index):
         ratio = jolt / float(self.threshold_mg)
@@ -68,7 +75,7 @@ class TamperDetector:
                          0, 0, 20.0 * math.log10(ratio))
 
     def _tilt(self, index):
-        if self._seen <= REST_WARMUP:
+        if self._seen <= _REST_WARMUP:
             return None
         s = self._smooth
         r = self._rest
