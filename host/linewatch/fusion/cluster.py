@@ -101,13 +101,20 @@ class _Grid:
 
 
 def _strongest_source(arrivals, indices, c, config, grid=None) -> Source | None:
-    xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
     t = np.array([arrivals[i].t_s for i in indices])
     sigma = np.array([arrivals[i].sigma_s for i in indices])
     grid = grid or _Grid(arrivals, indices, config)
     seed = _stack(grid.points, grid.step, grid.distances(indices), t, sigma, c, config)
     if seed is None:
         return None
+    return _source_from_seed(arrivals, indices, c, config, seed)
+
+
+def _source_from_seed(arrivals, indices, c, config, seed) -> Source | None:
+    """One arrival per node near the seed's emission time, fitted, re-gated and refitted."""
+    xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
+    t = np.array([arrivals[i].t_s for i in indices])
+    sigma = np.array([arrivals[i].sigma_s for i in indices])
     gx, gy, t0, window = seed
     chosen = _one_per_node(arrivals, indices, t - np.hypot(xy[:, 0] - gx, xy[:, 1] - gy) / c,
                            t0, np.full(len(indices), window))
@@ -123,16 +130,94 @@ def _strongest_source(arrivals, indices, c, config, grid=None) -> Source | None:
     chosen = _one_per_node(arrivals, indices, t - predicted + fix.t0_s, fix.t0_s, gates)
     if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES:
         return None
-    fix = _fit(arrivals, chosen, c, config, (fix.x, fix.y, fix.t0_s))
+    fix = _fit(arrivals, chosen, c, config, (fix.x, fix.y, fix.t0_s), mirror=True)
     if fix is None:
         return None
     return Source("tdoa", [chosen[k] for k in fix.used], [chosen[k] for k in fix.rejected], fix)
 
 
-def _fit(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
+def anchored_source(arrivals, c, config) -> Source | None:
+    """The source that includes arrivals[0] (the report just received), or None when none
+    can exist: the other arrivals are open reports that each could share a source with it.
+
+    Only a source containing the new report can be new (every other grouping was already
+    searched when its own last report arrived), so the search is anchored: at each point
+    the new arrival implies one emission time and the others either agree with it or not -
+    one pass, no sorting, no search for sources without the new report. The point is found
+    coarse to fine: a cell is split only while at least two other nodes can agree with the
+    new arrival anywhere inside it (the window widens by the cell's size, so no cell holding
+    a source is dropped), down to cells finer than the old whole-group grid."""
+    # Three nodes agree along whole hyperbola bands, which can run close together far away
+    # as well as cross at the source: the best few separate places are tried in turn.
+    # A new source must pass the chi-square test (when it can be tested at all).
+    for seed in _anchored_seed(arrivals, c, config):
+        source = _source_from_seed(arrivals, list(range(len(arrivals))), c, config, seed)
+        if source is not None and 0 in source.members and (
+                source.fix.dof == 0 or source.fix.chi2 <= tdoa.chi2_quantile(source.fix.dof, config.outlier_p)):
+            return source
+    return None
+
+
+ANCHOR_CELLS = 32          # first level: cells per axis around the new report's node
+ANCHOR_FINEST_M = 160.0    # stop splitting cells below this side
+ANCHOR_KEEP = 256          # cells split per level at most (the best-agreeing ones)
+ANCHOR_SEEDS = 4           # separate places tried as the fit's start, best first
+ANCHOR_APART_M = 1000.0    # how far apart those places must be
+
+
+def _anchored_seed(arrivals, c, config):
+    anchor, others = arrivals[0], arrivals[1:]
+    node_ids = sorted({a.report.node_id for a in others})
+    if len(node_ids) < tdoa.MIN_NODES - 1:
+        return []
+    column = {node: k for k, node in enumerate(node_ids)}
+    per_node = np.zeros((len(others), len(node_ids)))
+    per_node[np.arange(len(others)), [column[a.report.node_id] for a in others]] = 1.0
+    pxy = np.array([(a.x, a.y) for a in others])
+    pt = np.array([a.t_s for a in others])
+    base = 3.0 * float(np.median([a.sigma_s for a in arrivals])) + config.window_margin_us / 1e6
+    # A node hears a source at most half the longest baseline away (two nodes hearing one
+    # source are at most max_baseline_m apart).
+    half = config.max_baseline_m / 2.0
+    side = 2.0 * half / ANCHOR_CELLS
+    offsets = (np.arange(ANCHOR_CELLS) + 0.5) * side - half
+    gx, gy = np.meshgrid(anchor.x + offsets, anchor.y + offsets)
+    centres = np.column_stack([gx.ravel(), gy.ravel()])
+    children = np.array([(-1, -1), (-1, 1), (1, -1), (1, 1)]) * 0.25
+    while True:
+        window = base + math.sqrt(2.0) * side / c      # 2 x half-diagonal / c
+        emitted = anchor.t_s - np.hypot(centres[:, 0] - anchor.x, centres[:, 1] - anchor.y) / c
+        distance = np.sqrt(((centres[:, None, :] - pxy[None, :, :]) ** 2).sum(axis=2))
+        diff = pt[None, :] - distance / c - emitted[:, None]
+        agree = np.abs(diff) <= window
+        nodes = ((agree @ per_node) > 0).sum(axis=1)
+        count = agree.sum(axis=1) + 1.0
+        # Most nodes agreeing first, then the tightest agreement (the new arrival's diff is 0).
+        score = nodes - 0.5 * (diff * diff * agree).sum(axis=1) / count / window ** 2
+        if side <= ANCHOR_FINEST_M:
+            break
+        keep = np.flatnonzero(nodes >= tdoa.MIN_NODES - 1)
+        if not len(keep):
+            return []
+        if len(keep) > ANCHOR_KEEP:
+            keep = keep[np.argsort(-score[keep], kind="stable")[:ANCHOR_KEEP]]
+        centres = (centres[keep][:, None, :] + children[None, :, :] * side).reshape(-1, 2)
+        side /= 2.0
+    mean = (diff * agree).sum(axis=1) / count
+    seeds = []
+    for best in np.argsort(-score, kind="stable"):
+        if nodes[best] < tdoa.MIN_NODES - 1 or len(seeds) == ANCHOR_SEEDS:
+            break
+        x, y = float(centres[best, 0]), float(centres[best, 1])
+        if all(math.hypot(x - s[0], y - s[1]) > ANCHOR_APART_M for s in seeds):
+            seeds.append((x, y, float(emitted[best] + mean[best]), window))
+    return seeds
+
+
+def _fit(arrivals, chosen, c, config, start, mirror=False) -> tdoa.TdoaFix | None:
     fix = tdoa.locate([(arrivals[i].x, arrivals[i].y) for i in chosen],
                       [arrivals[i].t_s for i in chosen], [arrivals[i].sigma_s for i in chosen],
-                      c, start=start, outlier_p=config.outlier_p)
+                      c, start=start, outlier_p=config.outlier_p, mirror=mirror)
     if fix is None or not (math.isfinite(fix.x) and math.isfinite(fix.y)):
         return None
     if fix.dof == 0 and fix.chi2 > 1.0:
@@ -150,7 +235,7 @@ def _fit(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
 def fit_checked(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
     """A fix of the chosen arrivals that also passes the chi-square test (after rejecting
     outliers), or None: what an incident's refit with one more arrival must satisfy."""
-    fix = _fit(arrivals, chosen, c, config, start)
+    fix = _fit(arrivals, chosen, c, config, start, mirror=True)
     if fix is None or fix.dof < 1:
         return None
     if fix.chi2 > tdoa.chi2_quantile(fix.dof, config.outlier_p):
@@ -217,6 +302,11 @@ def _stack(grid, step, distance, t, sigma, c, config):
     if counts[g, k] < tdoa.MIN_NODES:
         return None
     return float(grid[g, 0]), float(grid[g, 1]), float(mean[g, k]), window
+
+
+def regroup_loose(arrivals, c, config) -> list[Source]:
+    """Arrivals that fit no fix, as hyperbola pairs and single detections."""
+    return _pairs_and_singles(arrivals, set(range(len(arrivals))), c, config)
 
 
 def _pairs_and_singles(arrivals, remaining, c, config) -> list[Source]:

@@ -115,24 +115,192 @@ class FusionEngine:
             # which is what a full re-association would conclude, at a fraction of the cost.
             refitted = self._refit(fitting, report, now_us)
             if refitted is not None:
-                return self._unique([refitted] + self._pair_blasts([refitted], now_us))
+                changed = [refitted] + self._absorb(refitted, neighbours, now_us)
+                return self._unique(changed + self._pair_blasts(changed, now_us))
             involved = [fitting]
+        else:
+            changed = self._anchored(report, neighbours, now_us)
+            if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":
+                changed += self._absorb(changed[-1], neighbours, now_us)
+            if isinstance(changed, tuple):
+                # ... plus the incidents the new source draws on, which a flood cut may miss
+                involved = sorted({id(s): s for s in involved + list(changed)}.values(), key=lambda s: s.number)
+            else:
+                return self._unique(changed + self._pair_blasts(changed, now_us))
         group = [r for state in involved for r in state.reports] + [report]
         self._index(report, involved[0].number)
         changed = self._reassociate(group, involved, now_us)
         changed += self._pair_blasts(changed, now_us)
         return self._unique(changed)
 
+    def _anchored(self, report: Report, neighbours: list[Report], now_us: int) -> list[_State] | tuple:
+        """A report that fits no fix: the only source it can start is one that contains it,
+        so only such sources are searched (cluster.anchored_source). When that source would
+        take arrivals an existing fix uses, the incidents it draws on are returned as a tuple
+        instead: full re-association of those decides."""
+        group = [report] + neighbours
+        frame = LocalFrame(report.lat, report.lon)
+        t_ref = min(r.onset_utc_us for r in group)
+        arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
+                                    cluster.timing_sigma_s(r, self.config)) for r in group]
+        source = None
+        if len({m.node_id for m in neighbours}) >= cluster.tdoa.MIN_NODES - 1:
+            source = cluster.anchored_source(arrivals, self.speed_of_sound, self.config)
+        if source is None:
+            return self._attach(report, arrivals, frame, t_ref, now_us)
+        members = [arrivals[i].report for i in source.members]
+        states = [self._open[n] for n in sorted({self._owner[r.key] for r in members if r is not report})]
+        donors = [s for s in states if s.snapshot.fix == "tdoa" and any(r.key in s.used for r in members)]
+        fix = source.fix
+        # Strongest first, as in a full partition: a new source may take arrivals a fix uses
+        # only when it passes the chi-square test with more nodes than that fix has.
+        if donors and not (fix.dof >= 1 and fix.chi2 <= cluster.tdoa.chi2_quantile(fix.dof, self.config.outlier_p)
+                           and all(len(source.members) > len(s.used) for s in donors)):
+            return tuple(states)
+        return self._form(report, cluster.Source("tdoa", source.members, [], source.fix), arrivals,
+                          frame, t_ref, states, now_us)
+
+    def _form(self, report, source, arrivals, frame, t_ref, states, now_us) -> list[_State]:
+        """A new fix from the new report and arrivals held by detections, hyperbolas or as
+        rejected by fixes: it keeps the id of the incident it takes most reports from."""
+        taken = {arrivals[i].report.key for i in source.members}
+        loose = [s for s in states if s.snapshot.fix != "tdoa"]
+        keeper = min(loose, key=lambda s: (-sum(r.key in taken for r in s.reports), s.number), default=None)
+        changed = []
+        for state in states:
+            rest = [r for r in state.reports if r.key not in taken]
+            if state.snapshot.fix == "tdoa" and state.used & taken:
+                # What is left of a weaker fix is partitioned again on its own.
+                changed += self._reassociate(rest, [state], now_us) if rest else [self._withdraw(state, now_us)]
+            elif state.snapshot.fix == "tdoa":          # only rejected arrivals were taken
+                state.reports, state.rejected = rest, state.rejected - taken
+                self._snapshot(state, now_us)
+                changed.append(state)
+            else:
+                changed += self._regroup(state, rest, state is keeper, frame, t_ref, now_us)
+        target = keeper or self._new_state(report.event_class, now_us)
+        target.reports = sorted((arrivals[i].report for i in source.members),
+                                key=lambda r: (r.onset_utc_us, r.node_id))
+        target.used, target.rejected = frozenset(taken), frozenset()
+        for r in target.reports:
+            self._owner[r.key] = target.number
+        self._index(report, target.number)
+        self._place(target, source, arrivals, frame, t_ref, now_us)
+        return changed + [target]
+
+    def _regroup(self, state, rest, kept, frame, t_ref, now_us) -> list[_State]:
+        """What is left of a detection or hyperbola after a new fix took some of its reports:
+        pairs and singles again; the incident itself is withdrawn when nothing stays in it."""
+        arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
+                                    cluster.timing_sigma_s(r, self.config)) for r in rest]
+        parts = cluster.regroup_loose(arrivals, self.speed_of_sound, self.config)
+        changed = []
+        for k, part in enumerate(parts):
+            target = state if k == 0 and not kept else self._new_state(state.event_class, now_us)
+            target.reports = [arrivals[i].report for i in part.members]
+            target.used, target.rejected = frozenset(r.key for r in target.reports), frozenset()
+            for r in target.reports:
+                self._owner[r.key] = target.number
+            self._place(target, part, arrivals, frame, t_ref, now_us)
+            changed.append(target)
+        if not parts and not kept:
+            changed.append(self._withdraw(state, now_us))
+        return changed
+
+    def _attach(self, report, arrivals, frame, t_ref, now_us) -> list[_State]:
+        """No source contains the new report yet: it is kept as rejected by a fix it may have
+        come from (an echo), else it pairs with a lone detection, else it is one itself."""
+        c = self.speed_of_sound
+        anchor = arrivals[0]
+        best = None
+        for state in {id(s): s for s in (self._open[self._owner[a.report.key]] for a in arrivals[1:])}.values():
+            snap = state.snapshot
+            if snap.fix != "tdoa" or report.node_id in {r.node_id for r in state.reports}:
+                continue
+            used = [r for r in state.reports if r.key in state.used]
+            if 2 * sum(1 for r in used if self._consistent(report, r)) < len(used):
+                continue
+            predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / c * 1e6
+            miss = abs(report.onset_utc_us - predicted_us)
+            if best is None or (miss, state.number) < best[:2]:
+                best = (miss, state.number, state)
+        if best is not None:
+            state = best[2]
+            state.reports = sorted(state.reports + [report], key=lambda r: (r.onset_utc_us, r.node_id))
+            state.rejected = state.rejected | {report.key}
+            self._index(report, state.number)
+            self._snapshot(state, now_us)
+            return [state]
+        partner = None
+        for k, a in enumerate(arrivals[1:], 1):
+            state = self._open[self._owner[a.report.key]]
+            if state.snapshot.fix == "detection" and len(state.reports) == 1 and \
+                    cluster.pair_consistent(anchor, a, c, self.config):
+                slack = abs(a.t_s - anchor.t_s)
+                if partner is None or slack < partner[0]:
+                    partner = (slack, k, state)
+        if partner is None:
+            state = self._new_detection(report, now_us)
+            self._index(report, state.number)
+            return [state]
+        _, k, state = partner
+        state.reports = sorted([report, arrivals[k].report], key=lambda r: (r.onset_utc_us, r.node_id))
+        state.used, state.rejected = frozenset(r.key for r in state.reports), frozenset()
+        self._index(report, state.number)
+        self._place(state, cluster.Source("hyperbola", sorted([0, k])), arrivals, frame, t_ref, now_us)
+        return [state]
+
     def _refit(self, state: _State, report: Report, now_us: int) -> _State | None:
         """The incident's fix redone with one more arrival, no search and no other incident
         touched; None when the refit does not pass the chi-square test (then the caller
         re-associates in full)."""
-        group = state.reports + [report]
+        return self._refit_with(state, [report], now_us)
+
+    def _absorb(self, state: _State, neighbours: list[Report], now_us: int) -> list[_State]:
+        """Re-gating, as a full partition does: open reports held by detections or hyperbolas
+        that a (new or grown) fix predicts join it, e.g. the first arrivals of two overlapping
+        blasts, paired before either fix existed. Their old incidents keep what is left."""
+        candidates: dict[int, tuple[float, Report]] = {}
+        nodes = {r.node_id for r in state.reports}
+        for m in neighbours:
+            owner = self._open.get(self._owner.get(m.key))
+            if owner is None or owner is state or owner.snapshot.fix == "tdoa" or m.node_id in nodes:
+                continue
+            miss = self._miss_us(state, m)
+            if miss is not None and (m.node_id not in candidates or miss < candidates[m.node_id][0]):
+                candidates[m.node_id] = (miss, m)
+        if not candidates:
+            return []
+        extras = [m for _, m in candidates.values()]
+        donors = {self._owner[m.key]: self._open[self._owner[m.key]] for m in extras}
+        if self._refit_with(state, extras, now_us) is None:
+            return []
+        frame = LocalFrame(state.snapshot.lat, state.snapshot.lon)
+        t_ref = min(r.onset_utc_us for r in state.reports)
+        changed = [state]
+        for donor in donors.values():
+            rest = [r for r in donor.reports if self._owner.get(r.key) == donor.number]
+            changed += self._regroup(donor, rest, False, frame, t_ref, now_us)
+        return changed
+
+    def _miss_us(self, state: _State, report: Report) -> float | None:
+        """How far the report's onset is from the fix's prediction, None outside its gate."""
+        snap = state.snapshot
+        spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
+        predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+        sigma_s = cluster.timing_sigma_s(report, self.config)
+        gate_us = (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
+        miss = abs(report.onset_utc_us - predicted_us)
+        return miss if miss <= gate_us else None
+
+    def _refit_with(self, state: _State, extras: list[Report], now_us: int) -> _State | None:
+        group = state.reports + extras
+        report_keys = {r.key for r in extras}
         frame = LocalFrame(sum(r.lat for r in group) / len(group), sum(r.lon for r in group) / len(group))
         t_ref = min(r.onset_utc_us for r in group)
         arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
                                     cluster.timing_sigma_s(r, self.config)) for r in group]
-        chosen = [i for i, a in enumerate(arrivals) if a.report.key in state.used or a.report is report]
+        chosen = [i for i, a in enumerate(arrivals) if a.report.key in state.used or a.report.key in report_keys]
         old = state.snapshot
         start = (*frame.to_xy(old.lat, old.lon), (old.time_utc_us - t_ref) / 1e6)
         fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start)
@@ -143,7 +311,8 @@ class FusionEngine:
         state.reports = sorted(group, key=lambda r: (r.onset_utc_us, r.node_id))
         state.used = frozenset(arrivals[i].report.key for i in members)
         state.rejected = frozenset(arrivals[i].report.key for i in rejected)
-        self._index(report, state.number)
+        for report in extras:
+            self._index(report, state.number)
         self._place(state, cluster.Source("tdoa", members, rejected, fix), arrivals, frame, t_ref, now_us)
         return state
 

@@ -168,12 +168,14 @@ def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
 
 
 def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
-           outlier_p: float = 0.999) -> TdoaFix | None:
+           outlier_p: float = 0.999, mirror: bool = True) -> TdoaFix | None:
     """Robust TDOA fix from >= 3 arrivals, or None when fewer than three are given.
 
     xy: (n, 2) node positions in metres; t_s: arrival times; sigma_s: their standard errors
     (clock error and model floor combined by the caller); c: speed of sound in m/s;
-    start: optional (x, y, t0_s) guess, otherwise a coarse grid search around the nodes.
+    start: optional (x, y, t0_s) guess, otherwise a coarse grid search around the nodes;
+    mirror: also look for the mirror solution of a nearly straight row (a search trying
+    candidate groups skips it and asks again for the fix it keeps).
     """
     xy = np.asarray(xy, dtype=float)
     t_s = np.asarray(t_s, dtype=float)
@@ -189,6 +191,10 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         guess = _start_from_grid(xy, range_m, sigma_m, margin_m)
     else:
         guess = (start[0], start[1], start[2] * c)
+    if n == MIN_NODES:
+        exact = exact_three(xy, range_m)
+        if exact:
+            guess = min(exact, key=lambda p: math.hypot(p[0] - guess[0], p[1] - guess[1]))
     keep = list(range(n))
     rejected: list[int] = []
     while True:
@@ -200,8 +206,42 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         worst = int(np.argmax(_studentized(r, cov, jac)))
         rejected.append(keep.pop(worst))
         guess = params
-    mirror = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c)
-    return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), mirror)
+    other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c) if mirror else None
+    return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), other)
+
+
+def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float, float]]:
+    """The (at most two) exact solutions (x, y, s) for three arrivals, in closed form.
+
+    Three hyperbola bands meet at the source, but also run side by side for kilometres along
+    their asymptotes, where a grid seed (and Levenberg-Marquardt from it) can get lost; the
+    closed form goes straight to the crossings. With node 0 at the origin and r0 its range to
+    the source, r_j = r0 + d_j gives -2 n_j.p + |n_j|^2 = 2 r0 d_j + d_j^2: p = u + r0 v, and
+    |p| = r0 is a quadratic in r0."""
+    origin = xy[0]
+    nodes = xy[1:] - origin
+    d = range_m[1:] - range_m[0]
+    a = -2.0 * nodes
+    det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+    if abs(det) < 1e-9 * max(1.0, float(np.abs(a).max()) ** 2):
+        return []
+    inv = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]]) / det
+    u = inv @ (d * d - (nodes * nodes).sum(axis=1))
+    v = inv @ (2.0 * d)
+    qa, qb, qc = float(v @ v) - 1.0, 2.0 * float(u @ v), float(u @ u)
+    if abs(qa) < 1e-12:
+        roots = [-qc / qb] if qb else []
+    else:
+        disc = qb * qb - 4.0 * qa * qc
+        if disc < 0.0:
+            return []
+        roots = [(-qb + sign * math.sqrt(disc)) / (2.0 * qa) for sign in (1.0, -1.0)]
+    out = []
+    for r0 in roots:
+        if r0 >= 0.0 and all(r0 + dj >= -1e-6 for dj in d):
+            p = u + r0 * v + origin
+            out.append((float(p[0]), float(p[1]), float(range_m[0] - r0)))
+    return out
 
 
 def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c):
