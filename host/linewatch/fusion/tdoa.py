@@ -108,15 +108,20 @@ def _fit(xy, range_m, sigma_m, start, iterations=60):
         if size < 1e-4:      # metres: far below any error
             break
         trial = params + step
+        if abs(trial[0] - start[0]) + abs(trial[1] - start[1]) > 100_000.0:
+            break                # running off along an asymptote: nothing is heard that far
         r_t, jac_t = _residuals(trial, xy, range_m, sigma_m)
         cost_t = float(r_t @ r_t)
         if cost_t <= cost:
             params, r, jac = trial, r_t, jac_t
+            stalled = cost - cost_t <= 1e-9 * cost
             cost = cost_t
             lam = max(lam / 3.0, 1e-12)
+            if stalled:          # no longer improving (a group that is not one source)
+                break
         else:
             lam *= 4.0
-            if lam > 1e12:
+            if lam > 1e8:        # damping this strong takes steps too small to matter
                 break
     return params, jac, r, cost
 
