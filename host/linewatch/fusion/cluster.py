@@ -110,7 +110,7 @@ def _strongest_source(arrivals, indices, c, config, grid=None) -> Source | None:
     return _source_from_seed(arrivals, indices, c, config, seed)
 
 
-def _source_from_seed(arrivals, indices, c, config, seed) -> Source | None:
+def _source_from_seed(arrivals, indices, c, config, seed, require=None) -> Source | None:
     """One arrival per node near the seed's emission time, fitted, re-gated and refitted."""
     xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
     t = np.array([arrivals[i].t_s for i in indices])
@@ -118,10 +118,11 @@ def _source_from_seed(arrivals, indices, c, config, seed) -> Source | None:
     gx, gy, t0, window = seed
     chosen = _one_per_node(arrivals, indices, t - np.hypot(xy[:, 0] - gx, xy[:, 1] - gy) / c,
                            t0, np.full(len(indices), window))
-    if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES:
+    if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES or \
+            (require is not None and require not in chosen):
         return None
     fix = _fit(arrivals, chosen, c, config, (gx, gy, t0))
-    if fix is None:
+    if fix is None or (require is not None and require not in [chosen[k] for k in fix.used]):
         return None
     # Re-gate every open arrival against the fix: the coarse window may have missed some.
     spread_m = math.sqrt(max(0.0, fix.cov_xy[0][0] + fix.cov_xy[1][1]))
@@ -151,7 +152,7 @@ def anchored_source(arrivals, c, config) -> Source | None:
     # as well as cross at the source: the best few separate places are tried in turn.
     # A new source must pass the chi-square test (when it can be tested at all).
     for seed in _anchored_seed(arrivals, c, config):
-        source = _source_from_seed(arrivals, list(range(len(arrivals))), c, config, seed)
+        source = _source_from_seed(arrivals, list(range(len(arrivals))), c, config, seed, require=0)
         if source is not None and 0 in source.members and (
                 source.fix.dof == 0 or source.fix.chi2 <= tdoa.chi2_quantile(source.fix.dof, config.outlier_p)):
             return source
