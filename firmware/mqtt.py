@@ -37,29 +37,24 @@ except ImportError:
     def const(x):
         return x
 
-# Packet types (high nibble of the fixed header).
-CONNECT = const(1)
-CONNACK = const(2)
-PUBLISH = const(3)
-PUBACK = const(4)
-SUBSCRIBE = const(8)
-SUBACK = const(9)
-UNSUBACK = const(11)
-PINGREQ = const(12)
-PINGRESP = const(13)
-DISCONNECT = const(14)
+# Packet types (high nibble of the fixed header). Module constants as _NAME = const(...): inlined,
+# so a node does not intern their names (see firmware/README.md "Memory").
+_CONNECT = const(1)
+_CONNACK = const(2)
+_PUBLISH = const(3)
+_PUBACK = const(4)
+_SUBSCRIBE = const(8)
+_SUBACK = const(9)
+_PINGREQ = const(12)
+_PINGRESP = const(13)
+_DISCONNECT = const(14)
 
-PROTOCOL_LEVEL = const(4)  # MQTT 3.1.1
-MAX_PACKET = const(4096)  # largest packet accepted from the broker (downlink frames are small)
-MAX_REMAINING = const(268435455)
+_PROTOCOL_LEVEL = const(4)  # MQTT 3.1.1
+_MAX_PACKET = const(4096)  # largest packet accepted from the broker (downlink frames are small)
+_MAX_REMAINING = const(268435455)
 
-CONNACK_REASONS = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
+_CONNACK_REASONS = const(("unacceptable protocol version", "client identifier rejected",
+                          "server unavailable", "bad user name or password", "not authorized"))
 
 
 class MQTTError(Exception):
@@ -73,7 +68,7 @@ class MQTTTimeout(MQTTError):
 # ---- encoding ---------------------------------------------------------------------------
 
 def encode_remaining_length(n):
-    if n < 0 or n > MAX_REMAINING:
+    if n < 0 or n > _MAX_REMAINING:
         raise ValueError("remaining length %d out of range" % n)
     out = bytearray()
     while True:
@@ -136,15 +131,15 @@ def connect_packet(client_id, keepalive, clean_session=True, user=None, password
     if password is not None:
         flags |= 0x40
         payload += _text(password, "password")
-    header = _text("MQTT", "protocol") + struct.pack(">BBH", PROTOCOL_LEVEL, flags, keepalive)
-    return _packet(CONNECT << 4, header + payload)
+    header = _text("MQTT", "protocol") + struct.pack(">BBH", _PROTOCOL_LEVEL, flags, keepalive)
+    return _packet(_CONNECT << 4, header + payload)
 
 
 def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
     _check_topic(topic)
     if qos not in (0, 1):
         raise ValueError("publish qos must be 0 or 1, got %r" % (qos,))
-    first = (PUBLISH << 4) | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    first = (_PUBLISH << 4) | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
     body = _text(topic, "topic")
     if qos:
         body += struct.pack(">H", pid)
@@ -156,16 +151,16 @@ def subscribe_packet(pid, topic, qos=1):
         raise ValueError("subscribe qos must be 0 or 1, got %r" % (qos,))
     if not topic:
         raise ValueError("empty topic filter")
-    return _packet((SUBSCRIBE << 4) | 0x02, struct.pack(">H", pid) + _text(topic, "topic filter")
+    return _packet((_SUBSCRIBE << 4) | 0x02, struct.pack(">H", pid) + _text(topic, "topic filter")
                    + bytes((qos,)))
 
 
 def puback_packet(pid):
-    return bytes((PUBACK << 4, 2)) + struct.pack(">H", pid)
+    return bytes((_PUBACK << 4, 2)) + struct.pack(">H", pid)
 
 
-PINGREQ_PACKET = bytes((PINGREQ << 4, 0))
-DISCONNECT_PACKET = bytes((DISCONNECT << 4, 0))
+PINGREQ_PACKET = bytes((_PINGREQ << 4, 0))
+DISCONNECT_PACKET = bytes((_DISCONNECT << 4, 0))
 
 
 def _check_topic(topic):
@@ -209,7 +204,7 @@ class MQTTClient:
 
     def __init__(self, client_id, host, port=1883, keepalive=60, clean_session=True,
                  user=None, password=None, will=None, on_message=None, open_connection=None,
-                 ack_timeout=10.0, connect_timeout=10.0, max_packet=MAX_PACKET):
+                 ack_timeout=10.0, connect_timeout=10.0, max_packet=_MAX_PACKET):
         # Validate now, not at the first connect attempt in the field.
         connect_packet(client_id, keepalive, clean_session, user, password, will)
         self.client_id = client_id
@@ -332,13 +327,13 @@ class MQTTClient:
             await self._send(publish_packet(topic, payload, 0, retain))
             return
         pid = self._new_pid()
-        await self._request(publish_packet(topic, payload, 1, retain, pid), PUBACK, pid,
+        await self._request(publish_packet(topic, payload, 1, retain, pid), _PUBACK, pid,
                             "PUBACK for packet %d" % pid)
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one filter; returns the granted QoS, raises if the broker refused."""
         pid = self._new_pid()
-        granted = await self._request(subscribe_packet(pid, topic, qos), SUBACK, pid,
+        granted = await self._request(subscribe_packet(pid, topic, qos), _SUBACK, pid,
                                       "SUBACK for %r" % (topic,))
         if granted == 0x80:
             raise MQTTError("broker refused subscription to %r" % (topic,))
@@ -346,7 +341,7 @@ class MQTTClient:
 
     async def ping(self):
         """PINGREQ and wait for PINGRESP; no answer drops the connection."""
-        await self._request(PINGREQ_PACKET, PINGRESP, 0, "PINGRESP")
+        await self._request(PINGREQ_PACKET, _PINGRESP, 0, "PINGRESP")
         self.pings += 1
 
     async def _request(self, packet, answer_type, pid, what):
@@ -368,8 +363,8 @@ class MQTTClient:
     def _new_pid(self):
         for _ in range(0xFFFF):
             self._next_pid = self._next_pid % 0xFFFF + 1
-            if ((PUBACK << 16) | self._next_pid) not in self._waiters and \
-                    ((SUBACK << 16) | self._next_pid) not in self._waiters:
+            if ((_PUBACK << 16) | self._next_pid) not in self._waiters and \
+                    ((_SUBACK << 16) | self._next_pid) not in self._waiters:
                 return self._next_pid
         raise MQTTError("all 65535 packet ids are in flight")
 
@@ -424,17 +419,17 @@ class MQTTClient:
             self._drop("read failed: %r" % (exc,))
 
     async def _dispatch(self, ptype, flags, body):
-        if ptype == PUBLISH:
+        if ptype == _PUBLISH:
             await self._on_publish(flags, body)
-        elif ptype == PUBACK or ptype == UNSUBACK:
+        elif ptype == _PUBACK:
             self._expect(flags == 0 and len(body) == 2, ptype, body)
-            self._answer((ptype << 16) | struct.unpack(">H", body)[0], None)
-        elif ptype == SUBACK:
+            self._answer((_PUBACK << 16) | struct.unpack(">H", body)[0], None)
+        elif ptype == _SUBACK:
             self._expect(flags == 0 and len(body) >= 3, ptype, body)
-            self._answer((SUBACK << 16) | struct.unpack(">H", body[:2])[0], body[2])
-        elif ptype == PINGRESP:
+            self._answer((_SUBACK << 16) | struct.unpack(">H", body[:2])[0], body[2])
+        elif ptype == _PINGRESP:
             self._expect(flags == 0 and not body, ptype, body)
-            self._answer(PINGRESP << 16, None)
+            self._answer(_PINGRESP << 16, None)
         else:
             raise MQTTError("malformed packet from broker: unexpected packet type %d" % ptype)
 
@@ -489,12 +484,15 @@ class MQTTClient:
                 return  # the connection was dropped with the reason
 
     def _check_connack(self, ptype, flags, body):
-        if ptype != CONNACK or flags or len(body) != 2:
+        if ptype != _CONNACK or flags or len(body) != 2:
             raise MQTTError("expected CONNACK, got packet type %d with %d-byte body"
                             % (ptype, len(body)))
-        if body[1]:
+        code = body[1]
+        if code:
+            reasons = _CONNACK_REASONS
             raise MQTTError("broker refused: %s (code %d)"
-                            % (CONNACK_REASONS.get(body[1], "unknown reason"), body[1]))
+                            % (reasons[code - 1] if code <= len(reasons) else "unknown reason",
+                               code))
         return bool(body[0] & 1)
 
 
