@@ -23,7 +23,7 @@ if VIPER_AVAILABLE:
 
 if VIPER_AVAILABLE:
     @micropython.viper
-    def _hop_levels_v(buf, start: int, hops: int, hop: int, prev: int,
+    def hop_levels(buf, start: int, hops: int, hop: int, prev: int,
                       abs_out, diff_out, peak_out) -> int:
         x = ptr16(buf)
         ao = ptr32(abs_out)
@@ -55,7 +55,7 @@ if VIPER_AVAILABLE:
         return prev
 
     @micropython.viper
-    def _decimate_v(buf, start: int, count: int, factor: int, out, pos: int):
+    def decimate(buf, start: int, count: int, factor: int, out, pos: int):
         x = ptr16(buf)
         o = ptr16(out)
         i = start
@@ -68,7 +68,7 @@ if VIPER_AVAILABLE:
             o[k] = s // factor
 
     @micropython.viper
-    def _goertzel_v(window, n: int, coef, bins: int, out):
+    def goertzel(window, n: int, coef, bins: int, out):
         x = ptr16(window)
         c = ptr16(coef)
         o = ptr32(out)
@@ -87,7 +87,7 @@ if VIPER_AVAILABLE:
             o[2 * b + 1] = s2
 
     @micropython.viper
-    def _apply_window_v(buf, n: int, win, shift: int):
+    def apply_window(buf, n: int, win, shift: int):
         x = ptr16(buf)
         w = ptr16(win)
         for i in range(n):
@@ -96,7 +96,7 @@ if VIPER_AVAILABLE:
             x[i] = (v * int(w[i])) >> shift
 
     @micropython.viper
-    def _first_above_v(buf, start: int, end: int, level: int) -> int:
+    def first_above(buf, start: int, end: int, level: int) -> int:
         x = ptr16(buf)
         for i in range(start, end):
             v = int(x[i])
@@ -106,7 +106,7 @@ if VIPER_AVAILABLE:
         return -1
 
     @micropython.viper
-    def _abs_sum_v(buf, start: int, n: int) -> int:
+    def abs_sum(buf, start: int, n: int) -> int:
         x = ptr16(buf)
         s = 0
         for i in range(start, start + n):
@@ -118,7 +118,7 @@ if VIPER_AVAILABLE:
         return s
 
     @micropython.viper
-    def _peak_v(buf, start: int, n: int) -> int:
+    def peak(buf, start: int, n: int) -> int:
         x = ptr16(buf)
         p = 0
         for i in range(start, start + n):
@@ -131,7 +131,7 @@ if VIPER_AVAILABLE:
         return p
 
     @micropython.viper
-    def _zero_crossings_v(buf, start: int, n: int) -> int:
+    def zero_crossings(buf, start: int, n: int) -> int:
         x = ptr16(buf)
         z = 0
         prev = int(x[start]) & 0x8000
@@ -144,36 +144,27 @@ if VIPER_AVAILABLE:
 
 
 # ---------------------------------------------------------------- selection
+# One name per loop, whichever version runs: on a board every name a module holds is interned
+# in RAM for good (firmware/README.md "Memory"), so the versions carry no _v/_py suffixes.
 
-if not VIPER_AVAILABLE:
-    from .dsp_py import (_abs_sum_py, _apply_window_py, _decimate_py, _first_above_py,
-                         _goertzel_py, _hop_levels_py, _peak_py, _zero_crossings_py)
-    hop_levels = _hop_levels_py
-    decimate = _decimate_py
-    goertzel = _goertzel_py
-    first_above = _first_above_py
-    apply_window = _apply_window_py
-    abs_sum = _abs_sum_py
-    peak = _peak_py
-    zero_crossings = _zero_crossings_py
+if VIPER_AVAILABLE:
+    _viper = (hop_levels, decimate, goertzel, apply_window, first_above, abs_sum, peak,
+              zero_crossings)
 
 
 def use_viper(on=True):
     """Select the viper loops (default where they exist) or the plain ones; returns the choice."""
-    global hop_levels, decimate, goertzel, first_above, abs_sum, peak, zero_crossings
-    global apply_window
+    global hop_levels, decimate, goertzel, apply_window, first_above, abs_sum, peak
+    global zero_crossings
     on = bool(on) and VIPER_AVAILABLE
     if on:
-        hop_levels, decimate, goertzel = _hop_levels_v, _decimate_v, _goertzel_v
-        apply_window = _apply_window_v
-        first_above, abs_sum, peak, zero_crossings = (
-            _first_above_v, _abs_sum_v, _peak_v, _zero_crossings_v)
+        loops = _viper
     else:
         from . import dsp_py as p
-        hop_levels, decimate, goertzel = p._hop_levels_py, p._decimate_py, p._goertzel_py
-        apply_window = p._apply_window_py
-        first_above, abs_sum, peak, zero_crossings = (
-            p._first_above_py, p._abs_sum_py, p._peak_py, p._zero_crossings_py)
+        loops = (p.hop_levels, p.decimate, p.goertzel, p.apply_window, p.first_above, p.abs_sum,
+                 p.peak, p.zero_crossings)
+    (hop_levels, decimate, goertzel, apply_window, first_above, abs_sum, peak,
+     zero_crossings) = loops
     return on
 
 

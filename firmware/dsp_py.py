@@ -3,7 +3,7 @@
 # the viper loops, does not keep a second copy of every loop in RAM.
 
 
-def _hop_levels_py(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
+def hop_levels(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
     """Per hop of `hop` samples from buf[start]: sum |x|, sum |x[i]-x[i-1]|, max |x|.
 
     `prev` is the sample before buf[start] (for the first difference). Returns the last sample.
@@ -30,7 +30,7 @@ def _hop_levels_py(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
     return prev
 
 
-def _decimate_py(buf, start, count, factor, out, pos):
+def decimate(buf, start, count, factor, out, pos):
     """out[pos:pos+count] = floor mean of each `factor` samples from buf[start] (a box low-pass:
     its nulls sit on the multiples of the new rate, where the aliases of low tones come from)."""
     i = start
@@ -42,7 +42,7 @@ def _decimate_py(buf, start, count, factor, out, pos):
         out[k] = s // factor
 
 
-def _goertzel_py(window, n, coef, bins, out):
+def goertzel(window, n, coef, bins, out):
     """Goertzel resonators over window[0:n], one per bin; writes (s1, s2) pairs to out.
 
     coef holds per bin (hi, lo) with 2*cos(w) in Q14 = hi*128 + lo, 0 <= lo < 128, so the
@@ -64,13 +64,13 @@ def _goertzel_py(window, n, coef, bins, out):
         out[2 * b + 1] = s2
 
 
-def _apply_window_py(buf, n, win, shift):
+def apply_window(buf, n, win, shift):
     """buf[i] = buf[i] * win[i] >> shift in place (win in Q15: shift 15 keeps the scale)."""
     for i in range(n):
         buf[i] = (buf[i] * win[i]) >> shift
 
 
-def _first_above_py(buf, start, end, level):
+def first_above(buf, start, end, level):
     """Index of the first sample in buf[start:end] with |x| > level, or -1."""
     for i in range(start, end):
         v = buf[i]
@@ -79,7 +79,7 @@ def _first_above_py(buf, start, end, level):
     return -1
 
 
-def _abs_sum_py(buf, start, n):
+def abs_sum(buf, start, n):
     """Sum of |x| over n samples (n <= 65535 keeps it below 2**31)."""
     s = 0
     for i in range(start, start + n):
@@ -88,7 +88,7 @@ def _abs_sum_py(buf, start, n):
     return s
 
 
-def _peak_py(buf, start, n):
+def peak(buf, start, n):
     p = 0
     for i in range(start, start + n):
         v = buf[i]
@@ -99,7 +99,7 @@ def _peak_py(buf, start, n):
     return p
 
 
-def _zero_crossings_py(buf, start, n):
+def zero_crossings(buf, start, n):
     """Sign changes between neighbouring samples (0 counts as positive)."""
     z = 0
     prev = buf[start] >= 0

@@ -4,7 +4,7 @@ from array import array
 import numpy as np
 import pytest
 
-from lwnode import dsp
+from lwnode import dsp, dsp_py
 
 
 def _samples(seed=1, n=1024):
@@ -18,7 +18,7 @@ def test_hop_levels_match_numpy():
     x = _samples()
     hop, hops = 16, 64
     a, d, p = (array("i", [0] * hops) for _ in range(3))
-    last = dsp._hop_levels_py(array("h", x.tobytes()), 0, hops, hop, 123, a, d, p)
+    last = dsp_py.hop_levels(array("h", x.tobytes()), 0, hops, hop, 123, a, d, p)
     xi = x.astype(np.int64)
     diffs = np.abs(np.diff(np.concatenate(([123], xi))))
     assert last == x[-1]
@@ -31,16 +31,16 @@ def test_small_loops_match_numpy():
     x = _samples(2)
     buf = array("h", x.tobytes())
     xi = x.astype(np.int64)
-    assert dsp._abs_sum_py(buf, 10, 500) == np.abs(xi[10:510]).sum()
-    assert dsp._peak_py(buf, 10, 500) == np.abs(xi[10:510]).max()
+    assert dsp_py.abs_sum(buf, 10, 500) == np.abs(xi[10:510]).sum()
+    assert dsp_py.peak(buf, 10, 500) == np.abs(xi[10:510]).max()
     signs = xi[10:510] >= 0
-    assert dsp._zero_crossings_py(buf, 10, 500) == np.count_nonzero(signs[1:] != signs[:-1])
+    assert dsp_py.zero_crossings(buf, 10, 500) == np.count_nonzero(signs[1:] != signs[:-1])
     level = 30000
     above = np.nonzero(np.abs(xi[5:900]) > level)[0]
-    assert dsp._first_above_py(buf, 5, 900, level) == (5 + above[0] if len(above) else -1)
-    assert dsp._first_above_py(buf, 5, 900, 40000) == -1
+    assert dsp_py.first_above(buf, 5, 900, level) == (5 + above[0] if len(above) else -1)
+    assert dsp_py.first_above(buf, 5, 900, 40000) == -1
     out = array("h", [0] * 256)
-    dsp._decimate_py(buf, 0, 256, 4, out, 0)
+    dsp_py.decimate(buf, 0, 256, 4, out, 0)
     assert list(out) == list(xi.reshape(256, 4).sum(1) // 4)
 
 
@@ -52,7 +52,7 @@ def test_goertzel_power_matches_dft(freq):
     x = (12000 * np.sin(2 * np.pi * freq * t + 0.3) + rng.normal(0, 2000, n)).astype(np.int16)
     coef = dsp.goertzel_coefficients([freq], rate)
     state = array("i", [0, 0])
-    dsp._goertzel_py(array("h", x.tobytes()), n, coef, 1, state)
+    dsp_py.goertzel(array("h", x.tobytes()), n, coef, 1, state)
     got = dsp.goertzel_power(state[0], state[1], coef[0], coef[1])
     want = abs(np.sum(x * np.exp(-2j * np.pi * freq * t))) ** 2
     assert got == pytest.approx(want, rel=0.02)
@@ -77,7 +77,7 @@ def test_goertzel_worst_case_stays_in_32_bits(square):
 
 def test_use_viper_is_off_under_cpython():
     assert dsp.use_viper(True) is False
-    assert dsp.hop_levels is dsp._hop_levels_py
+    assert dsp.hop_levels is dsp_py.hop_levels
 
 
 VIPER_VS_PLAIN = r"""
