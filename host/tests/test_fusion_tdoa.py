@@ -79,3 +79,14 @@ def test_two_arrivals_give_the_hyperbola_vertex_between_the_nodes():
     # every sampled point on the branch has the measured range difference
     for p in hyp.branch:
         assert math.dist(p, a) - math.dist(p, b) == pytest.approx(hyp.range_difference_m, abs=1e-6)
+
+
+def test_three_arrivals_are_solved_in_closed_form_even_from_a_far_start():
+    nodes = np.array([(0.0, 0.0), (1000.0, 0.0), (500.0, 1000.0)])
+    source, t0 = np.array([300.0, 2500.0]), 1.5
+    t = t0 + np.hypot(*(nodes - source).T) / C
+    exact = tdoa.exact_three(nodes, t * C)
+    assert any(math.hypot(x - 300.0, y - 2500.0) < 1e-6 and abs(s / C - t0) < 1e-9 for x, y, s in exact)
+    # A start 9 km off along the asymptotes still ends at the source.
+    fix = tdoa.locate(nodes, t, [0.001] * 3, C, start=(-6000.0, 9000.0, t0 - 30.0))
+    assert math.hypot(fix.x - 300.0, fix.y - 2500.0) < 0.01
