@@ -8,7 +8,13 @@
 import gc
 import sys
 
-FAULT_BLINK_MS = 100
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_FAULT_BLINK_MS = const(100)
 
 
 def board_module(name):
@@ -41,7 +47,7 @@ def fault(message, board=None):
     while True:
         board.led(on)
         on = not on
-        time.sleep_ms(FAULT_BLINK_MS)
+        time.sleep_ms(_FAULT_BLINK_MS)
 
 
 def _boot_counter(board):

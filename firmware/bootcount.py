@@ -14,14 +14,20 @@ try:
 except ImportError:
     from .store import crc32
 
-MAGIC = b"BC"
-_FORMAT = ">2sH"
-FIRST_BOOT = 1
-LAST_BOOT = 0xFFFF
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_MAGIC = const(b"BC")
+_FORMAT = const(">2sH")
+_FIRST_BOOT = const(1)
+_LAST_BOOT = const(0xFFFF)
 
 
 def encode(boot):
-    head = struct.pack(_FORMAT, MAGIC, boot)
+    head = struct.pack(_FORMAT, _MAGIC, boot)
     return head + struct.pack(">I", crc32(head) & 0xFFFFFFFF)
 
 
@@ -30,7 +36,7 @@ def decode(data):
     if len(data) != 8:
         return None
     magic, boot = struct.unpack(_FORMAT, data[:4])
-    if magic != MAGIC or struct.unpack(">I", data[4:])[0] != crc32(data[:4]) & 0xFFFFFFFF:
+    if magic != _MAGIC or struct.unpack(">I", data[4:])[0] != crc32(data[:4]) & 0xFFFFFFFF:
         return None
     return boot
 
@@ -75,10 +81,10 @@ def bump(path):
     logs it and reports it, because the commission will see (boot, seq) go backwards."""
     previous, note = read(path)
     if previous is None:
-        boot = FIRST_BOOT
+        boot = _FIRST_BOOT
         note = "%s: starting at %d" % (note, boot)
-    elif previous >= LAST_BOOT:
-        boot = FIRST_BOOT
+    elif previous >= _LAST_BOOT:
+        boot = _FIRST_BOOT
         note = "boot counter %s wrapped after %d boots: starting at %d" % (path, previous, boot)
     else:
         boot = previous + 1

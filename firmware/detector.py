@@ -11,9 +11,15 @@ from .drone import DroneDetector
 from .impulse import ImpulseDetector
 from .tamper import TamperDetector
 
-CLASSES = (0, 1, 2, 3, 4, 5)
-DEFAULT_REFRACTORY_MS = (500, 500, 100, 30000, 60000, 10000)
-_NONE = ()
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+_CLASSES = const((0, 1, 2, 3, 4, 5))
+_DEFAULT_REFRACTORY_MS = const((500, 500, 100, 30000, 60000, 10000))
+_NONE = const(())
 
 
 class DetectorChain:
@@ -23,10 +29,10 @@ class DetectorChain:
         self.drone = DroneDetector(rate_hz)
         self.tamper = TamperDetector(accel_rate_hz)
         self._by_class = (self.impulse, self.impulse, self.impulse, self.drone, None, self.tamper)
-        self._refractory = [0] * len(CLASSES)     # in samples
-        self._last = [None] * len(CLASSES)        # onset index of the last report per class
-        for cls in CLASSES:
-            self.set_refractory(cls, DEFAULT_REFRACTORY_MS[cls])
+        self._refractory = [0] * len(_CLASSES)     # in samples
+        self._last = [None] * len(_CLASSES)        # onset index of the last report per class
+        for cls in _CLASSES:
+            self.set_refractory(cls, _DEFAULT_REFRACTORY_MS[cls])
         self._found = []
 
     # ------------------------------------------------------------ settings (downlink)
@@ -55,8 +61,8 @@ class DetectorChain:
         return self._refractory[cls] * 1000 // self.rate
 
     def _check_class(self, cls):
-        if not isinstance(cls, int) or not 0 <= cls < len(CLASSES):
-            raise ValueError("no event class %r (0..%d)" % (cls, len(CLASSES) - 1))
+        if not isinstance(cls, int) or not 0 <= cls < len(_CLASSES):
+            raise ValueError("no event class %r (0..%d)" % (cls, len(_CLASSES) - 1))
 
     def _detector(self, cls):
         self._check_class(cls)

@@ -30,9 +30,9 @@ _MAX_MISSES = const(3)
 _WARMUP_WINDOWS = const(12)      # learn the per-bin noise floor first (~0.5 s)
 _FLOOR_TAU = const(64)           # windows (~2.5 s) for the floor of a quiet bin
 _FLOOR_TAU_BUSY = const(1024)    # windows (~40 s) per 4.3 dB while a bin stands out (tone, new noise)
-STANDS_OUT = 4.0         # bin power over its floor (6 dB)
-CAP = 10000.0            # one bin adds at most 40 dB to a candidate's score
-DEFAULT_THRESHOLD_DB = 8.0
+_STANDS_OUT = const(4.0)         # bin power over its floor (6 dB)
+_CAP = const(10000.0)            # one bin adds at most 40 dB to a candidate's score
+_DEFAULT_THRESHOLD_DB = const(8.0)
 _WINDOW_SHIFT = const(17)        # Hann (Q15) and 1/4: keeps the Goertzel states in 32 bits (dsp.goertzel)
 
 
@@ -76,7 +76,7 @@ class DroneDetector:
         self._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
         self._floor = array("d", bytearray(8 * len(ks)))
         self._sustain = max(1, (_SUSTAIN_MS * _GRID_HZ + 999) // 1000)
-        self.threshold_db = DEFAULT_THRESHOLD_DB
+        self.threshold_db = _DEFAULT_THRESHOLD_DB
         self.reset()
 
     def reset(self):
@@ -138,7 +138,7 @@ class DroneDetector:
             fl = floor[b]
             if warm:
                 floor[b] = p if self._floor_windows == 1 else fl + (p - fl) / 2.0
-            elif p < STANDS_OUT * fl:
+            elif p < _STANDS_OUT * fl:
                 floor[b] = fl + (p - fl) / _FLOOR_TAU
             else:  # creep up only (4.3 dB per _FLOOR_TAU_BUSY): a drone must not lift its floor
                 floor[b] = fl + fl / _FLOOR_TAU_BUSY
@@ -160,10 +160,10 @@ class DroneDetector:
             for j in range(first, first + n):
                 b = cand_bins[j]
                 fl = floor[b]
-                r = power[b] / fl if fl > 0.0 else CAP
-                if r > CAP:
-                    r = CAP
-                if r >= STANDS_OUT:
+                r = power[b] / fl if fl > 0.0 else _CAP
+                if r > _CAP:
+                    r = _CAP
+                if r >= _STANDS_OUT:
                     strong += 1
                 total += r
             if strong >= 2:

@@ -32,7 +32,7 @@ _EXPLOSION_MIN_MS = const(12)
 _SMALL_ARMS_MIN_HZ = const(600)    # at or over this, and short: small arms
 _SMALL_ARMS_MAX_MS = const(40)
 _SMALL_ARMS_MAX_RISE_MS = const(5)
-DEFAULT_THRESHOLD_DB = 8.0
+_DEFAULT_THRESHOLD_DB = const(8.0)
 
 
 def _above(sta2, lta, dev, ratio_q):
@@ -64,7 +64,7 @@ class ImpulseDetector:
         self._warmup_hops = _WARMUP_MS * rate_hz // (1000 * hop)
         self._holdoff_hops = _HOLDOFF_MS * rate_hz // (1000 * hop)
         # thresholds (dB of short/long-term ratio) for classes 0 unknown, 1 explosion, 2 small arms
-        self.threshold_db = [DEFAULT_THRESHOLD_DB] * 3
+        self.threshold_db = [_DEFAULT_THRESHOLD_DB] * 3
         self._set_ratios()
         self.reset()
 

@@ -53,11 +53,11 @@ _ACK = const(0x80)  # boot, seq: every pending frame of that boot with seq <= th
 _REMOVE = const(0x81)  # boot, seq: that one frame was coalesced or dropped
 _BASE = const(0x82)  # first record of a compacted segment: older segments are superseded
 
-MAGIC = b"LQ"
-_HEADER = ">2sHHIB"
+_MAGIC = const(b"LQ")
+_HEADER = const(">2sHHIB")
 HEADER_SIZE = const(11)
-CRC_SIZE = const(4)
-MAX_FRAME = const(1024)
+_CRC_SIZE = const(4)
+_MAX_FRAME = const(1024)
 _SCAN_CHUNK = const(64)
 
 
@@ -66,7 +66,7 @@ class StoreError(Exception):
 
 
 def encode_record(kind, boot, seq, frame):
-    head = struct.pack(_HEADER, MAGIC, len(frame), boot, seq, kind)
+    head = struct.pack(_HEADER, _MAGIC, len(frame), boot, seq, kind)
     crc = crc32(frame, crc32(head)) & 0xFFFFFFFF
     return head + bytes(frame) + struct.pack(">I", crc)
 
@@ -76,7 +76,7 @@ def _decode_header(head):
     if len(head) < HEADER_SIZE:
         return None
     magic, length, boot, seq, kind = struct.unpack(_HEADER, head)
-    if magic != MAGIC or length > MAX_FRAME:
+    if magic != _MAGIC or length > _MAX_FRAME:
         return None
     return length, boot, seq, kind
 
@@ -89,12 +89,12 @@ def _read_record(f, offset, size):
     if parsed is None:
         return None
     length, boot, seq, kind = parsed
-    end = offset + HEADER_SIZE + length + CRC_SIZE
+    end = offset + HEADER_SIZE + length + _CRC_SIZE
     if end > size:
         return None
-    rest = f.read(length + CRC_SIZE)
+    rest = f.read(length + _CRC_SIZE)
     frame = rest[:length]
-    if len(rest) != length + CRC_SIZE or \
+    if len(rest) != length + _CRC_SIZE or \
             struct.unpack(">I", rest[length:])[0] != crc32(frame, crc32(head)) & 0xFFFFFFFF:
         return None
     return kind, boot, seq, frame, end
@@ -108,7 +108,7 @@ def _find_magic(f, start, size):
         chunk = f.read(_SCAN_CHUNK)
         if not chunk:
             break
-        at = chunk.find(MAGIC)
+        at = chunk.find(_MAGIC)
         if at >= 0:
             return pos + at
         pos += len(chunk) - 1  # a magic may straddle two chunks
@@ -225,8 +225,8 @@ class FrameQueue:
             raise ValueError("queue: boot %r / seq %r out of range" % (boot, seq))
         if not 1 <= kind < _ACK:
             raise ValueError("queue: frame kind %r out of range 1..127" % (kind,))
-        if len(frame) > MAX_FRAME:
-            raise ValueError("queue: frame of %d bytes exceeds %d" % (len(frame), MAX_FRAME))
+        if len(frame) > _MAX_FRAME:
+            raise ValueError("queue: frame of %d bytes exceeds %d" % (len(frame), _MAX_FRAME))
         self._ensure_segment()  # a compaction here renumbers the index, so do it first
         victims = self._victims(kind)
         live = self._live

@@ -16,7 +16,7 @@ except ImportError:  # CPython
         return x
 
 _DEFAULT_JOLT_MG = const(400)
-TILT_DEG = 20.0
+_TILT_DEG = const(20.0)
 _TILT_HOLD_MS = const(1000)
 _REST_WARMUP = const(8)          # samples averaged fast before the rest vector is trusted
 _REST_TAU = const(256)           # samples (~5 s at 50 Hz) to learn the rest vector while still
@@ -28,7 +28,7 @@ class TamperDetector:
         self.rate = rate_hz
         self.threshold_mg = _DEFAULT_JOLT_MG
         self._hold = max(1, _TILT_HOLD_MS * rate_hz // 1000)
-        self._cos_tilt = math.cos(math.radians(TILT_DEG))
+        self._cos_tilt = math.cos(math.radians(_TILT_DEG))
         self.reset()
 
     def reset(self):
@@ -95,6 +95,6 @@ class TamperDetector:
             r[i] = s[i]          # the new attitude is the new rest
         self._tilted = 0
         duration_ms = self._hold * 1000 // self.rate
-        ratio = angle / TILT_DEG
+        ratio = angle / _TILT_DEG
         return Detection(5, clamp01(0.5 + 0.25 * ratio), self._tilt_start, 0.0, duration_ms, 0,
                          20.0 * math.log10(ratio))

@@ -8,6 +8,12 @@ import struct
 from .const import TAG_SIZE
 
 try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+try:
     import hmac as _hmac
 
     def hmac_sha256(key, message):
@@ -15,7 +21,7 @@ try:
 
     tags_equal = _hmac.compare_digest
 except ImportError:  # MicroPython
-    _BLOCK = 64
+    _BLOCK = const(64)
 
     def hmac_sha256(key, message):
         if len(key) > _BLOCK:
@@ -36,14 +42,14 @@ except ImportError:  # MicroPython
             diff |= x ^ y
         return diff == 0
 
-KEY_LABEL = b"linewatch/node-key/v1"
+_KEY_LABEL = const(b"linewatch/node-key/v1")
 
 
 def derive_node_key(master_key, node):
     """The node's own 32-byte key. The node holds only this; the commission holds the master."""
     if len(master_key) < 16:
         raise ValueError("master key must be at least 16 bytes")
-    return hmac_sha256(master_key, KEY_LABEL + struct.pack(">H", node))
+    return hmac_sha256(master_key, _KEY_LABEL + struct.pack(">H", node))
 
 
 def tag(key, message):
