@@ -343,4 +343,6 @@ def make_fusion(config: Config) -> FusionHook | None:
     line = ContactLine([tuple(p) for p in config.fusion.line])
     fusion_config = getattr(fusion, "FusionConfig", None)
     engine = engine_cls(line, fusion_config() if fusion_config else None)
+    if config.fusion.wind_speed_mps and hasattr(engine, "set_wind"):
+        engine.set_wind(config.fusion.wind_speed_mps, config.fusion.wind_from_deg)
     return FusionHook(engine, report_cls, config.fusion.temperature_c)

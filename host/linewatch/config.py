@@ -79,6 +79,9 @@ class FusionConfig:
     # Air temperature for the speed of sound. None: the median of the nodes' latest heartbeat
     # temperatures (15 degC until the first heartbeat).
     temperature_c: float | None = None
+    # Wind for the fix (speed, and the compass bearing it blows FROM, as a met station reports).
+    wind_speed_mps: float = 0.0
+    wind_from_deg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,9 @@ def validate(config: Config) -> Config:
             isinstance(f.temperature_c, (int, float)) and -60 <= f.temperature_c <= 60):
         raise ConfigError("config: [fusion] temperature_c must be a number of degrees C in -60..60, got %r"
                           % (f.temperature_c,))
+    if not (0 <= f.wind_speed_mps <= 60 and 0 <= f.wind_from_deg <= 360):
+        raise ConfigError("config: [fusion] wind_speed_mps must be in 0..60 m/s and wind_from_deg in 0..360, "
+                          "got %r, %r" % (f.wind_speed_mps, f.wind_from_deg))
     line = f.line
     if line:
         if len(line) < 2 or not all(_is_point(p) for p in line):

@@ -60,7 +60,10 @@ class Commission:
             "[keys]\nmaster_key_file = \"master.key\"\n\n"
             "[health]\nlate_after_s = 35.0\noffline_after_s = 120.0\ntick_s = 1.0\n\n"
             "[fusion]\nline = [%s]\n"
-            % (json.dumps(broker[0]), broker[1], json.dumps(client_id), line))
+            # The world's true wind, as a met station at the commission would report it.
+            "wind_speed_mps = %r\nwind_from_deg = %r\n"
+            % (json.dumps(broker[0]), broker[1], json.dumps(client_id), line,
+               float(world.environment.wind_speed_mps), float(world.environment.wind_from_deg)))
         return cls(folder, master, config, db_path)
 
     def start_aggregator(self, log_path: Path | None = None, timeout_s: float = 15.0) -> None:

@@ -126,7 +126,7 @@ def _source_from_seed(arrivals, indices, c, config, seed, require=None) -> Sourc
         return None
     # Re-gate every open arrival against the fix: the coarse window may have missed some.
     spread_m = math.sqrt(max(0.0, fix.cov_xy[0][0] + fix.cov_xy[1][1]))
-    predicted = np.hypot(xy[:, 0] - fix.x, xy[:, 1] - fix.y) / c + fix.t0_s
+    predicted = tdoa.predicted_arrival_s(fix, xy[:, 0], xy[:, 1], c)
     gates = config.gate_sigmas * sigma + spread_m / c + config.window_margin_us / 1e6
     chosen = _one_per_node(arrivals, indices, t - predicted + fix.t0_s, fix.t0_s, gates)
     if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES:
@@ -218,7 +218,7 @@ def _anchored_seed(arrivals, c, config):
 def _fit(arrivals, chosen, c, config, start, mirror=False) -> tdoa.TdoaFix | None:
     fix = tdoa.locate([(arrivals[i].x, arrivals[i].y) for i in chosen],
                       [arrivals[i].t_s for i in chosen], [arrivals[i].sigma_s for i in chosen],
-                      c, start=start, outlier_p=config.outlier_p, mirror=mirror)
+                      c, start=start, outlier_p=config.outlier_p, mirror=mirror, wind=config.wind)
     if fix is None or not (math.isfinite(fix.x) and math.isfinite(fix.y)):
         return None
     if fix.dof == 0 and fix.chi2 > 1.0:

@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .sound import wind_vector
+
 
 @dataclass(frozen=True)
 class FusionConfig:
     temperature_c: float = 15.0
+    # Wind (speed, and the compass bearing it blows FROM, as a met station reports it): the
+    # sound goes at c + w.u along each ray. Taken as known; 3 m/s ignored costs tens of metres.
+    wind_speed_mps: float = 0.0
+    wind_from_deg: float = 0.0
     # Onset picking and propagation (wind, terrain) error, added in quadrature to each node's
     # clock error: even a GPS-timed node does not know when a blast front reached it to 1 us.
     timing_floor_us: int = 1_000
@@ -41,7 +47,13 @@ class FusionConfig:
     track_smoothing_s: float = 10.0
     crossing_hysteresis_m: float = 50.0
 
+    @property
+    def wind(self) -> tuple[float, float]:
+        """(east, north) air velocity, m/s."""
+        return wind_vector(self.wind_speed_mps, self.wind_from_deg)
+
     def __post_init__(self) -> None:
+        self.wind    # raises ValueError for an implausible wind
         if self.timing_floor_us <= 0:
             raise ValueError("timing_floor_us must be positive (it keeps every weight finite)")
         if self.max_baseline_m <= 0 or self.search_margin_m < 0:

@@ -11,19 +11,23 @@ import math
 
 import numpy as np
 
+from . import tdoa
+from .sound import CALM
 
-def fisher_information(nodes_xy, source_xy, sigma_s, c: float) -> np.ndarray:
+
+def fisher_information(nodes_xy, source_xy, sigma_s, c: float, wind=CALM) -> np.ndarray:
+    """Of (x, y, c*t0), the wind known (the same model and Jacobian as the solver's)."""
     nodes = np.asarray(nodes_xy, dtype=float)
     sigma_m = np.broadcast_to(np.asarray(sigma_s, dtype=float), (len(nodes),)) * c
-    delta = np.asarray(source_xy, dtype=float)[None, :] - nodes
-    d = np.maximum(np.linalg.norm(delta, axis=1), 1e-6)
-    h = np.column_stack([delta / d[:, None], np.ones(len(nodes))])
-    return (h / sigma_m[:, None] ** 2).T @ h
+    source = np.asarray(source_xy, dtype=float)
+    _, jac = tdoa._residuals(np.array([source[0], source[1], 0.0]), nodes,
+                             np.zeros(len(nodes)), sigma_m, wind, c)
+    return jac.T @ jac
 
 
-def position_bound(nodes_xy, source_xy, sigma_s, c: float) -> np.ndarray:
+def position_bound(nodes_xy, source_xy, sigma_s, c: float, wind=CALM) -> np.ndarray:
     """2x2 covariance bound in m^2 (infinite when the geometry cannot fix the source)."""
-    info = fisher_information(nodes_xy, source_xy, sigma_s, c)
+    info = fisher_information(nodes_xy, source_xy, sigma_s, c, wind)
     try:
         return np.linalg.inv(info)[:2, :2]
     except np.linalg.LinAlgError:

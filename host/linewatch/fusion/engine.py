@@ -21,7 +21,7 @@ from .config import FusionConfig
 from .ellipse import error_ellipse
 from .incident import Incident, incident_id
 from .report import CONTINUOUS, IMPULSIVE, Report, family
-from .sound import speed_of_sound
+from .sound import CALM, speed_of_sound, travel_time_s
 
 _DEG_M = 111_195.0      # metres per degree of latitude
 
@@ -69,6 +69,11 @@ class FusionEngine:
     def set_temperature(self, temperature_c: float) -> None:
         """Air temperature from heartbeats or the operator; applies to fixes made from now on."""
         self.speed_of_sound = speed_of_sound(temperature_c)
+
+    def set_wind(self, speed_mps: float, from_deg: float) -> None:
+        """Wind from a met station or the operator (from_deg: the bearing it blows from);
+        applies to fixes made from now on."""
+        self.config = replace(self.config, wind_speed_mps=float(speed_mps), wind_from_deg=float(from_deg))
 
     def add(self, report: Report, now_us: int) -> list[Incident]:
         if not isinstance(report, Report):
@@ -287,11 +292,19 @@ class FusionEngine:
         """How far the report's onset is from the fix's prediction, None outside its gate."""
         snap = state.snapshot
         spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
-        predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+        predicted_us = self._predicted_us(snap, report)
         sigma_s = cluster.timing_sigma_s(report, self.config)
         gate_us = (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
         miss = abs(report.onset_utc_us - predicted_us)
         return miss if miss <= gate_us else None
+
+    def _predicted_us(self, snap: Incident, report: Report) -> float:
+        """When the incident's located source is heard at the report's node (with the wind)."""
+        wind = self.config.wind
+        if wind == CALM:
+            return snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+        dx, dy = LocalFrame(snap.lat, snap.lon).to_xy(report.lat, report.lon)
+        return snap.time_utc_us + float(travel_time_s(dx, dy, self.speed_of_sound, wind)) * 1e6
 
     def _refit_with(self, state: _State, extras: list[Report], now_us: int) -> _State | None:
         group = state.reports + extras
@@ -324,7 +337,7 @@ class FusionEngine:
             if snap.fix != "tdoa" or len(state.used) < 3 or report.node_id in {r.node_id for r in state.reports}:
                 continue
             spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
-            predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+            predicted_us = self._predicted_us(snap, report)
             gate_us = (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
             miss = abs(report.onset_utc_us - predicted_us)
             if miss <= gate_us and (best is None or miss < best[0]):

@@ -1,6 +1,8 @@
 """Time-difference-of-arrival fix: where and when one sound was emitted, from >= 3 arrivals.
 
-Model: node i at (x_i, y_i) hears at t_i = t0 + |p - n_i| / c + e_i, with e_i ~ N(0, sigma_i).
+Model: node i at (x_i, y_i) hears at t_i = t0 + |p - n_i| / (c + w.u_i) + e_i, with
+e_i ~ N(0, sigma_i), w the (known) wind velocity and u_i the unit vector source -> node: the
+wind adds its component along each ray to the speed of sound (calm air: w = 0).
 Unknowns are the source p = (x, y) and the emission time t0, solved by weighted nonlinear
 least squares (Levenberg-Marquardt). The emission time is carried as s = c * t0 in metres so
 all three unknowns share one scale and the normal equations stay well conditioned.
@@ -21,6 +23,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .sound import CALM, travel_time_s
+
 MIN_NODES = 3          # unknowns x, y, t0
 MIN_TESTABLE = 4       # one redundant arrival: the least that can reveal a bad one
 
@@ -37,6 +41,7 @@ class TdoaFix:
     used: tuple[int, ...]
     rejected: tuple[int, ...]
     mirror: "TdoaFix | None" = None    # the other solution when the node layout is nearly a line
+    wind: tuple[float, float] = CALM   # (east, north) m/s the fix was computed with
 
     @property
     def covariance(self) -> np.ndarray:
@@ -52,16 +57,28 @@ def chi2_quantile(dof: int, p: float) -> float:
     return dof * (1.0 - k + z * math.sqrt(k)) ** 3
 
 
-def _residuals(params: np.ndarray, xy: np.ndarray, range_m: np.ndarray, sigma_m: np.ndarray):
+def _residuals(params: np.ndarray, xy: np.ndarray, range_m: np.ndarray, sigma_m: np.ndarray,
+               wind=CALM, c: float = 1.0):
     dx = params[0] - xy[:, 0]
     dy = params[1] - xy[:, 1]
     d = np.sqrt(dx * dx + dy * dy)
     d_safe = np.maximum(d, 1e-6)
-    r = (range_m - params[2] - d) / sigma_m
     jac = np.empty((len(d), 3))
-    jac[:, 0] = -dx / d_safe / sigma_m
-    jac[:, 1] = -dy / d_safe / sigma_m
     jac[:, 2] = -1.0 / sigma_m
+    if wind[0] == 0.0 and wind[1] == 0.0:
+        r = (range_m - params[2] - d) / sigma_m
+        jac[:, 0] = -dx / d_safe / sigma_m
+        jac[:, 1] = -dy / d_safe / sigma_m
+        return r, jac
+    # Range c*d/g with g = c + w.u, u = -(dx, dy)/d; its gradient in p is
+    # -c (c u - w + 2 u (u.w)) / g^2, so the residual's is the opposite over sigma.
+    ux, uy = -dx / d_safe, -dy / d_safe
+    along = wind[0] * ux + wind[1] * uy
+    g = c + along
+    r = (range_m - params[2] - c * d / g) / sigma_m
+    scale = c / (g * g) / sigma_m
+    jac[:, 0] = scale * (c * ux - wind[0] + 2.0 * ux * along)
+    jac[:, 1] = scale * (c * uy - wind[1] + 2.0 * uy * along)
     return r, jac
 
 
@@ -87,10 +104,10 @@ def _solve3(a, b):
             (c02 * b0 + c12 * b1 + c22 * b2) / det)
 
 
-def _fit(xy, range_m, sigma_m, start, iterations=60):
+def _fit(xy, range_m, sigma_m, start, wind=CALM, c=1.0, iterations=60):
     """Levenberg-Marquardt from `start` = (x, y, s). Returns (params, jacobian, chi2)."""
     params = np.array(start, dtype=float)
-    r, jac = _residuals(params, xy, range_m, sigma_m)
+    r, jac = _residuals(params, xy, range_m, sigma_m, wind, c)
     cost = float(r @ r)
     lam = 1e-3
     for _ in range(iterations):
@@ -110,7 +127,7 @@ def _fit(xy, range_m, sigma_m, start, iterations=60):
         trial = params + step
         if abs(trial[0] - start[0]) + abs(trial[1] - start[1]) > 100_000.0:
             break                # running off along an asymptote: nothing is heard that far
-        r_t, jac_t = _residuals(trial, xy, range_m, sigma_m)
+        r_t, jac_t = _residuals(trial, xy, range_m, sigma_m, wind, c)
         cost_t = float(r_t @ r_t)
         if cost_t <= cost:
             params, r, jac = trial, r_t, jac_t
@@ -140,8 +157,8 @@ def _start_from_grid(xy, range_m, sigma_m, margin_m, points=61):
     return (grid[best, 0], grid[best, 1], s[best])
 
 
-def _solve(xy, range_m, sigma_m, start):
-    params, jac, r, chi2 = _fit(xy, range_m, sigma_m, start)
+def _solve(xy, range_m, sigma_m, start, wind=CALM, c=1.0):
+    params, jac, r, chi2 = _fit(xy, range_m, sigma_m, start, wind, c)
     normal = jac.T @ jac
     try:
         cov = np.linalg.inv(normal)
@@ -155,13 +172,14 @@ def _studentized(r, jac_normal_inv, jac):
     return np.abs(r) / np.sqrt(np.clip(1.0 - leverage, 1e-6, None))
 
 
-def _make_fix(params, cov, chi2, dof, c, used, rejected, mirror=None):
+def _make_fix(params, cov, chi2, dof, c, used, rejected, mirror=None, wind=CALM):
     inflate = max(1.0, chi2 / dof) if dof > 0 else 1.0
     cxy = cov[:2, :2] * inflate
     return TdoaFix(
         x=float(params[0]), y=float(params[1]), t0_s=float(params[2] / c),
         cov_xy=((float(cxy[0, 0]), float(cxy[0, 1])), (float(cxy[1, 0]), float(cxy[1, 1]))),
-        chi2=float(chi2), dof=dof, used=tuple(used), rejected=tuple(rejected), mirror=mirror)
+        chi2=float(chi2), dof=dof, used=tuple(used), rejected=tuple(rejected), mirror=mirror,
+        wind=(float(wind[0]), float(wind[1])))
 
 
 def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
@@ -173,14 +191,16 @@ def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
 
 
 def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
-           outlier_p: float = 0.999, mirror: bool = True) -> TdoaFix | None:
+           outlier_p: float = 0.999, mirror: bool = True, wind=CALM) -> TdoaFix | None:
     """Robust TDOA fix from >= 3 arrivals, or None when fewer than three are given.
 
     xy: (n, 2) node positions in metres; t_s: arrival times; sigma_s: their standard errors
     (clock error and model floor combined by the caller); c: speed of sound in m/s;
     start: optional (x, y, t0_s) guess, otherwise a coarse grid search around the nodes;
     mirror: also look for the mirror solution of a nearly straight row (a search trying
-    candidate groups skips it and asks again for the fix it keeps).
+    candidate groups skips it and asks again for the fix it keeps);
+    wind: (east, north) air velocity in m/s, taken as known (the covariance does not include
+    its uncertainty). The grid seed and the closed-form start ignore it: they only start the fit.
     """
     xy = np.asarray(xy, dtype=float)
     t_s = np.asarray(t_s, dtype=float)
@@ -203,16 +223,16 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
     keep = list(range(n))
     rejected: list[int] = []
     while True:
-        params, cov, r, chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep], guess)
+        params, cov, r, chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep], guess, wind, c)
         dof = len(keep) - 3
         if dof < 1 or len(keep) - 1 < MIN_TESTABLE or chi2 <= chi2_quantile(dof, outlier_p):
             break
-        _, jac = _residuals(params, xy[keep], range_m[keep], sigma_m[keep])
+        _, jac = _residuals(params, xy[keep], range_m[keep], sigma_m[keep], wind, c)
         worst = int(np.argmax(_studentized(r, cov, jac)))
         rejected.append(keep.pop(worst))
         guess = params
-    other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c) if mirror else None
-    return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), other)
+    other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind) if mirror else None
+    return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind)
 
 
 def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float, float]]:
@@ -249,7 +269,7 @@ def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float,
     return out
 
 
-def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c):
+def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind=CALM):
     """Nodes on (nearly) one straight row cannot tell a source from its reflection across
     the row. Solve from the reflected point; return it when it fits about as well."""
     flat, centre, axis = _nearly_collinear(xy[keep])
@@ -258,11 +278,12 @@ def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c):
     p = np.array(params[:2]) - centre
     reflected = centre + 2.0 * axis * (p @ axis) - p
     m_params, m_cov, _, m_chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep],
-                                          (reflected[0], reflected[1], params[2]))
+                                          (reflected[0], reflected[1], params[2]), wind, c)
     if math.dist(m_params[:2], params[:2]) < 1.0 or m_chi2 > chi2 + 25.0:
         return None
-    return _make_fix(m_params, m_cov, m_chi2, len(keep) - 3, c, keep, [])
+    return _make_fix(m_params, m_cov, m_chi2, len(keep) - 3, c, keep, [], wind=wind)
 
 
-def predicted_arrival_s(fix: TdoaFix, x: float, y: float, c: float) -> float:
-    return fix.t0_s + math.hypot(fix.x - x, fix.y - y) / c
+def predicted_arrival_s(fix: TdoaFix, x, y, c: float):
+    """When the fix's source is heard at (x, y) (arrays welcome), with the fix's wind."""
+    return fix.t0_s + travel_time_s(np.asarray(x) - fix.x, np.asarray(y) - fix.y, c, fix.wind)
