@@ -1,6 +1,10 @@
 """The fusion engine: reports in, incidents out. Stateful, deterministic, no I/O, no clock.
 
-Every call gets the commission's current time (`now_us`) from the caller. `add` returns the
+Every call gets the commission's current time (`now_us`) from the caller. Windows and
+forgetting horizons are kept in EVENT time (onset times), so a replay or a virtual-time run
+days away from the wall clock behaves like live operation: the engine's event clock is the
+latest onset seen from a timed node, advanced between reports by the caller's clock
+(`max(latest onset, now_us - lag)`, lag = now_us - onset when that onset was seen). `add` returns the
 incidents that the report created or changed; `tick` closes incidents whose window for late
 reports has passed and returns them once more with `provisional` false. Nothing else changes
 an incident, so a caller that publishes what these two return publishes every state.
@@ -39,6 +43,8 @@ class _State:
     close_at_us: int = 0
     final: bool = False
     track: tracks.Track | None = None
+    formed_event_us: int = 0          # the engine's event clock when formed / last changed
+    touched_event_us: int = 0
 
     @property
     def id(self) -> str:
@@ -54,7 +60,9 @@ class FusionEngine:
         self._open: dict[int, _State] = {}
         self._owner: dict[tuple, int] = {}                 # open report key -> incident number
         self._cells: dict[tuple, dict[tuple, Report]] = {}  # (family, cell) -> open impulsive reports
-        self._seen: dict[tuple, int] = {}                   # report key -> commission time seen
+        self._seen: dict[tuple, int] = {}                   # report key -> event clock when seen
+        self._latest_onset_us: int | None = None            # event clock: latest timed onset seen,
+        self._lag_us = 0                                    # and the caller's clock minus it then
         self._blasts: dict[str, artillery.Blast] = {}      # located explosions, for pairing
         self._pairs: dict[str, str] = {}                    # incident id -> partner id
         self._by_id: dict[str, _State] = {}
@@ -80,7 +88,8 @@ class FusionEngine:
             raise TypeError("fusion takes Report values, not %s" % type(report).__name__)
         if report.key in self._seen:
             return []                                   # the same frame delivered twice
-        self._seen[report.key] = now_us
+        self._observe(report, now_us)
+        self._seen[report.key] = self.event_now(now_us)
         if report.event_class in CONTINUOUS:
             return self._add_to_track(report, now_us)
         if report.event_class in IMPULSIVE:
@@ -89,15 +98,31 @@ class FusionEngine:
 
     def tick(self, now_us: int) -> list[Incident]:
         closed = []
+        event_us = self.event_now(now_us)
         for state in list(self._open.values()):
-            if state.track is None and now_us >= state.close_at_us:
+            if state.track is None and event_us >= state.close_at_us:
                 closed.append(self._close(state, now_us))
-        for track in self._tracker.expire(now_us):
+        for track in self._tracker.expire(event_us):
             number = self._track_owner.pop(id(track), None)
             if number is not None and number in self._open:
                 closed.append(self._close(self._open[number], now_us))
-        self._forget_old(now_us)
+        self._forget_old(event_us)
         return sorted(closed, key=lambda i: i.id)
+
+    def event_now(self, now_us: int) -> int:
+        """The engine's clock in event time: the caller's clock until a timed report arrives."""
+        if self._latest_onset_us is None:
+            return now_us
+        return max(self._latest_onset_us, now_us - self._lag_us)
+
+    def _observe(self, report: Report, now_us: int) -> None:
+        """Only a newer onset moves the event clock: a late-delivered old report does not take
+        it back, and an untimed node's clock does not count."""
+        if report.clock_error_us > self.config.max_clock_error_us:
+            return
+        if self._latest_onset_us is None or report.onset_utc_us > self._latest_onset_us:
+            self._latest_onset_us = report.onset_utc_us
+            self._lag_us = now_us - report.onset_utc_us
 
     def incident(self, incident_id_: str) -> Incident | None:
         state = self._by_id.get(incident_id_)
@@ -432,13 +457,13 @@ class FusionEngine:
                           distance_from_line_m=where.distance_m)
         reach_us = int((self.config.max_baseline_m / c + 6 * max(a.sigma_s for a in used)) * 1e6)
         state.close_at_us = max(min(r.onset_utc_us for r in state.reports) + reach_us,
-                                state.formed_at_us) + self.config.lateness_us
+                                state.formed_event_us) + self.config.lateness_us
         self._snapshot(state, now_us, **fields)
 
     # -- continuous sounds --------------------------------------------------------------------
 
     def _add_to_track(self, report: Report, now_us: int) -> list[Incident]:
-        track, crossing = self._tracker.add(report, now_us)
+        track, crossing = self._tracker.add(report, self.event_now(now_us))
         number = self._track_owner.get(id(track))
         state = self._open.get(number) if number is not None else None
         if state is None:
@@ -465,7 +490,7 @@ class FusionEngine:
     def _crossing_incident(self, track: tracks.Track, crossing: tracks.Crossing, now_us: int) -> _State:
         state = self._new_state(track.event_class, now_us)
         state.reports = list(crossing.reports)
-        state.close_at_us = now_us + self.config.lateness_us
+        state.close_at_us = self.event_now(now_us) + self.config.lateness_us
         path = tuple(p for p in track.path if p[0] <= crossing.reports[-1].onset_utc_us)
         self._snapshot(state, now_us, fix="detection", time_utc_us=crossing.time_utc_us,
                        lat=crossing.lat, lon=crossing.lon, ellipse_95=None, side=crossing.to_side,
@@ -527,6 +552,7 @@ class FusionEngine:
 
     def _new_state(self, event_class: str, now_us: int) -> _State:
         state = _State(self._next, event_class, now_us)
+        state.formed_event_us = state.touched_event_us = self.event_now(now_us)
         self._next += 1
         self._open[state.number] = state
         self._by_id[state.id] = state
@@ -536,13 +562,14 @@ class FusionEngine:
         state = self._new_state(report.event_class, now_us)
         state.reports = [report]
         state.used = frozenset([report.key])
-        state.close_at_us = max(report.onset_utc_us, now_us) + self.config.lateness_us
+        state.close_at_us = max(report.onset_utc_us, self.event_now(now_us)) + self.config.lateness_us
         self._snapshot(state, now_us, fix="detection", time_utc_us=report.onset_utc_us, lat=report.lat,
                        lon=report.lon, ellipse_95=None, side=None, side_probability=None,
                        distance_from_line_m=None)
         return state
 
     def _snapshot(self, state: _State, now_us: int, **fields) -> None:
+        state.touched_event_us = self.event_now(now_us)
         used_nodes = tuple(r.node_id for r in state.reports if r.key in state.used) \
             if state.used else tuple(dict.fromkeys(r.node_id for r in state.reports))
         rejected_nodes = tuple(r.node_id for r in state.reports if r.key in state.rejected)
@@ -581,14 +608,14 @@ class FusionEngine:
                 self._cells.get(self._cell(r), {}).pop(r.key, None)
         return state.snapshot
 
-    def _forget_old(self, now_us: int) -> None:
-        horizon = now_us - int((self.config.flight_max_s * 2 + self.config.max_baseline_m / 300.0) * 1e6) \
+    def _forget_old(self, event_us: int) -> None:
+        horizon = event_us - int((self.config.flight_max_s * 2 + self.config.max_baseline_m / 300.0) * 1e6) \
             - 2 * self.config.lateness_us
         for key in [k for k, seen in self._seen.items() if seen < horizon and k not in self._owner]:
             del self._seen[key]
         for bid in [b for b, blast in self._blasts.items() if blast.time_utc_us < horizon]:
             del self._blasts[bid]
-        for sid in [s for s, st in self._by_id.items() if st.final and st.snapshot.updated_at_us < horizon]:
+        for sid in [s for s, st in self._by_id.items() if st.final and st.touched_event_us < horizon]:
             del self._by_id[sid]
             self._pairs.pop(sid, None)
         for cell in [k for k, v in self._cells.items() if not v]:

@@ -35,7 +35,7 @@ class Track:
     path: list[tuple[int, float, float]] = field(default_factory=list)   # smoothed (t, lat, lon)
     side: str | None = None
     side_since: int = 0               # index in reports of the first detection on `side`
-    last_received_us: int = 0
+    last_received_us: int = 0        # the engine's event clock when last heard (not wall time)
 
     @property
     def last_onset_us(self) -> int:
