@@ -15,7 +15,8 @@ NODES.update({0x200 + i: (2500.0 + 1000.0 * i, -500.0) for i in range(12)})
 T0 = 1_800_000_000_000_000
 JSON_KEYS = {"id", "class", "status", "provisional", "fix", "time_utc_us", "lat", "lon", "ellipse_95",
              "side", "side_probability", "distance_from_line_m", "nodes", "reports", "rejected_nodes",
-             "formed_at_us", "updated_at_us", "version", "launch_id", "impact_id", "track", "heading_deg"}
+             "formed_at_us", "updated_at_us", "version", "launch_id", "impact_id", "track", "heading_deg",
+             "shots"}
 
 
 class World:

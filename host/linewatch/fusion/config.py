@@ -34,6 +34,10 @@ class FusionConfig:
     grid_points: int = 72
     # Most open reports re-associated at once; a flood is cut to the closest in time.
     max_group: int = 64
+    # Bursts (small arms): a shot joins a located shot of the same family fired at most this
+    # long after the burst's last shot and this close to it (plus both 95% ellipses' axes).
+    burst_gap_s: float = 2.0
+    burst_radius_m: float = 300.0
     # Artillery: a launch and its impact (flight time, mean ground speed of the shell).
     flight_min_s: float = 5.0
     flight_max_s: float = 120.0

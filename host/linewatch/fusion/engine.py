@@ -24,7 +24,7 @@ from . import artillery, cluster, hyperbola, side as side_of_line, tracks
 from .config import FusionConfig
 from .ellipse import error_ellipse
 from .incident import Incident, incident_id
-from .report import CONTINUOUS, IMPULSIVE, Report, family
+from .report import BURST, CONTINUOUS, IMPULSIVE, Report, family
 from .sound import CALM, speed_of_sound, travel_time_s
 
 _DEG_M = 111_195.0      # metres per degree of latitude
@@ -39,6 +39,8 @@ class _State:
     reports: list[Report] = field(default_factory=list)
     used: frozenset = frozenset()
     rejected: frozenset = frozenset()
+    shots: frozenset = frozenset()    # keys of a burst's other shots (neither used nor rejected)
+    burst_end_us: int | None = None   # emission time of a burst's latest shot
     snapshot: Incident | None = None
     close_at_us: int = 0
     final: bool = False
@@ -68,6 +70,7 @@ class FusionEngine:
         self._by_id: dict[str, _State] = {}
         self._tracker = tracks.Tracker(line, self.config)
         self._track_owner: dict[int, int] = {}              # id(track) -> incident number
+        self._fresh: set[int] = set()                       # incidents formed by the current add()
         max_abs_lat = max(abs(lat) for lat, _ in line.vertices)
         self._cell_lat = self.config.max_baseline_m / _DEG_M
         self._cell_lon = self._cell_lat / max(math.cos(math.radians(min(max_abs_lat + 1.0, 89.0))), 1e-3)
@@ -90,10 +93,11 @@ class FusionEngine:
             return []                                   # the same frame delivered twice
         self._observe(report, now_us)
         self._seen[report.key] = self.event_now(now_us)
+        self._fresh = set()
         if report.event_class in CONTINUOUS:
             return self._add_to_track(report, now_us)
         if report.event_class in IMPULSIVE:
-            return self._add_impulsive(report, now_us)
+            return self._join_bursts(self._add_impulsive(report, now_us), now_us)
         return [self._publish(self._new_detection(report, now_us), now_us)]
 
     def tick(self, now_us: int) -> list[Incident]:
@@ -133,6 +137,9 @@ class FusionEngine:
     def _add_impulsive(self, report: Report, now_us: int) -> list[Incident]:
         if report.clock_error_us > self.config.max_clock_error_us:
             return [self._publish(self._new_detection(report, now_us), now_us)]
+        host = self._burst_of(report) if report.event_class in BURST else None
+        if host is not None:
+            return [self._add_shot(host, report, now_us)]
         neighbours = [m for m in self._nearby(report) if self._consistent(report, m)]
         if not neighbours:
             state = self._new_detection(report, now_us)
@@ -202,8 +209,9 @@ class FusionEngine:
             if state.snapshot.fix == "tdoa" and state.used & taken:
                 # What is left of a weaker fix is partitioned again on its own.
                 changed += self._reassociate(rest, [state], now_us) if rest else [self._withdraw(state, now_us)]
-            elif state.snapshot.fix == "tdoa":          # only rejected arrivals were taken
+            elif state.snapshot.fix == "tdoa":          # only rejected arrivals or shots were taken
                 state.reports, state.rejected = rest, state.rejected - taken
+                state.shots = state.shots - taken
                 self._snapshot(state, now_us)
                 changed.append(state)
             else:
@@ -211,7 +219,7 @@ class FusionEngine:
         target = keeper or self._new_state(report.event_class, now_us)
         target.reports = sorted((arrivals[i].report for i in source.members),
                                 key=lambda r: (r.onset_utc_us, r.node_id))
-        target.used, target.rejected = frozenset(taken), frozenset()
+        target.used, target.rejected, target.shots = frozenset(taken), frozenset(), frozenset()
         for r in target.reports:
             self._owner[r.key] = target.number
         self._index(report, target.number)
@@ -229,6 +237,7 @@ class FusionEngine:
             target = state if k == 0 and not kept else self._new_state(state.event_class, now_us)
             target.reports = [arrivals[i].report for i in part.members]
             target.used, target.rejected = frozenset(r.key for r in target.reports), frozenset()
+            target.shots, target.burst_end_us = frozenset(), None
             for r in target.reports:
                 self._owner[r.key] = target.number
             self._place(target, part, arrivals, frame, t_ref, now_us)
@@ -345,7 +354,7 @@ class FusionEngine:
         if fix is None:
             return None
         members = [chosen[k] for k in fix.used]
-        rejected = [i for i, a in enumerate(arrivals) if i not in members]
+        rejected = [i for i, a in enumerate(arrivals) if i not in members and a.report.key not in state.shots]
         state.reports = sorted(group, key=lambda r: (r.onset_utc_us, r.node_id))
         state.used = frozenset(arrivals[i].report.key for i in members)
         state.rejected = frozenset(arrivals[i].report.key for i in rejected)
@@ -398,11 +407,12 @@ class FusionEngine:
             state = assigned.get(k) or self._new_state(arrivals[source.members[0]].report.event_class, now_us)
             used = frozenset(arrivals[i].report.key for i in source.members)
             rejected = frozenset(arrivals[i].report.key for i in source.rejected)
-            if state.snapshot is not None and (used, rejected) == (state.used, state.rejected):
+            if state.snapshot is not None and (used, rejected) == (state.used, state.rejected) and not state.shots:
                 continue
             state.reports = sorted((arrivals[i].report for i in source.members + source.rejected),
                                    key=lambda r: (r.onset_utc_us, r.node_id))
             state.used, state.rejected = used, rejected
+            state.shots, state.burst_end_us = frozenset(), None    # shots join again (_join_bursts)
             for r in state.reports:
                 self._owner[r.key] = state.number
             self._place(state, source, arrivals, frame, t_ref, now_us)
@@ -459,6 +469,156 @@ class FusionEngine:
         state.close_at_us = max(min(r.onset_utc_us for r in state.reports) + reach_us,
                                 state.formed_event_us) + self.config.lateness_us
         self._snapshot(state, now_us, **fields)
+
+    # -- bursts -------------------------------------------------------------------------------
+
+    def _join_bursts(self, incidents: list[Incident], now_us: int) -> list[Incident]:
+        """One incident is one source, or one burst from one place: a shot located (or heard)
+        where a recent located shot of the same family was fired joins that incident with all
+        its reports. An incident this very report formed is dropped unpublished; an older one
+        is withdrawn."""
+        out: dict[str, _State] = {}
+        for state in [self._by_id[i.id] for i in incidents]:
+            if self._by_id.get(state.id) is not state:
+                continue                                # dropped: joined a burst just now
+            host = None
+            if state.number in self._open and state.event_class in BURST and state.reports:
+                host = self._burst_host(state)
+            if host is None:
+                out[state.id] = state
+                continue
+            older, younger = (host, state) if host.number < state.number or state.snapshot.fix != "tdoa" \
+                else (state, host)
+            self._join(older, younger, out, now_us)
+        for state in list(out.values()):
+            if state.number in self._open and state.event_class in BURST and state.snapshot.fix == "tdoa":
+                # shots heard before the burst was located, left as detections or hyperbolas
+                for loose in list(self._burst_candidates(state.reports[0], {state.number})):
+                    if loose.snapshot.fix != "tdoa" and loose.number in self._open and \
+                            all(self._in_burst_window(state, r) for r in loose.reports):
+                        self._join(state, loose, out, now_us)
+        return sorted((s.snapshot for s in out.values()), key=lambda i: i.id)
+
+    def _join(self, host: _State, other: _State, out: dict, now_us: int) -> None:
+        self._merge_burst(host, other, now_us)
+        out[host.id] = host
+        if other.number in self._fresh:
+            self._open.pop(other.number, None)
+            self._by_id.pop(other.id, None)
+            out.pop(other.id, None)
+        else:
+            out[other.id] = self._withdraw(other, now_us)
+
+    def _burst_host(self, state: _State) -> _State | None:
+        """The open located shot incident (same burst family) this incident belongs to, if any:
+        nearest first."""
+        best = None
+        for host in self._burst_candidates(state.reports[0], {state.number}):
+            if host.snapshot.fix == "tdoa":
+                fits = self._same_burst_fix(host, state) if state.snapshot.fix == "tdoa" \
+                    else all(self._in_burst_window(host, r) for r in state.reports)
+            else:
+                fits = False
+            if fits:
+                snap, other = host.snapshot, state.snapshot
+                where = (other.lat, other.lon) if other.fix == "tdoa" else (state.reports[0].lat, state.reports[0].lon)
+                key = (haversine_m(snap.lat, snap.lon, *where), host.number)
+                if best is None or key < best[0]:
+                    best = (key, host)
+        return None if best is None else best[1]
+
+    def _burst_of(self, report: Report) -> _State | None:
+        """A located burst whose later shot this report can be at a node that already heard
+        it: joined at once, so later shots cannot mix with the first ones into false fixes."""
+        best = None
+        for host in self._burst_candidates(report, set()):
+            if host.snapshot.fix == "tdoa" and report.node_id in {r.node_id for r in host.reports} \
+                    and self._in_burst_window(host, report):
+                if best is None or host.number < best.number:
+                    best = host
+        return best
+
+    def _add_shot(self, host: _State, report: Report, now_us: int) -> _State:
+        snap = host.snapshot
+        fired_us = report.onset_utc_us - (self._predicted_us(snap, report) - snap.time_utc_us)
+        host.reports = sorted(host.reports + [report], key=lambda r: (r.onset_utc_us, r.node_id))
+        host.shots = host.shots | {report.key}
+        host.burst_end_us = max(max(self._burst_span(host)), int(fired_us))
+        self._index(report, host.number)
+        self._snapshot(host, now_us)
+        return host
+
+    def _burst_candidates(self, first: Report, seen: set):
+        """Open incidents of the burst family holding reports heard near the given one."""
+        _, i, j = self._cell(first)
+        for cls in sorted(BURST):
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    for r in self._cells.get((family(cls), i + di, j + dj), {}).values():
+                        number = self._owner.get(r.key)
+                        if number not in seen and number in self._open:
+                            seen.add(number)
+                            if self._open[number].event_class in BURST:
+                                yield self._open[number]
+
+    def _burst_span(self, state: _State) -> tuple[int, int]:
+        first = state.snapshot.time_utc_us
+        return first, max(first, state.burst_end_us or first)
+
+    def _same_burst_fix(self, a: _State, b: _State) -> bool:
+        """Two located shots fired close together in place and time (a burst's gap apart)."""
+        sa, sb = a.snapshot, b.snapshot
+        reach_m = self.config.burst_radius_m + sum(s.ellipse_95.major_m for s in (sa, sb) if s.ellipse_95)
+        if haversine_m(sa.lat, sa.lon, sb.lat, sb.lon) > reach_m:
+            return False
+        (a0, a1), (b0, b1) = self._burst_span(a), self._burst_span(b)
+        gap_us = self.config.burst_gap_s * 1e6
+        return b0 <= a1 + gap_us and a0 <= b1 + gap_us
+
+    def _in_burst_window(self, host: _State, report: Report) -> bool:
+        """The report can be a shot of the host's burst heard at its node: from the direct
+        arrival of the first shot to that of a shot fired a burst's gap after the last."""
+        if report.clock_error_us > self.config.max_clock_error_us:
+            return False
+        snap = host.snapshot
+        first, last = self._burst_span(host)
+        predicted_us = self._predicted_us(snap, report)
+        sigma_s = cluster.timing_sigma_s(report, self.config)
+        spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
+        gate_us = (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
+        latest_us = predicted_us + (last - first) + self.config.burst_gap_s * 1e6 + gate_us
+        return predicted_us - gate_us <= report.onset_utc_us <= latest_us
+
+    def _merge_burst(self, host: _State, other: _State, now_us: int) -> None:
+        """The other incident's reports become the host's other shots (echoes stay rejected)."""
+        keys = {r.key for r in other.reports}
+        if other.snapshot.fix == "tdoa":
+            fired_us = max(self._burst_span(other))
+        else:
+            fired_us = max(r.onset_utc_us - (self._predicted_us(host.snapshot, r) - host.snapshot.time_utc_us)
+                           for r in other.reports)
+        host.reports = sorted(host.reports + other.reports, key=lambda r: (r.onset_utc_us, r.node_id))
+        host.shots = host.shots | (keys - other.rejected)
+        host.rejected = host.rejected | other.rejected
+        host.burst_end_us = max(max(self._burst_span(host)), int(fired_us))
+        host.close_at_us = max(host.close_at_us, other.close_at_us)
+        if host.event_class == "unknown":
+            host.event_class = other.event_class       # a named shot names the burst
+        for r in other.reports:
+            self._owner[r.key] = host.number
+        other.reports, other.used, other.rejected, other.shots = [], frozenset(), frozenset(), frozenset()
+        self._snapshot(host, now_us, event_class=host.event_class)
+
+    def _shot_count(self, state: _State) -> int:
+        """Shots heard: the most reports any one node gave the incident (echoes not counted).
+        0 for what is not a shot or blast (tracks, tamper) and for a withdrawn incident."""
+        if state.event_class not in IMPULSIVE:
+            return 0
+        per_node: dict[int, int] = {}
+        for r in state.reports:
+            if r.key not in state.rejected:
+                per_node[r.node_id] = per_node.get(r.node_id, 0) + 1
+        return max(per_node.values(), default=0)
 
     # -- continuous sounds --------------------------------------------------------------------
 
@@ -552,6 +712,7 @@ class FusionEngine:
 
     def _new_state(self, event_class: str, now_us: int) -> _State:
         state = _State(self._next, event_class, now_us)
+        self._fresh.add(state.number)
         state.formed_event_us = state.touched_event_us = self.event_now(now_us)
         self._next += 1
         self._open[state.number] = state
@@ -573,7 +734,7 @@ class FusionEngine:
         used_nodes = tuple(r.node_id for r in state.reports if r.key in state.used) \
             if state.used else tuple(dict.fromkeys(r.node_id for r in state.reports))
         rejected_nodes = tuple(r.node_id for r in state.reports if r.key in state.rejected)
-        common = dict(nodes=used_nodes, rejected_nodes=rejected_nodes,
+        common = dict(nodes=used_nodes, rejected_nodes=rejected_nodes, shots=self._shot_count(state),
                       reports=tuple(r.evidence_id for r in state.reports if r.evidence_id is not None),
                       updated_at_us=now_us, provisional=not state.final)
         if state.snapshot is None:
@@ -590,7 +751,7 @@ class FusionEngine:
 
     def _withdraw(self, state: _State, now_us: int) -> _State:
         """An incident whose every report now belongs to others: published once more, empty."""
-        state.reports, state.used, state.rejected = [], frozenset(), frozenset()
+        state.reports, state.used, state.rejected, state.shots = [], frozenset(), frozenset(), frozenset()
         state.final = True
         self._snapshot(state, now_us, fix="detection", lat=None, lon=None, ellipse_95=None, side=None,
                        side_probability=None, distance_from_line_m=None, launch_id=None, impact_id=None)

@@ -32,6 +32,8 @@ class Incident:
     impact_id: str | None = None
     track: tuple[tuple[int, float, float], ...] | None = None
     heading_deg: float | None = None
+    # Impulsive sounds the incident joins: a burst from one place is one incident (see engine).
+    shots: int = 1
 
     def to_json(self) -> dict:
         return {
@@ -58,6 +60,7 @@ class Incident:
             "track": [[int(t), round(la, 7), round(lo, 7)] for t, la, lo in self.track]
             if self.track is not None else None,
             "heading_deg": _round(self.heading_deg, 2),
+            "shots": int(self.shots),
         }
 
 

@@ -14,6 +14,9 @@ EVENT_CLASSES = ("unknown", "explosion", "small_arms", "drone", "vehicle", "tamp
 IMPULSIVE = frozenset({"unknown", "explosion", "small_arms"})
 # Continuous sounds (engines, rotors) have no usable onset: they are tracked, not timed.
 CONTINUOUS = frozenset({"drone", "vehicle"})
+# Weapons that fire bursts: several shots from one place within seconds are one incident.
+# A shot the detector could not name ("unknown") joins a burst of small arms like its own.
+BURST = frozenset({"unknown", "small_arms"})
 # Tampering concerns one node only and is never fused across nodes.
 LOCAL = frozenset({"tamper"})
 

@@ -1,0 +1,106 @@
+"""Bursts: several shots from one place within seconds are one incident, not one per shot."""
+import math
+
+import pytest
+
+from linewatch.fusion import FusionConfig, FusionEngine, Report, speed_of_sound
+from linewatch.geo import ContactLine, LocalFrame
+
+C = speed_of_sound(15.0)
+LINE = ContactLine([(48.0, 37.0), (48.0, 37.3)])
+FRAME = LocalFrame(48.0, 37.0)
+NODES = {0x100 + i: (2000.0 + 1000.0 * i, 500.0) for i in range(8)}
+NODES.update({0x200 + i: (2500.0 + 1000.0 * i, -500.0) for i in range(8)})
+T0 = 1_800_000_000_000_000
+
+
+class Desk:
+    def __init__(self):
+        self.engine = FusionEngine(LINE, FusionConfig())
+        self.evidence = 0
+        self.latest = {}
+
+    def shots(self, xy, t_us, count, interval_s, nodes, event_class="small_arms"):
+        """One report per node per shot, as the nodes would deliver them (by arrival time)."""
+        out = []
+        for k in range(count):
+            for node in nodes:
+                self.evidence += 1
+                lat, lon = FRAME.to_latlon(*NODES[node])
+                onset = int(t_us + k * interval_s * 1e6 + math.dist(NODES[node], xy) / C * 1e6)
+                cls = event_class(k) if callable(event_class) else event_class
+                out.append(Report(node, lat, lon, 100.0, cls, onset, 1000, 0.9, 110.0, 20, 0, 20.0,
+                                  self.evidence, onset + 300_000))
+        return out
+
+    def deliver(self, reports):
+        for r in sorted(reports, key=lambda r: r.received_at_us):
+            for inc in self.engine.add(r, r.received_at_us):
+                self.latest[inc.id] = inc
+        for inc in self.engine.tick(max(r.received_at_us for r in reports) + 120_000_000):
+            self.latest[inc.id] = inc
+
+    def live(self):
+        """Incidents that still hold reports (a withdrawn one is published empty)."""
+        return [i for i in self.latest.values() if i.reports]
+
+
+def test_a_five_shot_burst_is_one_incident_with_every_shot():
+    desk = Desk()
+    reports = desk.shots((4000.0, 200.0), T0, 5, 0.2, [0x101, 0x102, 0x103, 0x201, 0x202])
+    desk.deliver(reports)
+    [burst] = desk.live()
+    assert burst.fix == "tdoa" and burst.shots == 5
+    assert burst.to_json()["shots"] == 5
+    assert sorted(burst.reports) == sorted(r.evidence_id for r in reports)
+    assert math.dist(FRAME.to_xy(burst.lat, burst.lon), (4000.0, 200.0)) < 1.0
+    assert burst.time_utc_us == pytest_approx_us(T0)
+    # a report belongs to one incident only
+    held = [e for i in desk.latest.values() for e in i.reports]
+    assert len(held) == len(set(held))
+
+
+def test_unknown_shots_join_a_small_arms_burst_and_it_stays_small_arms():
+    desk = Desk()
+    reports = desk.shots((4000.0, 200.0), T0, 4, 0.3, [0x101, 0x102, 0x103, 0x201, 0x202],
+                         event_class=lambda k: "unknown" if k % 2 else "small_arms")
+    desk.deliver(reports)
+    [burst] = desk.live()
+    assert burst.event_class == "small_arms" and burst.shots == 4
+    assert len(burst.reports) == len(reports)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: shots 0.2 s apart from two places heard by "
+                   "neighbouring nodes mix into false cross fixes before either burst is located")
+def test_two_bursts_two_kilometres_apart_at_once_are_two_incidents():
+    desk = Desk()
+    west = desk.shots((3000.0, 200.0), T0, 5, 0.2, [0x100, 0x101, 0x102, 0x200, 0x201])
+    east = desk.shots((5000.0, 200.0), T0, 5, 0.2, [0x103, 0x104, 0x105, 0x203, 0x204])
+    desk.deliver(west + east)
+    found = sorted(desk.live(), key=lambda i: FRAME.to_xy(i.lat, i.lon)[0])
+    assert len(found) == 2 and [i.shots for i in found] == [5, 5]
+    for incident, xy, reports in zip(found, ((3000.0, 200.0), (5000.0, 200.0)), (west, east)):
+        assert math.dist(FRAME.to_xy(incident.lat, incident.lon), xy) < 1.0
+        assert sorted(incident.reports) == sorted(r.evidence_id for r in reports)
+
+
+def test_shots_seconds_apart_beyond_the_burst_gap_stay_separate():
+    desk = Desk()
+    first = desk.shots((4000.0, 200.0), T0, 1, 0.0, [0x101, 0x102, 0x103, 0x201, 0x202])
+    later = desk.shots((4000.0, 200.0), T0 + 6_000_000, 1, 0.0, [0x101, 0x102, 0x103, 0x201, 0x202])
+    desk.deliver(first + later)
+    assert sorted(i.shots for i in desk.live()) == [1, 1]
+
+
+def test_a_lone_report_far_from_any_burst_stays_a_detection():
+    desk = Desk()
+    burst = desk.shots((4000.0, 200.0), T0, 3, 0.2, [0x101, 0x102, 0x103, 0x201, 0x202])
+    lone = desk.shots((9000.0, 200.0), T0 + 20_000_000, 1, 0.0, [0x107])
+    desk.deliver(burst + lone)
+    kinds = sorted((i.fix, i.shots) for i in desk.live())
+    assert kinds == [("detection", 1), ("tdoa", 3)]
+
+
+def pytest_approx_us(t_us, tol_us=2_000):
+    import pytest
+    return pytest.approx(t_us, abs=tol_us)
