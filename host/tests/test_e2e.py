@@ -23,11 +23,13 @@ from linewatch.store import FRAME, open_store
 from linewatch.testing.broker import Mosquitto, find_mosquitto, BrokerError
 
 MIN_DETECTION_RATE = 0.85
-MAX_LOCALIZATION_MEDIAN_M = 200.0
+# measured 9.5-14 m with the air temperature and wind known to fusion (92 m before)
+MAX_LOCALIZATION_MEDIAN_M = 50.0
 MIN_SIDE_ACCURACY = 0.75
-# 28 before the synthesizer's blasts stopped ending in a click (a lone false event each)
-# 20 of 29 before a burst became one incident (13 of 22 in three runs after)
-MAX_FALSE_INCIDENTS = 16
+# 28 before the synthesizer's blasts stopped ending in a click (a lone false event each);
+# 20 of 29 before a burst became one incident; 0 of 9 once withdrawn incidents (all their
+# reports moved to another incident) stopped counting as incidents
+MAX_FALSE_INCIDENTS = 4
 
 pytestmark = pytest.mark.timeout(180)
 

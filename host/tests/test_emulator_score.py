@@ -117,3 +117,15 @@ def test_cli_reports_bad_input_clearly(files, tmp_path, capsys):
     assert "bad.jsonl:1: incident without 'time_utc_us'" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "missing.json"), str(files[1])]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_withdrawn_incidents_are_neither_hits_nor_false(tmp_path):
+    from linewatch.emulator.score import load_incidents
+    path = tmp_path / "incidents.jsonl"
+    base = {"class": "small_arms", "time_utc_us": 1, "status": "new", "fix": "detection"}
+    lines = [dict(base, id="I-1", provisional=True, reports=[7]),
+             dict(base, id="I-1", provisional=False, reports=[]),       # withdrawn
+             dict(base, id="I-2", provisional=False, reports=[8])]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    truth = {"sources": []}
+    assert score(truth, load_incidents(path))["false_incidents"] == 1     # I-2 only

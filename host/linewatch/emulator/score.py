@@ -57,6 +57,12 @@ def load_incidents(path: str | Path) -> list[dict]:
     return list(latest.values())
 
 
+def withdrawn(incident: dict) -> bool:
+    """Fusion withdraws an incident whose reports all moved to others: its last version is
+    final with no reports. It is no longer an incident, so it is neither a hit nor false."""
+    return incident.get("provisional") is False and incident.get("reports") == []
+
+
 def _incident_problem(incident) -> str | None:
     if not isinstance(incident, dict):
         return "expected an incident object, got %s" % type(incident).__name__
@@ -74,7 +80,7 @@ def family(cls) -> str | None:
 
 def score(truth: dict, incidents: list[dict], windows_s: dict | None = None) -> dict:
     windows = {**MATCH_WINDOW_S, **(windows_s or {})}
-    incidents = [i for i in incidents if i.get("status") not in IGNORED_STATUSES]
+    incidents = [i for i in incidents if i.get("status") not in IGNORED_STATUSES and not withdrawn(i)]
     sources = truth["sources"]
     pairs = _match(sources, incidents, windows)
     matched_src = {si: ii for si, ii in pairs}
