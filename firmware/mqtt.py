@@ -182,13 +182,17 @@ def backoff_delays(base=1.0, cap=60.0, factor=2.0, jitter=0.5, rand=None):
 
 # ---- the client -------------------------------------------------------------------------
 
-class _Waiter:
-    """One expected answer (PUBACK/SUBACK/PINGRESP) that a coroutine awaits."""
+class _Waiter(asyncio.Event):
+    """One expected answer (PUBACK/SUBACK/PINGRESP) that a coroutine awaits. No timer of its
+    own: the client's watchdog task finds it late (`sent` is its ticks_ms)."""
 
-    def __init__(self):
-        self.event = asyncio.Event()
+    def __init__(self, what):
+        super().__init__()
+        self.what = what  # what it waits for, or a packet id (text made only if it is late)
+        self.sent = ticks_ms()
         self.value = None
         self.error = None
+        self.late = False
 
 
 async def _sleep_ms(ms):
@@ -271,7 +275,7 @@ class MQTTClient:
             raise MQTTError("connect to %s: %s" % (where, exc))
         self.connected = True
         self._tasks = [asyncio.create_task(self._read_loop()),
-                       asyncio.create_task(self._keepalive_loop())]
+                       asyncio.create_task(self._watchdog())]
         return session_present
 
     async def disconnect(self):
@@ -298,7 +302,7 @@ class MQTTClient:
             self.error = reason
         for waiter in self._waiters.values():
             waiter.error = reason
-            waiter.event.set()
+            waiter.set()
         self._waiters = {}
         me = asyncio.current_task()
         for task in self._tasks:
@@ -327,8 +331,7 @@ class MQTTClient:
             await self._send(publish_packet(topic, payload, 0, retain))
             return
         pid = self._new_pid()
-        await self._request(publish_packet(topic, payload, 1, retain, pid), _PUBACK, pid,
-                            "PUBACK for packet %d" % pid)
+        await self._request(publish_packet(topic, payload, 1, retain, pid), _PUBACK, pid, pid)
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one filter; returns the granted QoS, raises if the broker refused."""
@@ -342,22 +345,23 @@ class MQTTClient:
     async def ping(self):
         """PINGREQ and wait for PINGRESP; no answer drops the connection."""
         await self._request(PINGREQ_PACKET, _PINGRESP, 0, "PINGRESP")
-        self.pings += 1
 
     async def _request(self, packet, answer_type, pid, what):
+        # Awaits an Event, not wait_for (a new Task per publish on CPython, two on MicroPython):
+        # the watchdog drops the link when an answer is ack_timeout late.
         key = (answer_type << 16) | pid
-        waiter = _Waiter()
+        waiter = _Waiter(what)
         self._waiters[key] = waiter
         try:
             await self._send(packet)
-            await asyncio.wait_for(waiter.event.wait(), self.ack_timeout)
-        except asyncio.TimeoutError:
-            self._drop("no %s within %s s" % (what, self.ack_timeout))
-            raise MQTTTimeout("no %s within %s s" % (what, self.ack_timeout))
+            await waiter.wait()
         finally:
-            self._waiters.pop(key, None)
+            if self._waiters.get(key) is waiter:
+                del self._waiters[key]
+        if waiter.late:
+            raise MQTTTimeout(waiter.error)
         if waiter.error is not None:
-            raise MQTTError("%s not received: %s" % (what, waiter.error))
+            raise MQTTError("%s not received: %s" % (_what(waiter.what), waiter.error))
         return waiter.value
 
     def _new_pid(self):
@@ -388,16 +392,14 @@ class MQTTClient:
     async def _read_packet(self):
         """(type, flags, body) of the next packet; MQTTError if it is malformed or too big."""
         reader = self._reader
-        first = (await reader.readexactly(1))[0]
-        header = bytearray()
-        while True:
-            byte = (await reader.readexactly(1))[0]
-            header.append(byte)
-            if not byte & 0x80:
-                break
+        head = await reader.readexactly(2)  # type and the first remaining-length byte
+        header = head[1:]
+        while header[-1] & 0x80:  # more length bytes: one at a time, never past the header
             if len(header) == 4:
                 raise MQTTError("malformed packet from broker: remaining length longer than 4 bytes")
-        length, _ = decode_remaining_length(header)
+            header += await reader.readexactly(1)
+        length = decode_remaining_length(header)[0]
+        first = head[0]
         if length > self.max_packet:
             raise MQTTError("packet of %d bytes from broker exceeds the limit of %d"
                             % (length, self.max_packet))
@@ -429,7 +431,8 @@ class MQTTClient:
             self._answer((_SUBACK << 16) | struct.unpack(">H", body[:2])[0], body[2])
         elif ptype == _PINGRESP:
             self._expect(flags == 0 and not body, ptype, body)
-            self._answer(_PINGRESP << 16, None)
+            if self._answer(_PINGRESP << 16, None):
+                self.pings += 1
         else:
             raise MQTTError("malformed packet from broker: unexpected packet type %d" % ptype)
 
@@ -439,10 +442,11 @@ class MQTTClient:
                             % (ptype, len(body)))
 
     def _answer(self, key, value):
-        waiter = self._waiters.get(key)
+        waiter = self._waiters.pop(key, None)
         if waiter is not None:  # otherwise a late answer to a request that timed out
             waiter.value = value
-            waiter.event.set()
+            waiter.set()
+        return waiter
 
     async def _on_publish(self, flags, body):
         qos = (flags >> 1) & 3
@@ -469,19 +473,33 @@ class MQTTClient:
         if qos:
             await self._send(puback_packet(struct.unpack(">H", body[2 + tlen:start])[0]))
 
-    async def _keepalive_loop(self):
-        if not self.keepalive:
-            return
+    async def _watchdog(self):
+        """Keepalive pings and answer timeouts in one task: it wakes when the oldest answer is
+        due, else every ack_timeout (a request made meanwhile is found late within
+        2 x ack_timeout), or when the link has been idle for the keepalive period."""
         period = self.keepalive * 1000
+        limit = int(self.ack_timeout * 1000)
         while self.connected:
-            idle = ticks_diff(ticks_ms(), self._last_tx)
-            if idle < period:
-                await _sleep_ms(period - idle)
-                continue
-            try:
-                await self.ping()
-            except MQTTError:
-                return  # the connection was dropped with the reason
+            now = ticks_ms()
+            wait = limit
+            for waiter in self._waiters.values():
+                left = limit - ticks_diff(now, waiter.sent)
+                if left <= 0:
+                    waiter.late = True
+                    self._drop("no %s within %s s" % (_what(waiter.what), self.ack_timeout))
+                    return
+                wait = min(wait, left)
+            if period:
+                idle = ticks_diff(now, self._last_tx)
+                if idle >= period and (_PINGRESP << 16) not in self._waiters:
+                    self._waiters[_PINGRESP << 16] = _Waiter("PINGRESP")
+                    try:
+                        await self._send(PINGREQ_PACKET)
+                    except MQTTError:
+                        return  # the connection was dropped with the reason
+                    continue
+                wait = min(wait, period - idle)
+            await _sleep_ms(max(wait, 1))
 
     def _check_connack(self, ptype, flags, body):
         if ptype != _CONNACK or flags or len(body) != 2:
@@ -494,6 +512,10 @@ class MQTTClient:
                             % (reasons[code - 1] if code <= len(reasons) else "unknown reason",
                                code))
         return bool(body[0] & 1)
+
+
+def _what(what):
+    return "PUBACK for packet %d" % what if isinstance(what, int) else what
 
 
 def _reason(exc):
