@@ -90,6 +90,7 @@ class Node:
         # uplink state
         self._client = None
         self._sent = {}           # (boot, seq) published on this connection and not yet acked
+        self._unsent = True       # the queue may hold frames not in _sent: look at it again
         self._birth_seq = 0       # the birth queued for the next connection...
         self._birth = None        # ...and its frame
         self._last_ack = (0, 0)   # RAM only: see README, "Acks"
@@ -231,6 +232,7 @@ class Node:
             data = frame.encode(self.key, ftype, self.config.node, self.boot, seq, now, source,
                                 error_us, values)
             self.queue.append(self.boot, seq, ftype, data)
+            self._unsent = True
         except Exception as exc:   # a full flash or a bad value must not stop the node
             self.store_errors += 1
             self.log_once("enqueue", "queue: %s seq %d not stored: %r"
@@ -343,6 +345,7 @@ class Node:
         self.connections += 1
         self._client = client
         self._sent = {}
+        self._unsent = True
         cfg = self.config
         try:
             await client.subscribe(topic.downlink(cfg.segment, cfg.node), 1)
@@ -365,7 +368,13 @@ class Node:
 
     async def _publish_pending(self):
         """Publish the oldest frames not yet sent on this connection; False when none."""
-        batch = self.queue.pending(len(self._sent) + 4)
+        # Reads flash only when something may be unsent: a new frame, a new connection, a
+        # resend, or a batch that left frames behind it (not after every ack or idle second).
+        if not self._unsent:
+            return False
+        limit = len(self._sent) + 4
+        self._unsent = self.queue.depth > limit
+        batch = self.queue.pending(limit)
         published = False
         for boot, seq, ftype, data in batch:
             if (boot, seq) in self._sent:
@@ -446,6 +455,7 @@ class Node:
         again = [k for k in self._sent if k[0] == boot and first <= k[1] <= last]
         for key in again:
             del self._sent[key]
+        self._unsent = True
         self._wake.set()
         return "boot %d seq %d..%d: %d frames again" % (boot, first, last, len(again))
 
