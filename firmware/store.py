@@ -19,6 +19,10 @@ the log keeps growing (a long outage), the live frames are compacted into one ne
 whose first record (BASE) says that every older segment is superseded; the copy is written to
 a temp file and renamed, so a power cut leaves either the old segments or the new one.
 
+Every append (frames, acks, removals) is flushed before it returns - the same as closing the
+file, so what a power cut can lose is the same - but the active segment stays open between
+appends (`close()` closes it): opening it per frame was a third of the queue's cost.
+
 Memory: the index of pending frames lives in arrays allocated once at open (15 bytes per
 record of capacity), so a long outage neither grows nor fragments the heap; frames stay in flash
 until `pending()` reads them.
@@ -207,6 +211,8 @@ class FrameQueue:
         self._active_records = 0
         self._active_size = 0
         self._roll = False
+        self._out = None  # the active segment's file, open for appending
+        self._out_segment = 0
         try:
             os.mkdir(self.path)
         except OSError:
@@ -253,6 +259,15 @@ class FrameQueue:
         self.damaged_records += len(damaged)
         self._drop(damaged)
         return out
+
+    def close(self):
+        """Close the active segment's file (appends reopen it)."""
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except OSError:
+                pass
 
     def ack(self, boot, upto_seq):
         """Remove the pending frames of `boot` with seq <= upto_seq; returns how many."""
@@ -337,9 +352,14 @@ class FrameQueue:
         data = b"".join(records)
         name = self._segment_path(segment)
         try:
-            with open(name, "ab") as f:
-                f.write(data)
+            if self._out is None or self._out_segment != segment:
+                self.close()
+                self._out = open(name, "ab", 0)  # unbuffered (CPython): no copy, flushed below
+                self._out_segment = segment
+            self._out.write(data)
+            self._out.flush()  # littlefs/FAT commit here, as a close would
         except OSError as exc:
+            self.close()
             self._roll = True  # whatever reached flash may be torn: never append after it
             raise StoreError("queue: write to %s failed: %r" % (name, exc))
         last = self._active_size + len(data) - len(records[-1])
@@ -359,6 +379,7 @@ class FrameQueue:
         return not self._segments or self._roll or self._active_records >= self.segment_records
 
     def _start_segment(self):
+        self.close()
         self._last_segment += 1
         segment = self._last_segment
         _remove(self._segment_path(segment))
@@ -375,6 +396,8 @@ class FrameQueue:
                 break
             segment = self._segments.pop(0)
             del self._seg_live[segment]
+            if segment == self._out_segment:
+                self.close()
             _remove(self._segment_path(segment))
             if not self._segments:
                 self._active_records = 0
@@ -383,6 +406,7 @@ class FrameQueue:
 
     def _compact(self):
         """Copy the pending frames into one new segment that supersedes all older ones."""
+        self.close()
         segment = self._last_segment + 1
         tmp = "%s/compact.tmp" % self.path
         live = self._live
