@@ -1,6 +1,8 @@
 # What the ESP32 and the Pico W boards share: pins from the config, the microphone, the
 # accelerometer, GPS with PPS, Wi-Fi, and the clock (GPS PPS, else SNTP, else the bare RTC).
 # esp32.py and rp2.py add only what differs: default pins, battery, temperature, IRQ kind.
+# A config "feed" section (hil tests on hardware) replaces the microphone with a sample file
+# in flash (hal/feed.py, imported only then) and says so on the console at boot.
 import os
 import time
 
@@ -19,6 +21,7 @@ from .wifi import WifiLink
 EPOCH_2000_US = 946684800 * 1000000   # 1970-01-01 to 2000-01-01
 NTP_RESYNC_MS = 3600000
 NTP_DRIFT_PPM = 50
+FAST_FEED_ERROR_US = 2000     # what hal/unix states for the same virtual clock
 
 
 def rtc_epoch_offset_us():
@@ -43,6 +46,7 @@ class McuBoard(BoardBase):
         self._epoch_us = rtc_epoch_offset_us()
         self._ntp = None                 # (offset_us, error_us, ticks_ms at sync)
         self._mic = None
+        self._feed = self._sample_feed(getattr(config, "feed", None))
         self._led = self._output(self.pins["led"])
         self.accelerometer = self._find_accelerometer()
         self.gps = None                  # the PPS handler may run before _start_gps returns
@@ -68,7 +72,19 @@ class McuBoard(BoardBase):
             self.sensors |= SENSOR_ACCEL
         return found
 
+    def _sample_feed(self, feed):
+        if not feed:
+            return None
+        from .feed import FileFeed
+        found = FileFeed(feed, self._rtc_us)
+        self.log("hal: MICROPHONE OFF: audio is the sample feed %s from flash (config feed:"
+                 " for tests only, remove it before the field)" % found.describe())
+        return found
+
     def mic_start(self, rate_hz, block_samples):
+        if self._feed is not None:
+            self._feed.start(rate_hz)
+            return
         p = self.pins
         if p["mic_sck"] is None or p["mic_ws"] is None or p["mic_sd"] is None:
             raise ValueError("config: pins.mic_sck, mic_ws and mic_sd are needed for the "
@@ -78,6 +94,8 @@ class McuBoard(BoardBase):
                                      self.hardware["mic_shift"])
 
     async def mic_read(self, buf):
+        if self._feed is not None:
+            return await self._feed.read(buf)
         if self._mic is None:
             raise RuntimeError("mic_read before mic_start")
         return await self._mic.read(buf)
@@ -168,6 +186,9 @@ class McuBoard(BoardBase):
 
     def _timing(self):
         """(utc_us, clock_source, error_us), best source first."""
+        if self._feed is not None and not self._feed.realtime:
+            # the fast feed's clock is its samples: exact by construction, as on hal/unix
+            return (self._feed.virtual_us(), CLOCK_NTP, FAST_FEED_ERROR_US)
         if self.gps is not None:
             fix = self.gps.time_us(time.ticks_us())
             if fix is not None:

@@ -1,14 +1,11 @@
 # The virtual board on the MicroPython unix port: the hil tests and benchmarks run the real
-# firmware on it. Audio comes from a raw int16 little-endian file (or a TCP socket), the
-# accelerometer from a small text file of "x y z" lines in milli-g, time from the host clock.
+# firmware on it. Audio comes from a raw int16 little-endian file (hal/feed.py, shared with the
+# esp32/rp2 boards' test feed) or a TCP socket, the accelerometer from a small text file of
+# "x y z" lines in milli-g, time from the host clock.
 #
-# config "feed" (see README):
-#   audio      path of the raw int16 file          socket   "host:port" instead of a file
-#   realtime   true: play at the sample rate; false: as fast as the node takes it, with a
-#              virtual clock that follows the samples (start_us + samples / rate)
-#   plays      how many times the file is played (default 1; 0: forever), then the feed
-#              ends (mic_read -> 0)
-#   start_us   UTC of sample 0 on the virtual clock (default: the host clock at start)
+# config "feed" (see README): the file fields of hal/feed.py (audio, realtime, plays,
+# start_us), and here also
+#   socket     "host:port" instead of a file
 #   accel      path of the accelerometer file (one line per audio block, last line repeats)
 #   exit_at_end  the node stops when the feed ends (benchmarks)
 import asyncio
@@ -17,6 +14,11 @@ import time
 from lwproto.const import CLOCK_NTP, SENSOR_ACCEL, SENSOR_MIC
 
 from . import BoardBase
+from .feed import FileFeed
+
+
+def _wall_us():
+    return time.time_ns() // 1000
 
 
 class Board(BoardBase):
@@ -28,56 +30,30 @@ class Board(BoardBase):
         feed = config.feed if config is not None else {}
         self.feed = feed
         self.realtime = bool(feed.get("realtime", True))
-        self.plays = int(feed.get("plays", 1))
-        self._played_files = 1
         self._accel = _load_accel(feed["accel"]) if feed.get("accel") else None
         if self._accel:
             self.sensors = SENSOR_MIC | SENSOR_ACCEL
         self._accel_at = 0
-        self._file = None
-        self._reader = None
-        self._rate = 16000
-        self._played = 0                 # samples handed to the node
-        self._start_us = feed.get("start_us") or time.time_ns() // 1000
-        self._start_wall_us = time.time_ns() // 1000
-        self._ended_at = None            # (virtual us, wall us) when a fast feed ended
+        self._start_us = feed.get("start_us") or _wall_us()
+        self._feed = None                # a FileFeed (or _SocketFeed) from mic_start
 
     # ---- audio ------------------------------------------------------------------------
 
     def mic_start(self, rate_hz, block_samples):
-        self._rate = rate_hz
         if self.feed.get("audio"):
-            self._file = open(self.feed["audio"], "rb")
-        elif not self.feed.get("socket"):
+            feed = FileFeed(self.feed, _wall_us)
+        elif self.feed.get("socket"):
+            feed = _SocketFeed(self.feed, _wall_us)
+        else:
             raise OSError("unix board: config feed needs 'audio' (a raw int16 file) or 'socket'")
-        self._start_wall_us = time.time_ns() // 1000
+        feed.start_us = self._start_us
+        feed.start(rate_hz)
+        self._feed = feed
 
     async def mic_read(self, buf):
-        if self._file is None and self._reader is None and self.feed.get("socket"):
-            host, port = self.feed["socket"].rsplit(":", 1)
-            self._reader, _ = await asyncio.open_connection(host, int(port))
-        n = (self._file.readinto(buf) if self._file else await self._read_socket(buf)) // 2
-        if not n and self._file and (not self.plays or self._played_files < self.plays):
-            self._played_files += 1
-            self._file.seek(0)
-            n = self._file.readinto(buf) // 2
-        if not n:
-            if self._ended_at is None:
-                self._ended_at = (self._virtual_us(), time.time_ns() // 1000)
-            return 0
-        self._played += n
-        if self.realtime:
-            due_us = self._start_wall_us + self._played * 1000000 // self._rate
-            wait_ms = (due_us - time.time_ns() // 1000) // 1000
-            await asyncio.sleep_ms(max(0, wait_ms))
-        else:
-            await asyncio.sleep_ms(0)    # let uplink and health run between blocks
-        return n
-
-    async def _read_socket(self, buf):
-        # Socket feeds are for test rigs: a short block is padded by the next read.
-        got = await self._reader.readinto(buf)
-        return got - (got & 1)
+        if self._feed is None:
+            raise RuntimeError("mic_read before mic_start")
+        return await self._feed.read(buf)
 
     def accel_read(self):
         if not self._accel:
@@ -88,15 +64,10 @@ class Board(BoardBase):
 
     # ---- time -------------------------------------------------------------------------
 
-    def _virtual_us(self):
-        return self._start_us + self._played * 1000000 // self._rate
-
     def time_us(self):
         if self.realtime:
-            return time.time_ns() // 1000
-        if self._ended_at is not None:   # after the feed, the virtual clock runs on in real time
-            return self._ended_at[0] + time.time_ns() // 1000 - self._ended_at[1]
-        return self._virtual_us()
+            return _wall_us()
+        return self._feed.virtual_us() if self._feed is not None else self._start_us
 
     def ticks_us(self):
         return self.time_us()            # the unix port's ticks do not wrap in any test's time
@@ -119,6 +90,24 @@ class Board(BoardBase):
         import sys
         print("unix board: reset requested")
         sys.exit(3)
+
+
+class _SocketFeed(FileFeed):
+    """Samples from a TCP socket "host:port" (test rigs): a short block is padded by the next
+    read; the feed ends when the peer closes."""
+
+    def check(self, feed):
+        return feed["socket"]
+
+    def _open(self):
+        self._reader = None
+
+    async def _fill(self, buf):
+        if self._reader is None:
+            host, port = self.path.rsplit(":", 1)
+            self._reader, _ = await asyncio.open_connection(host, int(port))
+        got = await self._reader.readinto(buf)
+        return got - (got & 1)
 
 
 def _load_accel(path):

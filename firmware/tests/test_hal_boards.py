@@ -144,3 +144,97 @@ def test_gps_pps_takes_over_the_clock(boards):
     second = 3920186119 * 1000000                        # 2094-03-23 12:35:19 UTC (yy=94)
     assert board.time_us() == second + 1250000
     assert board.position()[:2] == pytest.approx((48.1173, 11.5167), abs=1e-4)
+
+
+# ---- the sample feed from flash (hil tests on hardware): hal/feed.py through hal/mcu.py
+
+def feed_config(path, **feed):
+    cfg = config(pins={"mic_sck": None, "mic_ws": None, "mic_sd": None})
+    cfg.feed = dict({"audio": str(path)}, **feed)
+    return cfg
+
+
+def raw_file(tmp_path, samples):
+    from array import array
+    path = tmp_path / "feed.raw"
+    path.write_bytes(array("h", samples).tobytes())
+    return path
+
+
+def read_all(board, block=4):
+    import asyncio
+    from array import array
+
+    async def run():
+        out = []
+        while True:
+            buf = array("h", [0] * block)
+            n = await board.mic_read(buf)
+            if not n:
+                return out
+            out.append((list(buf[:n]), board.time_us()))
+    return asyncio.run(run())
+
+
+def test_no_feed_section_keeps_the_microphone_and_never_loads_the_feed_code(boards, monkeypatch):
+    monkeypatch.delitem(sys.modules, "lwnode.hal.feed", raising=False)
+    board = boards.esp32.Board(config())
+    assert board._feed is None and "lwnode.hal.feed" not in sys.modules
+    with pytest.raises(ValueError, match="pins.mic_sck, mic_ws and mic_sd are needed"):
+        boards.esp32.Board(config(pins={"mic_sd": None})).mic_start(16000, 512)
+
+
+@pytest.mark.parametrize("board_name", ["esp32", "rp2"])
+def test_a_fast_feed_replaces_the_microphone_with_its_virtual_clock(boards, tmp_path, capsys,
+                                                                    board_name):
+    from lwproto.const import CLOCK_NTP
+    path = raw_file(tmp_path, range(-3, 7))                       # 10 samples
+    board = getattr(boards, board_name).Board(
+        feed_config(path, realtime=False, plays=2, start_us=1795000000000000))
+    assert "MICROPHONE OFF" in capsys.readouterr().out              # never silent at boot
+    board.mic_start(8000, 4)                                        # no mic pins needed
+    blocks = read_all(board)
+    samples = [s for block, _ in blocks for s in block]
+    assert samples == list(range(-3, 7)) * 2                        # played twice, then ends
+    assert [at for _, at in blocks][:3] == [1795000000000000 + us for us in (500, 1000, 1250)]
+    assert board.clock() == (CLOCK_NTP, 2000)
+    assert blocks[-1][1] == 1795000000000000 + 20 * 125             # 20 samples at 8 kHz
+
+
+def test_a_realtime_feed_is_paced_by_the_board_clock_and_keeps_the_board_time(boards, tmp_path,
+                                                                              monkeypatch):
+    import asyncio
+    from lwnode.hal import feed as feed_module
+    waits = []
+
+    async def sleep(seconds):
+        waits.append(seconds)
+    monkeypatch.setattr(feed_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(time, "time_ns", lambda: 5_000_000_000)     # the board's clock stands still
+    board = boards.esp32.Board(feed_config(raw_file(tmp_path, [1] * 1600), plays=0))
+    board.mic_start(16000, 800)
+    from array import array
+    buf = array("h", [0] * 800)
+    for _ in range(3):                                              # plays 0: loops forever
+        assert asyncio.run(board.mic_read(buf)) == 800
+    assert waits == [0.05, 0.1, 0.15]                               # 50 ms a block, due from start
+    assert board.clock() == (CLOCK_NONE, CLOCK_ERROR_MAX_US)       # its own clock, not the feed's
+    assert board.time_us() == 5_000_000 + board._epoch_us
+
+
+@pytest.mark.parametrize("feed, error", [
+    ({"audio": ""}, "feed.audio must be the path"),
+    ({"audio": "f.raw", "plays": -1}, "feed.plays must be 0"),
+    ({"audio": "f.raw", "start_us": "soon"}, "feed.start_us must be UTC"),
+])
+def test_a_bad_feed_section_is_named_at_boot(boards, feed, error):
+    cfg = config()
+    cfg.feed = feed
+    with pytest.raises(ValueError, match=error):
+        boards.rp2.Board(cfg)
+
+
+def test_a_missing_feed_file_fails_the_microphone_start(boards, tmp_path):
+    board = boards.esp32.Board(feed_config(tmp_path / "nowhere.raw"))
+    with pytest.raises(OSError):
+        board.mic_start(16000, 512)
