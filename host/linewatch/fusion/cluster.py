@@ -56,14 +56,15 @@ def pair_consistent(a: Arrival, b: Arrival, c: float, config: FusionConfig) -> b
     return abs(a.t_s - b.t_s) <= slack
 
 
-def partition(arrivals: list[Arrival], c: float, config: FusionConfig) -> list[Source]:
+def partition(arrivals: list[Arrival], c: float, config: FusionConfig, judge=None) -> list[Source]:
+    """judge (hearing.Judge, optional) refuses fixes that no real source can give."""
     remaining = set(range(len(arrivals)))
     timed = {i for i in remaining if arrivals[i].report.clock_error_us <= config.max_clock_error_us}
     sources: list[Source] = []
     rejected_by: dict[int, int] = {}
     grid = _Grid(arrivals, sorted(timed), config) if len(timed) >= tdoa.MIN_NODES else None
     while len({arrivals[i].report.node_id for i in remaining & timed}) >= tdoa.MIN_NODES:
-        source = _strongest_source(arrivals, sorted(remaining & timed), c, config, grid)
+        source = _strongest_source(arrivals, sorted(remaining & timed), c, config, grid, judge)
         if source is None:
             break
         for i in source.rejected:
@@ -100,17 +101,17 @@ class _Grid:
         return self.distance[:, [self.column[i] for i in indices]]
 
 
-def _strongest_source(arrivals, indices, c, config, grid=None) -> Source | None:
+def _strongest_source(arrivals, indices, c, config, grid=None, judge=None) -> Source | None:
     t = np.array([arrivals[i].t_s for i in indices])
     sigma = np.array([arrivals[i].sigma_s for i in indices])
     grid = grid or _Grid(arrivals, indices, config)
     seed = _stack(grid.points, grid.step, grid.distances(indices), t, sigma, c, config)
     if seed is None:
         return None
-    return _source_from_seed(arrivals, indices, c, config, seed)
+    return _source_from_seed(arrivals, indices, c, config, seed, judge=judge)
 
 
-def _source_from_seed(arrivals, indices, c, config, seed, require=None) -> Source | None:
+def _source_from_seed(arrivals, indices, c, config, seed, require=None, judge=None) -> Source | None:
     """One arrival per node near the seed's emission time, fitted, re-gated and refitted."""
     xy = np.array([(arrivals[i].x, arrivals[i].y) for i in indices])
     t = np.array([arrivals[i].t_s for i in indices])
@@ -131,13 +132,13 @@ def _source_from_seed(arrivals, indices, c, config, seed, require=None) -> Sourc
     chosen = _one_per_node(arrivals, indices, t - predicted + fix.t0_s, fix.t0_s, gates)
     if len({arrivals[i].report.node_id for i in chosen}) < tdoa.MIN_NODES:
         return None
-    fix = _fit(arrivals, chosen, c, config, (fix.x, fix.y, fix.t0_s), mirror=True)
+    fix = _fit(arrivals, chosen, c, config, (fix.x, fix.y, fix.t0_s), mirror=True, judge=judge)
     if fix is None:
         return None
     return Source("tdoa", [chosen[k] for k in fix.used], [chosen[k] for k in fix.rejected], fix)
 
 
-def anchored_source(arrivals, c, config) -> Source | None:
+def anchored_source(arrivals, c, config, judge=None) -> Source | None:
     """The source that includes arrivals[0] (the report just received), or None when none
     can exist: the other arrivals are open reports that each could share a source with it.
 
@@ -152,7 +153,7 @@ def anchored_source(arrivals, c, config) -> Source | None:
     # as well as cross at the source: the best few separate places are tried in turn.
     # A new source must pass the chi-square test (when it can be tested at all).
     for seed in _anchored_seed(arrivals, c, config):
-        source = _source_from_seed(arrivals, list(range(len(arrivals))), c, config, seed, require=0)
+        source = _source_from_seed(arrivals, list(range(len(arrivals))), c, config, seed, require=0, judge=judge)
         if source is not None and 0 in source.members and (
                 source.fix.dof == 0 or source.fix.chi2 <= tdoa.chi2_quantile(source.fix.dof, config.outlier_p)):
             return source
@@ -161,8 +162,8 @@ def anchored_source(arrivals, c, config) -> Source | None:
 
 ANCHOR_CELLS = 32          # first level: cells per axis around the new report's node
 ANCHOR_FINEST_M = 160.0    # stop splitting cells below this side
-ANCHOR_KEEP = 256          # cells split per level at most (the best-agreeing ones)
-ANCHOR_SEEDS = 4           # separate places tried as the fit's start, best first
+ANCHOR_KEEP = 1024         # cells split per level at most (the best-agreeing ones)
+ANCHOR_SEEDS = 8           # separate places tried as the fit's start, best first
 ANCHOR_APART_M = 1000.0    # how far apart those places must be
 
 
@@ -215,7 +216,7 @@ def _anchored_seed(arrivals, c, config):
     return seeds
 
 
-def _fit(arrivals, chosen, c, config, start, mirror=False) -> tdoa.TdoaFix | None:
+def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.TdoaFix | None:
     fix = tdoa.locate([(arrivals[i].x, arrivals[i].y) for i in chosen],
                       [arrivals[i].t_s for i in chosen], [arrivals[i].sigma_s for i in chosen],
                       c, start=start, outlier_p=config.outlier_p, mirror=mirror, wind=config.wind)
@@ -230,13 +231,15 @@ def _fit(arrivals, chosen, c, config, start, mirror=False) -> tdoa.TdoaFix | Non
         return None        # diverged far outside where anything audible could be
     if fix.t0_s > min(arrivals[i].t_s for i in chosen) + 3 * max(arrivals[i].sigma_s for i in chosen):
         return None        # emitted after it was heard
+    if judge is not None and judge.refutes(fix, [arrivals[chosen[k]] for k in fix.used]):
+        return None        # heard too far away, or nearer nodes stayed silent (hearing.py)
     return fix
 
 
-def fit_checked(arrivals, chosen, c, config, start) -> tdoa.TdoaFix | None:
+def fit_checked(arrivals, chosen, c, config, start, judge=None) -> tdoa.TdoaFix | None:
     """A fix of the chosen arrivals that also passes the chi-square test (after rejecting
     outliers), or None: what an incident's refit with one more arrival must satisfy."""
-    fix = _fit(arrivals, chosen, c, config, start, mirror=True)
+    fix = _fit(arrivals, chosen, c, config, start, mirror=True, judge=judge)
     if fix is None or fix.dof < 1:
         return None
     if fix.chi2 > tdoa.chi2_quantile(fix.dof, config.outlier_p):

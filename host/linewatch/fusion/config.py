@@ -20,6 +20,9 @@ class FusionConfig:
     max_clock_error_us: int = 500_000
     # Nodes further apart than this do not hear one source together (explosions: ~10 km each).
     max_baseline_m: float = 20_000.0
+    # Farthest a node hears an impulsive sound (a blast ~10 km): a fix farther than this from
+    # any of its nodes is not one source (phantoms of 3 arrivals of different sounds are).
+    impulse_hearing_range_m: float = 10_000.0
     # How far outside the nodes' bounding box a source is sought (artillery lands far away).
     search_margin_m: float = 8_000.0
     # Extra slack on every timing window: frame timestamps are rounded, air is not still.
@@ -62,6 +65,8 @@ class FusionConfig:
             raise ValueError("timing_floor_us must be positive (it keeps every weight finite)")
         if self.max_baseline_m <= 0 or self.search_margin_m < 0:
             raise ValueError("max_baseline_m must be positive and search_margin_m not negative")
+        if self.impulse_hearing_range_m <= 0:
+            raise ValueError("impulse_hearing_range_m must be positive")
         if not 0.5 < self.outlier_p < 1.0:
             raise ValueError("outlier_p must lie between 0.5 and 1")
         if self.grid_points < 8 or self.max_group < 3:

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from ..geo import ContactLine, LocalFrame, haversine_m
-from . import artillery, cluster, hyperbola, side as side_of_line, tracks
+from . import artillery, cluster, hearing, hyperbola, side as side_of_line, tracks
 from .config import FusionConfig
 from .ellipse import error_ellipse
 from .incident import Incident, incident_id
@@ -69,6 +69,7 @@ class FusionEngine:
         self._pairs: dict[str, str] = {}                    # incident id -> partner id
         self._by_id: dict[str, _State] = {}
         self._tracker = tracks.Tracker(line, self.config)
+        self._hearing = hearing.Hearing(self.config)          # who listens where, who heard what
         self._track_owner: dict[int, int] = {}              # id(track) -> incident number
         self._fresh: set[int] = set()                       # incidents formed by the current add()
         max_abs_lat = max(abs(lat) for lat, _ in line.vertices)
@@ -85,6 +86,7 @@ class FusionEngine:
         """Wind from a met station or the operator (from_deg: the bearing it blows from);
         applies to fixes made from now on."""
         self.config = replace(self.config, wind_speed_mps=float(speed_mps), wind_from_deg=float(from_deg))
+        self._hearing.config = self.config
 
     def add(self, report: Report, now_us: int) -> list[Incident]:
         if not isinstance(report, Report):
@@ -93,6 +95,7 @@ class FusionEngine:
             return []                                   # the same frame delivered twice
         self._observe(report, now_us)
         self._seen[report.key] = self.event_now(now_us)
+        self._hearing.observe(report, self.event_now(now_us))
         self._fresh = set()
         if report.event_class in CONTINUOUS:
             return self._add_to_track(report, now_us)
@@ -182,7 +185,8 @@ class FusionEngine:
                                     cluster.timing_sigma_s(r, self.config)) for r in group]
         source = None
         if len({m.node_id for m in neighbours}) >= cluster.tdoa.MIN_NODES - 1:
-            source = cluster.anchored_source(arrivals, self.speed_of_sound, self.config)
+            source = cluster.anchored_source(arrivals, self.speed_of_sound, self.config,
+                                             self._judge(frame, t_ref, now_us))
         if source is None:
             return self._attach(report, arrivals, frame, t_ref, now_us)
         members = [arrivals[i].report for i in source.members]
@@ -350,7 +354,8 @@ class FusionEngine:
         chosen = [i for i, a in enumerate(arrivals) if a.report.key in state.used or a.report.key in report_keys]
         old = state.snapshot
         start = (*frame.to_xy(old.lat, old.lon), (old.time_utc_us - t_ref) / 1e6)
-        fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start)
+        fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start,
+                                  self._judge(frame, t_ref, now_us))
         if fix is None:
             return None
         members = [chosen[k] for k in fix.used]
@@ -378,6 +383,10 @@ class FusionEngine:
                 best = (miss, state)
         return None if best is None else best[1]
 
+    def _judge(self, frame: LocalFrame, t_ref: int, now_us: int) -> hearing.Judge:
+        """Refuses fixes no real source can give: too far to be heard, or nearer nodes silent."""
+        return self._hearing.judge(frame, t_ref, self.speed_of_sound, self.event_now(now_us))
+
     def _involved(self, report: Report, neighbours: list[Report]) -> list[_State]:
         numbers = sorted({self._owner[m.key] for m in neighbours})
         states = [self._open[n] for n in numbers]
@@ -399,7 +408,7 @@ class FusionEngine:
         t_ref = min(r.onset_utc_us for r in group)
         arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
                                     cluster.timing_sigma_s(r, self.config)) for r in group]
-        sources = cluster.partition(arrivals, self.speed_of_sound, self.config)
+        sources = cluster.partition(arrivals, self.speed_of_sound, self.config, self._judge(frame, t_ref, now_us))
         keys = [{arrivals[i].report.key for i in s.members + s.rejected} for s in sources]
         assigned = self._match(involved, keys)
         changed = []
@@ -779,6 +788,7 @@ class FusionEngine:
         for sid in [s for s, st in self._by_id.items() if st.final and st.touched_event_us < horizon]:
             del self._by_id[sid]
             self._pairs.pop(sid, None)
+        self._hearing.forget(horizon)
         for cell in [k for k, v in self._cells.items() if not v]:
             del self._cells[cell]
 

@@ -1,0 +1,101 @@
+"""Who could have heard a candidate source, and who should have but did not.
+
+Any three arrivals fit some source exactly, so arrivals of different sounds at nodes far apart
+(a blast heard by its 4 nearest nodes, another one 3 s later, a lone report) combine into
+phantom fixes kilometres away, tens of seconds before the onsets, that take the real arrivals.
+Two tests refuse such a fix, from what the engine itself knows:
+- reach: an impulsive sound is not heard farther than `impulse_hearing_range_m`, so a
+  three-node fix (exact, untestable) that far from any of its nodes is refused; a fourth
+  arrival confirming it (chi-square) lets it stand;
+- silence: nodes that reported recently (so are alive; the engine knows a node's position only
+  from its reports) and lie nearer the candidate source than its farthest used node, yet have
+  no impulsive onset near their predicted arrival, count against it. A fix is refused when at
+  least as many such silent nodes as used nodes (and at least `SILENT_MIN`) exist: a node may
+  miss a sound now and then, a phantom is contradicted by whole rows of nodes.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
+
+from ..geo import LocalFrame
+from . import tdoa
+from .config import FusionConfig
+from .report import IMPULSIVE, Report
+
+SILENT_MIN = 2              # fewer silent nearer nodes than this never refuse a fix
+# Unmodelled wind (a 6 m/s wind not configured) and air temperature shift arrivals by up to
+# this share of the travel time: a node is silent only outside that too.
+MODEL_SLACK = 0.03
+ALIVE_US = 600_000_000      # a node that reported within this long counts as listening
+
+
+class Hearing:
+    """Node positions and recent impulsive onsets, from the reports the engine was given."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        self.config = config
+        self._where: dict[int, tuple[float, float, int, int]] = {}   # node -> lat, lon, seen, clock error
+        self._onsets: dict[int, list[int]] = {}                       # node -> sorted impulsive onsets
+
+    def observe(self, report: Report, event_us: int) -> None:
+        self._where[report.node_id] = (report.lat, report.lon, event_us, report.clock_error_us)
+        if report.event_class in IMPULSIVE and report.clock_error_us <= self.config.max_clock_error_us:
+            bisect.insort(self._onsets.setdefault(report.node_id, []), report.onset_utc_us)
+
+    def forget(self, horizon_us: int) -> None:
+        for node, onsets in list(self._onsets.items()):
+            del onsets[:bisect.bisect_left(onsets, horizon_us)]
+            if not onsets:
+                del self._onsets[node]
+        for node in [n for n, w in self._where.items() if w[2] < horizon_us - ALIVE_US]:
+            del self._where[node]
+
+    def judge(self, frame: LocalFrame, t_ref_us: int, c: float, event_us: int) -> "Judge":
+        return Judge(self, frame, t_ref_us, c, event_us)
+
+
+class Judge:
+    """The two tests for fixes made in one local frame (onsets in seconds from t_ref_us)."""
+
+    def __init__(self, hearing: Hearing, frame: LocalFrame, t_ref_us: int, c: float, event_us: int) -> None:
+        self.hearing, self.t_ref_us, self.c, self.event_us = hearing, t_ref_us, c, event_us
+        alive = [(n, w) for n, w in hearing._where.items() if w[2] >= event_us - ALIVE_US]
+        self.nodes = [n for n, _ in alive]
+        self.clock_us = np.array([w[3] for _, w in alive], dtype=float)
+        xy = [frame.to_xy(w[0], w[1]) for _, w in alive]
+        self.xy = np.array(xy, dtype=float).reshape(-1, 2)
+
+    def refutes(self, fix: tdoa.TdoaFix, used) -> bool:
+        """True when the fix of these used arrivals cannot be one real source (see module)."""
+        config = self.hearing.config
+        reach = np.array([math.hypot(a.x - fix.x, a.y - fix.y) for a in used])
+        if fix.dof == 0 and reach.max() > config.impulse_hearing_range_m:
+            return True         # three arrivals fit anything exactly: a 4th must confirm a far source
+        if not len(self.nodes):
+            return False
+        distance = np.hypot(self.xy[:, 0] - fix.x, self.xy[:, 1] - fix.y)
+        used_nodes = {a.report.node_id for a in used}
+        spread_m = math.sqrt(max(0.0, fix.cov_xy[0][0] + fix.cov_xy[1][1]))
+        needed = max(SILENT_MIN, len(used_nodes))
+        silent = 0
+        for k in np.flatnonzero(distance < reach.max()):
+            node = self.nodes[k]
+            if node in used_nodes:
+                continue
+            predicted_us = self.t_ref_us + float(tdoa.predicted_arrival_s(fix, self.xy[k, 0], self.xy[k, 1], self.c)) * 1e6
+            if predicted_us > self.event_us:
+                continue            # not heard there yet, as far as the engine's clock goes
+            sigma_us = math.hypot(self.clock_us[k], config.timing_floor_us)
+            gate_us = config.gate_sigmas * sigma_us + spread_m / self.c * 1e6 + config.window_margin_us \
+                + MODEL_SLACK * (predicted_us - self.t_ref_us - fix.t0_s * 1e6)
+            onsets = self.hearing._onsets.get(node, ())
+            i = bisect.bisect_left(onsets, predicted_us - gate_us)
+            if i < len(onsets) and onsets[i] <= predicted_us + gate_us:
+                continue
+            silent += 1
+            if silent >= needed:
+                return True
+        return False
