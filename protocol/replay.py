@@ -8,6 +8,7 @@
 ACCEPT = "accept"
 REPLAY = "replay"
 OLD_BOOT = "old_boot"
+_NEXT = (ACCEPT, None)
 
 
 def newer(boot, seq, last_boot, last_seq):
@@ -88,6 +89,17 @@ class ReplayGuard:
         if len(streams) < self.boots_kept or boot > min(streams):
             return ACCEPT   # a boot never heard from (the node rebooted during an outage)
         return OLD_BOOT
+
+    def admit(self, node, boot, seq):
+        """check(), then accept() if it said ACCEPT: (verdict, gap or None)."""
+        streams = self._nodes.get(node)
+        if streams:
+            stream = streams.get(boot)
+            if stream is not None and seq == stream.highest + 1:
+                stream.highest = seq   # the usual frame: the next of its stream, no gap, no replay
+                return _NEXT
+        verdict = self.check(node, boot, seq)
+        return verdict, (self.accept(node, boot, seq) if verdict == ACCEPT else None)
 
     def accept(self, node, boot, seq):
         """Record an accepted frame; returns the gap (boot, first, last) it reveals, or None."""

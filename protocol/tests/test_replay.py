@@ -85,3 +85,14 @@ def test_any_arrival_order_accepts_each_seq_exactly_once(order):
     accepted = [seq for seq in order + order if take(g, 1, 1, seq)[0] == ACCEPT]
     assert sorted(accepted) == list(range(1, 40))
     assert g.contiguous(1, 1) == 39 and g.gaps(1) == []
+
+
+@given(st.lists(st.tuples(st.integers(1, 2), st.integers(1, 7), st.integers(1, 12)), max_size=60),
+       st.integers(1, 3))
+def test_admit_is_check_then_accept(arrivals, boots_kept):
+    """admit's in-order shortcut decides and records exactly what check + accept do."""
+    slow, fast = ReplayGuard(boots_kept), ReplayGuard(boots_kept)
+    for node, boot, seq in arrivals:
+        assert fast.admit(node, boot, seq) == take(slow, node, boot, seq)
+        assert fast.gaps(node) == slow.gaps(node) and fast.boots(node) == slow.boots(node)
+        assert fast.contiguous(node, boot) == slow.contiguous(node, boot)

@@ -1,0 +1,84 @@
+"""The commission's fast decode (lwproto.hostframe) against the reference lwproto.frame.decode:
+the same Frame for every valid frame, the same error class and message for every bad one."""
+import json
+import struct
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+
+from lwproto import auth, const as c, frame, hostframe
+from lwproto.errors import ProtocolError
+
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "v1.json").read_text())
+KEY = bytes.fromhex(VECTORS["valid"][0]["key"])
+
+
+def outcome(decode, data, key):
+    try:
+        f = decode(data, key)
+    except ProtocolError as exc:
+        return type(exc), exc.reason, str(exc)
+    return (type(f), f.ftype, f.node, f.boot, f.seq, f.time_us, f.clock_source, f.clock_error_us,
+            tuple((type(v), v) for v in f.values), type(f.tag), f.tag)
+
+
+def same(data, key):
+    expected = outcome(frame.decode, data, key)
+    assert outcome(hostframe.decode, data, key) == expected
+    return expected
+
+
+def test_every_valid_vector_decodes_the_same():
+    for v in VECTORS["valid"]:
+        data, key = bytes.fromhex(v["hex"]), bytes.fromhex(v["key"])
+        assert same(data, key)[0] is frame.Frame
+        assert same(data, None)[0] is frame.Frame
+        assert same(bytearray(data), key)[0] is frame.Frame
+
+
+def test_every_invalid_vector_is_refused_the_same():
+    for v in VECTORS["invalid"]:
+        result = same(bytes.fromhex(v["hex"]), bytes.fromhex(v["key"]))
+        assert issubclass(result[0], ProtocolError), v["name"]
+
+
+def test_a_wrong_key_is_refused_the_same():
+    for v in VECTORS["valid"]:
+        assert same(bytes.fromhex(v["hex"]), b"k" * 32)[1] == "bad_tag"
+
+
+@st.composite
+def valid_frames(draw):
+    """A well-formed frame of any type, every payload field anywhere in its wire range."""
+    ftype = draw(st.sampled_from(sorted(c.TYPE_NAMES)))
+    header = (
+        (c.VERSION << 4) | ftype,
+        draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFFFFFF)),
+        draw(st.integers(-(1 << 63), (1 << 63) - 1)), draw(st.integers(0, 2)), draw(st.integers(0, 0xFFFF)),
+    )
+    specs = frame.fields(ftype)
+    raws = [draw(st.integers(s[3], s[4])) for s in specs]
+    body = struct.pack(c.HEADER_FORMAT + "".join(s[1] for s in specs), *header, *raws)
+    return body + auth.tag(KEY, body)
+
+
+@settings(max_examples=1500)
+@given(valid_frames())
+def test_generated_valid_frames_decode_the_same(data):
+    assert same(data, KEY)[0] is frame.Frame
+
+
+@settings(max_examples=1000)
+@given(valid_frames(), st.data())
+def test_generated_frames_with_one_field_out_of_range_are_refused_the_same(data, draw):
+    """Overwrite one byte anywhere (re-tagged, so the range checks are what decides)."""
+    at = draw.draw(st.integers(0, len(data) - c.TAG_SIZE - 1))
+    body = bytearray(data[:-c.TAG_SIZE])
+    body[at] = draw.draw(st.integers(0, 255))
+    same(bytes(body) + auth.tag(KEY, bytes(body)), KEY)
+
+
+@settings(max_examples=1000)
+@given(st.binary(max_size=80))
+def test_random_bytes_are_refused_the_same(data):
+    same(data, KEY)
