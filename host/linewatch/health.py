@@ -12,16 +12,18 @@ import json
 from dataclasses import dataclass, field
 
 from lwproto import const
-from lwproto.frame import Frame
+from lwproto.frame import Frame, fields
 from linewatch.config import HealthConfig
 from linewatch.geo import haversine_m
 from linewatch.store import HealthChange, NodeHealth, NodeRecord
 
 ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY = "online", "late", "offline", "tampered", "low_battery"
 STATES = (ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY)
+_EVENT_CLASS = [spec[0] for spec in fields(const.EVENT)].index("event_class")
+_COUNTERS = ("uptime_s", "free_memory", "detections", "dropped", "reconnects", "refused_commands")
 
 
-@dataclass
+@dataclass(slots=True)   # one per node, touched on every frame
 class _Node:
     node: int
     state: str = ONLINE
@@ -40,6 +42,7 @@ class _Node:
     clock_error_us: int = 0
     firmware: str = ""
     counters: dict = field(default_factory=dict)
+    counters_json: str = ""   # json of counters, made when they change, not per stored row
 
 
 class HealthTracker:
@@ -48,6 +51,8 @@ class HealthTracker:
         self.position_of = position_of or (lambda node: None)   # node -> NodeRecord | None
         self._nodes: dict[int, _Node] = {}
         self._dirty: set[int] = set()
+        self._offline_us = config.offline_after_s * 1e6
+        self._late_us = config.late_after_s * 1e6
 
     def load(self, rows: list[NodeHealth]) -> None:
         """Carry states over a restart (a node offline before stays offline until heard)."""
@@ -55,18 +60,27 @@ class HealthTracker:
             n = _Node(h.node, h.state, h.state_since_us, h.last_seen_us, 0, h.state == OFFLINE, 0.0, 0,
                       h.boot, h.battery_mv, h.temperature_c, h.rssi_dbm, h.queue_depth, h.clock_source,
                       h.clock_error_us, h.firmware, json.loads(h.counters or "{}"))
+            n.counters_json = json.dumps(n.counters, sort_keys=True)
             self._nodes[h.node] = n
 
     def observe(self, frame: Frame, received_us: int) -> list[HealthChange]:
-        n = self._nodes.get(frame.node)
+        node = frame.node
+        n = self._nodes.get(node)
         if n is None:
-            n = self._nodes[frame.node] = _Node(frame.node, ONLINE, received_us)
-        n.last_seen_us = max(n.last_seen_us, received_us)
-        n.boot = max(n.boot, frame.boot)
+            n = self._nodes[node] = _Node(node, ONLINE, received_us)
+        if received_us > n.last_seen_us:
+            n.last_seen_us = received_us
+        if frame.boot > n.boot:
+            n.boot = frame.boot
         n.clock_source, n.clock_error_us = frame.clock_source, frame.clock_error_us
-        why = self._apply(n, frame, received_us)
-        self._dirty.add(frame.node)
-        return self._settle(n, received_us, why)
+        if frame.ftype == const.EVENT and frame.values[_EVENT_CLASS] != const.TAMPER:
+            n.dead = False   # the usual frame: nothing else of the node's to note
+            why = "event"
+        else:
+            why = self._apply(n, frame, received_us)
+        self._dirty.add(node)
+        state = self._state(n, received_us)
+        return [] if state == n.state else self._change(n, received_us, state, why)
 
     def _apply(self, n: _Node, frame: Frame, at_us: int) -> str:
         ftype = frame.ftype
@@ -78,8 +92,8 @@ class HealthTracker:
             f = frame.fields()
             n.battery_mv, n.temperature_c, n.rssi_dbm = f["battery_mv"], f["temperature_c"], f["rssi_dbm"]
             n.queue_depth = f["queue_depth"]
-            n.counters = {k: f[k] for k in ("uptime_s", "free_memory", "detections", "dropped", "reconnects",
-                                            "refused_commands")}
+            n.counters = {k: f[k] for k in _COUNTERS}
+            n.counters_json = json.dumps(n.counters, sort_keys=True)
             return "heartbeat"
         if ftype == const.BIRTH:
             f = frame.fields()
@@ -89,7 +103,7 @@ class HealthTracker:
         if ftype == const.SLEEP:
             n.awake_after_us = at_us + int(frame.field("sleep_s") * 1e6)
             return "sleep"
-        if ftype == const.EVENT and frame.field("event_class") == const.TAMPER:
+        if ftype == const.EVENT and frame.values[_EVENT_CLASS] == const.TAMPER:
             n.tamper_until_us = at_us + int(self.config.tamper_hold_s * 1e6)
             return "tamper event"
         return frame.type_name()
@@ -109,23 +123,24 @@ class HealthTracker:
 
     def _settle(self, n: _Node, now_us: int, why: str) -> list[HealthChange]:
         state = self._state(n, now_us)
-        if state == n.state:
-            return []
+        return [] if state == n.state else self._change(n, now_us, state, why)
+
+    def _change(self, n: _Node, now_us: int, state: str, why: str) -> list[HealthChange]:
         change = HealthChange(n.node, now_us, n.state, state, why)
         n.state, n.state_since_us = state, now_us
         self._dirty.add(n.node)
         return [change]
 
     def _state(self, n: _Node, now_us: int) -> str:
-        c = self.config
-        silent_us = now_us - max(n.last_seen_us, n.awake_after_us)
-        if n.dead or silent_us > c.offline_after_s * 1e6:
+        seen_us = n.last_seen_us if n.last_seen_us >= n.awake_after_us else n.awake_after_us
+        silent_us = now_us - seen_us
+        if n.dead or silent_us > self._offline_us:
             return OFFLINE
         if n.moved_m or now_us < n.tamper_until_us:
             return TAMPERED
-        if silent_us > c.late_after_s * 1e6:
+        if silent_us > self._late_us:
             return LATE
-        if n.battery_mv and n.battery_mv < c.low_battery_mv:
+        if n.battery_mv and n.battery_mv < self.config.low_battery_mv:
             return LOW_BATTERY
         return ONLINE
 
@@ -140,6 +155,6 @@ class HealthTracker:
             n = self._nodes[node]
             out[node] = NodeHealth(n.node, n.state, n.state_since_us, n.last_seen_us, n.boot, n.battery_mv,
                                    n.temperature_c, n.rssi_dbm, n.queue_depth, n.clock_source,
-                                   n.clock_error_us, n.firmware, json.dumps(n.counters, sort_keys=True))
+                                   n.clock_error_us, n.firmware, n.counters_json or "{}")
         self._dirty.clear()
         return out

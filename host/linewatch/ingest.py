@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import NamedTuple
 
-from lwproto import const, frame as wire, replay, topic as topics
+from lwproto import const, frame as wire, hostframe, replay, topic as topics
 from lwproto.errors import ProtocolError
 from linewatch import keys
 from linewatch.registry import Registry
@@ -28,6 +28,7 @@ UNKNOWN_NODE = "unknown_node"
 WRONG_TOPIC = "wrong_topic"
 TOPICS_KEPT = 65536
 AFTER_PEEK = ("bad_tag", "out_of_range")   # decode's refusals once the structure is sound
+KIND_OF_TYPE, UPLINK_TYPES, TYPE_NAMES = topics.KIND_OF_TYPE, frozenset(const.UPLINK_TYPES), const.TYPE_NAMES
 
 
 class Accepted(NamedTuple):   # a tuple: one is made per frame on the hot path
@@ -106,10 +107,13 @@ class Ingest:
     def _check(self, topic: str, raw: bytes, received_us: int) -> Accepted | None:
         if len(raw) > wire.MAX_FRAME_SIZE:
             raise _Refused(OVERSIZED, f"{len(raw)} bytes, the largest frame is {wire.MAX_FRAME_SIZE}")
-        try:
-            segment, topic_node, kind = self.parse_topic(topic)
-        except ProtocolError as exc:
-            raise _Refused(exc.reason, str(exc))
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            try:
+                parsed = self.parse_topic(topic)
+            except ProtocolError as exc:
+                raise _Refused(exc.reason, str(exc))
+        segment, topic_node, kind = parsed
         if kind == topics.DOWN:
             self.ignored += 1
             return None
@@ -124,18 +128,18 @@ class Ingest:
                 raise _Refused(exc.reason, str(exc), topic_node)
             raise _Refused(UNKNOWN_NODE, f"frame from node 0x{node:04x}: not in the registry", node)
         try:
-            frame = wire.decode(raw, self.key_of(node))
+            frame = hostframe.decode(raw, self._keys.get(node) or self.key_of(node))
         except ProtocolError as exc:
             raise _Refused(exc.reason, str(exc), node if exc.reason in AFTER_PEEK else topic_node)
         ftype = frame.ftype
-        if node != topic_node or topics.KIND_OF_TYPE.get(ftype) != kind or segment != record.segment:
+        if node != topic_node or KIND_OF_TYPE.get(ftype) != kind or segment != record.segment:
             raise _Refused(WRONG_TOPIC, f"frame from node 0x{node:04x} ({frame.type_name()}, segment "
                                         f"{record.segment}) arrived on {topic}", node)
-        if ftype not in const.UPLINK_TYPES:
+        if ftype not in UPLINK_TYPES:
             raise _Refused(WRONG_TOPIC, f"frame from node 0x{node:04x}: {frame.type_name()} is not an uplink type", node)
         gap = self._replay(frame)
-        self.accepted[frame.type_name()] += 1
-        return Accepted(frame, topic, bytes(raw), received_us, segment, gap)
+        self.accepted[TYPE_NAMES[ftype]] += 1
+        return Accepted(frame, topic, raw if type(raw) is bytes else bytes(raw), received_us, segment, gap)
 
     def _replay(self, frame: Frame) -> tuple[int, int, int] | None:
         node, boot, seq = frame.node, frame.boot, frame.seq
@@ -146,10 +150,9 @@ class Ingest:
                                         f"not the last birth's connection or already heard", node)
             self.guard.note_death(node, boot, seq)
             return None
-        verdict = self.guard.check(node, boot, seq)
+        verdict, gap = self.guard.admit(node, boot, seq)
         if verdict != replay.ACCEPT:
             raise _Refused(verdict, f"frame from node 0x{node:04x} boot {boot} seq {seq}: {verdict}", node)
-        gap = self.guard.accept(node, boot, seq)
         if frame.ftype == const.BIRTH:
             self.guard.note_birth(node, boot, seq)
         return gap

@@ -1,0 +1,72 @@
+"""Node health from frames alone (no broker): states, their changes and the rows to store."""
+import json
+
+from lwproto import const, frame as wire
+from linewatch.config import HealthConfig
+from linewatch.health import HealthTracker
+from linewatch.store import NodeHealth
+
+KEY = b"k" * 32
+NODE = 0x0102
+S = 1_000_000
+EVENT = {"event_class": 1, "confidence": 0.8, "onset_offset_us": 0, "peak_db": -3.0, "duration_ms": 50,
+         "frequency_hz": 90, "snr_db": 12.0}
+HEARTBEAT = {"battery_mv": 3900, "temperature_c": 21.5, "uptime_s": 60, "rssi_dbm": -70, "queue_depth": 2,
+             "free_memory": 40000, "detections": 3, "dropped": 0, "reconnects": 1, "refused_commands": 0}
+
+
+def frame(ftype, seq, values, node=NODE):
+    return wire.decode(wire.encode(KEY, ftype, node, 1, seq, 0, const.CLOCK_NTP, 500, values), KEY)
+
+
+def states(changes):
+    return [(c.old, c.new, c.why) for c in changes]
+
+
+def test_events_keep_a_node_online_and_a_tamper_event_holds_it_tampered():
+    h = HealthTracker(HealthConfig(tamper_hold_s=10))
+    assert h.observe(frame(const.EVENT, 1, EVENT), 1 * S) == []
+    assert h.state(NODE) == "online"
+    tamper = dict(EVENT, event_class=const.TAMPER)
+    assert states(h.observe(frame(const.EVENT, 2, tamper), 2 * S)) == [("online", "tampered", "tamper event")]
+    assert h.observe(frame(const.EVENT, 3, EVENT), 5 * S) == []   # an ordinary event does not clear it
+    assert states(h.observe(frame(const.EVENT, 4, EVENT), 13 * S)) == [("tampered", "online", "event")]
+
+
+def test_death_then_any_frame_and_silence():
+    h = HealthTracker(HealthConfig(late_after_s=30, offline_after_s=100))
+    h.observe(frame(const.EVENT, 1, EVENT), 0)
+    assert states(h.observe(frame(const.DEATH, 1, {"reason": 0}), 1 * S)) == [
+        ("online", "offline", "death frame (connection lost)")]
+    assert states(h.observe(frame(const.EVENT, 2, EVENT), 2 * S)) == [("offline", "online", "event")]
+    assert h.tick(20 * S) == []
+    assert states(h.tick(40 * S)) == [("online", "late", "silence")]
+    assert states(h.tick(120 * S)) == [("late", "offline", "silence")]
+    assert states(h.observe(frame(const.EVENT, 3, EVENT), 121 * S)) == [("offline", "online", "event")]
+
+
+def test_heartbeat_fields_and_counters_reach_the_stored_row():
+    h = HealthTracker(HealthConfig(low_battery_mv=3400))
+    h.observe(frame(const.EVENT, 1, EVENT), 1 * S)
+    row = h.take_dirty()[NODE]
+    assert (row.state, row.last_seen_us, row.counters) == ("online", 1 * S, "{}")
+    assert h.take_dirty() == {}
+    low = dict(HEARTBEAT, battery_mv=3300)
+    assert states(h.observe(frame(const.HEARTBEAT, 2, low), 2 * S)) == [("online", "low_battery", "heartbeat")]
+    h.observe(frame(const.EVENT, 3, EVENT), 3 * S)
+    row = h.take_dirty()[NODE]
+    assert (row.battery_mv, row.temperature_c, row.rssi_dbm, row.queue_depth) == (3300, 21.5, -70, 2)
+    assert (row.clock_source, row.clock_error_us, row.last_seen_us) == (const.CLOCK_NTP, 500, 3 * S)
+    assert json.loads(row.counters) == {"uptime_s": 60, "free_memory": 40000, "detections": 3, "dropped": 0,
+                                        "reconnects": 1, "refused_commands": 0}
+    assert row.counters == json.dumps(json.loads(row.counters), sort_keys=True)
+
+
+def test_loaded_rows_carry_over_a_restart():
+    h = HealthTracker(HealthConfig())
+    counters = json.dumps({"dropped": 4, "uptime_s": 9}, sort_keys=True)
+    h.load([NodeHealth(NODE, "offline", 5, 5, 1, 3900, 20.0, -60, 0, 1, 100, "1.2.3", counters)])
+    assert h.state(NODE) == "offline"
+    h.observe(frame(const.EVENT, 9, EVENT), 10 * S)
+    row = h.take_dirty()[NODE]
+    assert (row.state, row.firmware, row.counters) == ("online", "1.2.3", counters)
