@@ -8,7 +8,8 @@ line and always kills the process.
 With `--port` (any pyserial URL) and `--board-config` the same tests run against a real board
 (dut.py: one interface for both); a test that needs what a real board cannot give (a
 synthesized sample feed, a broker it may stop) says so with `@pytest.mark.needs(...)` and is
-skipped there with the reason (dut.NEEDS).
+skipped there with the reason (dut.NEEDS). With `--feed-on-board` a real board plays each test's
+sample feed from its flash (hal/feed.py), so the `needs("feed")` tests run there too.
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def pytest_addoption(parser):
                      help="with --port: JSON with the commission's broker username/password")
     parser.addoption("--reset", default="soft", choices=("soft", "hard"),
                      help="with --port: how the board is restarted (Ctrl-D, or machine.reset())")
+    parser.addoption("--feed-on-board", action="store_true", default=False,
+                     help="with --port: copy each test's sample feed and a config playing it onto the"
+                          " board (mpremote), so needs('feed') tests run; the board's config is put back")
     parser.addoption("--heap", default=VIRTUAL_HEAP, help="virtual board heap (micropython -X heapsize)")
 
 
@@ -66,9 +70,10 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     serial = bool(config.getoption("--port"))
+    feed_on_board = bool(config.getoption("--feed-on-board"))
     for item in items:
         marker = item.get_closest_marker("needs")
-        reason = duts.skip_reason(tuple(marker.args), serial) if marker else None
+        reason = duts.skip_reason(tuple(marker.args), serial, feed_on_board) if marker else None
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
 
@@ -135,7 +140,8 @@ def virtual_config(target: Target) -> dict:
 @pytest.fixture
 def dut(request, target, tmp_path):
     """A factory: `dut(audio_bytes, **feed_options)` -> the started device under test: the real
-    board with --port (audio unheard: its microphone is live), else a virtual board."""
+    board with --port (audio unheard: its microphone is live, unless --feed-on-board), else a
+    virtual board."""
     port = request.config.getoption("--port")
     if port:
         config = duts.load_board_config(request.config.getoption("--board-config"))
@@ -145,7 +151,9 @@ def dut(request, target, tmp_path):
 
     def make(audio: bytes, start: bool = True, **options):
         if port:
-            board = SerialDut(port, config, reset=request.config.getoption("--reset"))
+            board = SerialDut(port, config, reset=request.config.getoption("--reset"),
+                              feed_on_board=request.config.getoption("--feed-on-board"),
+                              workdir=tmp_path / "board", start_us=START_US)
         else:
             board = VirtualDut(board_build, tmp_path / "board", request.config.getoption("--heap"),
                                virtual_config(target), mp, start_us=START_US)
@@ -156,6 +164,7 @@ def dut(request, target, tmp_path):
     yield make
     for board in boards:
         board.stop()
+        board.restore()
 
 
 # ---- the commission's side, as the tests play it ----------------------------------------

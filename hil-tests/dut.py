@@ -11,7 +11,10 @@ tests run on both:
   node runs from the board's own main.py and config.json (put there by `linewatch flash`);
   start() resets it on the console (Ctrl-D soft reset, or `machine.reset()` typed) and reads
   the console lines; stop() only stops reading (a board cannot be powered off from here). Its
-  microphone is live, so what a test puts into `audio` is not heard.
+  microphone is live, so what a test puts into `audio` is not heard - unless `feed_on_board`:
+  then configure() copies the audio to the board's flash (`feed.raw`) and a config.json with a
+  "feed" section (hal/feed.py plays it instead of the microphone) with mpremote, and restore()
+  puts the board's own config.json back and removes the file.
 
 What a test needs beyond a console and a broker is declared with `@pytest.mark.needs(...)`;
 `skip_reason` says why a DUT cannot give it (NEEDS lists the reasons).
@@ -29,8 +32,8 @@ from pathlib import Path
 # what a test may need -> why a real board over serial cannot give it (what it would take)
 NEEDS = {
     "feed": "needs a synthesized sample feed (impulses at known sample times); a real board hears its"
-            " live microphone. Run it on the virtual board (no --port); on hardware it needs an"
-            " impulse source at a known time next to the microphone (not automated)",
+            " live microphone. Give --feed-on-board to play the feed from the board's flash (copied"
+            " with mpremote), or run it on the virtual board (no --port)",
     "broker_control": "stops and restarts the broker to make an outage; with --port the board talks to"
                       " the broker in its own config, which the suite does not own",
 }
@@ -39,14 +42,15 @@ SOFT_RESET = b"\r\x03\x03\x02\x04"
 HARD_RESET = b"\r\x03\x03\r\nimport machine\r\nmachine.reset()\r\n"
 
 
-def skip_reason(needs: tuple[str, ...], serial: bool) -> str | None:
-    """Why this test cannot run on the DUT (None: it can). Only a real board lacks anything."""
-    if not serial:
-        return None
-    missing = [NEEDS[n] for n in needs if n in NEEDS]
+def skip_reason(needs: tuple[str, ...], serial: bool, feed_on_board: bool = False) -> str | None:
+    """Why this test cannot run on the DUT (None: it can). Only a real board lacks anything,
+    and the feed only without `feed_on_board`."""
     unknown = [n for n in needs if n not in NEEDS]
     if unknown:
         raise ValueError("unknown hil need(s) %s; known: %s" % (", ".join(unknown), ", ".join(NEEDS)))
+    if not serial:
+        return None
+    missing = [NEEDS[n] for n in needs if not (n == "feed" and feed_on_board)]
     return "real board: " + "; ".join(missing) if missing else None
 
 
@@ -88,6 +92,18 @@ def load_board_config(path: str | None) -> dict:
     for field in ("node", "segment", "key", "broker"):
         if field not in config:
             raise ValueError("--board-config %s has no %r: is it a board config?" % (path, field))
+    return config
+
+
+def with_feed(base: dict, audio: str, start_us: int | None, realtime=False, heartbeat_s=1,
+              exit_at_end=False, plays=1, **extra) -> dict:
+    """A board config playing `audio` (a path as the board sees it) instead of its microphone:
+    the same "feed" section on the virtual board and on a real one (firmware/README.md)."""
+    config = dict(base)
+    config.update({"heartbeat_s": heartbeat_s,
+                   "feed": {"audio": audio, "realtime": realtime, "start_us": start_us,
+                            "exit_at_end": exit_at_end, "plays": plays}})
+    config.update(extra)
     return config
 
 
@@ -146,6 +162,9 @@ class _Dut:
     def rate(self) -> int:
         return int(self.config.get("audio", {}).get("rate_hz", 16000))
 
+    def restore(self) -> None:
+        """Leave the board as the suite found it (after the last stop())."""
+
     def wait_self_test(self, timeout: float, after: int = 0) -> str:
         line = self.console.wait_for(r"linewatch node 0x[0-9a-f]{4} self-test (ok|FAILED)", timeout, after).string
         assert "self-test ok" in line, self.console.lines[-5:]
@@ -173,13 +192,9 @@ class VirtualDut(_Dut):
                   **extra) -> dict:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "audio.raw").write_bytes(audio)
-        self.config = dict(self.base_config)
-        self.config.update({
-            "heartbeat_s": heartbeat_s, "storage": str(self.workdir / "flash"),
-            "feed": {"audio": str(self.workdir / "audio.raw"), "realtime": realtime,
-                     "start_us": self.start_us, "exit_at_end": exit_at_end, "plays": plays},
-        })
-        self.config.update(extra)
+        self.config = with_feed(self.base_config, str(self.workdir / "audio.raw"), self.start_us,
+                                realtime, heartbeat_s, exit_at_end, plays,
+                                **dict({"storage": str(self.workdir / "flash")}, **extra))
         (self.workdir / "config.json").write_text(json.dumps(self.config))
         return self.config
 
@@ -214,8 +229,11 @@ class SerialDut(_Dut):
     """A real board on a pyserial URL, running what `linewatch flash` put on it."""
     serial = True
 
+    FEED = "feed.raw"             # the sample file on the board (relative: "/" on a board)
+
     def __init__(self, port: str, config: dict, reset: str = "soft", baudrate: int = 115200,
-                 self_test_timeout: float = 60):
+                 self_test_timeout: float = 60, feed_on_board: bool = False,
+                 workdir: Path | None = None, start_us: int | None = None, remote=None):
         from lwtools.console import SerialConsole
         if reset not in ("soft", "hard"):
             raise ValueError("reset must be 'soft' (Ctrl-D) or 'hard' (machine.reset()), not %r" % reset)
@@ -228,16 +246,66 @@ class SerialDut(_Dut):
         self._reader: threading.Thread | None = None
         self._stopping = threading.Event()
         self._opened = threading.Event()
+        self._mark = 0
+        self.feed_on_board = feed_on_board
+        if feed_on_board and workdir is None:
+            raise ValueError("feed_on_board needs a workdir for the files it copies")
+        self.workdir = workdir
+        self.start_us = start_us
+        self.remote = remote              # lwtools.remote.Mpremote (made on first use)
+        self.board_config: dict | None = None   # the board's own config.json, for restore()
+        self.feed_seconds = 0.0
 
-    def configure(self, audio: bytes, **options) -> dict:
-        """The board keeps its own config and hears its own microphone: nothing to write."""
+    def _mpremote(self):
+        if self.remote is None:
+            from lwtools.remote import Mpremote
+            self.remote = Mpremote(self.port, timeout=60)
+        return self.remote
+
+    def configure(self, audio: bytes, realtime=False, heartbeat_s=1, exit_at_end=False, plays=1,
+                  **extra) -> dict:
+        """Without feed_on_board the board keeps its own config and hears its own microphone:
+        nothing to write. With it: the audio as feed.raw and a config.json playing it, copied
+        with mpremote (the board's own config.json is fetched first, for restore())."""
+        if not self.feed_on_board:
+            return self.config
+        assert self.workdir is not None
+        self.stop()                       # mpremote needs the port to itself
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        remote = self._mpremote()
+        if self.board_config is None:
+            own = self.workdir / "board-config.json"
+            remote.run("fs", "cp", ":config.json", str(own))
+            self.board_config = json.loads(own.read_text())
+            self.board_config.pop("feed", None)     # left by an interrupted run: not the board's own
+        (self.workdir / self.FEED).write_bytes(audio)
+        self.config = with_feed(self.board_config, self.FEED, self.start_us, realtime, heartbeat_s,
+                                exit_at_end, plays, **extra)
+        (self.workdir / "config.json").write_text(json.dumps(self.config))
+        remote.copy([(self.workdir / self.FEED, self.FEED), (self.workdir / "config.json", "config.json")])
+        self.feed_seconds = len(audio) / 2 / self.rate * max(1, plays)
         return self.config
+
+    def restore(self) -> None:
+        """The board's own config.json back and feed.raw removed (the board then sits at its
+        REPL until reset: it runs no node meanwhile)."""
+        if self.board_config is None:
+            return
+        assert self.workdir is not None
+        self.stop()
+        own = self.workdir / "board-config.json"
+        own.write_text(json.dumps(self.board_config))
+        remote = self._mpremote()
+        remote.copy([(own, "config.json")])
+        remote.remove([self.FEED])
+        self.config = self.board_config
+        self.board_config = None
 
     def start(self, wait: bool = True) -> "SerialDut":
         """Reset the board on its console (typed once the console is open: opening a port
         discards what was printed before) and read it; wait for this node's self-test."""
         self.stop()
-        mark = len(self.console.lines)
+        mark = self._mark = len(self.console.lines)
         self._stopping.clear()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -259,7 +327,17 @@ class SerialDut(_Dut):
             lines.close()
 
     def wait_exit(self, timeout: float) -> int:
-        raise AssertionError("a real board does not exit; this test needs @pytest.mark.needs('feed')")
+        """With a feed on board that ends the node (exit_at_end): main.py returns once the feed
+        ended and the board prints its REPL banner; 1 if a traceback came since start(). A board
+        may take longer than the virtual one: at least twice the feed's audio time is allowed."""
+        if not (self.feed_on_board and self.config.get("feed", {}).get("exit_at_end")):
+            raise AssertionError("a real board does not exit: only a feed on board with exit_at_end"
+                                 " ends its main.py (--feed-on-board, @pytest.mark.needs('feed'))")
+        budget = max(timeout, 2 * self.feed_seconds + 60)
+        ended = self.console.wait_for(r"audio feed ended", budget, after=self._mark)
+        after = self.console.lines.index(ended.string, self._mark)
+        self.console.wait_for(r"^MicroPython v", 30, after=after)
+        return 1 if any("Traceback" in line for line in self.console.lines[self._mark:]) else 0
 
     def stop(self) -> None:
         """Stop reading the console (the board runs on)."""

@@ -17,8 +17,9 @@ CONFIG = {"node": 0x0102, "segment": 3, "key": "11" * 32, "board": "esp32",
 class FakeBoard:
     """Reads what the DUT types; a soft (Ctrl-D) or hard (machine.reset()) reset prints a boot."""
 
-    def __init__(self, port: str, node: int = 0x0102, fail: bool = False):
+    def __init__(self, port: str, node: int = 0x0102, fail: bool = False, after_boot: bytes = b""):
         import serial
+        self.after_boot = after_boot
         self.link = serial.serial_for_url(port, timeout=0.1)
         self.node, self.fail = node, fail
         self.typed = b""
@@ -41,6 +42,7 @@ class FakeBoard:
         self.link.write(b"MPY: soft reboot\r\nrst:0x1 (POWERON_RESET)\r\n")
         self.link.write(b"linewatch node 0x%04x self-test %s\r\n" % (self.node, state.encode()))
         self.link.write(b"uplink: connected\r\n")
+        self.link.write(self.after_boot)
 
     def close(self):
         self.running = False
@@ -149,3 +151,106 @@ def test_the_commission_side_of_a_real_board_comes_from_its_config(tmp_path):
         duts.load_board_config(str(path))
     with pytest.raises(ValueError, match="--port needs --board-config"):
         duts.load_board_config(None)
+
+
+def test_a_feed_is_needed_from_a_real_board_only_without_feed_on_board():
+    assert duts.skip_reason(("feed",), serial=True, feed_on_board=True) is None
+    reason = duts.skip_reason(("feed", "broker_control"), serial=True, feed_on_board=True)
+    assert "stops and restarts" in reason and "live microphone" not in reason
+    assert "--feed-on-board" in duts.skip_reason(("feed",), serial=True)
+
+
+@pytest.fixture
+def mpremote_board(tmp_path):
+    """The unix port behind a PTY, driven by the real mpremote (tools/tests/conftest.py's)."""
+    import importlib.util
+    from pathlib import Path
+    from linewatch.testing import micropython as mp
+    if not shutil.which("socat"):
+        pytest.skip("socat not installed (tools/setup.sh test installs it)")
+    try:
+        binary = mp.find_micropython()
+    except mp.MicroPythonMissing as exc:
+        pytest.skip(str(exc))
+    path = Path(__file__).resolve().parents[1] / "tools" / "tests" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("lw_virtual_board", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    board = module.VirtualBoard(tmp_path / "vboard", binary).start()
+    yield board
+    board.stop()
+
+
+def test_feed_on_board_copies_the_feed_and_a_config_playing_it_then_puts_the_board_back(
+        mpremote_board, tmp_path):
+    from lwnode import config as node_config
+    own = dict(CONFIG, wifi={"ssid": "bench"}, feed={"audio": "stale.raw"})  # an interrupted run's
+    (mpremote_board.fs / "config.json").write_text(json.dumps(own))
+    dut = duts.SerialDut(mpremote_board.port, CONFIG, feed_on_board=True, workdir=tmp_path / "work",
+                         start_us=1795000000000000)
+    audio = bytes(range(256)) * 8
+    written = dut.configure(audio, plays=3)
+    on_board = json.loads((mpremote_board.fs / "config.json").read_text())
+    assert on_board == written and (mpremote_board.fs / "feed.raw").read_bytes() == audio
+    assert written["feed"] == {"audio": "feed.raw", "realtime": False, "start_us": 1795000000000000,
+                               "exit_at_end": False, "plays": 3}
+    assert written["wifi"] == {"ssid": "bench"} and written["heartbeat_s"] == 1   # the board's own, fed
+    node_config.parse(written)                                   # the firmware takes it
+    dut.configure(b"\x00\x01" * 100, exit_at_end=True)          # a second test: the same own config
+    assert (mpremote_board.fs / "feed.raw").read_bytes() == b"\x00\x01" * 100
+    assert dut.feed_seconds == pytest.approx(100 / 16000)
+    dut.restore()
+    own.pop("feed")
+    assert json.loads((mpremote_board.fs / "config.json").read_text()) == own
+    assert not (mpremote_board.fs / "feed.raw").exists()
+    dut.restore()                                                # twice: nothing more to do
+
+
+def test_a_real_board_exits_only_on_a_feed_that_ends_the_node(tmp_path):
+    dut = duts.SerialDut("loop://", CONFIG)
+    with pytest.raises(AssertionError, match="does not exit"):
+        dut.wait_exit(1)
+    with pytest.raises(ValueError, match="needs a workdir"):
+        duts.SerialDut("loop://", CONFIG, feed_on_board=True)
+
+
+class FakeRemote:
+    """mpremote's calls as SerialDut makes them, on a dict standing in for the board's flash."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def run(self, *args):
+        assert args[:2] == ("fs", "cp") and args[2].startswith(":")
+        import pathlib
+        pathlib.Path(args[3]).write_bytes(self.files[args[2][1:]])
+
+    def copy(self, pairs):
+        for local, remote in pairs:
+            self.files[remote] = local.read_bytes()
+
+    def remove(self, paths):
+        for path in paths:
+            del self.files[path]
+
+
+def test_a_feed_that_ends_the_node_is_waited_for_until_main_py_returns(pty_pair, tmp_path):
+    port, board_end = pty_pair
+    board = FakeBoard(board_end, after_boot=b"audio feed ended after 600 samples (0 s); heap peak 1\r\n"
+                                            b"MicroPython v1.24.1 on 2024-11-29; Generic ESP32 module\r\n")
+    flash = {"config.json": json.dumps(CONFIG).encode()}
+    dut = duts.SerialDut(port, CONFIG, self_test_timeout=10, feed_on_board=True, workdir=tmp_path,
+                         remote=FakeRemote(flash))
+    try:
+        dut.configure(b"\0\0" * 600, exit_at_end=True)
+        assert json.loads(flash["config.json"])["feed"]["exit_at_end"] is True
+        dut.start()
+        assert dut.wait_exit(timeout=10) == 0
+        board.after_boot = b"Traceback (most recent call last):\r\n" + board.after_boot
+        dut.start()
+        assert dut.wait_exit(timeout=10) == 1
+    finally:
+        dut.stop()
+        dut.restore()
+        board.close()
+    assert flash == {"config.json": json.dumps(CONFIG).encode()}
