@@ -17,10 +17,7 @@ from .const import HEADER_FORMAT, HEADER_SIZE, TAG_SIZE, TYPE_NAMES, VERSION
 from .errors import BadTag
 
 _Frame = _ref.Frame
-try:
-    from _hashlib import hmac_digest as _digest   # what hmac.digest calls, minus its Python layer
-except ImportError:  # a CPython built without OpenSSL
-    _digest = hmac.digest
+_digest = hmac.digest
 _equal = hmac.compare_digest
 
 # the range a struct code can carry at all: a narrower table range needs a check
@@ -58,15 +55,15 @@ def decode(data, key=None):
     raws = layout.unpack(data)
     if raws[5] > 2:
         return _ref.decode(data, key)   # clock_source out of range
-    values = raws[7:]
+    payload = raws[7:]
     for i, lo, hi in layout.checks:
-        v = values[i]
+        v = payload[i]
         if v < lo or v > hi:
             return _ref.decode(data, key)
     if layout.scales:
-        values = list(values)
+        scaled = list(payload)
         for i, scale in layout.scales:
-            values[i] = values[i] / scale
-        values = tuple(values)
-    return _Frame(raws[0] & 0x0F, raws[1], raws[2], raws[3], raws[4], raws[5], raws[6], values, tag)
+            scaled[i] = scaled[i] / scale
+        payload = tuple(scaled)
+    return _Frame(raws[0] & 0x0F, raws[1], raws[2], raws[3], raws[4], raws[5], raws[6], payload, tag)
 
