@@ -28,6 +28,7 @@ from .report import BURST, CONTINUOUS, IMPULSIVE, Report, family
 from .sound import CALM, speed_of_sound, travel_time_s
 
 _DEG_M = 111_195.0      # metres per degree of latitude
+MISFIT_MARGIN = 0.5     # a rival fix with as many nodes must fit this much better
 
 
 @dataclass
@@ -41,6 +42,7 @@ class _State:
     rejected: frozenset = frozenset()
     shots: frozenset = frozenset()    # keys of a burst's other shots (neither used nor rejected)
     burst_end_us: int | None = None   # emission time of a burst's latest shot
+    misfit: float = math.inf          # a tdoa fix's chi-square per degree of freedom
     snapshot: Incident | None = None
     close_at_us: int = 0
     final: bool = False
@@ -100,7 +102,7 @@ class FusionEngine:
         if report.event_class in CONTINUOUS:
             return self._add_to_track(report, now_us)
         if report.event_class in IMPULSIVE:
-            return self._join_bursts(self._add_impulsive(report, now_us), now_us)
+            return self._join_duplicates(self._join_bursts(self._add_impulsive(report, now_us), now_us), now_us)
         return [self._publish(self._new_detection(report, now_us), now_us)]
 
     def tick(self, now_us: int) -> list[Incident]:
@@ -157,16 +159,16 @@ class FusionEngine:
             if refitted is not None:
                 changed = [refitted] + self._absorb(refitted, neighbours, now_us)
                 return self._unique(changed + self._pair_blasts(changed, now_us))
-            involved = [fitting]
+        # No fix takes the report (a three-node fix it contradicts may be a phantom holding
+        # arrivals of a real source): only a source containing it can be new.
+        changed = self._anchored(report, neighbours, now_us)
+        if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":
+            changed += self._absorb(changed[-1], neighbours, now_us)
+        if isinstance(changed, tuple):
+            # ... plus the incidents the new source draws on, which a flood cut may miss
+            involved = sorted({id(s): s for s in involved + list(changed)}.values(), key=lambda s: s.number)
         else:
-            changed = self._anchored(report, neighbours, now_us)
-            if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":
-                changed += self._absorb(changed[-1], neighbours, now_us)
-            if isinstance(changed, tuple):
-                # ... plus the incidents the new source draws on, which a flood cut may miss
-                involved = sorted({id(s): s for s in involved + list(changed)}.values(), key=lambda s: s.number)
-            else:
-                return self._unique(changed + self._pair_blasts(changed, now_us))
+            return self._unique(changed + self._pair_blasts(changed, now_us))
         group = [r for state in involved for r in state.reports] + [report]
         self._index(report, involved[0].number)
         changed = self._reassociate(group, involved, now_us)
@@ -194,12 +196,21 @@ class FusionEngine:
         donors = [s for s in states if s.snapshot.fix == "tdoa" and any(r.key in s.used for r in members)]
         fix = source.fix
         # Strongest first, as in a full partition: a new source may take arrivals a fix uses
-        # only when it passes the chi-square test with more nodes than that fix has.
+        # only when it passes the chi-square test with more nodes than that fix has, or as
+        # many and fits them far better (any 4 arrivals fit some phantom within chi-square
+        # now and then; the real source of 4 arrivals fits them to their timing errors).
         if donors and not (fix.dof >= 1 and fix.chi2 <= cluster.tdoa.chi2_quantile(fix.dof, self.config.outlier_p)
-                           and all(len(source.members) > len(s.used) for s in donors)):
+                           and all(self._stronger(source, s) for s in donors)):
             return tuple(states)
         return self._form(report, cluster.Source("tdoa", source.members, [], source.fix), arrivals,
                           frame, t_ref, states, now_us)
+
+    @staticmethod
+    def _stronger(source: cluster.Source, state: _State) -> bool:
+        """More nodes, or as many with less than half the misfit per degree of freedom."""
+        if len(source.members) != len(state.used):
+            return len(source.members) > len(state.used)
+        return source.fix.chi2 / source.fix.dof < MISFIT_MARGIN * state.misfit
 
     def _form(self, report, source, arrivals, frame, t_ref, states, now_us) -> list[_State]:
         """A new fix from the new report and arrivals held by detections, hyperbolas or as
@@ -455,6 +466,7 @@ class FusionEngine:
                       distance_from_line_m=None)
         if source.kind == "tdoa":
             fix = source.fix
+            state.misfit = fix.chi2 / fix.dof if fix.dof else math.inf
             alternatives = []
             if fix.mirror is not None:
                 weight = math.exp(-max(0.0, fix.mirror.chi2 - fix.chi2) / 2.0)
@@ -507,6 +519,63 @@ class FusionEngine:
                             all(self._in_burst_window(state, r) for r in loose.reports):
                         self._join(state, loose, out, now_us)
         return sorted((s.snapshot for s in out.values()), key=lambda i: i.id)
+
+    def _join_duplicates(self, incidents: list[Incident], now_us: int) -> list[Incident]:
+        """One place, one time, no node in common: one source. With an unmodelled wind (or a
+        wrong temperature) no calm source fits all of a blast's arrivals, and subsets of them
+        fit sources metres and a fraction of a second apart, each from its own nodes (a node
+        hears one source once; two real sources there would be heard by the same nodes). The
+        younger such fix joins the older: its reports become rejected arrivals there."""
+        out = {i.id: self._by_id[i.id] for i in incidents if self._by_id.get(i.id) is not None}
+        for state in list(out.values()):
+            if self._by_id.get(state.id) is not state or state.number not in self._open or \
+                    state.event_class in BURST or state.event_class not in IMPULSIVE or \
+                    state.snapshot.fix != "tdoa":
+                continue
+            other = next(self._duplicates(state), None)
+            if other is None:
+                continue
+            older, younger = sorted((state, other), key=lambda s: s.number)
+            older.reports = sorted(older.reports + younger.reports, key=lambda r: (r.onset_utc_us, r.node_id))
+            older.rejected = older.rejected | {r.key for r in younger.reports}
+            older.close_at_us = max(older.close_at_us, younger.close_at_us)
+            for r in younger.reports:
+                self._owner[r.key] = older.number
+            younger.reports, younger.used, younger.rejected, younger.shots = [], frozenset(), frozenset(), frozenset()
+            self._snapshot(older, now_us)
+            out[older.id] = older
+            if younger.number in self._fresh:
+                self._open.pop(younger.number, None)
+                self._by_id.pop(younger.id, None)
+                self._blasts.pop(younger.id, None)
+                out.pop(younger.id, None)
+            else:
+                out[younger.id] = self._withdraw(younger, now_us)
+        return sorted((s.snapshot for s in out.values()), key=lambda i: i.id)
+
+    def _duplicates(self, state: _State):
+        """Open fixes of the same class that are the same source as this one (see above)."""
+        snap = state.snapshot
+        nodes = {r.node_id for r in state.reports if r.key in state.used}
+        seen = {state.number}
+        for r in self._nearby(state.reports[0]):
+            number = self._owner.get(r.key)
+            if number in seen or number not in self._open:
+                continue
+            seen.add(number)
+            other = self._open[number]
+            o = other.snapshot
+            if other.event_class != state.event_class or o.fix != "tdoa" or \
+                    nodes & {x.node_id for x in other.reports if x.key in other.used}:
+                continue
+            reach_m = self.config.burst_radius_m + sum(e.major_m for e in (snap.ellipse_95, o.ellipse_95) if e)
+            if haversine_m(snap.lat, snap.lon, o.lat, o.lon) > reach_m:
+                continue
+            travel_s = max(haversine_m(snap.lat, snap.lon, x.lat, x.lon)
+                           for x in state.reports + other.reports) / self.speed_of_sound
+            slack_us = hearing.MODEL_SLACK * travel_s * 1e6 + self.config.window_margin_us
+            if abs(snap.time_utc_us - o.time_utc_us) <= slack_us:
+                yield other
 
     def _join(self, host: _State, other: _State, out: dict, now_us: int) -> None:
         self._merge_burst(host, other, now_us)
