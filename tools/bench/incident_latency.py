@@ -334,6 +334,13 @@ def one_run(work: Path, broker: Mosquitto, rate: float, event_share: float, seco
 
 # -- figures --
 
+def valid(run: Run) -> bool:
+    """Every target report makes at least a detection alert: none at all means the aggregator
+    took no frames (seen once: 1% CPU, no alerts while 1,000 frames/s were published), and the
+    run's figures mean nothing."""
+    return run.incidents_seen > 0 or not run.targets
+
+
 def describe(run: Run) -> dict[str, str]:
     fixed = [t for t in run.targets if t.fixed_at]
     latency = np.array([(t.fixed_at - t.completed_at) * 1e3 for t in fixed])
@@ -343,6 +350,7 @@ def describe(run: Run) -> dict[str, str]:
     q = lambda a, p: "%.1f" % np.quantile(a, p) if len(a) else "-"
     achieved = run.background_sent / run.background_seconds if run.background_seconds else 0.0
     return {
+        "run valid": "yes" if valid(run) else "NO: no alerts at all (aggregator took no frames?)",
         "background frames/s (asked / achieved)": "%.0f / %.0f" % (run.rate, achieved),
         "sources injected / fixed / missed": "%d / %d / %d" % (len(run.targets), len(fixed),
                                                               len(run.targets) - len(fixed)),
@@ -386,7 +394,7 @@ def main(argv=None) -> int:
     print("%-*s  %22s  %22s" % (width, "", "background %.0f/s" % args.rate, "no background"))
     for key in rows[0]:
         print("%-*s  %22s  %22s" % (width, key, rows[0][key], rows[1][key]))
-    return 0
+    return 0 if all(valid(r) for r in runs) else 1
 
 
 if __name__ == "__main__":
