@@ -367,6 +367,60 @@ def describe(run: Run) -> dict[str, str]:
     }
 
 
+def offline(rate: float, event_share: float, seconds: float, every: float, seed: int) -> dict[str, str]:
+    """The same workload (same plan, same seed) replayed straight into a FusionEngine in
+    virtual time, one thread, no broker or store: how many blasts the engine itself fixes
+    and its CPU per event report, without queueing. Heartbeats are not fusion's work and are
+    skipped (the service's ingest of them is measured by the service run)."""
+    from linewatch.fusion import FusionConfig, FusionEngine, Report
+    from linewatch.geo import ContactLine
+    rng = random.Random(seed)
+    items = plan(rate, event_share, seconds, every, rng, 0.0)
+    names = {getattr(const, n): n.lower() for n in ("EXPLOSION", "SMALL_ARMS", "VEHICLE", "DRONE")}
+    where = {n: FRAME.to_latlon(float(x), float(y)) for n, (x, y) in zip(NODE_IDS, NODE_XY)}
+    engine = FusionEngine(ContactLine(LINE), FusionConfig(temperature_c=TEMPERATURE_C))
+    t0_us = 1_800_000_000_000_000
+    us = lambda s: t0_us + int(s * 1e6)
+    found: dict[int, float] = {}
+    targets = {}
+    cpu = 0.0
+    count = 0
+    next_tick = 1.0
+    for at, _, kind, detail in items:
+        if kind == "heartbeat":
+            continue
+        if kind == "target":
+            target, order, onset = detail
+            node, cls, onset_us = target.nodes[order], "explosion", us(onset)
+            targets[target.number] = target
+            event(const.EXPLOSION, 0, rng)          # the service run's draws, in its order
+        else:
+            onset_us = us(at - DETECT_DELAY_S - rng.uniform(0.0, 0.05))
+            node, cls = detail, rng.choice(LONE_CLASSES)
+            event(cls, 0, rng)
+            cls = names[cls]
+        lat, lon = where[node]
+        report = Report(node, lat, lon, 0.0, cls, onset_us, CLOCK_ERROR_US, 0.8, -10.0, 100, 0, 20.0, None, us(at))
+        started = time.process_time()
+        out = engine.add(report, us(at))
+        if at >= next_tick:
+            out += engine.tick(us(at))
+            next_tick += 1.0
+        cpu += time.process_time() - started
+        count += 1
+        for incident in out:
+            if incident.fix != "tdoa" or incident.lat is None:
+                continue
+            x, y = FRAME.to_xy(incident.lat, incident.lon)
+            for target in targets.values():
+                if target.nodes[-1] in incident.nodes and math.hypot(x - target.xy[0], y - target.xy[1]) <= GOOD_FIX_M:
+                    found.setdefault(target.number, at)
+    return {"blasts fixed (offline)": "%d / %d" % (len(found), len(targets)),
+            "event reports / fusion CPU s": "%d / %.2f" % (count, cpu),
+            "fusion CPU per report us": "%.0f" % (cpu / max(count, 1) * 1e6),
+            "fusion CPU (of one core) at this rate": "%.0f%%" % (100.0 * cpu / seconds)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0, help="background frames per second")
@@ -376,9 +430,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--synchronous", default="FULL", choices=("FULL", "NORMAL"),
                         help="the store's setting (FULL is the aggregator's default)")
+    parser.add_argument("--offline", action="store_true",
+                        help="replay the workload straight into the fusion engine (no service)")
     args = parser.parse_args(argv)
     if not (0 <= args.event_share <= 1 and args.rate >= 0 and 0 < args.seconds <= 600 and args.every >= 0.1):
         parser.error("need 0 <= --event-share <= 1, --rate >= 0, 0 < --seconds <= 600, --every >= 0.1")
+    if args.offline:
+        for rate in (args.rate, 0.0):
+            print("offline replay, background %.0f/s: %s" % (rate, offline(rate, args.event_share, args.seconds,
+                                                                             args.every, args.seed)))
+        return 0
     sys.setswitchinterval(0.001)   # the publisher's and listener's threads share one GIL
     with tempfile.TemporaryDirectory(prefix="lw-incident-latency-") as tmp:
         work = Path(tmp)

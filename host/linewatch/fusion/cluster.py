@@ -168,13 +168,14 @@ ANCHOR_APART_M = 1000.0    # how far apart those places must be
 
 
 def _anchored_seed(arrivals, c, config):
-    anchor, others = arrivals[0], arrivals[1:]
-    node_ids = sorted({a.report.node_id for a in others})
-    if len(node_ids) < tdoa.MIN_NODES - 1:
+    anchor = arrivals[0]
+    # Grouped by node: a node agrees where any of its arrivals does (or-reduce over its columns;
+    # a matrix product here ran on BLAS threads that kept a second core busy for nothing).
+    others = sorted(arrivals[1:], key=lambda a: a.report.node_id)
+    node_of = [a.report.node_id for a in others]
+    starts = [k for k in range(len(others)) if k == 0 or node_of[k] != node_of[k - 1]]
+    if len(starts) < tdoa.MIN_NODES - 1:
         return []
-    column = {node: k for k, node in enumerate(node_ids)}
-    per_node = np.zeros((len(others), len(node_ids)))
-    per_node[np.arange(len(others)), [column[a.report.node_id] for a in others]] = 1.0
     pxy = np.array([(a.x, a.y) for a in others])
     pt = np.array([a.t_s for a in others])
     base = 3.0 * float(np.median([a.sigma_s for a in arrivals])) + config.window_margin_us / 1e6
@@ -192,7 +193,7 @@ def _anchored_seed(arrivals, c, config):
         distance = np.sqrt(((centres[:, None, :] - pxy[None, :, :]) ** 2).sum(axis=2))
         diff = pt[None, :] - distance / c - emitted[:, None]
         agree = np.abs(diff) <= window
-        nodes = ((agree @ per_node) > 0).sum(axis=1)
+        nodes = np.logical_or.reduceat(agree, starts, axis=1).sum(axis=1)
         count = agree.sum(axis=1) + 1.0
         # Most nodes agreeing first, then the tightest agreement (the new arrival's diff is 0).
         score = nodes - 0.5 * (diff * diff * agree).sum(axis=1) / count / window ** 2
