@@ -279,11 +279,14 @@ def _parse_environment(t: _Table) -> w.Environment:
 
 
 def _parse_radio(t: _Table) -> w.RadioLink:
-    t.only("latency_ms", "latency_jitter_ms", "loss_probability")
+    t.only("latency_ms", "latency_jitter_ms", "loss_probability", "retransmit_ms",
+           "max_retransmissions")
     return w.RadioLink(
         latency_ms=t.number("latency_ms", 80.0, low=0.0),
         latency_jitter_ms=t.number("latency_jitter_ms", 20.0, low=0.0),
-        loss_probability=t.number("loss_probability", 0.0, low=0.0, high=1.0))
+        loss_probability=t.number("loss_probability", 0.0, low=0.0, high=1.0),
+        retransmit_ms=t.number("retransmit_ms", 200.0, low=1.0),
+        max_retransmissions=t.integer("max_retransmissions", 4, low=0, high=15))
 
 
 # ---------------------------------------------------------------- timeline

@@ -3,8 +3,9 @@
 The board (a subclass of lwnode.hal.sim.Board) gets from the world what a real board gets
 from its hardware: audio windows (stamped by the node's own clock, like a DMA-stamped I2S
 driver), the accelerometer (moved during tamper actions), the battery, the clock source and
-its error, and TCP connections to the real broker (cut during outages and failures, so the
-broker sends the node's will). Everything above the board is the firmware, unchanged, except
+its error, and TCP connections to the real broker through the node's radio link (latency and
+losses as TCP shows them, see radio.py; cut during outages and failures, so the broker sends
+the node's will). Everything above the board is the firmware, unchanged, except
 two sleeps in virtual time (see `FirmwareNode`).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch import keys
 from linewatch.emulator import vclock
+from linewatch.emulator.radio import LinkWriter, Radio, open_link
 from linewatch.emulator.synth import SAMPLE_RATE
 from linewatch.emulator.world import Node as WorldNode
 
@@ -67,7 +69,8 @@ class _Writer:
 class VirtualBoard(sim.Board):
     def __init__(self, cfg, world_node: WorldNode, clock: vclock.RunClock, storage: str,
                  broker: tuple[str, int], on_reset: Callable[[], None],
-                 on_log: Callable[[int, str], None] | None = None) -> None:
+                 on_log: Callable[[int, str], None] | None = None,
+                 radio: Radio | None = None) -> None:
         source = world_node.clock.source_code
         error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
         super().__init__(cfg, storage=storage, clock_quality=(source, error))
@@ -80,7 +83,8 @@ class VirtualBoard(sim.Board):
         self._current: tuple[Any, int] | None = None
         self._offset = 0
         self._stamp: int | None = None
-        self._writers: list[asyncio.StreamWriter] = []
+        self._writers: list = []                 # StreamWriter or LinkWriter, one per connection
+        self.radio = radio                        # None or ideal: the socket itself
         self.tamper: tuple[str, int, int] | None = None     # (action, true start us, true end us)
         self._shake = 0
         self.lines: deque = deque(maxlen=50)                  # console tail, not every line
@@ -95,6 +99,8 @@ class VirtualBoard(sim.Board):
         """Drop every connection at once, as a radio or broker outage does (no DISCONNECT:
         the broker publishes the node's will)."""
         for writer in self._writers:
+            if isinstance(writer, LinkWriter):
+                writer.cut()              # what was in the air is lost with the link
             writer.transport.abort()
         self._writers.clear()
 
@@ -145,9 +151,18 @@ class VirtualBoard(sim.Board):
     async def open_connection(self, host, port):
         if not self.link_up:
             raise OSError("radio link down")
-        reader, writer = await asyncio.open_connection(host, port)
-        self._writers.append(writer)
-        return reader, _Writer(writer)
+        self._writers = [w for w in self._writers if not w.transport.is_closing()]
+        radio = self.radio
+        if radio is None or radio.ideal:
+            reader, writer = await asyncio.open_connection(host, port)
+            self._writers.append(writer)
+            return reader, _Writer(writer)
+        link_reader, link_writer = await open_link(radio, host, port)
+        if not self.link_up:                      # went down during the handshake
+            link_writer.break_link()
+            raise OSError("radio link down")
+        self._writers.append(link_writer)
+        return link_reader, link_writer
 
     def reset(self) -> None:
         self.resets += 1
@@ -229,8 +244,9 @@ class VirtualNode:
     def __init__(self, world_node: WorldNode, master_key: bytes, broker: tuple[str, int],
                  folder: Path, clock: vclock.RunClock, heartbeat_s: float,
                  on_log: Callable[[int, str], None] | None = None, idle_s: float = 15.0,
-                 temperature_c: float = 15.0) -> None:
+                 temperature_c: float = 15.0, seed: int = 0) -> None:
         self.world_node = world_node
+        self.radio = Radio(world_node.radio, seed, world_node.id)
         self.temperature_c = temperature_c
         self.folder = folder
         self.clock = clock
@@ -258,7 +274,7 @@ class VirtualNode:
         """Power on: bump the boot counter, self-test, start the firmware's tasks."""
         boot, note = bootcount.bump(str(self.folder / "bootcount"))
         self.board = VirtualBoard(self.config, self.world_node, self.clock, str(self.folder),
-                                  self.broker, self._reset, self.on_log)
+                                  self.broker, self._reset, self.on_log, self.radio)
         self.board.tamper = self.tamper
         self.board.temperature = self.temperature_c     # what its thermometer reads
         node = FirmwareNode(self.config, self.board, boot)

@@ -7,7 +7,7 @@ by clock source), a battery (linear discharge, LiPo voltage curve) and a radio l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -91,11 +91,15 @@ class Battery:
 
 @dataclass(frozen=True)
 class RadioLink:
-    """Uplink from a node to the broker: latency, independent losses, outage windows."""
+    """Uplink from a node to the broker: latency, independent losses, outage windows. A
+    loss costs TCP a retransmission timeout (doubling each time); after
+    `max_retransmissions` in a row it gives up and the link breaks (see radio.py)."""
     latency_ms: float = 80.0
     latency_jitter_ms: float = 20.0
     loss_probability: float = 0.0
     outages: tuple[tuple[float, float], ...] = ()     # [start_s, end_s) of scenario time
+    retransmit_ms: float = 200.0
+    max_retransmissions: int = 4
 
     def is_up(self, t_s: float) -> bool:
         return not any(start <= t_s < end for start, end in self.outages)
@@ -106,9 +110,12 @@ class RadioLink:
             return None
         return max(0.0, rng.normal(self.latency_ms, self.latency_jitter_ms)) / 1000.0
 
+    def give_up_s(self) -> float:
+        """From a write to TCP giving up on it: every retransmission timeout in a row."""
+        return (self.latency_ms + self.retransmit_ms * (2 ** (self.max_retransmissions + 1) - 1)) / 1000.0
+
     def with_outage(self, start_s: float, end_s: float) -> "RadioLink":
-        return RadioLink(self.latency_ms, self.latency_jitter_ms, self.loss_probability,
-                         tuple(sorted(self.outages + ((start_s, end_s),))))
+        return replace(self, outages=tuple(sorted(self.outages + ((start_s, end_s),))))
 
 
 @dataclass(frozen=True)
