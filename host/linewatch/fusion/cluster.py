@@ -168,15 +168,14 @@ ANCHOR_APART_M = 1000.0    # how far apart those places must be
 
 
 def _anchored_seed(arrivals, c, config):
-    anchor = arrivals[0]
-    # Grouped by node: a node agrees where any of its arrivals does (or-reduce over its columns;
-    # a matrix product here ran on BLAS threads that kept a second core busy for nothing).
-    others = sorted(arrivals[1:], key=lambda a: a.report.node_id)
-    node_of = [a.report.node_id for a in others]
-    starts = [k for k in range(len(others)) if k == 0 or node_of[k] != node_of[k - 1]]
-    if len(starts) < tdoa.MIN_NODES - 1:
+    anchor, others = arrivals[0], arrivals[1:]
+    node_ids = sorted({a.report.node_id for a in others})
+    if len(node_ids) < tdoa.MIN_NODES - 1:
         return []
-    pxy = np.array([(a.x, a.y) for a in others])
+    column_node = np.array([node_ids.index(a.report.node_id) for a in others])
+    one_each = len(node_ids) == len(others)
+    px = np.array([a.x for a in others])
+    py = np.array([a.y for a in others])
     pt = np.array([a.t_s for a in others])
     base = 3.0 * float(np.median([a.sigma_s for a in arrivals])) + config.window_margin_us / 1e6
     # A node hears a source at most half the longest baseline away (two nodes hearing one
@@ -187,16 +186,33 @@ def _anchored_seed(arrivals, c, config):
     gx, gy = np.meshgrid(anchor.x + offsets, anchor.y + offsets)
     centres = np.column_stack([gx.ravel(), gy.ravel()])
     children = np.array([(-1, -1), (-1, 1), (1, -1), (1, 1)]) * 0.25
+    # Candidate (cell, arrival) pairs: every pair at the first level; below it only those
+    # whose arrival agreed in the parent cell, since an arrival that does not agree anywhere
+    # in a cell agrees nowhere in its children (a child's window is narrower by at most as
+    # much as its centre is nearer). Most arrivals agree in few cells, so this is sparse.
+    first_side = side
+    cell = np.repeat(np.arange(len(centres)), len(others))
+    col = np.tile(np.arange(len(others)), len(centres))
     while True:
+        m = len(centres)
         window = base + math.sqrt(2.0) * side / c      # 2 x half-diagonal / c
         emitted = anchor.t_s - np.hypot(centres[:, 0] - anchor.x, centres[:, 1] - anchor.y) / c
-        distance = np.sqrt(((centres[:, None, :] - pxy[None, :, :]) ** 2).sum(axis=2))
-        diff = pt[None, :] - distance / c - emitted[:, None]
+        if side == first_side:                  # every pair, by broadcasting
+            diff = (pt[None, :] - np.hypot(centres[:, 0, None] - px[None, :], centres[:, 1, None] - py[None, :]) / c
+                    - emitted[:, None]).ravel()
+        else:
+            diff = pt[col] - np.hypot(centres[cell, 0] - px[col], centres[cell, 1] - py[col]) / c - emitted[cell]
         agree = np.abs(diff) <= window
-        nodes = np.logical_or.reduceat(agree, starts, axis=1).sum(axis=1)
-        count = agree.sum(axis=1) + 1.0
+        hits = np.bincount(cell[agree], minlength=m)
+        if one_each:
+            nodes = hits
+        else:                       # a node with several arrivals counts once
+            heard = np.zeros((m, len(node_ids)), dtype=bool)
+            heard[cell[agree], column_node[col[agree]]] = True
+            nodes = heard.sum(axis=1)
+        count = hits + 1.0
         # Most nodes agreeing first, then the tightest agreement (the new arrival's diff is 0).
-        score = nodes - 0.5 * (diff * diff * agree).sum(axis=1) / count / window ** 2
+        score = nodes - 0.5 * np.bincount(cell, np.where(agree, diff * diff, 0.0), minlength=m) / count / window ** 2
         if side <= ANCHOR_FINEST_M:
             break
         keep = np.flatnonzero(nodes >= tdoa.MIN_NODES - 1)
@@ -204,16 +220,22 @@ def _anchored_seed(arrivals, c, config):
             return []
         if len(keep) > ANCHOR_KEEP:
             keep = keep[np.argsort(-score[keep], kind="stable")[:ANCHOR_KEEP]]
+        rank = np.full(m, -1)
+        rank[keep] = np.arange(len(keep))
+        parent = agree & (rank[cell] >= 0)
+        cell = (4 * rank[cell[parent]][:, None] + np.arange(4)[None, :]).ravel()
+        col = np.repeat(col[parent], 4)
         centres = (centres[keep][:, None, :] + children[None, :, :] * side).reshape(-1, 2)
         side /= 2.0
-    mean = (diff * agree).sum(axis=1) / count
+    mean = np.bincount(cell, np.where(agree, diff, 0.0), minlength=m) / count
+    order = np.argsort(-score, kind="stable")
+    order = order[nodes[order] >= tdoa.MIN_NODES - 1]
     seeds = []
-    for best in np.argsort(-score, kind="stable"):
-        if nodes[best] < tdoa.MIN_NODES - 1 or len(seeds) == ANCHOR_SEEDS:
-            break
+    while len(order) and len(seeds) < ANCHOR_SEEDS:
+        best = order[0]
         x, y = float(centres[best, 0]), float(centres[best, 1])
-        if all(math.hypot(x - s[0], y - s[1]) > ANCHOR_APART_M for s in seeds):
-            seeds.append((x, y, float(emitted[best] + mean[best]), window))
+        seeds.append((x, y, float(emitted[best] + mean[best]), window))
+        order = order[np.hypot(centres[order, 0] - x, centres[order, 1] - y) > ANCHOR_APART_M]
     return seeds
 
 
