@@ -211,14 +211,13 @@ def _anchored_seed(arrivals, c, config):
             heard[cell[agree], column_node[col[agree]]] = True
             nodes = heard.sum(axis=1)
         count = hits + 1.0
-        # Most nodes agreeing first, then the tightest agreement (the new arrival's diff is 0).
-        score = nodes - 0.5 * np.bincount(cell, np.where(agree, diff * diff, 0.0), minlength=m) / count / window ** 2
         if side <= ANCHOR_FINEST_M:
             break
         keep = np.flatnonzero(nodes >= tdoa.MIN_NODES - 1)
         if not len(keep):
             return []
-        if len(keep) > ANCHOR_KEEP:
+        if len(keep) > ANCHOR_KEEP:             # only then is the score needed before the end
+            score = _cell_score(nodes, count, cell, agree, diff, window)
             keep = keep[np.argsort(-score[keep], kind="stable")[:ANCHOR_KEEP]]
         rank = np.full(m, -1)
         rank[keep] = np.arange(len(keep))
@@ -228,8 +227,9 @@ def _anchored_seed(arrivals, c, config):
         centres = (centres[keep][:, None, :] + children[None, :, :] * side).reshape(-1, 2)
         side /= 2.0
     mean = np.bincount(cell, np.where(agree, diff, 0.0), minlength=m) / count
-    order = np.argsort(-score, kind="stable")
-    order = order[nodes[order] >= tdoa.MIN_NODES - 1]
+    score = _cell_score(nodes, count, cell, agree, diff, window)
+    order = np.flatnonzero(nodes >= tdoa.MIN_NODES - 1)
+    order = order[np.argsort(-score[order], kind="stable")]
     seeds = []
     while len(order) and len(seeds) < ANCHOR_SEEDS:
         best = order[0]
@@ -239,10 +239,18 @@ def _anchored_seed(arrivals, c, config):
     return seeds
 
 
+def _cell_score(nodes, count, cell, agree, diff, window):
+    """Most nodes agreeing first, then the tightest agreement (the new arrival's diff is 0)."""
+    spread = np.bincount(cell, np.where(agree, diff * diff, 0.0), minlength=len(nodes))
+    return nodes - 0.5 * spread / count / window ** 2
+
+
 def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.TdoaFix | None:
-    fix = tdoa.locate([(arrivals[i].x, arrivals[i].y) for i in chosen],
-                      [arrivals[i].t_s for i in chosen], [arrivals[i].sigma_s for i in chosen],
-                      c, start=start, outlier_p=config.outlier_p, mirror=mirror, wind=config.wind)
+    xy = [(arrivals[i].x, arrivals[i].y) for i in chosen]
+    t = [arrivals[i].t_s for i in chosen]
+    sigma = [arrivals[i].sigma_s for i in chosen]
+    # The mirror solution (a second fit) only for a fix that passes every test below.
+    fix = tdoa.locate(xy, t, sigma, c, start=start, outlier_p=config.outlier_p, mirror=False, wind=config.wind)
     if fix is None or not (math.isfinite(fix.x) and math.isfinite(fix.y)):
         return None
     if fix.dof == 0 and fix.chi2 > 1.0:
@@ -256,7 +264,7 @@ def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.T
         return None        # emitted after it was heard
     if judge is not None and judge.refutes(fix, [arrivals[chosen[k]] for k in fix.used]):
         return None        # heard too far away, or nearer nodes stayed silent (hearing.py)
-    return fix
+    return tdoa.with_mirror(fix, xy, t, sigma, c) if mirror else fix
 
 
 def fit_checked(arrivals, chosen, c, config, start, judge=None) -> tdoa.TdoaFix | None:

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ..geo import LocalFrame
+from ..geo import EARTH_RADIUS_M, LocalFrame
 from . import tdoa
 from .config import FusionConfig
 from .report import IMPULSIVE, Report
@@ -62,11 +62,22 @@ class Judge:
 
     def __init__(self, hearing: Hearing, frame: LocalFrame, t_ref_us: int, c: float, event_us: int) -> None:
         self.hearing, self.t_ref_us, self.c, self.event_us = hearing, t_ref_us, c, event_us
-        alive = [(n, w) for n, w in hearing._where.items() if w[2] >= event_us - ALIVE_US]
-        self.nodes = [n for n, _ in alive]
-        self.clock_us = np.array([w[3] for _, w in alive], dtype=float)
-        xy = [frame.to_xy(w[0], w[1]) for _, w in alive]
-        self.xy = np.array(xy, dtype=float).reshape(-1, 2)
+        self.frame = frame
+        self._listening: tuple | None = None
+
+    def _listeners(self) -> tuple:
+        """Nodes alive at the event clock, their clock errors and positions in the frame: made
+        once, on the first silence test (most judges see only a few candidate fixes)."""
+        if self._listening is None:
+            alive = [(n, w) for n, w in self.hearing._where.items() if w[2] >= self.event_us - ALIVE_US]
+            lat = np.array([w[0] for _, w in alive], dtype=float)
+            lon = np.array([w[1] for _, w in alive], dtype=float)
+            frame = self.frame
+            x = np.radians(lon - frame.lon0) * EARTH_RADIUS_M * math.cos(math.radians(frame.lat0))
+            y = np.radians(lat - frame.lat0) * EARTH_RADIUS_M
+            self._listening = ([n for n, _ in alive], np.array([w[3] for _, w in alive], dtype=float),
+                               np.column_stack([x, y]).reshape(-1, 2))
+        return self._listening
 
     def refutes(self, fix: tdoa.TdoaFix, used) -> bool:
         """True when the fix of these used arrivals cannot be one real source (see module)."""
@@ -74,21 +85,22 @@ class Judge:
         reach = np.array([math.hypot(a.x - fix.x, a.y - fix.y) for a in used])
         if fix.dof == 0 and reach.max() > config.impulse_hearing_range_m:
             return True         # three arrivals fit anything exactly: a 4th must confirm a far source
-        if not len(self.nodes):
+        nodes, clock_us, xy = self._listeners()
+        if not len(nodes):
             return False
-        distance = np.hypot(self.xy[:, 0] - fix.x, self.xy[:, 1] - fix.y)
+        distance = np.hypot(xy[:, 0] - fix.x, xy[:, 1] - fix.y)
         used_nodes = {a.report.node_id for a in used}
         spread_m = math.sqrt(max(0.0, fix.cov_xy[0][0] + fix.cov_xy[1][1]))
         needed = max(SILENT_MIN, len(used_nodes))
         silent = 0
         for k in np.flatnonzero(distance < reach.max()):
-            node = self.nodes[k]
+            node = nodes[k]
             if node in used_nodes:
                 continue
-            predicted_us = self.t_ref_us + float(tdoa.predicted_arrival_s(fix, self.xy[k, 0], self.xy[k, 1], self.c)) * 1e6
+            predicted_us = self.t_ref_us + float(tdoa.predicted_arrival_s(fix, xy[k, 0], xy[k, 1], self.c)) * 1e6
             if predicted_us > self.event_us:
                 continue            # not heard there yet, as far as the engine's clock goes
-            sigma_us = math.hypot(self.clock_us[k], config.timing_floor_us)
+            sigma_us = math.hypot(clock_us[k], config.timing_floor_us)
             gate_us = config.gate_sigmas * sigma_us + spread_m / self.c * 1e6 + config.window_margin_us \
                 + MODEL_SLACK * (predicted_us - self.t_ref_us - fix.t0_s * 1e6)
             onsets = self.hearing._onsets.get(node, ())

@@ -18,7 +18,7 @@ reference the caller picks (the earliest onset keeps the numbers small).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -233,6 +233,18 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         guess = params
     other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind) if mirror else None
     return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind)
+
+
+def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float) -> TdoaFix:
+    """The fix (from locate with mirror=False on the same arrivals) with its mirror solution
+    added as locate(mirror=True) would: a search asks for it only once a fix has passed its
+    cheaper tests, since most candidate fits are refused."""
+    xy = np.asarray(xy, dtype=float)
+    range_m = np.asarray(t_s, dtype=float) * c
+    sigma_m = np.asarray(sigma_s, dtype=float) * c
+    params = (fix.x, fix.y, fix.t0_s * c)
+    other = _mirror_solution(xy, range_m, sigma_m, list(fix.used), params, fix.chi2, c, fix.wind)
+    return replace(fix, mirror=other)
 
 
 def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float, float]]:
