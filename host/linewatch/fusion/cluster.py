@@ -162,8 +162,8 @@ def anchored_source(arrivals, c, config, judge=None) -> Source | None:
 
 ANCHOR_CELLS = 32          # first level: cells per axis around the new report's node
 ANCHOR_FINEST_M = 40.0     # stop splitting cells below this side
-ANCHOR_KEEP = 1024         # cells split per level at most (the best-agreeing ones)
-ANCHOR_SEEDS = 8           # separate places tried as the fit's start, best first
+ANCHOR_KEEP = 4096         # cells split per level at most (the best-agreeing ones)
+ANCHOR_SEEDS = 32          # separate places tried as the fit's start, best first
 ANCHOR_APART_M = 1000.0    # how far apart those places must be
 
 
