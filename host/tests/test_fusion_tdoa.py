@@ -48,6 +48,19 @@ def test_a_straight_row_reports_the_mirror_solution():
     assert {round(fix.y), round(fix.mirror.y)} == {-3000, 3000}
 
 
+def test_the_mirror_added_later_is_the_one_locate_gives():
+    """A search fits without the mirror and asks for it only for the fix it keeps."""
+    row = np.array([[i * 1000.0, 0.0] for i in range(6)])
+    t, sigma = arrivals((2500.0, -3000.0), nodes=row), np.full(6, 1e-3)
+    plain = tdoa.locate(row, t, sigma, C, mirror=False)
+    assert plain.mirror is None
+    later = tdoa.with_mirror(plain, row, t, sigma, C)
+    whole = tdoa.locate(row, t, sigma, C)
+    assert later.mirror is not None
+    assert math.hypot(later.mirror.x - whole.mirror.x, later.mirror.y - whole.mirror.y) < 1e-3
+    assert (later.x, later.y, later.used) == (whole.x, whole.y, whole.used)
+
+
 def test_fix_covariance_matches_the_cramer_rao_bound_at_the_source():
     source = (700.0, 400.0)
     fix = tdoa.locate(NODES, arrivals(source), np.full(6, 1e-3), C)
