@@ -61,3 +61,28 @@ def test_three_blasts_half_a_second_apart_among_lone_reports_are_each_located(lo
         errors = [math.hypot(*np.subtract(FRAME.to_xy(i.lat, i.lon), source)) for i in fixes
                   if abs(i.time_utc_us - T0 - emitted_s * 1e6) < 50_000]
         assert errors and min(errors) < 5.0, "blast at %s not located: %s" % (source, errors)
+
+
+def test_seeds_whose_arrivals_fit_one_source_are_tried_before_phantom_seeds():
+    """The pre-fit (cluster._ranked_seeds) puts a seed whose arrivals fit one source ahead of
+    a cell listed before it where other arrivals merely agree within the coarse window."""
+    from linewatch.fusion import cluster
+    config = FusionConfig(temperature_c=8.0)
+    c = speed_of_sound(8.0)
+    source = (1200.0, 700.0)
+    nodes = [(0.0, 0.0), (2000.0, 0.0), (0.0, 2000.0), (2000.0, 2000.0), (4000.0, 1000.0)]
+    late = [0.0003, -0.0002, 0.0, 0.0001, -0.0003]  # picking noise
+    loose = [0.08, -0.06, 0.11, -0.09, 0.03]        # lone reports 3 s later, not one sound
+    arrivals = []
+    for k, (x, y) in enumerate(nodes):
+        report = Report(0x100 + k, 0.0, 0.0, 0.0, "explosion", 0, 1000, 0.9, 0.0, 100, 0, 20.0, None, 0)
+        travel = math.hypot(x - source[0], y - source[1]) / c
+        for t in (1.0 + travel + late[k], 4.0 + travel + loose[k]):
+            arrivals.append(cluster.Arrival(report, x, y, t, cluster.timing_sigma_s(report, config)))
+    real = (source[0] + 30.0, source[1] - 20.0, 1.0, 0.4)
+    phantom = (source[0] - 40.0, source[1] + 25.0, 4.0, 0.4)
+    seeds, plausible = cluster._ranked_seeds(arrivals, [phantom, real], c, config)
+    assert seeds == [real, phantom] and plausible == 1
+    three = [a for a in arrivals if a.report.node_id < 0x103]
+    seeds, plausible = cluster._ranked_seeds(three, [phantom, real], c, config)
+    assert seeds == [phantom, real] and plausible == 0      # three arrivals prove nothing

@@ -385,6 +385,7 @@ def offline(rate: float, event_share: float, seconds: float, every: float, seed:
     targets = {}
     cpu = 0.0
     count = 0
+    costs = []
     next_tick = 1.0
     for at, _, kind, detail in items:
         if kind == "heartbeat":
@@ -406,7 +407,8 @@ def offline(rate: float, event_share: float, seconds: float, every: float, seed:
         if at >= next_tick:
             out += engine.tick(us(at))
             next_tick += 1.0
-        cpu += time.process_time() - started
+        costs.append(time.process_time() - started)
+        cpu += costs[-1]
         count += 1
         for incident in out:
             if incident.fix != "tdoa" or incident.lat is None:
@@ -418,7 +420,13 @@ def offline(rate: float, event_share: float, seconds: float, every: float, seed:
     return {"blasts fixed (offline)": "%d / %d" % (len(found), len(targets)),
             "event reports / fusion CPU s": "%d / %.2f" % (count, cpu),
             "fusion CPU per report us": "%.0f" % (cpu / max(count, 1) * 1e6),
+            "per report p99 / max ms": "%.1f / %.1f" % (_percentile(costs, 0.99) * 1e3, max(costs, default=0.0) * 1e3),
             "fusion CPU (of one core) at this rate": "%.0f%%" % (100.0 * cpu / seconds)}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def main(argv=None) -> int:
