@@ -1,5 +1,7 @@
 # Analog Devices ADXL345 accelerometer over I2C: acceleration in milli-g, full resolution
 # at +-2 g (3.9 mg per LSB). It has no temperature sensor.
+import struct
+
 ADDRESSES = (0x53, 0x1D)            # SDO/ALT low / high
 DEVID = 0xE5
 
@@ -19,11 +21,6 @@ def probe(i2c, address):
         return False
 
 
-def _signed16(lo, hi):
-    value = (hi << 8) | lo
-    return value - 65536 if value & 0x8000 else value
-
-
 class ADXL345:
     name = "adxl345"
 
@@ -39,9 +36,8 @@ class ADXL345:
         """(x, y, z) in milli-g."""
         b = self._buf
         self.i2c.readfrom_mem_into(self.address, _DATAX0, b)
-        return (_signed16(b[0], b[1]) * 1000 // _LSB_PER_G,
-                _signed16(b[2], b[3]) * 1000 // _LSB_PER_G,
-                _signed16(b[4], b[5]) * 1000 // _LSB_PER_G)
+        x, y, z = struct.unpack("<hhh", b)    # little-endian registers
+        return (x * 1000 // _LSB_PER_G, y * 1000 // _LSB_PER_G, z * 1000 // _LSB_PER_G)
 
     def temperature_c(self):
         return None

@@ -1,5 +1,7 @@
 # InvenSense MPU6050-class accelerometer (also MPU6500/9250, same registers for what we use)
 # over I2C: acceleration in milli-g at +-2 g, and the die temperature.
+import struct
+
 ADDRESSES = (0x68, 0x69)            # AD0 low / high
 WHO_AM_I_VALUES = (0x68, 0x70, 0x71, 0x73)   # MPU6050, MPU6500, MPU9250, MPU9255
 
@@ -19,11 +21,6 @@ def probe(i2c, address):
         return False
 
 
-def _signed16(hi, lo):
-    value = (hi << 8) | lo
-    return value - 65536 if value & 0x8000 else value
-
-
 class MPU6050:
     name = "mpu6050"
 
@@ -38,11 +35,10 @@ class MPU6050:
         """(x, y, z) in milli-g."""
         b = self._buf
         self.i2c.readfrom_mem_into(self.address, _ACCEL_XOUT_H, b)
-        return (_signed16(b[0], b[1]) * 1000 // _LSB_PER_G,
-                _signed16(b[2], b[3]) * 1000 // _LSB_PER_G,
-                _signed16(b[4], b[5]) * 1000 // _LSB_PER_G)
+        x, y, z = struct.unpack(">hhh", b)    # big-endian registers
+        return (x * 1000 // _LSB_PER_G, y * 1000 // _LSB_PER_G, z * 1000 // _LSB_PER_G)
 
     def temperature_c(self):
         """Die temperature (datasheet: raw / 340 + 36.53); a few degrees above the air."""
         raw = self.i2c.readfrom_mem(self.address, _TEMP_OUT_H, 2)
-        return _signed16(raw[0], raw[1]) / 340.0 + 36.53
+        return struct.unpack(">h", raw)[0] / 340.0 + 36.53
