@@ -61,6 +61,8 @@ def cmd_tail(args) -> int:
 
     def on_message(client, userdata, message) -> None:
         nonlocal seen, done
+        if done:             # paho may deliver a few more before the loop stops
+            return
         print(describe(message.topic, message.payload, master), flush=True)
         seen += 1
         if args.count and seen >= args.count:
