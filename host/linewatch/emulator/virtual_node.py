@@ -198,17 +198,11 @@ class FirmwareNode(Node):
     virtual = False
     idle_s = 1.0
 
-    def measure_heap(self):
-        # The firmware collects garbage and then reads gc.mem_alloc, which CPython lacks (it
-        # returns 0 there). A full collection of the emulator's heap costs milliseconds, and
-        # it ran after every publish: 80 % of a virtual run's time, for a figure of 0.
-        return 0
-
     async def run(self):
-        # Node.run as in the firmware, plus: when the run is cancelled (a power cut here),
-        # the other tasks die with it. The firmware's run leaves them running (harmless on a
-        # board, where power-off ends everything), and a reborn node would then fight its
-        # own ghost for the MQTT client id.
+        # Node.run as in the firmware, except that a cancelled run (a power cut here) waits
+        # until its tasks are gone: the firmware only cancels them (a board's power-off ends
+        # everything), and a reborn node must not meet its ghost on the broker. On 3.11 a
+        # wait_for can swallow one cancel, so cancel_all repeats until they are done.
         tasks = [asyncio.create_task(self._sampling()), asyncio.create_task(self._uplink()),
                  asyncio.create_task(self._health())]
         try:
