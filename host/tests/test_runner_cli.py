@@ -31,3 +31,12 @@ def test_prepare_writes_key_registry_config_and_truth(tmp_path, capsys):
     from linewatch.registry import Registry
     registry = Registry.open(out / "commission" / "linewatch.db")
     assert sorted(n.id for n in registry.list()) == sorted(n["id"] for n in truth["nodes"])
+
+
+def test_the_demo_names_a_withdrawn_incident_instead_of_an_unknown_position():
+    from linewatch.emulator.demo import describe_incident
+    withdrawn = {"class": "small_arms", "fix": "detection", "provisional": False, "reports": [], "nodes": []}
+    located = {"class": "explosion", "fix": "tdoa", "provisional": True, "reports": [4, 5, 6],
+               "nodes": [1, 2, 3], "lat": 48.0, "lon": 37.0, "side": "L"}
+    assert "withdrawn" in describe_incident(withdrawn)
+    assert describe_incident(located) == "explosion, fix tdoa, at 48.00000, 37.00000, side of the line: left, 3 nodes"

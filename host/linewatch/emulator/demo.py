@@ -26,7 +26,7 @@ from linewatch import keys
 from linewatch.emulator import scenario as sc, vclock
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, Runner, prepare
-from linewatch.emulator.score import format_text, score
+from linewatch.emulator.score import format_text, score, withdrawn
 from linewatch.mqtt import MqttLink
 from linewatch.testing.broker import Mosquitto
 
@@ -120,6 +120,8 @@ class Viewer:
 
 
 def describe_incident(i: dict) -> str:
+    if withdrawn(i):
+        return "%s, withdrawn: its reports now belong to other incidents" % i.get("class")
     where = ("at %.5f, %.5f" % (i["lat"], i["lon"])) if i.get("lat") is not None else "position unknown"
     side = {"L": "left", "R": "right"}.get(i.get("side") or "", "undecided")
     return "%s, fix %s, %s, side of the line: %s, %d nodes" % (
