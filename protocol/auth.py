@@ -1,9 +1,10 @@
 # Frame authentication: truncated HMAC-SHA256 under a per-node key.
 # CPython uses the standard library's hmac; MicroPython has no hmac module (and its sha256
 # has no copy()), so the board computes RFC 2104 HMAC on top of hashlib.sha256. Golden
-# vectors and tests hold both to the same bytes.
+# vectors and tests hold both to the same bytes. Key derivation (the commission's side, never
+# on a node) is in lwproto.hostauth, re-exported here on CPython.
 import hashlib
-import struct
+import sys
 
 from .const import TAG_SIZE
 
@@ -42,15 +43,10 @@ except ImportError:  # MicroPython
             diff |= x ^ y
         return diff == 0
 
-_KEY_LABEL = const(b"linewatch/node-key/v1")
-
-
-def derive_node_key(master_key, node):
-    """The node's own 32-byte key. The node holds only this; the commission holds the master."""
-    if len(master_key) < 16:
-        raise ValueError("master key must be at least 16 bytes")
-    return hmac_sha256(master_key, _KEY_LABEL + struct.pack(">H", node))
-
 
 def tag(key, message):
     return hmac_sha256(key, message)[:TAG_SIZE]
+
+
+if sys.implementation.name != "micropython":
+    from .hostauth import *  # noqa: E402,F401,F403

@@ -1,43 +1,22 @@
 # Topic scheme: lw/<segment>/<node>/<kind>; segment decimal 0-255, node 4 lowercase hex digits.
-from .const import ACK, BIRTH, COMMAND, DEATH, EVENT, HEARTBEAT, SLEEP
-from .errors import BadTopic
+#
+# Only what the node publishes and subscribes is here: every name a loaded module holds is
+# interned in the node's RAM for good (firmware/README.md "Memory"). The commission's and
+# tools' parts (parse, filters, the fixed topics) are in lwproto.hosttopic, and on CPython
+# this module carries them too, so `topic.parse` reads the same everywhere off the board.
+import sys
 
-ROOT = "lw"
-DOWN = "down"
-KIND_OF_TYPE = {EVENT: "event", HEARTBEAT: "heartbeat", BIRTH: "birth", DEATH: "death",
-                SLEEP: "sleep", COMMAND: DOWN, ACK: DOWN}
-UPLINK_KINDS = ("event", "heartbeat", "birth", "death", "sleep")
-COMMISSION_STATE = "lw/commission/state"
-ALERTS = "lw/alerts"
+from .const import TYPE_NAMES
 
 
 def uplink(segment, node, ftype):
-    return "%s/%d/%04x/%s" % (ROOT, segment, node, KIND_OF_TYPE[ftype])
+    """A node's topic for an uplink frame type (EVENT, HEARTBEAT, BIRTH, DEATH, SLEEP)."""
+    return "lw/%d/%04x/%s" % (segment, node, TYPE_NAMES[ftype])
 
 
 def downlink(segment, node):
-    return "%s/%d/%04x/%s" % (ROOT, segment, node, DOWN)
+    return "lw/%d/%04x/down" % (segment, node)
 
 
-def uplink_filter(segment=None):
-    """Subscription filter for every node's uplink, of one segment or all."""
-    return "%s/%s/+/+" % (ROOT, "+" if segment is None else "%d" % segment)
-
-
-def parse(topic):
-    """(segment, node, kind) of a node topic; BadTopic for anything else."""
-    parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != ROOT:
-        raise BadTopic("not a node topic: %r" % topic)
-    seg, node, kind = parts[1], parts[2], parts[3]
-    if kind not in UPLINK_KINDS and kind != DOWN:
-        raise BadTopic("unknown kind %r in topic %r" % (kind, topic))
-    if not seg.isdigit() or int(seg) > 255:
-        raise BadTopic("bad segment %r in topic %r" % (seg, topic))
-    if len(node) != 4:
-        raise BadTopic("bad node id %r in topic %r" % (node, topic))
-    try:
-        node_id = int(node, 16)
-    except ValueError:
-        raise BadTopic("bad node id %r in topic %r" % (node, topic))
-    return int(seg), node_id, kind
+if sys.implementation.name != "micropython":
+    from .hosttopic import *  # noqa: E402,F401,F403

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from lwproto import auth, frame
+from lwproto import frame, hostauth
 from lwproto.errors import ProtocolError
 
 
@@ -18,7 +18,7 @@ def check(vectors):
     master = bytes.fromhex(vectors["master_key"])
     for v in vectors["valid"]:
         key = bytes.fromhex(v["key"])
-        if auth.derive_node_key(master, v["node"]) != key:
+        if hostauth.derive_node_key(master, v["node"]) != key:
             failures.append("%s: derived key differs" % v["name"])
         data = bytes.fromhex(v["hex"])
         got = frame.decode(data, key)
