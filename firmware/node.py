@@ -33,18 +33,13 @@ _QUIET_EVERY_S = const(1)        # gc.collect() and heap measurement once per se
 _LOG_EVERY_MS = const(10000)     # one log line per cause at most this often
 
 
-def _join(*parts):
-    return "/".join(p.rstrip("/") for p in parts if p)
-
-
-def _newer(boot, seq, last_boot, last_seq):
-    # lwproto.replay.newer, inlined: importing replay costs ~3 KB of heap for one line
-    return boot > last_boot or (boot == last_boot and seq > last_seq)
-
-
-def _version():
-    parts = [int(p) for p in RELEASE.split(".")[:3]]
-    return parts + [0] * (3 - len(parts))
+# Every function and every name costs the node heap for good (a function object and raw-code
+# record each, an interned name each: firmware/README.md "Memory"), so small steps are inlined
+# where they have one caller, and a few methods reuse names the node interns anyway (birth,
+# command).
+#
+# (boot, seq) pairs are compared as tuples: (boot, seq) > (last_boot, last_seq) is
+# lwproto.replay.newer, whose import costs ~3 KB of heap for one line.
 
 
 class Node:
@@ -58,19 +53,22 @@ class Node:
         self.seq = 0
         self.clock = Clock(board)
         rate = config.audio["rate_hz"]
-        block = config.audio["block"]
         self.rate = rate
         self.timeline = SampleTimeline(rate)
         self.storage = board.storage_dir()
+        base = self.storage.rstrip("/")
         if queue is None:
             from .store import FrameQueue
-            queue = FrameQueue(_join(self.storage, "queue"), config.queue["records"])
+            queue = FrameQueue(base + "/queue", config.queue["records"])
         self.queue = queue
         if detector is None:
             from .detector import DetectorChain
             detector = DetectorChain(rate, block)
         self.detector = detector
-        self._apply_settings()
+        for cls, value in config.thresholds.items():
+            detector.set_threshold(cls, value)
+        for cls, ms in config.refractory_ms.items():
+            detector.set_refractory(cls, ms)
         self._counts = [0] * _RING
         self._starts = [0] * _RING
         self._stamps = [0] * _RING
@@ -91,22 +89,19 @@ class Node:
         self._client = None
         self._sent = {}           # (boot, seq) published on this connection and not yet acked
         self._unsent = True       # the queue may hold frames not in _sent: look at it again
-        self._birth_seq = 0       # the birth queued for the next connection...
-        self._birth = None        # ...and its frame
+        self._birth = None        # (seq, frame) of the birth queued for the next connection
         self._last_ack = (0, 0)   # RAM only: see README, "Acks"
-        self._command_path = _join(self.storage, "command")
-        self._last_command = self._load_command_counter()
+        self._command_path = base + "/command"
+        self._last_command = (0, 0)
+        try:
+            with open(self._command_path) as f:
+                boot, seq = f.read().split()
+            self._last_command = (int(boot), int(seq))
+        except (OSError, ValueError):
+            pass
         self._logged = {}
         self._last_ticks = board.ticks_us()
         self._uptime_us = 0
-
-    # ---- settings ---------------------------------------------------------------------
-
-    def _apply_settings(self):
-        for cls, value in self.config.thresholds.items():
-            self.detector.set_threshold(cls, value)
-        for cls, ms in self.config.refractory_ms.items():
-            self.detector.set_refractory(cls, ms)
 
     # ---- boot -------------------------------------------------------------------------
 
@@ -221,12 +216,10 @@ class Node:
 
     # ---- reporting: everything goes through the durable queue -------------------------
 
-    def _next_seq(self):
-        self.seq += 1
-        return self.seq
-
     def _enqueue(self, ftype, values, seq=0):
-        seq = seq or self._next_seq()
+        if not seq:
+            self.seq += 1
+            seq = self.seq
         now = self.clock.now_us()
         source, error_us = self.clock.quality()
         try:
@@ -252,21 +245,17 @@ class Node:
         self.log("event %s seq %d conf %.2f onset %d us ago snr %.1f dB"
                  % (c.CLASS_NAMES[det.cls], self.seq, det.confidence, -offset, det.snr_db))
 
-    def birth_values(self):
-        major, minor, patch = _version()
+    def birth(self):
+        """The birth frame's values."""
+        version = [int(p) for p in RELEASE.split(".")[:3]] + [0, 0, 0]
         pos = self.board.position()
         if pos is None:
             p = self.config.position
             pos = (p["lat"], p["lon"], p["alt_m"], p["error_m"])
         caps = self.board.capabilities | c.CAP_RESEND | c.CAP_DRONE
-        return (major, minor, patch, c.BOARD_NAMES.index(self.board.name), self.config.segment,
+        return (version[0], version[1], version[2], c.BOARD_NAMES.index(self.board.name),
+                self.config.segment,
                 pos[0], pos[1], pos[2], pos[3], self.board.sensors, caps, self.rate)
-
-    def heartbeat_values(self):
-        return (self.board.battery_mv(), self.board.temperature_c(), self.uptime_s(),
-                self.board.rssi(), self.queue.depth, self.board.free_memory(),
-                self.detections, self.queue.dropped_events, max(0, self.connections - 1),
-                self.refused_commands)
 
     def uptime_s(self):
         self._tick()
@@ -290,7 +279,11 @@ class Node:
             self.heartbeat()
 
     def heartbeat(self):
-        self._enqueue(c.HEARTBEAT, self.heartbeat_values())
+        board = self.board
+        self._enqueue(c.HEARTBEAT, (board.battery_mv(), board.temperature_c(), self.uptime_s(),
+                                    board.rssi(), self.queue.depth, board.free_memory(),
+                                    self.detections, self.queue.dropped_events,
+                                    max(0, self.connections - 1), self.refused_commands))
         self.log("heartbeat seq %d queue %d detections %d dropped %d refused %d heap peak %d"
                  % (self.seq, self.queue.depth, self.detections, self.queue.dropped_events,
                     self.refused_commands, self.heap_peak))
@@ -320,42 +313,51 @@ class Node:
                 self._client = None
             await asyncio.sleep(next(delays))
 
-    def _client_for(self, birth_seq):
-        cfg = self.config
-        broker = cfg.broker
-        source, error_us = self.clock.quality()
-        death = frame.encode(self.key, c.DEATH, cfg.node, self.boot, birth_seq,
-                             self.clock.now_us(), source, error_us, (c.DEATH_LOST,))
-        return mqtt.MQTTClient(
-            "lw-%04x" % cfg.node, broker["host"], broker["port"], broker["keepalive_s"],
-            clean_session=False, user=broker["user"], password=broker["password"],
-            will=(topic.uplink(cfg.segment, cfg.node, c.DEATH), death, 1, False),
-            on_message=self.on_downlink, open_connection=self.board.open_connection)
-
     async def _session(self):
         # The will names the birth of this connection, so the birth is made and queued before
         # connecting, and kept (same seq, same frame) across failed attempts: no seq is ever
         # skipped, even when the node reboots during an outage (a hole would stall the acks).
-        if not self._birth_seq:
-            self._birth_seq = self._next_seq()
-            self._birth = self._enqueue(c.BIRTH, self.birth_values(), self._birth_seq)
-        client = self._client_for(self._birth_seq)
+        cfg = self.config
+        broker = cfg.broker
+        if self._birth is None:
+            self.seq += 1
+            self._birth = (self.seq, self._enqueue(c.BIRTH, self.birth(), self.seq))
+        birth_seq, birth = self._birth
+        source, error_us = self.clock.quality()
+        death = frame.encode(self.key, c.DEATH, cfg.node, self.boot, birth_seq,
+                             self.clock.now_us(), source, error_us, (c.DEATH_LOST,))
+        client = mqtt.MQTTClient(
+            "lw-%04x" % cfg.node, broker["host"], broker["port"], broker["keepalive_s"],
+            clean_session=False, user=broker["user"], password=broker["password"],
+            will=(topic.uplink(cfg.segment, cfg.node, c.DEATH), death, 1, False),
+            on_message=self.on_downlink, open_connection=self.board.open_connection)
         await client.connect()
-        birth_seq, birth = self._birth_seq, self._birth
-        self._birth_seq, self._birth = 0, None
+        self._birth = None
         self.connections += 1
         self._client = client
         self._sent = {}
         self._unsent = True
-        cfg = self.config
         try:
             await client.subscribe(topic.downlink(cfg.segment, cfg.node), 1)
             self.log("uplink: connected to %s:%d, birth seq %d, queue %d"
-                     % (cfg.broker["host"], cfg.broker["port"], birth_seq, self.queue.depth))
+                     % (broker["host"], broker["port"], birth_seq, self.queue.depth))
             if birth is not None:
                 await self._publish(c.BIRTH, self.boot, birth_seq, birth)
             while client.connected:
-                if not await self._publish_pending():
+                # The oldest frames not yet sent on this connection. Flash is read only when
+                # something may be unsent: a new frame, a new connection, a resend, or a batch
+                # that left frames behind it (not after every ack or idle second).
+                published = False
+                if self._unsent:
+                    limit = len(self._sent) + 4
+                    self._unsent = self.queue.depth > limit
+                    for boot, seq, ftype, data in self.queue.pending(limit):
+                        if (boot, seq) not in self._sent:
+                            await self._publish(ftype, boot, seq, data)
+                            published = True
+                if published:
+                    self.measure_heap()
+                else:
                     await self._idle()
             self.log("uplink: connection lost (%s)" % client.error)
         finally:
@@ -366,25 +368,6 @@ class Node:
         await self._client.publish(topic.uplink(self.config.segment, self.config.node, ftype),
                                    data, 1)
         self._sent[(boot, seq)] = True
-
-    async def _publish_pending(self):
-        """Publish the oldest frames not yet sent on this connection; False when none."""
-        # Reads flash only when something may be unsent: a new frame, a new connection, a
-        # resend, or a batch that left frames behind it (not after every ack or idle second).
-        if not self._unsent:
-            return False
-        limit = len(self._sent) + 4
-        self._unsent = self.queue.depth > limit
-        batch = self.queue.pending(limit)
-        published = False
-        for boot, seq, ftype, data in batch:
-            if (boot, seq) in self._sent:
-                continue
-            await self._publish(ftype, boot, seq, data)
-            published = True
-        if published:
-            self.measure_heap()
-        return published
 
     async def _idle(self):
         self._wake.clear()
@@ -403,90 +386,75 @@ class Node:
         if f.node != self.config.node:
             return self._refuse("downlink for node 0x%04x on my topic" % f.node)
         if f.ftype == c.ACK:
-            return self._on_ack(f)
+            # A replayed ack is harmless (it can only name frames already acked), so its
+            # counter lives in RAM and costs no flash write per ack; see README.
+            if (f.boot, f.seq) > self._last_ack:
+                self._last_ack = (f.boot, f.seq)
+                boot, upto = f.field("boot"), f.field("seq")
+                removed = self.queue.ack(boot, upto)
+                for key in [k for k in self._sent if k[0] == boot and k[1] <= upto]:
+                    del self._sent[key]
+                if removed:
+                    self._wake.set()
+            return None
         if f.ftype == c.COMMAND:
-            return self._on_command(f)
+            return self.command(f)
         return self._refuse("downlink: %s frame is not for a node" % f.type_name())
 
     def _refuse(self, reason):
         self.refused_commands += 1
         self.log_once("refused", "refused %s (%d refused so far)" % (reason, self.refused_commands))
 
-    def _on_ack(self, f):
-        # A replayed ack is harmless (it can only name frames already acked), so its counter
-        # lives in RAM and costs no flash write per ack; see README.
-        if not _newer(f.boot, f.seq, self._last_ack[0], self._last_ack[1]):
-            return
-        self._last_ack = (f.boot, f.seq)
-        boot, upto = f.field("boot"), f.field("seq")
-        removed = self.queue.ack(boot, upto)
-        for key in [k for k in self._sent if k[0] == boot and k[1] <= upto]:
-            del self._sent[key]
-        if removed:
-            self._wake.set()
-
-    def _on_command(self, f):
-        if not _newer(f.boot, f.seq, self._last_command[0], self._last_command[1]):
+    def command(self, f):
+        """Apply a verified command frame once: a replayed one is refused (its counter is kept
+        in flash, temp + rename, so a power cut leaves the old counter or the new)."""
+        last = self._last_command
+        if (f.boot, f.seq) <= last:
             return self._refuse("replayed command (boot %d seq %d, last %d/%d)"
-                                % (f.boot, f.seq, self._last_command[0], self._last_command[1]))
+                                % (f.boot, f.seq, last[0], last[1]))
         self._last_command = (f.boot, f.seq)
-        self._save_command_counter()
-        v = f.fields()
-        name = c.COMMAND_NAMES.get(v["command"], "?")
-        try:
-            detail = getattr(self, "_cmd_" + name)(v)
-        except (ValueError, AttributeError) as exc:
-            return self._refuse("command %s: %s" % (name, exc))
-        self.log("command %s %s (commission boot %d seq %d)" % (name, detail, f.boot, f.seq))
-
-    def _cmd_set_threshold(self, v):
-        cls = v["event_class"]
-        self.detector.set_threshold(cls, v["threshold"])
-        if v["refractory_ms"]:
-            self.detector.set_refractory(cls, v["refractory_ms"])
-        return "%s threshold=%s refractory_ms=%d applied" % (
-            c.CLASS_NAMES[cls], v["threshold"], self.detector.refractory_ms(cls))
-
-    def _cmd_rebirth(self, v):
-        self._enqueue(c.BIRTH, self.birth_values())
-        return "birth seq %d queued" % self.seq
-
-    def _cmd_resend(self, v):
-        boot, first, last = v["boot"], v["first_seq"], v["last_seq"]
-        again = [k for k in self._sent if k[0] == boot and first <= k[1] <= last]
-        for key in again:
-            del self._sent[key]
-        self._unsent = True
-        self._wake.set()
-        return "boot %d seq %d..%d: %d frames again" % (boot, first, last, len(again))
-
-    def _cmd_reboot(self, v):
-        asyncio.create_task(self._reboot_after(v["delay_s"]))
-        return "in %d s" % v["delay_s"]
-
-    async def _reboot_after(self, delay_s):
-        await asyncio.sleep(delay_s)
-        self.log("rebooting on command")
-        self.board.reset()
-
-    def _load_command_counter(self):
-        try:
-            with open(self._command_path) as f:
-                boot, seq = f.read().split()
-            return int(boot), int(seq)
-        except (OSError, ValueError):
-            return (0, 0)
-
-    def _save_command_counter(self):
-        # temp + rename: a power cut leaves the old counter or the new, never half of one
         tmp = self._command_path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                f.write("%d %d" % self._last_command)
+            with open(tmp, "w") as out:
+                out.write("%d %d" % self._last_command)
             import os
             os.rename(tmp, self._command_path)
         except OSError as exc:
             self.log_once("command", "command counter not saved: %r" % (exc,))
+        v = f.fields()
+        name = c.COMMAND_NAMES.get(v["command"], "?")
+        try:
+            if name == "set_threshold":
+                cls = v["event_class"]
+                self.detector.set_threshold(cls, v["threshold"])
+                if v["refractory_ms"]:
+                    self.detector.set_refractory(cls, v["refractory_ms"])
+                detail = "%s threshold=%s refractory_ms=%d applied" % (
+                    c.CLASS_NAMES[cls], v["threshold"], self.detector.refractory_ms(cls))
+            elif name == "rebirth":
+                self._enqueue(c.BIRTH, self.birth())
+                detail = "birth seq %d queued" % self.seq
+            elif name == "resend":
+                boot, first, last = v["boot"], v["first_seq"], v["last_seq"]
+                again = [k for k in self._sent if k[0] == boot and first <= k[1] <= last]
+                for key in again:
+                    del self._sent[key]
+                self._unsent = True
+                self._wake.set()
+                detail = "boot %d seq %d..%d: %d frames again" % (boot, first, last, len(again))
+            elif name == "reboot":
+                asyncio.create_task(self.reboot(v["delay_s"]))
+                detail = "in %d s" % v["delay_s"]
+            else:
+                raise ValueError("unknown command")
+        except ValueError as exc:
+            return self._refuse("command %s: %s" % (name, exc))
+        self.log("command %s %s (commission boot %d seq %d)" % (name, detail, f.boot, f.seq))
+
+    async def reboot(self, delay_s):
+        await asyncio.sleep(delay_s)
+        self.log("rebooting on command")
+        self.board.reset()
 
     # ---- logs -------------------------------------------------------------------------
 
