@@ -96,15 +96,18 @@ def decode_remaining_length(data):
     raise MQTTError("remaining length longer than 4 bytes")
 
 
-def _text(value, what):
+# Checks a node cannot fail (its ids and topics are short, its qos fixed) say what was wrong in
+# a few words: each distinct name or short text is interned in the node's RAM for good.
+
+def _text(value):
     data = value.encode() if isinstance(value, str) else bytes(value)
     if len(data) > 0xFFFF:
-        raise ValueError("%s is %d bytes, MQTT allows 65535" % (what, len(data)))
+        raise ValueError("MQTT string of %d bytes, the limit is 65535" % len(data))
     return struct.pack(">H", len(data)) + data
 
 
-def _packet(first_byte, body):
-    return bytes((first_byte,)) + encode_remaining_length(len(body)) + body
+def _packet(first, body):
+    return bytes((first,)) + encode_remaining_length(len(body)) + body
 
 
 def connect_packet(client_id, keepalive, clean_session=True, user=None, password=None,
@@ -117,30 +120,30 @@ def connect_packet(client_id, keepalive, clean_session=True, user=None, password
     if not client_id and not clean_session:
         raise ValueError("an empty client id needs clean_session=True")
     flags = 0x02 if clean_session else 0
-    payload = _text(client_id, "client id")
+    payload = _text(client_id)
     if will is not None:
         topic, message, qos, retain = will
-        _check_topic(topic)
         if qos not in (0, 1):
             raise ValueError("will qos must be 0 or 1, got %r" % (qos,))
         flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-        payload += _text(topic, "will topic") + _text(message, "will payload")
+        payload += _text(topic) + _text(message)
     if user is not None:
         flags |= 0x80
-        payload += _text(user, "user name")
+        payload += _text(user)
     if password is not None:
         flags |= 0x40
-        payload += _text(password, "password")
-    header = _text("MQTT", "protocol") + struct.pack(">BBH", _PROTOCOL_LEVEL, flags, keepalive)
+        payload += _text(password)
+    header = _text("MQTT") + struct.pack(">BBH", _PROTOCOL_LEVEL, flags, keepalive)
     return _packet(_CONNECT << 4, header + payload)
 
 
 def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
-    _check_topic(topic)
+    if not topic or "+" in topic or "#" in topic:
+        raise ValueError("publish topic must be non-empty, without wildcards: %r" % (topic,))
     if qos not in (0, 1):
         raise ValueError("publish qos must be 0 or 1, got %r" % (qos,))
     first = (_PUBLISH << 4) | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    body = _text(topic, "topic")
+    body = _text(topic)
     if qos:
         body += struct.pack(">H", pid)
     return _packet(first, body + bytes(payload))
@@ -151,7 +154,7 @@ def subscribe_packet(pid, topic, qos=1):
         raise ValueError("subscribe qos must be 0 or 1, got %r" % (qos,))
     if not topic:
         raise ValueError("empty topic filter")
-    return _packet((_SUBSCRIBE << 4) | 0x02, struct.pack(">H", pid) + _text(topic, "topic filter")
+    return _packet((_SUBSCRIBE << 4) | 0x02, struct.pack(">H", pid) + _text(topic)
                    + bytes((qos,)))
 
 
@@ -161,13 +164,6 @@ def puback_packet(pid):
 
 PINGREQ_PACKET = bytes((_PINGREQ << 4, 0))
 DISCONNECT_PACKET = bytes((_DISCONNECT << 4, 0))
-
-
-def _check_topic(topic):
-    if not topic:
-        raise ValueError("empty topic")
-    if "+" in topic or "#" in topic:
-        raise ValueError("wildcards are not allowed in a publish topic: %r" % (topic,))
 
 
 def backoff_delays(base=1.0, cap=60.0, factor=2.0, jitter=0.5, rand=None):
@@ -195,10 +191,6 @@ class _Waiter(asyncio.Event):
         self.late = False
 
 
-async def _sleep_ms(ms):
-    await asyncio.sleep(ms / 1000)
-
-
 class MQTTClient:
     """One connection to the broker at a time. After `connect()`, a reader task dispatches
     broker packets and a keepalive task pings when the uplink is idle. A dead connection
@@ -208,7 +200,7 @@ class MQTTClient:
 
     def __init__(self, client_id, host, port=1883, keepalive=60, clean_session=True,
                  user=None, password=None, will=None, on_message=None, open_connection=None,
-                 ack_timeout=10.0, connect_timeout=10.0, max_packet=_MAX_PACKET):
+                 ack_timeout=10.0):
         # Validate now, not at the first connect attempt in the field.
         connect_packet(client_id, keepalive, clean_session, user, password, will)
         self.client_id = client_id
@@ -220,9 +212,7 @@ class MQTTClient:
         self.password = password
         self.will = will
         self.on_message = on_message
-        self.ack_timeout = ack_timeout
-        self.connect_timeout = connect_timeout
-        self.max_packet = max_packet
+        self.ack_timeout = ack_timeout  # for CONNACK, PUBACK, SUBACK, PINGRESP and the TCP connect
         self._open = open_connection or asyncio.open_connection
         self._reader = None
         self._writer = None
@@ -246,10 +236,10 @@ class MQTTClient:
         where = "%s:%d" % (self.host, self.port)
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                self._open(self.host, self.port), self.connect_timeout)
+                self._open(self.host, self.port), self.ack_timeout)
         except asyncio.TimeoutError:
             raise MQTTTimeout("connect to %s: no TCP connection within %s s"
-                              % (where, self.connect_timeout))
+                              % (where, self.ack_timeout))
         except OSError as exc:
             raise MQTTError("connect to %s: %r" % (where, exc))
         self._down = asyncio.Event()
@@ -267,12 +257,21 @@ class MQTTClient:
             raise MQTTTimeout("connect to %s: no CONNACK within %s s" % (where, self.ack_timeout))
         except (OSError, EOFError, MQTTError) as exc:
             await self._close_stream()
-            raise MQTTError("connect to %s: %s" % (where, _reason(exc)))
-        try:
-            session_present = self._check_connack(ptype, flags, body)
-        except MQTTError as exc:
+            raise MQTTError("connect to %s: %s" % (where, "connection closed by the broker"
+                                                   if isinstance(exc, EOFError)
+                                                   else str(exc) or repr(exc)))
+        malformed = ptype != _CONNACK or flags or len(body) != 2
+        if malformed or body[1]:
             await self._close_stream()
-            raise MQTTError("connect to %s: %s" % (where, exc))
+            if malformed:
+                raise MQTTError("connect to %s: expected CONNACK, got packet type %d with %d-byte"
+                                " body" % (where, ptype, len(body)))
+            code = body[1]
+            reasons = _CONNACK_REASONS
+            raise MQTTError("connect to %s: broker refused: %s (code %d)"
+                            % (where, reasons[code - 1] if code <= len(reasons)
+                               else "unknown reason", code))
+        session_present = bool(body[0] & 1)
         self.connected = True
         self._tasks = [asyncio.create_task(self._read_loop()),
                        asyncio.create_task(self._watchdog())]
@@ -400,9 +399,9 @@ class MQTTClient:
             header += await reader.readexactly(1)
         length = decode_remaining_length(header)[0]
         first = head[0]
-        if length > self.max_packet:
+        if length > _MAX_PACKET:
             raise MQTTError("packet of %d bytes from broker exceeds the limit of %d"
-                            % (length, self.max_packet))
+                            % (length, _MAX_PACKET))
         body = await reader.readexactly(length) if length else b""
         return first >> 4, first & 0x0F, body
 
@@ -423,23 +422,19 @@ class MQTTClient:
     async def _dispatch(self, ptype, flags, body):
         if ptype == _PUBLISH:
             await self._on_publish(flags, body)
-        elif ptype == _PUBACK:
-            self._expect(flags == 0 and len(body) == 2, ptype, body)
+            return
+        if ptype == _PUBACK and not flags and len(body) == 2:
             self._answer((_PUBACK << 16) | struct.unpack(">H", body)[0], None)
-        elif ptype == _SUBACK:
-            self._expect(flags == 0 and len(body) >= 3, ptype, body)
+        elif ptype == _SUBACK and not flags and len(body) >= 3:
             self._answer((_SUBACK << 16) | struct.unpack(">H", body[:2])[0], body[2])
-        elif ptype == _PINGRESP:
-            self._expect(flags == 0 and not body, ptype, body)
+        elif ptype == _PINGRESP and not flags and not body:
             if self._answer(_PINGRESP << 16, None):
                 self.pings += 1
-        else:
-            raise MQTTError("malformed packet from broker: unexpected packet type %d" % ptype)
-
-    def _expect(self, ok, ptype, body):
-        if not ok:
+        elif ptype in (_PUBACK, _SUBACK, _PINGRESP):
             raise MQTTError("malformed packet from broker: type %d with %d-byte body"
                             % (ptype, len(body)))
+        else:
+            raise MQTTError("malformed packet from broker: unexpected packet type %d" % ptype)
 
     def _answer(self, key, value):
         waiter = self._waiters.pop(key, None)
@@ -499,26 +494,8 @@ class MQTTClient:
                         return  # the connection was dropped with the reason
                     continue
                 wait = min(wait, period - idle)
-            await _sleep_ms(max(wait, 1))
-
-    def _check_connack(self, ptype, flags, body):
-        if ptype != _CONNACK or flags or len(body) != 2:
-            raise MQTTError("expected CONNACK, got packet type %d with %d-byte body"
-                            % (ptype, len(body)))
-        code = body[1]
-        if code:
-            reasons = _CONNACK_REASONS
-            raise MQTTError("broker refused: %s (code %d)"
-                            % (reasons[code - 1] if code <= len(reasons) else "unknown reason",
-                               code))
-        return bool(body[0] & 1)
+            await asyncio.sleep(max(wait, 1) / 1000)
 
 
 def _what(what):
     return "PUBACK for packet %d" % what if isinstance(what, int) else what
-
-
-def _reason(exc):
-    if isinstance(exc, EOFError):
-        return "connection closed by the broker"
-    return str(exc) or repr(exc)
