@@ -48,10 +48,9 @@ def parse(raw):
         "alt_m": _number(sec, "alt_m", 0, -32768, 32767, "position", False),
         "error_m": _number(sec, "error_m", 10, 0, 65535, "position", False),
     }
-    board = raw.get("board")
+    cfg.board = board = raw.get("board")   # None: from sys.platform (boot.board_module)
     if board is not None and board not in BOARDS:
         _fail("", "board", "one of " + "|".join(BOARDS), board)
-    cfg.board = board
     sec = _section(raw, "wifi", {})
     cfg.wifi = {"ssid": _text(sec, "ssid", board not in ("esp32", "rp2"), "wifi"),
                 "password": _text(sec, "password", True, "wifi")}

@@ -34,6 +34,23 @@ _SMALL_ARMS_MAX_MS = const(40)
 _SMALL_ARMS_MAX_RISE_MS = const(5)
 _DEFAULT_THRESHOLD_DB = const(8.0)
 
+# The event in progress, one slot each in an int64 array: an attribute each would be 13 more
+# names interned in the node's RAM for good (firmware/README.md "Memory").
+_HOPS = const(0)          # hops so far
+_ABS = const(1)           # sum of the hops' |x| levels
+_DIFF = const(2)          # sum of their |dx| levels
+_KEEP_HOPS = const(3)     # the three above at the last hop over the off ratio
+_KEEP_ABS = const(4)
+_KEEP_DIFF = const(5)
+_QUIET = const(6)         # hops under the off ratio since
+_MAX_STA = const(7)       # largest short-term |x| sum
+_MAX_STA_D = const(8)     # and |dx| sum
+_PEAK = const(9)          # largest |x| sample
+_PEAK_AT = const(10)      # its sample index
+_END_AT = const(11)       # sample index after the last hop over the off ratio
+_ONSET_AT = const(12)     # sample index of the onset
+_EVENT_SLOTS = const(13)
+
 
 def _above(sta2, lta, dev, ratio_q):
     lta2 = 2 * lta
@@ -59,6 +76,7 @@ class ImpulseDetector:
         self._diff = array("i", bytearray(4 * hops))
         self._peak = array("i", bytearray(4 * hops))
         self._tail = array("h", bytearray(4 * hop))    # last 2 hops of the previous block
+        self._ev = array("q", bytearray(8 * _EVENT_SLOTS))
         self._gap_hops = max(1, _GAP_MS * rate_hz // (1000 * hop))
         self._max_hops = _MAX_EVENT_MS * rate_hz // (1000 * hop)
         self._warmup_hops = _WARMUP_MS * rate_hz // (1000 * hop)
@@ -97,7 +115,13 @@ class ImpulseDetector:
             raise ValueError("impulse: block of %d samples (need a multiple of %d, at most %d)"
                              % (n, hop, len(self._abs) * hop))
         if first_index != self._next_index:
-            self._discontinuity()
+            # samples were lost: an event in progress or an onset search cannot span the gap
+            self._active = False
+            self._prev_hop_abs = 0
+            self._prev_hop_diff = 0
+            tail = self._tail
+            for i in range(len(tail)):
+                tail[i] = 0
         self._next_index = first_index + n
         hops = n // hop
         self._prev_sample = dsp.hop_levels(block, 0, hops, hop, self._prev_sample,
@@ -108,15 +132,6 @@ class ImpulseDetector:
         k = n - 2 * hop
         for i in range(2 * hop):
             tail[i] = block[k + i]
-
-    def _discontinuity(self):
-        # samples were lost: an event in progress or an onset search cannot span the gap
-        self._active = False
-        self._prev_hop_abs = 0
-        self._prev_hop_diff = 0
-        tail = self._tail
-        for i in range(len(tail)):
-            tail[i] = 0
 
     def _hop(self, block, j, first_index, found):
         level = self._abs[j]
@@ -130,7 +145,11 @@ class ImpulseDetector:
             self._learn(level, dlevel, sta2, sta2d, 2)
         elif self._holdoff:
             self._holdoff -= 1
-        elif self._triggers(sta2, sta2d):
+        # Two channels: |x| for low-frequency blasts, |dx| (a high-pass) for cracks that pink or
+        # wind noise would bury. The ratio alone suits white noise; low-frequency noise swings
+        # a 2 ms average far more, so a trigger also stands _DEV_K mean deviations above the mean.
+        elif (_above(sta2, self._lta, self._dev, self._on_q)
+              or _above(sta2d, self._lta_d, self._dev_d, self._on_q)):
             self._start(block, j, level, sta2, sta2d, first_index)
         else:
             self._learn(level, dlevel, sta2, sta2d, _LTA_SHIFT)
@@ -145,112 +164,89 @@ class ImpulseDetector:
         self._lta += ((level << 4) - self._lta) >> shift
         self._lta_d += ((dlevel << 4) - self._lta_d) >> shift
 
-    def _triggers(self, sta2, sta2d):
-        # Two channels: |x| for low-frequency blasts, |dx| (a high-pass) for cracks that pink or
-        # wind noise would bury. The ratio alone suits white noise; low-frequency noise swings
-        # a 2 ms average far more, so a trigger also stands _DEV_K mean deviations above the mean.
-        on = self._on_q
-        return (_above(sta2, self._lta, self._dev, on)
-                or _above(sta2d, self._lta_d, self._dev_d, on))
-
     # ------------------------------------------------------------ an event
     def _start(self, block, j, level, sta2, sta2d, first_index):
         hop = self.hop
         noise = self._lta // (16 * hop)               # mean noise |x| per sample
         onset = self._onset(block, j, noise)
         self._active = True
-        self._onset_index = first_index + onset
-        self._ev_hops = 0
-        self._ev_abs = 0
-        self._ev_diff = 0
-        self._ev_keep_hops = 0
-        self._ev_keep_abs = 0
-        self._ev_keep_diff = 0
-        self._quiet = 0
-        self._max_sta = 0
-        self._max_sta_d = 0
-        self._ev_peak = 0
-        self._peak_index = self._onset_index
-        self._last_active_end = first_index + (j + 1) * hop
+        ev = self._ev
+        for k in range(_EVENT_SLOTS):
+            ev[k] = 0
+        ev[_ONSET_AT] = first_index + onset
+        ev[_PEAK_AT] = first_index + onset
+        ev[_END_AT] = first_index + (j + 1) * hop
         # the hop before the trigger hop usually holds the onset: count it in the features
         if onset < j * hop:
-            self._ev_hops = 1
-            self._ev_abs = self._prev_hop_abs
-            self._ev_diff = self._prev_hop_diff
+            ev[_HOPS] = 1
+            ev[_ABS] = self._prev_hop_abs
+            ev[_DIFF] = self._prev_hop_diff
         self._event_hop(block, j, level, sta2, sta2d, first_index, None)
 
     def _onset(self, block, j, noise):
-        """Sample (relative to block, negative = in the previous block) where the event begins."""
+        """Sample (relative to block, negative = in the previous block) where the event begins:
+        the first over the level in the last three hops, walked back down its rising edge to
+        where it leaves the noise (same sign, still growing)."""
         hop = self.hop
         lo = (j - 2) * hop
         hi = (j + 1) * hop
-        for level in (_ONSET_K * noise, (_ONSET_K * noise) >> 1):
-            i = self._search(block, lo, hi, level)
-            if i is not None:
-                return self._walk_back(block, i, lo, noise)
-        return j * hop
-
-    def _search(self, block, lo, hi, level):
         tail = self._tail
         t = len(tail)
-        if lo < 0:
-            i = dsp.first_above(tail, t + lo, t, level)
-            if i >= 0:
-                return i - t
-            lo = 0
-        i = dsp.first_above(block, lo, hi, level)
-        return i if i >= 0 else None
-
-    def _walk_back(self, block, i, lo, noise):
-        # down the rising edge to where it leaves the noise (same sign, still growing)
-        if i <= 0:
+        for level in (_ONSET_K * noise, (_ONSET_K * noise) >> 1):
+            i = dsp.first_above(tail, t + lo, t, level) - t if lo < 0 else -t - 1
+            if i < -t:
+                i = dsp.first_above(block, max(lo, 0), hi, level)
+                if i < 0:
+                    continue
+            if i <= 0:
+                return i
+            v = block[i]
+            for _ in range(hop):
+                if i - 1 < max(lo, 0):
+                    break
+                u = block[i - 1]
+                if (u >= 0) != (v >= 0):
+                    break
+                au = u if u >= 0 else -u
+                av = v if v >= 0 else -v
+                if au >= av or au <= noise:
+                    break
+                i -= 1
+                v = u
             return i
-        v = block[i]
-        for _ in range(self.hop):
-            if i - 1 < max(lo, 0):
-                break
-            u = block[i - 1]
-            if (u >= 0) != (v >= 0):
-                break
-            au = u if u >= 0 else -u
-            av = v if v >= 0 else -v
-            if au >= av or au <= noise:
-                break
-            i -= 1
-            v = u
-        return i
+        return j * hop
 
     def _event_hop(self, block, j, level, sta2, sta2d, first_index, found):
         hop = self.hop
-        self._ev_hops += 1
-        self._ev_abs += level
-        self._ev_diff += self._diff[j]
-        if sta2 > self._max_sta:
-            self._max_sta = sta2
-        if sta2d > self._max_sta_d:
-            self._max_sta_d = sta2d
+        ev = self._ev
+        ev[_HOPS] += 1
+        ev[_ABS] += level
+        ev[_DIFF] += self._diff[j]
+        if sta2 > ev[_MAX_STA]:
+            ev[_MAX_STA] = sta2
+        if sta2d > ev[_MAX_STA_D]:
+            ev[_MAX_STA_D] = sta2d
         p = self._peak[j]
-        if p > self._ev_peak:
-            self._ev_peak = p
-            i = dsp.first_above(block, j * hop, (j + 1) * hop, p - 1)
-            self._peak_index = first_index + i
+        if p > ev[_PEAK]:
+            ev[_PEAK] = p
+            ev[_PEAK_AT] = first_index + dsp.first_above(block, j * hop, (j + 1) * hop, p - 1)
         off = self._off_q
         if sta2 * 256 >= off * self._lta * 2 or sta2d * 256 >= off * self._lta_d * 2:
-            self._quiet = 0
-            self._last_active_end = first_index + (j + 1) * hop
-            self._ev_keep_hops = self._ev_hops
-            self._ev_keep_abs = self._ev_abs
-            self._ev_keep_diff = self._ev_diff
+            ev[_QUIET] = 0
+            ev[_END_AT] = first_index + (j + 1) * hop
+            ev[_KEEP_HOPS] = ev[_HOPS]
+            ev[_KEEP_ABS] = ev[_ABS]
+            ev[_KEEP_DIFF] = ev[_DIFF]
         else:
-            self._quiet += 1
+            ev[_QUIET] += 1
         if found is None:
             return
-        if self._ev_hops >= self._max_hops:
+        if ev[_HOPS] >= self._max_hops:
             # no impulse lasts this long: the background changed, adopt its level silently
             self._active = False
-            self._lta = (self._ev_abs << 4) // self._ev_hops
-            self._lta_d = (self._ev_diff << 4) // self._ev_hops
-        elif self._quiet >= self._gap_hops:
+            self._lta = (ev[_ABS] << 4) // ev[_HOPS]
+            self._lta_d = (ev[_DIFF] << 4) // ev[_HOPS]
+        elif ev[_QUIET] >= self._gap_hops:
             self._active = False
             self._holdoff = self._holdoff_hops
             det = self._classify()
@@ -258,19 +254,21 @@ class ImpulseDetector:
                 found.append(det)
 
     def _classify(self):
+        ev = self._ev
         lta = self._lta / 16.0
-        n = self._ev_keep_hops
-        sig_abs = self._ev_keep_abs - n * lta
+        n = ev[_KEEP_HOPS]
+        sig_abs = ev[_KEEP_ABS] - n * lta
         lta_d = self._lta_d / 16.0
-        sig_diff = self._ev_keep_diff - n * lta_d
+        sig_diff = ev[_KEEP_DIFF] - n * lta_d
         balance = sig_diff / sig_abs if sig_abs > 0 else 2.0
         balance = min(2.0, max(0.0, balance))
         freq = int(self.rate / math.pi * math.asin(balance / 2.0))
-        duration_ms = (self._last_active_end - self._onset_index) * 1000 // self.rate
-        rise_ms = (self._peak_index - self._onset_index) * 1000.0 / self.rate
-        snr_db = _db20(max(self._max_sta / (2.0 * lta) if lta > 0 else 0.0,
-                           self._max_sta_d / (2.0 * lta_d) if lta_d > 0 else 0.0))
-        peak_db = _db20(self._ev_peak / 32768.0)
+        onset = ev[_ONSET_AT]
+        duration_ms = (ev[_END_AT] - onset) * 1000 // self.rate
+        rise_ms = (ev[_PEAK_AT] - onset) * 1000.0 / self.rate
+        snr_db = _db20(max(ev[_MAX_STA] / (2.0 * lta) if lta > 0 else 0.0,
+                           ev[_MAX_STA_D] / (2.0 * lta_d) if lta_d > 0 else 0.0))
+        peak_db = _db20(ev[_PEAK] / 32768.0)
         strength = clamp01((snr_db - 3.0) / 15.0)
         cls = 0
         fit = 0.0
@@ -283,4 +281,4 @@ class ImpulseDetector:
             cls = 2
             fit = clamp01(0.5 + math.log(freq / _SMALL_ARMS_MIN_HZ) / 1.4)
         confidence = 0.2 * strength + 0.8 * strength * fit if cls else 0.3 * strength
-        return Detection(cls, confidence, self._onset_index, peak_db, duration_ms, freq, snr_db)
+        return Detection(cls, confidence, onset, peak_db, duration_ms, freq, snr_db)

@@ -10,7 +10,7 @@ class Config:
     segment: int
     key: bytes
     position: dict
-    board: str
+    board: "str | None"   # None: the board from sys.platform
     wifi: dict
     broker: dict
     pins: dict
