@@ -49,7 +49,6 @@ def _format(specs):
 # ftype -> ((name, struct code, scale, raw min, raw max, saturates), ...): CPython only
 PAYLOADS = {}  # type: dict[int, tuple]
 _FORMATS = {}  # type: dict[int, str]
-_CACHE = sys.implementation.name != "micropython"
 
 
 def fields(ftype):
@@ -57,19 +56,13 @@ def fields(ftype):
     found = PAYLOADS.get(ftype)
     if found is None:
         found = _parse(ftype)
-        if _CACHE:
+        if sys.implementation.name != "micropython":
             PAYLOADS[ftype] = found
             _FORMATS[ftype] = _format(found)
     return found
 
 
-def _payload_format(ftype, specs):
-    return _FORMATS.get(ftype) or _format(specs)
-
-
-SIZES = {}
-for _t in _TABLE:
-    SIZES[_t] = HEADER_SIZE + struct.calcsize(_format(fields(_t))) + TAG_SIZE
+SIZES = {t: HEADER_SIZE + struct.calcsize(_format(fields(t))) + TAG_SIZE for t in _TABLE}
 MAX_FRAME_SIZE = max(SIZES.values())
 
 
@@ -138,7 +131,7 @@ def encode(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, v
     raws = [_raw(spec, v, node) for spec, v in zip(specs, values)]
     try:
         body = struct.pack(HEADER_FORMAT, (VERSION << 4) | ftype, node, boot, seq, time_us,
-                           clock_source, clock_error_us) + struct.pack(_payload_format(ftype, specs), *raws)
+                           clock_source, clock_error_us) + struct.pack(_FORMATS.get(ftype) or _format(specs), *raws)
     except (OverflowError, ValueError, struct.error) as exc:
         raise OutOfRange("frame for node 0x%04x: header field out of range (%s)" % (node, exc))
     return body + auth.tag(key, body)
@@ -181,7 +174,7 @@ def decode(data, key=None):
     if clock_source > 2:
         raise OutOfRange("frame from node 0x%04x: clock_source %d outside 0..2" % (node, clock_source))
     specs = fields(ftype)
-    raws = struct.unpack_from(_payload_format(ftype, specs), data, HEADER_SIZE)
+    raws = struct.unpack_from(_FORMATS.get(ftype) or _format(specs), data, HEADER_SIZE)
     values = []
     for spec, raw in zip(specs, raws):
         if raw < spec[3] or raw > spec[4]:

@@ -86,15 +86,3 @@ class BoardBase:
 
     def log(self, message):
         print(message)
-
-
-def status_led():
-    """The board's LED before any config is read (for the fault blink), or None off-board."""
-    import sys
-    if sys.platform not in ("esp32", "rp2"):
-        return None
-    try:
-        import machine
-        return machine.Pin("LED" if sys.platform == "rp2" else 2, machine.Pin.OUT)
-    except Exception:   # no such pin on this board variant: the console line must do
-        return None
