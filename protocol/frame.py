@@ -7,39 +7,45 @@ from .const import (ACK, BIRTH, CLOCK_ERROR_MAX_US, COMMAND, DEATH, EVENT, HEADE
                     HEADER_SIZE, HEARTBEAT, SLEEP, STATE, TAG_SIZE, TYPE_NAMES, VERSION)
 from .errors import BadTag, LengthMismatch, OutOfRange, Truncated, UnknownType, UnknownVersion
 
-# Each payload field: name, struct code, scale, raw min, raw max, saturates (1/0).
+# Each payload field (";" between fields): name, struct code, scale, raw min, raw max,
+# saturates (1/0).
 # The wire carries round(value * scale); a saturating field clamps to its range when encoded
 # instead of refusing (a long drone track is still a drone track).
 # Kept as one text per type, not as tuples: on a board a module's constant tuples stay in RAM
 # for as long as the module is loaded (~8 KB on the 64-bit unix port); fields() parses a type's
 # text when asked (and CPython keeps the parsed tables in PAYLOADS).
 _TABLE = {
-    EVENT: "event_class B 1 0 5 0 confidence B 100 0 100 0 "
-           "onset_offset_us i 1 -2147483648 2147483647 0 peak_db h 10 -32768 32767 1 "
-           "duration_ms H 1 0 65535 1 frequency_hz H 1 0 65535 1 snr_db h 10 -32768 32767 1",
-    HEARTBEAT: "battery_mv H 1 0 65535 1 temperature_c h 10 -32768 32767 1 "
-               "uptime_s I 1 0 4294967295 1 rssi_dbm b 1 -128 127 1 queue_depth H 1 0 65535 1 "
-               "free_memory I 1 0 4294967295 1 detections H 1 0 65535 1 dropped H 1 0 65535 1 "
-               "reconnects H 1 0 65535 1 refused_commands H 1 0 65535 1",
-    BIRTH: "fw_major B 1 0 255 0 fw_minor B 1 0 255 0 fw_patch B 1 0 255 0 board B 1 0 4 0 "
-           "segment B 1 0 255 0 lat i 10000000 -900000000 900000000 0 "
-           "lon i 10000000 -1800000000 1800000000 0 alt_m h 1 -32768 32767 1 "
-           "position_error_m H 1 0 65535 1 sensors B 1 0 15 0 capabilities H 1 0 31 0 "
+    EVENT: "event_class B 1 0 5 0; confidence B 100 0 100 0; "
+           "onset_offset_us i 1 -2147483648 2147483647 0; peak_db h 10 -32768 32767 1; "
+           "duration_ms H 1 0 65535 1; frequency_hz H 1 0 65535 1; snr_db h 10 -32768 32767 1",
+    HEARTBEAT: "battery_mv H 1 0 65535 1; temperature_c h 10 -32768 32767 1; "
+               "uptime_s I 1 0 4294967295 1; rssi_dbm b 1 -128 127 1; "
+               "queue_depth H 1 0 65535 1; free_memory I 1 0 4294967295 1; "
+               "detections H 1 0 65535 1; dropped H 1 0 65535 1; reconnects H 1 0 65535 1; "
+               "refused_commands H 1 0 65535 1",
+    BIRTH: "fw_major B 1 0 255 0; fw_minor B 1 0 255 0; fw_patch B 1 0 255 0; "
+           "board B 1 0 4 0; segment B 1 0 255 0; lat i 10000000 -900000000 900000000 0; "
+           "lon i 10000000 -1800000000 1800000000 0; alt_m h 1 -32768 32767 1; "
+           "position_error_m H 1 0 65535 1; sensors B 1 0 15 0; capabilities H 1 0 31 0; "
            "sample_rate_hz H 1 0 65535 0",
     DEATH: "reason B 1 0 1 0",
-    SLEEP: "sleep_s I 1 0 4294967295 1 reason B 1 0 1 0",
-    COMMAND: "command B 1 1 4 0 event_class B 1 0 5 0 threshold H 10 0 65535 0 "
-             "refractory_ms H 1 0 65535 0 boot H 1 0 65535 0 first_seq I 1 0 4294967295 0 "
-             "last_seq I 1 0 4294967295 0 delay_s H 1 0 65535 0",
-    ACK: "boot H 1 0 65535 0 seq I 1 0 4294967295 0",
+    SLEEP: "sleep_s I 1 0 4294967295 1; reason B 1 0 1 0",
+    COMMAND: "command B 1 1 4 0; event_class B 1 0 5 0; threshold H 10 0 65535 0; "
+             "refractory_ms H 1 0 65535 0; boot H 1 0 65535 0; first_seq I 1 0 4294967295 0; "
+             "last_seq I 1 0 4294967295 0; delay_s H 1 0 65535 0",
+    ACK: "boot H 1 0 65535 0; seq I 1 0 4294967295 0",
     STATE: "state B 1 0 1 0",
 }
 
 
 def _parse(ftype):
-    w = _TABLE[ftype].split()
-    return tuple((w[i], w[i + 1], int(w[i + 2]), int(w[i + 3]), int(w[i + 4]), w[i + 5] == "1")
-                 for i in range(0, len(w), 6))
+    # field by field: one split of the whole text made a 60-word list (512 bytes on the
+    # 64-bit unix port) per frame encoded, and a full node heap may have no such hole
+    out = []
+    for text in _TABLE[ftype].split(";"):
+        name, code, scale, lo, hi, saturates = text.split()
+        out.append((name, code, int(scale), int(lo), int(hi), saturates == "1"))
+    return tuple(out)
 
 
 def _format(specs):
