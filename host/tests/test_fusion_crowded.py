@@ -45,8 +45,7 @@ def _workload(rng, blasts, lone_per_s, seconds):
 
 @pytest.mark.parametrize("lone_per_s", [
     0.0,
-    pytest.param(13.0, marks=pytest.mark.xfail(reason="known gap: lone reports (the incident_latency "
-                                               "bench's density) still make phantoms that take a blast's arrivals")),
+    13.0,       # the incident_latency bench's density of lone reports
 ])
 def test_three_blasts_half_a_second_apart_among_lone_reports_are_each_located(lone_per_s):
     rng = random.Random(5)
@@ -86,3 +85,4 @@ def test_seeds_whose_arrivals_fit_one_source_are_tried_before_phantom_seeds():
     three = [a for a in arrivals if a.report.node_id < 0x103]
     seeds, plausible = cluster._ranked_seeds(three, [phantom, real], c, config)
     assert seeds == [phantom, real] and plausible == 0      # three arrivals prove nothing
+

@@ -152,26 +152,58 @@ def anchored_source(arrivals, c, config, judge=None) -> Source | None:
     # Three nodes agree along whole hyperbola bands, which can run close together far away
     # as well as cross at the source: the best few separate places are tried in turn.
     # A new source must pass the chi-square test (when it can be tested at all).
-    indices = list(range(len(arrivals)))
+    local = local_source(arrivals, c, config, judge)
+    if local is not None:
+        return local
     seeds, plausible = _ranked_seeds(arrivals, _anchored_seed(arrivals, c, config), c, config)
-    for seed in seeds[:max(plausible, ANCHOR_FITS)]:
+    return _first_source(arrivals, seeds[:max(plausible, ANCHOR_FITS)], c, config, judge)
+
+
+def _first_source(arrivals, seeds, c, config, judge, testable=False) -> Source | None:
+    """The first seed that gives a source containing the new report and passing chi-square
+    (testable: with at least one degree of freedom, so three exact arrivals do not count)."""
+    indices = list(range(len(arrivals)))
+    for seed in seeds:
         source = _source_from_seed(arrivals, indices, c, config, seed, require=0, judge=judge)
-        if source is not None and 0 in source.members and (
-                source.fix.dof == 0 or source.fix.chi2 <= tdoa.chi2_quantile(source.fix.dof, config.outlier_p)):
+        if source is None or 0 not in source.members:
+            continue
+        fix = source.fix
+        if fix.dof == 0 and not testable or fix.dof >= 1 and fix.chi2 <= tdoa.chi2_quantile(fix.dof, config.outlier_p):
             return source
     return None
 
 
+def local_source(arrivals, c, config, judge=None) -> Source | None:
+    """The common case first: a source near the new report's node, heard by its neighbours.
+    The search over the whole hearing range meets a crowd of places where the new arrival and
+    unrelated reports of far nodes agree within the window (at 1,000 reports/s a few nodes agree
+    by chance in most cells), which costs time and can crowd the real place out of the seeds.
+    Near the node, with near nodes only, agreement by chance is rare: a place whose four or
+    more arrivals pass chi-square there is taken at once (its fit re-gates every arrival, far
+    ones too); otherwise the wide search decides, as before."""
+    anchor = arrivals[0]
+    near = [a for a in arrivals[1:] if math.hypot(a.x - anchor.x, a.y - anchor.y) <= LOCAL_REACH_M]
+    if len({a.report.node_id for a in near}) < tdoa.MIN_TESTABLE - 1:
+        return None
+    local = [anchor] + near
+    seeds, plausible = _ranked_seeds(local, _anchored_seed(local, c, config, LOCAL_HALF_M, LOCAL_APART_M, LOCAL_FINEST_M), c, config)
+    return _first_source(arrivals, seeds[:plausible], c, config, judge, testable=True)
+
+
 ANCHOR_CELLS = 32          # first level: cells per axis around the new report's node
 ANCHOR_FINEST_M = 40.0     # stop splitting cells below this side
-ANCHOR_KEEP = 4096         # cells split per level at most (the best-agreeing ones)
+ANCHOR_KEEP = 1024         # cells split per level at most (the best-agreeing ones)
 ANCHOR_SEEDS = 64          # separate places pre-fitted (_ranked_seeds), best cells first
 ANCHOR_APART_M = 1000.0    # how far apart those places must be
-ANCHOR_FITS = 16           # seeds fitted at most per report, best pre-fit first
+ANCHOR_FITS = 4            # seeds fitted at most per report, best pre-fit first (all plausible ones)
 PREFIT_STEPS = 5           # Gauss-Newton steps of the pre-fit
+LOCAL_HALF_M = 2_000.0     # the local search (_local_source): places this near the new node,
+LOCAL_REACH_M = 4_000.0    # ... heard by nodes this near it
+LOCAL_APART_M = 150.0      # ... and its seed places this far apart
+LOCAL_FINEST_M = 10.0      # finer cells than the wide search's: a narrower window for picking
 
 
-def _anchored_seed(arrivals, c, config):
+def _anchored_seed(arrivals, c, config, half=None, apart=ANCHOR_APART_M, finest=ANCHOR_FINEST_M):
     anchor, others = arrivals[0], arrivals[1:]
     node_ids = sorted({a.report.node_id for a in others})
     if len(node_ids) < tdoa.MIN_NODES - 1:
@@ -184,7 +216,7 @@ def _anchored_seed(arrivals, c, config):
     base = 3.0 * float(np.median([a.sigma_s for a in arrivals])) + config.window_margin_us / 1e6
     # A node hears a source at most half the longest baseline away (two nodes hearing one
     # source are at most max_baseline_m apart).
-    half = config.max_baseline_m / 2.0
+    half = half or config.max_baseline_m / 2.0
     side = 2.0 * half / ANCHOR_CELLS
     offsets = (np.arange(ANCHOR_CELLS) + 0.5) * side - half
     gx, gy = np.meshgrid(anchor.x + offsets, anchor.y + offsets)
@@ -215,7 +247,7 @@ def _anchored_seed(arrivals, c, config):
             heard[cell[agree], column_node[col[agree]]] = True
             nodes = heard.sum(axis=1)
         count = hits + 1.0
-        if side <= ANCHOR_FINEST_M:
+        if side <= finest:
             break
         keep = np.flatnonzero(nodes >= tdoa.MIN_NODES - 1)
         if not len(keep):
@@ -239,7 +271,7 @@ def _anchored_seed(arrivals, c, config):
         best = order[0]
         x, y = float(centres[best, 0]), float(centres[best, 1])
         seeds.append((x, y, float(emitted[best] + mean[best]), window))
-        order = order[np.hypot(centres[order, 0] - x, centres[order, 1] - y) > ANCHOR_APART_M]
+        order = order[np.hypot(centres[order, 0] - x, centres[order, 1] - y) > apart]
     return seeds
 
 

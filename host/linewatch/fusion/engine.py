@@ -152,16 +152,25 @@ class FusionEngine:
             return [self._publish(state, now_us)]
         involved = self._involved(report, neighbours)
         fitting = self._fitting_fix(report, involved)
+        changed = None
         if fitting is not None:
             # The report arrives where an existing fix predicts: refit that incident alone,
             # which is what a full re-association would conclude, at a fraction of the cost.
-            refitted = self._refit(fitting, report, now_us)
+            refitted = self._refit_with(fitting, [report], now_us, strict=True)
+            if refitted is None:
+                # The fix stands only by rejecting it: a source of its own nearby (the same
+                # sector's next blast, a few seconds later, lands inside a fix's gate) takes
+                # it; else the fix keeps it as rejected (an echo, or unmodelled wind).
+                changed = self._anchored(report, neighbours, now_us, local_only=True)
+                if changed is None:
+                    refitted = self._refit(fitting, report, now_us)
             if refitted is not None:
                 changed = [refitted] + self._absorb(refitted, neighbours, now_us)
                 return self._unique(changed + self._pair_blasts(changed, now_us))
         # No fix takes the report (a three-node fix it contradicts may be a phantom holding
         # arrivals of a real source): only a source containing it can be new.
-        changed = self._anchored(report, neighbours, now_us)
+        if changed is None:
+            changed = self._anchored(report, neighbours, now_us)
         if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":
             changed += self._absorb(changed[-1], neighbours, now_us)
         if isinstance(changed, tuple):
@@ -175,35 +184,47 @@ class FusionEngine:
         changed += self._pair_blasts(changed, now_us)
         return self._unique(changed)
 
-    def _anchored(self, report: Report, neighbours: list[Report], now_us: int) -> list[_State] | tuple:
+    def _anchored(self, report: Report, neighbours: list[Report], now_us: int,
+                  local_only: bool = False) -> list[_State] | tuple | None:
         """A report that fits no fix: the only source it can start is one that contains it,
         so only such sources are searched (cluster.anchored_source). When that source would
         take arrivals an existing fix uses, the incidents it draws on are returned as a tuple
-        instead: full re-association of those decides."""
+        instead: full re-association of those decides. local_only: only a testable source
+        near the report's node (cluster.local_source) that needs no re-association, else None."""
         group = [report] + neighbours
         frame = LocalFrame(report.lat, report.lon)
         t_ref = min(r.onset_utc_us for r in group)
         arrivals = [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
                                     cluster.timing_sigma_s(r, self.config)) for r in group]
-        source = None
-        if len({m.node_id for m in neighbours}) >= cluster.tdoa.MIN_NODES - 1:
-            source = cluster.anchored_source(arrivals, self.speed_of_sound, self.config,
-                                             self._judge(frame, t_ref, now_us))
-        if source is None:
-            return self._attach(report, arrivals, frame, t_ref, now_us)
-        members = [arrivals[i].report for i in source.members]
-        states = [self._open[n] for n in sorted({self._owner[r.key] for r in members if r is not report})]
-        donors = [s for s in states if s.snapshot.fix == "tdoa" and any(r.key in s.used for r in members)]
-        fix = source.fix
-        # Strongest first, as in a full partition: a new source may take arrivals a fix uses
-        # only when it passes the chi-square test with more nodes than that fix has, or as
-        # many and fits them far better (any 4 arrivals fit some phantom within chi-square
-        # now and then; the real source of 4 arrivals fits them to their timing errors).
-        if donors and not (fix.dof >= 1 and fix.chi2 <= cluster.tdoa.chi2_quantile(fix.dof, self.config.outlier_p)
-                           and all(self._stronger(source, s) for s in donors)):
-            return tuple(states)
-        return self._form(report, cluster.Source("tdoa", source.members, [], source.fix), arrivals,
-                          frame, t_ref, states, now_us)
+        search = cluster.local_source if local_only else cluster.anchored_source
+        judge = self._judge(frame, t_ref, now_us)
+        pool, locked = arrivals, set()
+        while True:
+            source = None
+            if len({a.report.node_id for a in pool[1:]}) >= cluster.tdoa.MIN_NODES - 1:
+                source = search(pool, self.speed_of_sound, self.config, judge)
+            if source is None:
+                return None if local_only else self._attach(report, arrivals, frame, t_ref, now_us)
+            members = [pool[i].report for i in source.members]
+            states = [self._open[n] for n in sorted({self._owner[r.key] for r in members if r is not report})]
+            donors = [s for s in states if s.snapshot.fix == "tdoa" and any(r.key in s.used for r in members)]
+            fix = source.fix
+            # Strongest first, as in a full partition: a new source may take arrivals a fix uses
+            # only when it passes the chi-square test with more nodes than that fix has, or as
+            # many and fits them far better (any 4 arrivals fit some phantom within chi-square
+            # now and then; the real source of 4 arrivals fits them to their timing errors).
+            if not donors or (fix.dof >= 1 and fix.chi2 <= cluster.tdoa.chi2_quantile(fix.dof, self.config.outlier_p)
+                              and all(self._stronger(source, s) for s in donors)):
+                return self._form(report, cluster.Source("tdoa", source.members, [], source.fix), pool,
+                                  frame, t_ref, states, now_us)
+            # A weaker source may not break up a fix of four or more arrivals that passed
+            # chi-square (re-associating such a crowd split real fixes into phantoms): it is
+            # sought again without their arrivals. Only exact three-node fixes are re-associated.
+            firm = {key for s in donors if len(s.used) >= cluster.tdoa.MIN_TESTABLE for key in s.used}
+            if local_only or not firm - locked:
+                return None if local_only else tuple(states)
+            locked |= firm
+            pool = [arrivals[0]] + [a for a in arrivals[1:] if a.report.key not in locked]
 
     @staticmethod
     def _stronger(source: cluster.Source, state: _State) -> bool:
@@ -355,7 +376,9 @@ class FusionEngine:
         dx, dy = LocalFrame(snap.lat, snap.lon).to_xy(report.lat, report.lon)
         return snap.time_utc_us + float(travel_time_s(dx, dy, self.speed_of_sound, wind)) * 1e6
 
-    def _refit_with(self, state: _State, extras: list[Report], now_us: int) -> _State | None:
+    def _refit_with(self, state: _State, extras: list[Report], now_us: int, strict: bool = False) -> _State | None:
+        """The fix redone with the extra reports; None (state untouched) when it fails, or when
+        strict and it rejects one of them."""
         group = state.reports + extras
         report_keys = {r.key for r in extras}
         frame = LocalFrame(sum(r.lat for r in group) / len(group), sum(r.lon for r in group) / len(group))
@@ -370,6 +393,8 @@ class FusionEngine:
         if fix is None:
             return None
         members = [chosen[k] for k in fix.used]
+        if strict and len(report_keys & {arrivals[i].report.key for i in members}) < len(report_keys):
+            return None
         rejected = [i for i, a in enumerate(arrivals) if i not in members and a.report.key not in state.shots]
         state.reports = sorted(group, key=lambda r: (r.onset_utc_us, r.node_id))
         state.used = frozenset(arrivals[i].report.key for i in members)
