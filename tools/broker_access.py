@@ -131,4 +131,7 @@ def mosquitto_conf(password_file: Path, acl_file: Path) -> str:
     return ("# LineWatch: every client authenticates; what it may touch is in the ACL.\n"
             "allow_anonymous false\n"
             f"password_file {password_file.resolve()}\n"
-            f"acl_file {acl_file.resolve()}\n")
+            f"acl_file {acl_file.resolve()}\n"
+            "# Alerts and acks are small packets: without this the broker holds each one until\n"
+            "# the previous is acknowledged (Nagle's algorithm), up to 40 ms per alert.\n"
+            "set_tcp_nodelay true\n")

@@ -63,6 +63,7 @@ class Mosquitto:
             f"allow_anonymous {'true' if allow_anonymous else 'false'}",
             "max_queued_messages 100000",
             "max_inflight_messages 100",
+            "set_tcp_nodelay true",      # as the commission's broker is set up (docs/field-guide.md)
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
