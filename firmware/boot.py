@@ -73,6 +73,7 @@ def start(config_path="config.json"):
         # in afterwards
         from lwnode.store import FrameQueue
         queue = FrameQueue("%s/queue" % board.storage_dir().rstrip("/"), cfg.queue["records"])
+        unload("storeload")
         from lwnode.detector import DetectorChain
         detector = DetectorChain(cfg.audio["rate_hz"], cfg.audio["block"])
         from lwnode.node import Node

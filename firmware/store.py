@@ -57,12 +57,12 @@ _ACK = const(0x80)  # boot, seq: every pending frame of that boot with seq <= th
 _REMOVE = const(0x81)  # boot, seq: that one frame was coalesced or dropped
 _BASE = const(0x82)  # first record of a compacted segment: older segments are superseded
 
+# record kinds and magic: storeload.py repeats them (a test holds the two to the same values)
 _MAGIC = const(b"LQ")
 _HEADER = const(">2sHHIB")
 HEADER_SIZE = const(11)
 _CRC_SIZE = const(4)
 _MAX_FRAME = const(1024)
-_SCAN_CHUNK = const(64)
 
 
 class StoreError(Exception):
@@ -102,23 +102,6 @@ def _read_record(f, offset, size):
             struct.unpack(">I", rest[length:])[0] != crc32(frame, crc32(head)) & 0xFFFFFFFF:
         return None
     return kind, boot, seq, frame, end
-
-
-def _find_magic(f, start, size):
-    """Offset of the next MAGIC at or after start, or size."""
-    pos = start
-    while pos < size:
-        f.seek(pos)
-        chunk = f.read(_SCAN_CHUNK)
-        if not chunk:
-            break
-        at = chunk.find(_MAGIC)
-        if at >= 0:
-            return pos + at
-        pos += len(chunk) - 1  # a magic may straddle two chunks
-        if len(chunk) < 2:
-            break
-    return size
 
 
 def _file_size(path):
@@ -217,7 +200,8 @@ class FrameQueue:
             os.mkdir(self.path)
         except OSError:
             pass  # exists (MicroPython has no exist_ok)
-        self._load()
+        from . import storeload   # boot-only code: lwnode.boot unloads it
+        storeload.load(self)
 
     @property
     def depth(self):
@@ -438,69 +422,3 @@ class FrameQueue:
         self._active_records = len(live) + 1
         self._active_size = offset
         self._roll = False
-
-    # ---- loading ------------------------------------------------------------------------
-
-    def _load(self):
-        segments = []
-        for name in os.listdir(self.path):
-            if name.endswith(".seg") and name[:-4].isdigit():
-                segments.append(int(name[:-4]))
-            elif name.endswith(".tmp"):
-                _remove("%s/%s" % (self.path, name))  # a compaction cut short by power loss
-        segments.sort()
-        for i in range(len(segments) - 1, 0, -1):
-            if self._starts_with_base(segments[i]):
-                for old in segments[:i]:
-                    _remove(self._segment_path(old))
-                segments = segments[i:]
-                break
-        overflow = []
-        for segment in segments:
-            self._replay(segment, overflow)
-        if overflow:  # the capacity shrank since these were written: persist the evictions
-            self._write([encode_record(_REMOVE, boot, seq, b"") for boot, seq in overflow])
-        self._collect()
-
-    def _starts_with_base(self, segment):
-        name = self._segment_path(segment)
-        with open(name, "rb") as f:
-            record = _read_record(f, 0, _file_size(name))
-        return record is not None and record[0] == _BASE
-
-    def _replay(self, segment, overflow):
-        name = self._segment_path(segment)
-        size = _file_size(name)
-        self._segments.append(segment)
-        self._seg_live[segment] = 0
-        self._last_segment = segment
-        self._active_records = 0
-        self._roll = False
-        offset = 0
-        with open(name, "rb") as f:
-            while offset < size:
-                record = _read_record(f, offset, size)
-                if record is None:
-                    nxt = _find_magic(f, offset + 1, size)
-                    self.damaged_bytes += nxt - offset
-                    self._roll = True  # new frames go to a fresh segment, after no torn bytes
-                    offset = nxt
-                    continue
-                self._apply(record, segment, offset, overflow)
-                offset = record[4]
-                self._active_records += 1
-        self._active_size = size
-
-    def _apply(self, record, segment, offset, overflow):
-        kind, boot, seq = record[0], record[1], record[2]
-        live = self._live
-        if kind == _ACK or kind == _REMOVE:
-            self._drop(live.matching(boot, seq, kind == _ACK))
-        elif kind < _ACK:
-            victims = self._victims(kind)
-            for i in victims:
-                overflow.append((live.boot[i], live.seq[i]))
-                self._count_removal(live.kind[i])
-            self._drop(victims)
-            live.append(boot, seq, kind, segment, offset)
-            self._seg_live[segment] += 1

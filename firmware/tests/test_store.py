@@ -228,3 +228,10 @@ def test_smaller_capacity_after_a_config_change_evicts_durably(tmp_path):
     assert keys(small) == [(1, 5, 1), (1, 6, 1), (1, 7, 1), (1, 8, HEARTBEAT)]
     assert small.dropped_events == 4
     assert keys(FrameQueue(path, 10)) == keys(small)
+
+
+def test_storeload_repeats_the_record_kinds_of_store():
+    # const() values are not importable on a board, so storeload has its own copies
+    from lwnode import storeload
+    for name in ("_MAGIC", "_ACK", "_REMOVE", "_BASE"):
+        assert getattr(storeload, name) == getattr(store, name), name

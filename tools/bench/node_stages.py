@@ -39,6 +39,7 @@ import lwnode.store
 stage("store imported")
 from lwnode.store import FrameQueue
 queue = FrameQueue("%s/queue" % board.storage_dir().rstrip("/"), cfg.queue["records"])
+boot.unload("storeload")
 stage("queue made")
 import lwnode.detector
 stage("detector chain imported")
