@@ -35,24 +35,20 @@ class Clock:
         """(clock_source, error_us) for a frame stamped now."""
         source, error_us = self.board.clock()
         now = self.board.time_us()
-        synced_at = self._synced_at(source, error_us, now)
+        # A board that can say when it last synced (UTC us) says so; otherwise a change in
+        # what it reports is taken as a fresh sync.
+        ask = getattr(self.board, "clock_synced_us", None)
+        synced_at = ask() if ask is not None else None
+        if synced_at is None:
+            if self._seen != (source, error_us):
+                self._seen = (source, error_us)
+                self._synced_us = now
+            synced_at = self._synced_us
         if source == CLOCK_NONE:
             return source, CLOCK_ERROR_MAX_US
         # UTC, not ticks: board ticks wrap after minutes, and UTC only jumps at a sync
         drift = (now - synced_at) * self.drift_ppm // 1000000
         return source, min(CLOCK_ERROR_MAX_US, int(error_us) + max(0, drift))
-
-    def _synced_at(self, source, error_us, now):
-        # A board that can say when it last synced (UTC us) says so; otherwise a change in
-        # what it reports is taken as a fresh sync.
-        ask = getattr(self.board, "clock_synced_us", None)
-        reported = ask() if ask is not None else None
-        if reported is not None:
-            return reported
-        if self._seen != (source, error_us):
-            self._seen = (source, error_us)
-            self._synced_us = now
-        return self._synced_us
 
 
 class SampleTimeline:

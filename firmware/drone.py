@@ -126,10 +126,7 @@ class DroneDetector:
                                           coef[2 * b + 1])
         if self._floor_windows >= _WARMUP_WINDOWS:
             self._track(found)
-        self._learn_floor()
-
-    def _learn_floor(self):
-        power = self._power
+        # learn the per-bin noise floor
         floor = self._floor
         warm = self._floor_windows < _WARMUP_WINDOWS
         self._floor_windows += 1
@@ -143,15 +140,15 @@ class DroneDetector:
             else:  # creep up only (4.3 dB per _FLOOR_TAU_BUSY): a drone must not lift its floor
                 floor[b] = fl + fl / _FLOOR_TAU_BUSY
 
-    def _score(self):
-        """(best candidate's fundamental Hz, its score, its first bin) or (0, 0.0, -1)."""
+    def _track(self, found):
+        # the best candidate: its fundamental (Hz), score and first bin, or 0, 0.0, -1
         power = self._power
         floor = self._floor
         cand_bins = self._cand_bins
         cand_n = self._cand_n
-        best_f = 0
-        best = 0.0
-        best_bin = -1
+        f = 0
+        score = 0.0
+        first_bin = -1
         for c in range(len(cand_n)):
             n = cand_n[c]
             first = c * _HARMONICS
@@ -166,16 +163,10 @@ class DroneDetector:
                 if r >= _STANDS_OUT:
                     strong += 1
                 total += r
-            if strong >= 2:
+            if strong >= 2 and total / n > score:
                 score = total / n
-                if score > best:
-                    best = score
-                    best_f = self._cand_f[c]
-                    best_bin = cand_bins[first]
-        return best_f, best, best_bin
-
-    def _track(self, found):
-        f, score, first_bin = self._score()
+                f = self._cand_f[c]
+                first_bin = cand_bins[first]
         score_db = 10.0 * math.log10(score) if score > 0.0 else -120.0
         if score_db < self.threshold_db:
             self._misses += 1
@@ -192,19 +183,15 @@ class DroneDetector:
             self._run_score = score_db
             self._run_peak = 0.0
         self._run_f = f
-        p = self._power[first_bin]
+        p = power[first_bin]
         if p > self._run_peak:
             self._run_peak = p
         if self._run >= self._sustain:
-            found.append(self._detection(f))
+            snr_db = self._run_score / self._run
+            # Hann: a tone of amplitude A on a bin gives |X| = A*N/4; the window also divided by 4
+            amplitude = 16.0 * math.sqrt(self._run_peak) / self.window_len
+            peak_db = 20.0 * math.log10(amplitude / 32768.0) if amplitude > 0 else -120.0
+            confidence = clamp01(0.5 + (snr_db - self.threshold_db) / 20.0)
+            found.append(Detection(3, confidence, self._run_start, peak_db,
+                                   self._run * 1000 // _GRID_HZ, int(f + 0.5), snr_db))
             self._run = 0
-
-    def _detection(self, f):
-        snr_db = self._run_score / self._run
-        # Hann: a tone of amplitude A on a bin gives |X| = A*N/4; the window also divided by 4
-        amplitude = 16.0 * math.sqrt(self._run_peak) / self.window_len
-        peak_db = 20.0 * math.log10(amplitude / 32768.0) if amplitude > 0 else -120.0
-        duration_ms = self._run * 1000 // _GRID_HZ
-        confidence = clamp01(0.5 + (snr_db - self.threshold_db) / 20.0)
-        return Detection(3, confidence, self._run_start, peak_db, duration_ms, int(f + 0.5),
-                         snr_db)

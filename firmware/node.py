@@ -31,6 +31,13 @@ except ImportError:  # CPython
 _RING = const(4)                 # audio blocks between sampling and detection
 _QUIET_EVERY_S = const(1)        # gc.collect() and heap measurement once per second of audio
 _LOG_EVERY_MS = const(10000)     # one log line per cause at most this often
+# log_once causes: numbers, not words (a word each would be interned in RAM for good)
+_OVERRUN = const(1)
+_BLOCK = const(2)
+_ENQUEUE = const(3)
+_UPLINK = const(4)
+_REFUSED = const(5)
+_COMMAND = const(6)
 
 
 # Every function and every name costs the node heap for good (a function object and raw-code
@@ -59,7 +66,7 @@ class Node:
         base = self.storage.rstrip("/")
         if queue is None:
             from .store import FrameQueue
-            queue = FrameQueue(base + "/queue", config.queue["records"])
+            queue = FrameQueue("%s/queue" % base, config.queue["records"])
         self.queue = queue
         if detector is None:
             from .detector import DetectorChain
@@ -91,7 +98,7 @@ class Node:
         self._unsent = True       # the queue may hold frames not in _sent: look at it again
         self._birth = None        # (seq, frame) of the birth queued for the next connection
         self._last_ack = (0, 0)   # RAM only: see README, "Acks"
-        self._command_path = base + "/command"
+        self._command_path = "%s/%s" % (base, "command")
         self._last_command = (0, 0)
         try:
             with open(self._command_path) as f:
@@ -155,7 +162,7 @@ class Node:
             if self._head - self._tail >= _RING:
                 self._tail += 1           # detection fell behind: the oldest block is lost
                 self.overruns += 1
-                self.log_once("overrun", "sampling: detection fell behind, %d blocks lost"
+                self.log_once(_OVERRUN, "sampling: detection fell behind, %d blocks lost"
                               % self.overruns)
             slot = self._head % _RING
             n = await self.board.mic_read(self._blocks[slot])
@@ -189,7 +196,7 @@ class Node:
                 # detectors treat the jump in sample index as lost samples)
                 found = ()
                 self.overruns += 1
-                self.log_once("block", "detection: block skipped: %s" % exc)
+                self.log_once(_BLOCK, "detection: block skipped: %s" % exc)
             self._tail += 1
             self.samples = start + n
             for det in found:
@@ -229,7 +236,7 @@ class Node:
             self._unsent = True
         except Exception as exc:   # a full flash or a bad value must not stop the node
             self.store_errors += 1
-            self.log_once("enqueue", "queue: %s seq %d not stored: %r"
+            self.log_once(_ENQUEUE, "queue: %s seq %d not stored: %r"
                           % (c.TYPE_NAMES[ftype], seq, exc))
             return None
         self._wake.set()
@@ -308,7 +315,7 @@ class Node:
                     await self._session()
                     delays = mqtt.backoff_delays()   # it was up: start the backoff afresh
             except Exception as exc:   # every failure of a session ends in a reconnect
-                self.log_once("uplink", "uplink: %s" % (str(exc) or repr(exc)))
+                self.log_once(_UPLINK, "uplink failed: %s" % (str(exc) or repr(exc)))
             finally:
                 self._client = None
             await asyncio.sleep(next(delays))
@@ -403,7 +410,7 @@ class Node:
 
     def _refuse(self, reason):
         self.refused_commands += 1
-        self.log_once("refused", "refused %s (%d refused so far)" % (reason, self.refused_commands))
+        self.log_once(_REFUSED, "refused %s (%d refused so far)" % (reason, self.refused_commands))
 
     def command(self, f):
         """Apply a verified command frame once: a replayed one is refused (its counter is kept
@@ -420,7 +427,7 @@ class Node:
             import os
             os.rename(tmp, self._command_path)
         except OSError as exc:
-            self.log_once("command", "command counter not saved: %r" % (exc,))
+            self.log_once(_COMMAND, "command counter not saved: %r" % (exc,))
         v = f.fields()
         name = c.COMMAND_NAMES.get(v["command"], "?")
         try:
@@ -444,7 +451,7 @@ class Node:
                 detail = "boot %d seq %d..%d: %d frames again" % (boot, first, last, len(again))
             elif name == "reboot":
                 asyncio.create_task(self.reboot(v["delay_s"]))
-                detail = "in %d s" % v["delay_s"]
+                detail = "due in %d s" % v["delay_s"]
             else:
                 raise ValueError("unknown command")
         except ValueError as exc:

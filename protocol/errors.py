@@ -1,4 +1,7 @@
 # The only exceptions the decoder raises. `reason` is a stable code for counting refusals.
+# BadTopic (topic parsing: the commission's side only) is in hosttopic, re-exported here on
+# CPython: a node does not intern its names (firmware/README.md "Memory").
+import sys
 
 
 class ProtocolError(ValueError):
@@ -29,5 +32,5 @@ class OutOfRange(ProtocolError):
     reason = "out_of_range"
 
 
-class BadTopic(ProtocolError):
-    reason = "bad_topic"
+if sys.implementation.name != "micropython":
+    from .hosttopic import BadTopic  # noqa: E402,F401

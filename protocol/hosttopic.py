@@ -1,7 +1,7 @@
 # The topic scheme's parts the node never uses: the commission, tools and tests do (see
 # topic.py, which re-exports them on CPython).
 from .const import ACK, BIRTH, COMMAND, DEATH, EVENT, HEARTBEAT, SLEEP
-from .errors import BadTopic
+from .errors import ProtocolError
 
 ROOT = "lw"
 DOWN = "down"
@@ -10,6 +10,10 @@ KIND_OF_TYPE = {EVENT: "event", HEARTBEAT: "heartbeat", BIRTH: "birth", DEATH: "
 UPLINK_KINDS = ("event", "heartbeat", "birth", "death", "sleep")
 COMMISSION_STATE = "lw/commission/state"
 ALERTS = "lw/alerts"
+
+
+class BadTopic(ProtocolError):
+    reason = "bad_topic"
 
 
 def uplink_filter(segment=None):
