@@ -19,11 +19,9 @@ from lwtools.remote import Mpremote
 
 LINEWATCH = str(Path(sys.executable).parent / "linewatch")
 NODE, SEGMENT = 0x0102, 3
-# The node's heap budget is 128K (a board's); on the 64-bit unix port the whole firmware does
-# not fit in 128K yet (tried: MemoryError before the self-test; node peak ~129 KB, plus the
-# REPL mpremote drives, firmware/README.md "Memory"; being cut down): 256K
-# until it does, then this goes to "128K".
-HEAP = "256K"
+# The node's heap budget is 128K (a board's), and the real firmware runs in it on the 64-bit
+# unix port too, with the REPL mpremote drives (firmware/README.md "Memory").
+HEAP = "128K"
 FEED = "hil-feed.raw"
 
 
