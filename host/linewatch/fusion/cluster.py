@@ -20,6 +20,7 @@ import numpy as np
 
 from . import tdoa
 from .config import FusionConfig
+from .hearing import SILENT_MIN
 from .report import Report
 
 
@@ -155,7 +156,7 @@ def anchored_source(arrivals, c, config, judge=None) -> Source | None:
     local = local_source(arrivals, c, config, judge)
     if local is not None:
         return local
-    seeds, plausible = _ranked_seeds(arrivals, _anchored_seed(arrivals, c, config), c, config)
+    seeds, plausible = _ranked_seeds(arrivals, _anchored_seed(arrivals, c, config, judge=judge), c, config)
     return _first_source(arrivals, seeds[:max(plausible, ANCHOR_FITS)], c, config, judge)
 
 
@@ -203,7 +204,7 @@ LOCAL_APART_M = 150.0      # ... and its seed places this far apart
 LOCAL_FINEST_M = 10.0      # finer cells than the wide search's: a narrower window for picking
 
 
-def _anchored_seed(arrivals, c, config, half=None, apart=ANCHOR_APART_M, finest=ANCHOR_FINEST_M):
+def _anchored_seed(arrivals, c, config, half=None, apart=ANCHOR_APART_M, finest=ANCHOR_FINEST_M, judge=None):
     anchor, others = arrivals[0], arrivals[1:]
     node_ids = sorted({a.report.node_id for a in others})
     if len(node_ids) < tdoa.MIN_NODES - 1:
@@ -265,7 +266,10 @@ def _anchored_seed(arrivals, c, config, half=None, apart=ANCHOR_APART_M, finest=
     mean = np.bincount(cell, np.where(agree, diff, 0.0), minlength=m) / count
     score = _cell_score(nodes, count, cell, agree, diff, window)
     order = np.flatnonzero(nodes >= tdoa.MIN_NODES - 1)
-    order = order[np.argsort(-score[order], kind="stable")]
+    order = order[np.argsort(-score[order], kind="stable")][:ANCHOR_SEEDS * 8]
+    if judge is not None:               # places whose nearer nodes stayed silent (hearing.py)
+        silent = judge.silent_nearer((anchor.x, anchor.y), centres[order], emitted[order], side / math.sqrt(2.0), window)
+        order = order[silent < np.maximum(SILENT_MIN, nodes[order] + 1)]
     seeds = []
     while len(order) and len(seeds) < ANCHOR_SEEDS:
         best = order[0]
