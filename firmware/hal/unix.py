@@ -8,7 +8,6 @@
 #   socket     "host:port" instead of a file
 #   accel      path of the accelerometer file (one line per audio block, last line repeats)
 #   exit_at_end  the node stops when the feed ends (benchmarks)
-import asyncio
 import time
 
 from lwproto.const import CLOCK_NTP, SENSOR_ACCEL, SENSOR_MIC
@@ -35,7 +34,7 @@ class Board(BoardBase):
             self.sensors = SENSOR_MIC | SENSOR_ACCEL
         self._accel_at = 0
         self._start_us = feed.get("start_us") or _wall_us()
-        self._feed = None                # a FileFeed (or _SocketFeed) from mic_start
+        self._feed = None                # a FileFeed (or SocketFeed) from mic_start
 
     # ---- audio ------------------------------------------------------------------------
 
@@ -43,7 +42,8 @@ class Board(BoardBase):
         if self.feed.get("audio"):
             feed = FileFeed(self.feed, _wall_us)
         elif self.feed.get("socket"):
-            feed = _SocketFeed(self.feed, _wall_us)
+            from .sockfeed import SocketFeed   # test rigs only: loaded when configured
+            feed = SocketFeed(self.feed, _wall_us)
         else:
             raise OSError("unix board: config feed needs 'audio' (a raw int16 file) or 'socket'")
         feed.start_us = self._start_us
@@ -90,24 +90,6 @@ class Board(BoardBase):
         import sys
         print("unix board: reset requested")
         sys.exit(3)
-
-
-class _SocketFeed(FileFeed):
-    """Samples from a TCP socket "host:port" (test rigs): a short block is padded by the next
-    read; the feed ends when the peer closes."""
-
-    def check(self, feed):
-        return feed["socket"]
-
-    def _open(self):
-        self._reader = None
-
-    async def _fill(self, buf):
-        if self._reader is None:
-            host, port = self.path.rsplit(":", 1)
-            self._reader, _ = await asyncio.open_connection(host, int(port))
-        got = await self._reader.readinto(buf)
-        return got - (got & 1)
 
 
 def _load_accel(path):
