@@ -352,17 +352,14 @@ class FrameQueue:
         return segment, last
 
     def _ensure_segment(self):
-        if not self._needs_segment():
+        """Start a new active segment when there is none, it was torn, or it is full (after
+        compacting when the segment files are at their limit)."""
+        if self._segments and not self._roll and self._active_records < self.segment_records:
             return
         if len(self._segments) >= self.max_segments:
             self._compact()
-        if self._needs_segment():
-            self._start_segment()
-
-    def _needs_segment(self):
-        return not self._segments or self._roll or self._active_records >= self.segment_records
-
-    def _start_segment(self):
+            if not self._roll and self._active_records < self.segment_records:
+                return   # the compacted segment has room
         self.close()
         self._last_segment += 1
         segment = self._last_segment

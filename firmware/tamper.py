@@ -52,33 +52,24 @@ class TamperDetector:
             self._smooth = [float(x), float(y), float(z)]
             return None
         jolt = max(abs(x - last[0]), abs(y - last[1]), abs(z - last[2]))
-        self._follow((x, y, z), jolt)
-        if jolt >= self.threshold_mg:
-            return self._jolt(jolt, index)
-        return self._tilt(index)
-
-    def _follow(self, a, jolt):
+        # follow the attitude: a smoothed vector, and the rest vector learned while still
         s = self._smooth
         r = self._rest
         warm = self._seen <= _REST_WARMUP
         still = jolt < self.threshold_mg // 4
-        for i in range(3):
-            s[i] += (a[i] - s[i]) / _SMOOTH_TAU
+        for i, v in enumerate(self._last):
+            s[i] += (v - s[i]) / _SMOOTH_TAU
             if warm:
-                r[i] += (a[i] - r[i]) / 2.0
+                r[i] += (v - r[i]) / 2.0
             elif still and not self._tilted:
-                r[i] += (a[i] - r[i]) / _REST_TAU
-
-    def _jolt(self, jolt, index):
-        ratio = jolt / float(self.threshold_mg)
-        return Detection(5, clamp01(0.5 + 0.25 * ratio), index, 20.0 * math.log10(jolt / 1000.0),
-                         0, 0, 20.0 * math.log10(ratio))
-
-    def _tilt(self, index):
-        if self._seen <= _REST_WARMUP:
+                r[i] += (v - r[i]) / _REST_TAU
+        if jolt >= self.threshold_mg:
+            ratio = jolt / float(self.threshold_mg)
+            return Detection(5, clamp01(0.5 + 0.25 * ratio), index,
+                             20.0 * math.log10(jolt / 1000.0), 0, 0, 20.0 * math.log10(ratio))
+        # a tilt: the smoothed vector away from the rest vector for _TILT_HOLD_MS
+        if warm:
             return None
-        s = self._smooth
-        r = self._rest
         dot = s[0] * r[0] + s[1] * r[1] + s[2] * r[2]
         norms = math.sqrt((s[0] * s[0] + s[1] * s[1] + s[2] * s[2])
                           * (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]))
