@@ -132,7 +132,7 @@ class Aggregator:
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
-                if self._in_flight is None:
+                if self._in_flight is None and not self._settle():
                     await self.link.wait(timeout=interval)
                 messages = self.link.take(self.config.store.batch_max)
                 checked = self.check_round(messages) if messages else None
@@ -147,6 +147,14 @@ class Aggregator:
         finally:
             await self._land()
             writer.shutdown()
+
+    def _settle(self) -> bool:
+        """One wide fusion search that fusion deferred (FusionEngine.defer_wide), only while no
+        frame waits: a report that completes a fix is never queued behind them."""
+        if self.fusion is None or not self.fusion.parked() or self.link.queued():
+            return False
+        self._record_incidents(self.fusion.settle(now_us()))
+        return True
 
     async def _land(self) -> None:
         """Wait for the commit in flight, then do its round's after-commit work."""
@@ -322,6 +330,12 @@ class FusionHook:
     def tick(self, at_us: int) -> list[dict[str, Any]]:
         return [incident_dict(i) for i in self.engine.tick(at_us)]
 
+    def parked(self) -> int:
+        return self.engine.parked() if hasattr(self.engine, "parked") else 0
+
+    def settle(self, at_us: int) -> list[dict[str, Any]]:
+        return [incident_dict(i) for i in self.engine.settle(at_us)]
+
 
 def incident_dict(incident: Any) -> dict[str, Any]:
     body = incident.to_json() if hasattr(incident, "to_json") else incident
@@ -343,6 +357,7 @@ def make_fusion(config: Config) -> FusionHook | None:
     line = ContactLine([tuple(p) for p in config.fusion.line])
     fusion_config = getattr(fusion, "FusionConfig", None)
     engine = engine_cls(line, fusion_config() if fusion_config else None)
+    engine.defer_wide = True        # the serve loop settles them while no frame waits
     if config.fusion.wind_speed_mps and hasattr(engine, "set_wind"):
         engine.set_wind(config.fusion.wind_speed_mps, config.fusion.wind_from_deg)
     return FusionHook(engine, report_cls, config.fusion.temperature_c)

@@ -212,6 +212,10 @@ class MqttLink:
         except asyncio.TimeoutError:
             return bool(self._queue)
 
+    def queued(self) -> int:
+        """Messages received and not yet taken."""
+        return len(self._queue)
+
     def take(self, limit: int) -> list[tuple[str, bytes, int]]:
         """Up to `limit` queued messages, oldest first, without waiting."""
         q = self._queue

@@ -33,4 +33,5 @@ def test_export_and_set_status_recorded_as_evidence(tmp_path, capsys):
 def test_fusion_hook_is_built_only_with_a_line():
     assert make_fusion(Config()) is None
     config = replace(Config(), fusion=FusionConfig(line=((48.0, 37.0), (48.1, 37.1))))
-    assert isinstance(make_fusion(config), FusionHook)
+    hook = make_fusion(config)
+    assert isinstance(hook, FusionHook) and hook.engine.defer_wide   # the serve loop settles wide searches

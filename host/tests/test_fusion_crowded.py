@@ -47,14 +47,22 @@ def _workload(rng, blasts, lone_per_s, seconds):
     0.0,
     13.0,       # the incident_latency bench's density of lone reports
 ])
-def test_three_blasts_half_a_second_apart_among_lone_reports_are_each_located(lone_per_s):
+@pytest.mark.parametrize("deferred", [False, True])
+def test_three_blasts_half_a_second_apart_among_lone_reports_are_each_located(lone_per_s, deferred):
+    """deferred: as the service runs fusion, the wide searches settled after each report."""
     rng = random.Random(5)
     blasts = [(1.0, (8300.0, 120.0)), (1.5, (19700.0, -260.0)), (2.0, (31200.0, 310.0))]
     engine = FusionEngine(LINE, FusionConfig(temperature_c=8.0))
+    engine.defer_wide = deferred
     latest = {}
+    parked = 0
     for delivered, report in _workload(rng, blasts, lone_per_s, 6.0):
         for incident in engine.add(report, delivered):
             latest[incident.id] = incident
+        parked = max(parked, engine.parked())
+        for incident in engine.settle(delivered, limit=engine.parked()):
+            latest[incident.id] = incident
+    assert (parked > 0) == deferred
     fixes = [i for i in latest.values() if i.fix == "tdoa" and i.nodes]
     for emitted_s, source in blasts:
         errors = [math.hypot(*np.subtract(FRAME.to_xy(i.lat, i.lon), source)) for i in fixes

@@ -205,10 +205,10 @@ def test_a_report_fitting_an_existing_fix_changes_that_incident_only():
 
 def test_the_refit_fast_path_agrees_with_full_re_association(monkeypatch):
     fast, full = World(clock_error_us=10_000), World(clock_error_us=10_000)
-    monkeypatch.setattr(full.engine, "_refit", lambda state, report, now_us: None)
+    monkeypatch.setattr(full.engine, "_refit_with", lambda state, extras, now_us, strict=False: None)
     # ... and every report that no fix takes re-associates its whole neighbourhood
     monkeypatch.setattr(full.engine, "_anchored",
-                        lambda report, neighbours, now_us: tuple(full.engine._involved(report, neighbours)))
+                        lambda report, neighbours, now_us, mode="full": tuple(full.engine._involved(report, neighbours)))
     for world in (fast, full):
         world.feed(world.blast((6300.0, -800.0), T0, delay={0x105: 300_000.0, 0x203: 7_000.0}))
     [a], [b] = fast.live(), full.live()

@@ -16,6 +16,7 @@ tamper reports are detections of their own.
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, field, replace
 
@@ -74,6 +75,11 @@ class FusionEngine:
         self._hearing = hearing.Hearing(self.config)          # who listens where, who heard what
         self._track_owner: dict[int, int] = {}              # id(track) -> incident number
         self._fresh: set[int] = set()                       # incidents formed by the current add()
+        # With defer_wide, add() leaves the search over the whole hearing range (~10 ms a report
+        # in crowded traffic) to settle(), which the service calls when no frame waits: a report
+        # that completes a fix near its node is then never queued behind those searches.
+        self.defer_wide = False
+        self._parked: collections.deque[Report] = collections.deque()
         max_abs_lat = max(abs(lat) for lat, _ in line.vertices)
         self._cell_lat = self.config.max_baseline_m / _DEG_M
         self._cell_lon = self._cell_lat / max(math.cos(math.radians(min(max_abs_lat + 1.0, 89.0))), 1e-3)
@@ -104,6 +110,19 @@ class FusionEngine:
         if report.event_class in IMPULSIVE:
             return self._join_duplicates(self._join_bursts(self._add_impulsive(report, now_us), now_us), now_us)
         return [self._publish(self._new_detection(report, now_us), now_us)]
+
+    def parked(self) -> int:
+        """Reports whose wide search add() deferred (defer_wide), not yet settled."""
+        return len(self._parked)
+
+    def settle(self, now_us: int, limit: int = 1) -> list[Incident]:
+        """Run up to `limit` deferred wide searches, oldest first (see defer_wide)."""
+        out: list[Incident] = []
+        for _ in range(min(limit, len(self._parked))):
+            self._fresh = set()
+            report = self._parked.popleft()
+            out += self._join_duplicates(self._join_bursts(self._settle_one(report, now_us), now_us), now_us)
+        return self._unique_incidents(out)
 
     def tick(self, now_us: int) -> list[Incident]:
         closed = []
@@ -161,7 +180,7 @@ class FusionEngine:
                 # The fix stands only by rejecting it: a source of its own nearby (the same
                 # sector's next blast, a few seconds later, lands inside a fix's gate) takes
                 # it; else the fix keeps it as rejected (an echo, or unmodelled wind).
-                changed = self._anchored(report, neighbours, now_us, local_only=True)
+                changed = self._anchored(report, neighbours, now_us, mode="local")
                 if changed is None:
                     refitted = self._refit(fitting, report, now_us)
             if refitted is not None:
@@ -170,7 +189,27 @@ class FusionEngine:
         # No fix takes the report (a three-node fix it contradicts may be a phantom holding
         # arrivals of a real source): only a source containing it can be new.
         if changed is None:
-            changed = self._anchored(report, neighbours, now_us)
+            changed = self._anchored(report, neighbours, now_us, mode="park" if self.defer_wide else "full")
+        return self._conclude(report, neighbours, involved, changed, now_us)
+
+    def _settle_one(self, report: Report, now_us: int) -> list[Incident]:
+        """The deferred wide search of a report add() left as a detection, pair or outlier:
+        nothing to do when it was closed or located meanwhile."""
+        owner = self._open.get(self._owner.get(report.key))
+        if owner is None or report.key in owner.used and owner.snapshot.fix == "tdoa":
+            return []
+        neighbours = [m for m in self._nearby(report) if self._consistent(report, m)]
+        if not neighbours:
+            return []
+        changed = self._anchored(report, neighbours, now_us, mode="parked")
+        if changed is None:
+            return []
+        involved = self._involved(report, neighbours)
+        if owner not in involved:
+            involved = sorted(involved + [owner], key=lambda s: s.number)
+        return self._conclude(report, neighbours, involved, changed, now_us)
+
+    def _conclude(self, report, neighbours, involved, changed, now_us) -> list[Incident]:
         if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":
             changed += self._absorb(changed[-1], neighbours, now_us)
         if isinstance(changed, tuple):
@@ -178,19 +217,24 @@ class FusionEngine:
             involved = sorted({id(s): s for s in involved + list(changed)}.values(), key=lambda s: s.number)
         else:
             return self._unique(changed + self._pair_blasts(changed, now_us))
-        group = [r for state in involved for r in state.reports] + [report]
-        self._index(report, involved[0].number)
+        group = list({r.key: r for state in involved for r in state.reports + [report]}.values())
+        if report.key not in self._owner:
+            self._index(report, involved[0].number)
         changed = self._reassociate(group, involved, now_us)
         changed += self._pair_blasts(changed, now_us)
         return self._unique(changed)
 
     def _anchored(self, report: Report, neighbours: list[Report], now_us: int,
-                  local_only: bool = False) -> list[_State] | tuple | None:
+                  mode: str = "full") -> list[_State] | tuple | None:
         """A report that fits no fix: the only source it can start is one that contains it,
         so only such sources are searched (cluster.anchored_source). When that source would
         take arrivals an existing fix uses, the incidents it draws on are returned as a tuple
-        instead: full re-association of those decides. local_only: only a testable source
-        near the report's node (cluster.local_source) that needs no re-association, else None."""
+        instead: full re-association of those decides. Modes: "full" as said; "local" only a
+        testable source near the report's node (cluster.local_source) that needs no
+        re-association, else None; "park" the same, else the report is attached (as a
+        detection, pair or outlier) and parked for settle(); "parked" the full search for a
+        parked report, None when it finds nothing."""
+        local_only = mode in ("local", "park")
         group = [report] + neighbours
         frame = LocalFrame(report.lat, report.lon)
         t_ref = min(r.onset_utc_us for r in group)
@@ -204,27 +248,44 @@ class FusionEngine:
             if len({a.report.node_id for a in pool[1:]}) >= cluster.tdoa.MIN_NODES - 1:
                 source = search(pool, self.speed_of_sound, self.config, judge)
             if source is None:
-                return None if local_only else self._attach(report, arrivals, frame, t_ref, now_us)
+                return self._no_source(report, arrivals, frame, t_ref, now_us, mode)
             members = [pool[i].report for i in source.members]
-            states = [self._open[n] for n in sorted({self._owner[r.key] for r in members if r is not report})]
+            states = [self._open[n] for n in sorted({self._owner[r.key] for r in members if r.key in self._owner})]
             donors = [s for s in states if s.snapshot.fix == "tdoa" and any(r.key in s.used for r in members)]
             fix = source.fix
             # Strongest first, as in a full partition: a new source may take arrivals a fix uses
             # only when it passes the chi-square test with more nodes than that fix has, or as
             # many and fits them far better (any 4 arrivals fit some phantom within chi-square
             # now and then; the real source of 4 arrivals fits them to their timing errors).
+            taken = {r.key for r in members}
             if not donors or (fix.dof >= 1 and fix.chi2 <= cluster.tdoa.chi2_quantile(fix.dof, self.config.outlier_p)
-                              and all(self._stronger(source, s) for s in donors)):
+                              and all(self._stronger(source, s) or self._spares(s, taken) for s in donors)):
                 return self._form(report, cluster.Source("tdoa", source.members, [], source.fix), pool,
                                   frame, t_ref, states, now_us)
             # A weaker source may not break up a fix of four or more arrivals that passed
             # chi-square (re-associating such a crowd split real fixes into phantoms): it is
             # sought again without their arrivals. Only exact three-node fixes are re-associated.
             firm = {key for s in donors if len(s.used) >= cluster.tdoa.MIN_TESTABLE for key in s.used}
-            if local_only or not firm - locked:
-                return None if local_only else tuple(states)
+            if local_only:
+                return self._no_source(report, arrivals, frame, t_ref, now_us, mode)
+            if not firm - locked:
+                return tuple(states)
             locked |= firm
             pool = [arrivals[0]] + [a for a in arrivals[1:] if a.report.key not in locked]
+
+    def _no_source(self, report, arrivals, frame, t_ref, now_us, mode) -> list[_State] | None:
+        if mode == "park":
+            self._parked.append(report)
+        if mode in ("local", "parked"):
+            return None
+        return self._attach(report, arrivals, frame, t_ref, now_us)
+
+    @staticmethod
+    def _spares(state: _State, taken: set) -> bool:
+        """A fix keeps four or more arrivals without the taken ones: both sources stand, and
+        more reports are explained (a blast 3 s after another, ~1 km nearer one node, can fit
+        the first fix at that node to a millisecond)."""
+        return len(state.used - taken) >= cluster.tdoa.MIN_TESTABLE
 
     @staticmethod
     def _stronger(source: cluster.Source, state: _State) -> bool:
@@ -909,6 +970,13 @@ class FusionEngine:
         sigma = cluster.timing_sigma_s(a, self.config) + cluster.timing_sigma_s(b, self.config)
         slack_us = (distance / self.speed_of_sound + 3.0 * sigma) * 1e6 + self.config.window_margin_us
         return abs(a.onset_utc_us - b.onset_utc_us) <= slack_us
+
+    @staticmethod
+    def _unique_incidents(incidents: list[Incident]) -> list[Incident]:
+        latest: dict[str, Incident] = {}
+        for incident in incidents:
+            latest[incident.id] = incident
+        return sorted(latest.values(), key=lambda i: i.id)
 
     @staticmethod
     def _unique(states: list[_State]) -> list[Incident]:
