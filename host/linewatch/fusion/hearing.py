@@ -65,7 +65,6 @@ class Judge:
         self.hearing, self.t_ref_us, self.c, self.event_us = hearing, t_ref_us, c, event_us
         self.frame = frame
         self._listening: tuple | None = None
-        self._keys: np.ndarray | None = None
 
     def _listeners(self) -> tuple:
         """Nodes alive at the event clock, their clock errors and positions in the frame: made
@@ -81,19 +80,18 @@ class Judge:
                                np.column_stack([x, y]).reshape(-1, 2))
         return self._listening
 
-    def _onset_keys(self) -> np.ndarray:
-        """Every listener's impulsive onsets (s from t_ref) as one sorted array of
-        listener index x ONSET_SPAN_S + onset, for one searchsorted per question."""
-        if self._keys is None:
-            nodes, _, _ = self._listeners()
-            since = self.t_ref_us - int(self.hearing.config.max_baseline_m / self.c * 2e6)
-            keys = []
-            for k, node in enumerate(nodes):
-                onsets = self.hearing._onsets.get(node, ())
-                for onset in onsets[bisect.bisect_left(onsets, since):]:
-                    keys.append(k * ONSET_SPAN_S + (onset - self.t_ref_us) / 1e6)
-            self._keys = np.array(keys)
-        return self._keys
+    def _onset_keys(self, listeners: np.ndarray) -> np.ndarray:
+        """The impulsive onsets of these listeners (s from t_ref), as one sorted array of
+        position in `listeners` x ONSET_SPAN_S + onset: one searchsorted answers for all."""
+        nodes = self._listeners()[0]
+        since = self.t_ref_us - int(self.hearing.config.max_baseline_m / self.c * 2e6)
+        parts = []
+        for j, k in enumerate(listeners):
+            onsets = self.hearing._onsets.get(nodes[k], ())
+            if onsets:
+                recent = np.array(onsets[bisect.bisect_left(onsets, since):], dtype=float)
+                parts.append(j * ONSET_SPAN_S + (recent - self.t_ref_us) / 1e6)
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def silent_nearer(self, anchor_xy, centres: np.ndarray, emitted_s: np.ndarray, half_diagonal_m: float,
                       window_s: float) -> np.ndarray:
@@ -104,25 +102,25 @@ class Judge:
         before any fit is tried (cluster._anchored_seed); the test is the fix's silence test
         (refutes) with the cell's size added to every distance and time."""
         nodes, clock_us, xy = self._listeners()
+        none = np.zeros(len(centres), dtype=int)
         if not len(nodes) or not len(centres):
-            return np.zeros(len(centres), dtype=int)
+            return none
         d_anchor = np.hypot(centres[:, 0] - anchor_xy[0], centres[:, 1] - anchor_xy[1])
         # Only nodes within twice the farthest cell's distance can be nearer a cell than the anchor.
         near = np.flatnonzero(np.hypot(xy[:, 0] - anchor_xy[0], xy[:, 1] - anchor_xy[1]) < 2.0 * d_anchor.max())
         if not len(near):
-            return np.zeros(len(centres), dtype=int)
+            return none
         d = np.hypot(centres[:, 0, None] - xy[None, near, 0], centres[:, 1, None] - xy[None, near, 1])
         predicted_s = emitted_s[:, None] + d / self.c
         due = (predicted_s + half_diagonal_m * 2.0 / self.c) * 1e6 + self.t_ref_us <= self.event_us
         cell, j = np.nonzero((d + 2.0 * half_diagonal_m < d_anchor[:, None]) & due)
         if not len(cell):
-            return np.zeros(len(centres), dtype=int)
-        k = near[j]
+            return none
         config = self.hearing.config
-        sigma_s = np.hypot(clock_us[k], config.timing_floor_us) / 1e6
+        sigma_s = np.hypot(clock_us[near[j]], config.timing_floor_us) / 1e6
         gate = window_s + config.gate_sigmas * sigma_s + MODEL_SLACK * d[cell, j] / self.c
-        keys = self._onset_keys()
-        t = k * ONSET_SPAN_S + predicted_s[cell, j]
+        keys = self._onset_keys(near)
+        t = j * ONSET_SPAN_S + predicted_s[cell, j]
         silent = np.searchsorted(keys, t + gate, side="right") == np.searchsorted(keys, t - gate)
         return np.bincount(cell[silent], minlength=len(centres))
 
