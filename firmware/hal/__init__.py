@@ -14,13 +14,12 @@ class BoardBase:
     def __init__(self, config):
         self.config = config
 
-    # --- audio: the microphone fills int16 blocks at config audio.rate_hz
-    def mic_start(self, rate_hz, block_samples):
-        raise NotImplementedError
-
-    async def mic_read(self, buf):
-        """Fill `buf` (array('h')) with the next samples; returns the number filled."""
-        raise NotImplementedError
+    # Every board defines these four itself (no raising stubs here: each function costs the
+    # node's heap for good, firmware/README.md "Memory"):
+    #   mic_start(rate_hz, block_samples)  the microphone fills int16 blocks at audio.rate_hz
+    #   async mic_read(buf)   fill buf (array('h')) with the next samples; the number filled
+    #   ticks_us()            monotonic microseconds (wraps on boards: use ticks_diff in the app)
+    #   time_us()             UTC microseconds since 1970
 
     # --- other sensors
     def accel_read(self):
@@ -38,14 +37,6 @@ class BoardBase:
         return None
 
     # --- time
-    def ticks_us(self):
-        """Monotonic microseconds (wraps on boards: use ticks_diff in the app)."""
-        raise NotImplementedError
-
-    def time_us(self):
-        """UTC microseconds since 1970."""
-        raise NotImplementedError
-
     def clock(self):
         """(clock_source, estimated_error_us) of time_us(), lwproto.const.CLOCK_*."""
         return (0, 65535)
