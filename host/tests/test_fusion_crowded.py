@@ -94,3 +94,15 @@ def test_seeds_whose_arrivals_fit_one_source_are_tried_before_phantom_seeds():
     seeds, plausible = cluster._ranked_seeds(three, [phantom, real], c, config)
     assert seeds == [phantom, real] and plausible == 0      # three arrivals prove nothing
 
+
+
+def test_deferred_wide_searches_are_bounded(monkeypatch):
+    """A service that never has a moment without frames waiting parks at most MAX_PARKED."""
+    from linewatch.fusion import engine as engine_module
+    monkeypatch.setattr(engine_module, "MAX_PARKED", 5)
+    rng = random.Random(9)
+    engine = FusionEngine(LINE, FusionConfig(temperature_c=8.0))
+    engine.defer_wide = True
+    for delivered, report in _workload(rng, [], 13.0, 6.0):
+        engine.add(report, delivered)
+    assert engine.parked() == 5 and engine.wide_skipped > 0

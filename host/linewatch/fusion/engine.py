@@ -30,6 +30,7 @@ from .sound import CALM, speed_of_sound, travel_time_s
 
 _DEG_M = 111_195.0      # metres per degree of latitude
 MISFIT_MARGIN = 0.5     # a rival fix with as many nodes must fit this much better
+MAX_PARKED = 20_000     # deferred wide searches kept (defer_wide): ~10 minutes of 30 a second
 
 
 @dataclass
@@ -80,6 +81,7 @@ class FusionEngine:
         # that completes a fix near its node is then never queued behind those searches.
         self.defer_wide = False
         self._parked: collections.deque[Report] = collections.deque()
+        self.wide_skipped = 0                               # parked searches dropped (MAX_PARKED)
         max_abs_lat = max(abs(lat) for lat, _ in line.vertices)
         self._cell_lat = self.config.max_baseline_m / _DEG_M
         self._cell_lon = self._cell_lat / max(math.cos(math.radians(min(max_abs_lat + 1.0, 89.0))), 1e-3)
@@ -276,6 +278,9 @@ class FusionEngine:
     def _no_source(self, report, arrivals, frame, t_ref, now_us, mode) -> list[_State] | None:
         if mode == "park":
             self._parked.append(report)
+            if len(self._parked) > MAX_PARKED:      # overloaded for minutes: the oldest stay as they are
+                self._parked.popleft()
+                self.wide_skipped += 1
         if mode in ("local", "parked"):
             return None
         return self._attach(report, arrivals, frame, t_ref, now_us)
