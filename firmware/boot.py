@@ -81,10 +81,40 @@ def start(config_path="config.json"):
     except Exception as exc:
         from lwnode import fault
         fault.stop("linewatch node %s self-test FAILED: %r" % (cfg.name(), exc), board)
-    ok, line = node.self_test()
+    ok, line = self_test(node)
     print(line)
     if not ok:
         from lwnode import fault
         fault.stop(line, board)
     unload("boot")
     return node
+
+
+def self_test(node):
+    """(ok, line): the console line the flash tool and the hil tests wait for. Here, not in
+    Node: it runs once per boot, and this module leaves RAM afterwards (the emulator's virtual
+    nodes call it too)."""
+    from lwproto import const as c
+    from lwproto import frame
+    from lwproto.version import RELEASE
+    cfg = node.config
+    board = node.board
+    name = "linewatch node %s" % cfg.name()
+    try:
+        probe = frame.encode(node.key, c.DEATH, cfg.node, node.boot, 0, 0, 0, 0, (c.DEATH_LOST,))
+        frame.decode(probe, node.key)
+    except Exception as exc:
+        return False, "%s self-test FAILED: frame authentication: %r" % (name, exc)
+    try:
+        board.mic_start(node.rate, cfg.audio["block"])
+    except Exception as exc:
+        return False, "%s self-test FAILED: microphone: %r" % (name, exc)
+    try:
+        accel = board.accel_read()
+    except Exception as exc:
+        return False, "%s self-test FAILED: accelerometer: %r" % (name, exc)
+    source, error_us = node.clock.quality()
+    return True, ("%s self-test ok (board %s, fw %s, boot %d, %d Hz, accel %s, queue %d/%d, "
+                  "clock %s +-%d us)" % (name, board.name, RELEASE, node.boot, node.rate,
+                                         "yes" if accel is not None else "no", node.queue.depth,
+                                         cfg.queue["records"], c.CLOCK_NAMES[source], error_us))

@@ -110,32 +110,6 @@ class Node:
         self._last_ticks = board.ticks_us()
         self._uptime_us = 0
 
-    # ---- boot -------------------------------------------------------------------------
-
-    def self_test(self):
-        """(ok, line): the console line the flash tool and the hil tests wait for."""
-        name = "linewatch node %s" % self.config.name()
-        try:
-            probe = frame.encode(self.key, c.DEATH, self.config.node, self.boot, 0, 0, 0, 0,
-                                 (c.DEATH_LOST,))
-            frame.decode(probe, self.key)
-        except Exception as exc:
-            return False, "%s self-test FAILED: frame authentication: %r" % (name, exc)
-        try:
-            self.board.mic_start(self.rate, self.config.audio["block"])
-        except Exception as exc:
-            return False, "%s self-test FAILED: microphone: %r" % (name, exc)
-        try:
-            accel = self.board.accel_read()
-        except Exception as exc:
-            return False, "%s self-test FAILED: accelerometer: %r" % (name, exc)
-        source, error_us = self.clock.quality()
-        return True, ("%s self-test ok (board %s, fw %s, boot %d, %d Hz, accel %s, queue %d/%d, "
-                      "clock %s +-%d us)" % (name, self.board.name, RELEASE, self.boot, self.rate,
-                                             "yes" if accel is not None else "no",
-                                             self.queue.depth, self.config.queue["records"],
-                                             c.CLOCK_NAMES[source], error_us))
-
     async def run(self):
         """Run every task; returns only when the audio feed ends and the config says to stop
         there (the unix port's benchmarks), never on a board."""

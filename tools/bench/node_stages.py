@@ -50,7 +50,7 @@ stage("mqtt imported")
 from lwnode.node import Node
 stage("node imported")
 node = Node(cfg, board, number, queue, detector)
-ok, line = node.self_test()
+ok, line = boot.self_test(node)
 boot.unload("boot")
 del boot
 stage("Node made, boot unloaded")

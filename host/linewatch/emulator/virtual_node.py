@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lwnode import bootcount, config as node_config
+from lwnode.boot import self_test
 from lwnode.hal import sim
 from lwnode.node import Node
 from lwproto.const import CLOCK_ERROR_MAX_US
@@ -274,7 +275,7 @@ class VirtualNode:
         node = FirmwareNode(self.config, self.board, boot)
         node.virtual = self.clock.virtual
         node.idle_s = self.idle_s
-        ok, line = node.self_test()
+        ok, line = self_test(node)
         self.board.log(line)
         if not ok:
             raise RuntimeError(line)
