@@ -76,6 +76,7 @@ def start(config_path="config.json"):
         unload("storeload")
         from lwnode.detector import DetectorChain
         detector = DetectorChain(cfg.audio["rate_hz"], cfg.audio["block"])
+        unload("dronesetup")
         from lwnode.node import Node
         node = Node(cfg, board, number, queue, detector)
     except Exception as exc:

@@ -8,7 +8,6 @@
 # drone. A detection needs the best candidate over threshold, at a steady fundamental (+-1 bin),
 # for _SUSTAIN_MS with at most _MAX_MISSES windows missing in a row.
 import math
-from array import array
 
 from . import dsp
 from .detection import Detection, clamp01
@@ -20,12 +19,8 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[misc]
         return x
 
-_DECIMATED_HZ = const(4000)
-_GRID_HZ = const(25)
-_F0_MIN_HZ = const(100)
-_F0_MAX_HZ = const(400)
+_GRID_HZ = const(25)             # dronesetup.py repeats these two (a test holds them equal)
 _HARMONICS = const(3)
-_SUSTAIN_MS = const(1000)
 _MAX_MISSES = const(3)
 _WARMUP_WINDOWS = const(12)      # learn the per-bin noise floor first (~0.5 s)
 _FLOOR_TAU = const(64)           # windows (~2.5 s) for the floor of a quiet bin
@@ -38,44 +33,10 @@ _WINDOW_SHIFT = const(17)        # Hann (Q15) and 1/4: keeps the Goertzel states
 
 class DroneDetector:
     def __init__(self, rate_hz=16000):
-        self.rate = rate_hz
-        self.factor = (rate_hz + _DECIMATED_HZ - 1) // _DECIMATED_HZ
-        fd = rate_hz / self.factor
-        n = int(fd / _GRID_HZ + 0.5)
-        if n > 160:  # with bins >= 100 Hz at <= 4 kHz: Goertzel states < 2**31 (dsp.goertzel)
-            raise ValueError("drone: window of %d samples is too long" % n)
-        self.window_len = n
-        self._bin_hz = fd / n
-        # candidate fundamentals a third of a bin apart, so that the 3rd harmonic of each still
-        # lands within half a bin of one of its bins (Hann: at most 1.4 dB lost)
-        step = _GRID_HZ / _HARMONICS
-        count = int((_F0_MAX_HZ - _F0_MIN_HZ) / step) + 1
-        f0s = [_F0_MIN_HZ + i * step for i in range(count)]
-        ks = sorted(set(int(h * f / self._bin_hz + 0.5) for f in f0s
-                        for h in range(1, _HARMONICS + 1) if 2 * h * f < fd))
-        self._ks = ks
-        index = {k: b for b, k in enumerate(ks)}
-        # candidate c: fundamental _cand_f[c] Hz, its harmonics' bin indices in
-        # _cand_bins[c * _HARMONICS:][:_cand_n[c]] (flat arrays: no tuple per candidate in RAM)
-        cand_bins = bytearray(_HARMONICS * len(f0s))
-        cand_n = bytearray(len(f0s))
-        for c, f in enumerate(f0s):
-            j = c * _HARMONICS
-            for h in range(1, _HARMONICS + 1):
-                if 2 * h * f < fd:
-                    cand_bins[j + cand_n[c]] = index[int(h * f / self._bin_hz + 0.5)]
-                    cand_n[c] += 1
-        self._cand_f = array("d", f0s)
-        self._cand_bins = bytes(cand_bins)
-        self._cand_n = bytes(cand_n)
-        self._step = step
-        self._coef = dsp.goertzel_coefficients([k * self._bin_hz for k in ks], fd)
-        self._hann = dsp.hann_q15(n)
-        self._state = array("i", bytearray(8 * len(ks)))
-        self._window = array("h", bytearray(2 * n))
-        self._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
-        self._floor = array("d", bytearray(8 * len(ks)))
-        self._sustain = max(1, (_SUSTAIN_MS * _GRID_HZ + 999) // 1000)
+        # the window, bins and candidate tables: set up once, by boot-only code
+        # (lwnode.dronesetup, which lwnode.boot unloads like config: ~1 KB of the node's heap)
+        from . import dronesetup
+        dronesetup.setup(self, rate_hz)
         self.threshold_db = _DEFAULT_THRESHOLD_DB
         self.reset()
 

@@ -120,3 +120,10 @@ print("ok" if not bad else bad)
 def test_viper_matches_plain_on_unix_port(micropython):
     proc = micropython.run_code(VIPER_VS_PLAIN, timeout=60)
     assert proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_dronesetup_repeats_the_drone_constants_it_shares():
+    # const() values are not importable on a board, so dronesetup has its own copies
+    from lwnode import drone, dronesetup
+    for name in ("_GRID_HZ", "_HARMONICS"):
+        assert getattr(dronesetup, name) == getattr(drone, name), name

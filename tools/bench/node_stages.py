@@ -44,6 +44,7 @@ stage("queue made")
 import lwnode.detector
 stage("detector chain imported")
 detector = lwnode.detector.DetectorChain(cfg.audio["rate_hz"], cfg.audio["block"])
+boot.unload("dronesetup")
 stage("detector chain made")
 import lwnode.mqtt
 stage("mqtt imported")
