@@ -124,7 +124,7 @@ def connect_packet(client_id, keepalive, clean_session=True, user=None, password
     if will is not None:
         topic, message, qos, retain = will
         if qos not in (0, 1):
-            raise ValueError("will qos must be 0 or 1, got %r" % (qos,))
+            raise ValueError("qos must be 0 or 1, got %r" % (qos,))
         flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         payload += _text(topic) + _text(message)
     if user is not None:
@@ -141,7 +141,7 @@ def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
     if not topic or "+" in topic or "#" in topic:
         raise ValueError("publish topic must be non-empty, without wildcards: %r" % (topic,))
     if qos not in (0, 1):
-        raise ValueError("publish qos must be 0 or 1, got %r" % (qos,))
+        raise ValueError("qos must be 0 or 1, got %r" % (qos,))
     first = (_PUBLISH << 4) | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
     body = _text(topic)
     if qos:
@@ -151,7 +151,7 @@ def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
 
 def subscribe_packet(pid, topic, qos=1):
     if qos not in (0, 1):
-        raise ValueError("subscribe qos must be 0 or 1, got %r" % (qos,))
+        raise ValueError("qos must be 0 or 1, got %r" % (qos,))
     if not topic:
         raise ValueError("empty topic filter")
     return _packet((_SUBSCRIBE << 4) | 0x02, struct.pack(">H", pid) + _text(topic)
@@ -241,7 +241,7 @@ class MQTTClient:
             raise MQTTTimeout("connect to %s: no TCP connection within %s s"
                               % (where, self.ack_timeout))
         except OSError as exc:
-            raise MQTTError("connect to %s: %r" % (where, exc))
+            raise MQTTError("connect to %s: %s" % (where, repr(exc)))
         self._down = asyncio.Event()
         self.error = None
         self._waiters = {}
