@@ -139,7 +139,7 @@ def _source_from_seed(arrivals, indices, c, config, seed, require=None, judge=No
     return Source("tdoa", [chosen[k] for k in fix.used], [chosen[k] for k in fix.rejected], fix)
 
 
-def anchored_source(arrivals, c, config, judge=None) -> Source | None:
+def anchored_source(arrivals, c, config, judge=None, near_first=True) -> Source | None:
     """The source that includes arrivals[0] (the report just received), or None when none
     can exist: the other arrivals are open reports that each could share a source with it.
 
@@ -153,7 +153,7 @@ def anchored_source(arrivals, c, config, judge=None) -> Source | None:
     # Three nodes agree along whole hyperbola bands, which can run close together far away
     # as well as cross at the source: the best few separate places are tried in turn.
     # A new source must pass the chi-square test (when it can be tested at all).
-    local = local_source(arrivals, c, config, judge)
+    local = local_source(arrivals, c, config, judge) if near_first else None
     if local is not None:
         return local
     seeds, plausible = _ranked_seeds(arrivals, _anchored_seed(arrivals, c, config, judge=judge), c, config)

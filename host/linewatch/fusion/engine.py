@@ -245,6 +245,14 @@ class FusionEngine:
         search = cluster.local_source if local_only else cluster.anchored_source
         judge = self._judge(frame, t_ref, now_us)
         pool, locked = arrivals, set()
+        if mode == "parked":
+            # add() already searched near the node with every arrival; far away, the arrivals
+            # of firm fixes (4+ arrivals, chi-square passed) are left out from the start: a
+            # weaker source could not take them, and in crowded traffic they are many.
+            locked = {key for s in {self._owner.get(a.report.key) for a in arrivals[1:]} - {None}
+                      for key in self._firm_keys(self._open[s])}
+            pool = [arrivals[0]] + [a for a in arrivals[1:] if a.report.key not in locked]
+            search = lambda *args: cluster.anchored_source(*args, near_first=False)  # noqa: E731
         while True:
             source = None
             if len({a.report.node_id for a in pool[1:]}) >= cluster.tdoa.MIN_NODES - 1:
@@ -267,7 +275,7 @@ class FusionEngine:
             # A weaker source may not break up a fix of four or more arrivals that passed
             # chi-square (re-associating such a crowd split real fixes into phantoms): it is
             # sought again without their arrivals. Only exact three-node fixes are re-associated.
-            firm = {key for s in donors if len(s.used) >= cluster.tdoa.MIN_TESTABLE for key in s.used}
+            firm = {key for s in donors for key in self._firm_keys(s)}
             if local_only:
                 return self._no_source(report, arrivals, frame, t_ref, now_us, mode)
             if not firm - locked:
@@ -284,6 +292,13 @@ class FusionEngine:
         if mode in ("local", "parked"):
             return None
         return self._attach(report, arrivals, frame, t_ref, now_us)
+
+    @staticmethod
+    def _firm_keys(state: _State) -> frozenset:
+        """The arrivals a fix of four or more arrivals (chi-square passed) uses."""
+        if state.snapshot is not None and state.snapshot.fix == "tdoa" and len(state.used) >= cluster.tdoa.MIN_TESTABLE:
+            return state.used
+        return frozenset()
 
     @staticmethod
     def _spares(state: _State, taken: set) -> bool:
