@@ -187,7 +187,8 @@ def local_source(arrivals, c, config, judge=None) -> Source | None:
     if len({a.report.node_id for a in near}) < tdoa.MIN_TESTABLE - 1:
         return None
     local = [anchor] + near
-    seeds, plausible = _ranked_seeds(local, _anchored_seed(local, c, config, LOCAL_HALF_M, LOCAL_APART_M, LOCAL_FINEST_M), c, config)
+    seeds, plausible = _ranked_seeds(local, _anchored_seed(local, c, config, LOCAL_HALF_M, LOCAL_APART_M, LOCAL_FINEST_M),
+                                     c, config, by_fit=True)
     return _first_source(arrivals, seeds[:plausible], c, config, judge, testable=True)
 
 
@@ -279,7 +280,7 @@ def _anchored_seed(arrivals, c, config, half=None, apart=ANCHOR_APART_M, finest=
     return seeds
 
 
-def _ranked_seeds(arrivals, seeds, c, config):
+def _ranked_seeds(arrivals, seeds, c, config, by_fit=False):
     """The seeds in the order worth fitting, and how many of them are plausible: a few
     Gauss-Newton steps over each seed's agreeing arrivals (one per node, as
     _source_from_seed picks them), all seeds at once with numpy, cost a fraction of one
@@ -327,7 +328,10 @@ def _ranked_seeds(arrivals, seeds, c, config):
     best_four = np.sort(np.where(member, r * r, np.inf), axis=1)[:, :tdoa.MIN_TESTABLE].sum(axis=1)
     ratio = np.minimum(ratio, np.where(nodes > tdoa.MIN_TESTABLE, best_four / tdoa.chi2_quantile(1, config.outlier_p), np.inf))
     plausible = (dof > 0) & (ratio <= 1.0)
-    order = np.argsort(~plausible, kind="stable")
+    # by_fit (the near search): plausible seeds best fit first. A place mixing a blast's
+    # arrivals with the last blast's there can pass too, by a hair; the blast's own place
+    # fits to its timing errors.
+    order = np.lexsort((ratio, ~plausible)) if by_fit else np.argsort(~plausible, kind="stable")
     return [seeds[k] for k in order], int(plausible.sum())
 
 
