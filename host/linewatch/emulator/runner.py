@@ -137,9 +137,11 @@ class Runner:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._count()
             await asyncio.gather(*(n.stop(power_cut=False) for n in self.nodes.values()),
                                  return_exceptions=True)
+            # Counted once the nodes are stopped: in virtual time the clock may jump to a
+            # node's next heartbeat while the others are being stopped.
+            self._count()
             loop = asyncio.get_running_loop()
             self.summary.jumps = getattr(loop, "jumps", 0)
             self.summary.waited_s = getattr(loop, "waited_s", 0.0)
