@@ -20,7 +20,9 @@ import collections
 import math
 from dataclasses import dataclass, field, replace
 
-from ..geo import ContactLine, LocalFrame, haversine_m
+import numpy as np
+
+from ..geo import EARTH_RADIUS_M, ContactLine, LocalFrame, haversine_m
 from . import artillery, cluster, hearing, hyperbola, side as side_of_line, tracks
 from .config import FusionConfig
 from .ellipse import error_ellipse
@@ -166,7 +168,7 @@ class FusionEngine:
         host = self._burst_of(report) if report.event_class in BURST else None
         if host is not None:
             return [self._add_shot(host, report, now_us)]
-        neighbours = [m for m in self._nearby(report) if self._consistent(report, m)]
+        neighbours = self._neighbours(report)
         if not neighbours:
             state = self._new_detection(report, now_us)
             self._index(report, state.number)
@@ -200,7 +202,7 @@ class FusionEngine:
         owner = self._open.get(self._owner.get(report.key))
         if owner is None or report.key in owner.used and owner.snapshot.fix == "tdoa":
             return []
-        neighbours = [m for m in self._nearby(report) if self._consistent(report, m)]
+        neighbours = self._neighbours(report)
         if not neighbours:
             return []
         changed = self._anchored(report, neighbours, now_us, mode="parked")
@@ -980,6 +982,29 @@ class FusionEngine:
         for di in (-1, 0, 1):
             for dj in (-1, 0, 1):
                 yield from self._cells.get((fam, i + di, j + dj), {}).values()
+
+    def _neighbours(self, report: Report) -> list[Report]:
+        """The open reports that could share a source with this one (_consistent), in the
+        index's order; one numpy pass over the nine cells (hundreds of reports in crowded
+        traffic, which one call each made a tenth of the service's CPU)."""
+        near = list(self._nearby(report))
+        if not near:
+            return []
+        n = len(near)
+        lat = np.radians(np.fromiter((m.lat for m in near), float, n))
+        lon = np.fromiter((m.lon for m in near), float, n)
+        onset = np.fromiter((m.onset_utc_us for m in near), float, n)
+        clock = np.fromiter((m.clock_error_us for m in near), float, n)
+        node = np.fromiter((m.node_id for m in near), np.int64, n)
+        p1 = math.radians(report.lat)
+        a = np.sin((lat - p1) / 2) ** 2 + math.cos(p1) * np.cos(lat) * np.sin(np.radians(lon - report.lon) / 2) ** 2
+        distance = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+        floor = self.config.timing_floor_us
+        sigma_us = math.hypot(report.clock_error_us, floor) + np.hypot(clock, floor)
+        slack_us = distance / self.speed_of_sound * 1e6 + 3.0 * sigma_us + self.config.window_margin_us
+        ok = (node != report.node_id) & (distance <= self.config.max_baseline_m) & \
+            (np.abs(onset - report.onset_utc_us) <= slack_us)
+        return [near[k] for k in np.flatnonzero(ok)]
 
     def _consistent(self, a: Report, b: Report) -> bool:
         if a.node_id == b.node_id:
