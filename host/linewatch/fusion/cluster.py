@@ -194,7 +194,7 @@ def local_source(arrivals, c, config, judge=None) -> Source | None:
 
 ANCHOR_CELLS = 32          # first level: cells per axis around the new report's node
 ANCHOR_FINEST_M = 40.0     # stop splitting cells below this side
-ANCHOR_KEEP = 1024         # cells split per level at most (the best-agreeing ones)
+ANCHOR_KEEP = 512          # cells split per level at most (the best-agreeing ones)
 ANCHOR_SEEDS = 64          # separate places pre-fitted (_ranked_seeds), best cells first
 ANCHOR_APART_M = 1000.0    # how far apart those places must be
 ANCHOR_FITS = 4            # seeds fitted at most per report, best pre-fit first (all plausible ones)
