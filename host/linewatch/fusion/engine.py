@@ -193,7 +193,9 @@ class FusionEngine:
         # No fix takes the report (a three-node fix it contradicts may be a phantom holding
         # arrivals of a real source): only a source containing it can be new.
         if changed is None:
-            changed = self._anchored(report, neighbours, now_us, mode="park" if self.defer_wide else "full")
+            # A shot is not deferred: the burst's next shots join only a located shot (_burst_of).
+            defer = self.defer_wide and report.event_class not in BURST
+            changed = self._anchored(report, neighbours, now_us, mode="park" if defer else "full")
         return self._conclude(report, neighbours, involved, changed, now_us)
 
     def _settle_one(self, report: Report, now_us: int) -> list[Incident]:
