@@ -15,8 +15,11 @@ T0 = 1_800_000_000_000_000
 
 
 class Desk:
-    def __init__(self):
+    def __init__(self, deferred=False):
+        """deferred: as the service runs fusion (defer_wide), with no idle moment before the
+        last report: the deferred searches are settled only then."""
         self.engine = FusionEngine(LINE, FusionConfig())
+        self.engine.defer_wide = deferred
         self.evidence = 0
         self.latest = {}
 
@@ -37,6 +40,8 @@ class Desk:
         for r in sorted(reports, key=lambda r: r.received_at_us):
             for inc in self.engine.add(r, r.received_at_us):
                 self.latest[inc.id] = inc
+        for inc in self.engine.settle(max(r.received_at_us for r in reports), limit=self.engine.parked()):
+            self.latest[inc.id] = inc
         for inc in self.engine.tick(max(r.received_at_us for r in reports) + 120_000_000):
             self.latest[inc.id] = inc
 
@@ -45,8 +50,9 @@ class Desk:
         return [i for i in self.latest.values() if i.reports]
 
 
-def test_a_five_shot_burst_is_one_incident_with_every_shot():
-    desk = Desk()
+@pytest.mark.parametrize("deferred", [False, True])
+def test_a_five_shot_burst_is_one_incident_with_every_shot(deferred):
+    desk = Desk(deferred)
     reports = desk.shots((4000.0, 200.0), T0, 5, 0.2, [0x101, 0x102, 0x103, 0x201, 0x202])
     desk.deliver(reports)
     [burst] = desk.live()
@@ -60,8 +66,9 @@ def test_a_five_shot_burst_is_one_incident_with_every_shot():
     assert len(held) == len(set(held))
 
 
-def test_unknown_shots_join_a_small_arms_burst_and_it_stays_small_arms():
-    desk = Desk()
+@pytest.mark.parametrize("deferred", [False, True])
+def test_unknown_shots_join_a_small_arms_burst_and_it_stays_small_arms(deferred):
+    desk = Desk(deferred)
     reports = desk.shots((4000.0, 200.0), T0, 4, 0.3, [0x101, 0x102, 0x103, 0x201, 0x202],
                          event_class=lambda k: "unknown" if k % 2 else "small_arms")
     desk.deliver(reports)
