@@ -20,6 +20,10 @@ the figures are of real fixes. Each run is done at `--rate` and at 0 background,
 fresh aggregator, and printed side by side with the aggregator's CPU use.
 
     python -m lwtools.bench.incident_latency [--rate 1000] [--event-share 0.05] [--seconds 30]
+
+`--offline` replays the same workload straight into a FusionEngine (as the service runs it:
+wide searches deferred and settled after each report). LW_BENCH_PROFILE=<prefix> runs each
+aggregator under cProfile, writing <prefix>.<ms>.
 """
 from __future__ import annotations
 

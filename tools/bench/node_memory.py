@@ -43,13 +43,21 @@ def sample_file(path: Path, seconds: int = 20) -> None:
     path.write_bytes(struct.pack("<%dh" % n, *(max(-32768, min(32767, s)) for s in samples)))
 
 
-def run(build_dir: Path, work: Path, heap: str, minutes: int = 10) -> str:
+def write_config(work: Path, storage: str, plays: int) -> Path:
+    """The node's config for these benches: no broker reachable (port 9), so the queue fills
+    as in an outage; the sample file played `plays` times as fast as the node takes it."""
     cfg = {"node": 0x0102, "segment": 3, "key": "ab" * 32, "board": "unix",
            "position": {"lat": 48.0, "lon": 37.7}, "broker": {"host": "127.0.0.1", "port": 9},
-           "heartbeat_s": 10, "storage": str(work / ("flash-" + heap)),
-           "feed": {"audio": str(work / "audio.raw"), "realtime": False, "plays": minutes * 3,
+           "heartbeat_s": 10, "storage": str(work / storage),
+           "feed": {"audio": str(work / "audio.raw"), "realtime": False, "plays": plays,
                     "exit_at_end": True}}
-    (work / "config.json").write_text(json.dumps(cfg))
+    path = work / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def run(build_dir: Path, work: Path, heap: str, minutes: int = 10) -> str:
+    write_config(work, "flash-" + heap, minutes * 3)
     result = subprocess.run(mp.command(build_dir / "main.py", str(work / "config.json"), heap=heap),
                             capture_output=True, text=True, timeout=600,
                             env=mp.environment(build_dir / "lib"))

@@ -8,14 +8,13 @@ against the uplink's reconnect loop); these figures do not: the unix build at
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from linewatch.testing import micropython as mp
-from lwtools.bench.node_memory import sample_file
+from lwtools.bench.node_memory import sample_file, write_config
 from lwtools.build import build
 
 # boot.start() step by step (keep in step with firmware/boot.py)
@@ -73,12 +72,7 @@ def main() -> int:
         build_dir = work / "build"
         build("unix", build_dir, progress=lambda line: None)
         sample_file(work / "audio.raw")
-        cfg = {"node": 0x0102, "segment": 3, "key": "ab" * 32, "board": "unix",
-               "position": {"lat": 48.0, "lon": 37.7}, "broker": {"host": "127.0.0.1", "port": 9},
-               "heartbeat_s": 10, "storage": str(work / "flash"),
-               "feed": {"audio": str(work / "audio.raw"), "realtime": False, "plays": 1,
-                        "exit_at_end": True}}
-        (work / "config.json").write_text(json.dumps(cfg))
+        write_config(work, "flash", 1)
         script = work / "staged.py"
         script.write_text(STAGED)
         result = subprocess.run(mp.command(script, str(work / "config.json"), heap="1M"),
