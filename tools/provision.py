@@ -103,7 +103,7 @@ def commission_password(broker_dir: Path) -> tuple[Path, str, bool]:
 
 
 def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=print) -> Provisioned:
-    """`registry`: a linewatch.registry.Registry (add, list)."""
+    """`registry`: a linewatch.commission.registry.Registry (add, list)."""
     from lwproto.auth import derive_node_key
     check_spec(spec)
     out = Path(out)

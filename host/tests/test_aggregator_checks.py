@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from lwproto import const, frame as wire, replay, topic as topics
-from linewatch import ingest as ingest_mod, keys
-from linewatch.ingest import Accepted, Ingest
-from linewatch.registry import Registry
-from linewatch.store import Refusal, open_store
+from linewatch import keys
+from linewatch.commission import ingest as ingest_mod
+from linewatch.commission.ingest import Accepted, Ingest
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import Refusal, open_store
 
 SEGMENT = 2
 NODE = 0x0201
@@ -81,7 +82,7 @@ def test_topics_remembered_but_bounded_and_bad_ones_never(checks, monkeypatch):
 def test_canonical_row_bytes_unchanged_by_the_texts_cache():
     """The hash chain's canonical bytes, spelled out: a cached texts part must not change them."""
     import struct
-    from linewatch.store import EvidenceRow, canonical
+    from linewatch.commission.store import EvidenceRow, canonical
     row = EvidenceRow(7, "frame", "event", NODE, 1, 9, UP, T0, b"\x01\x02", "tag_ok", "")
     texts = b"".join(struct.pack(">I", len(t)) + t for t in (b"frame", b"event", UP.encode(), b"tag_ok", b""))
     expected = struct.pack(">qiiqq", 7, NODE, 1, 9, T0) + texts + struct.pack(">I", 2) + b"\x01\x02"

@@ -5,9 +5,10 @@ import os
 
 import pytest
 
-from linewatch import cli, config as cfg, keys
+from linewatch import cli, keys
+from linewatch.commission import config as cfg
 from linewatch.commands.aggregator import EXIT_BROKER, EXIT_CONFIG, EXIT_STORE
-from linewatch.testing.broker import free_port
+from linewatch.mosquitto import free_port
 
 
 def write(tmp_path, text):

@@ -2,9 +2,9 @@
 import json
 
 from lwproto import const, frame as wire
-from linewatch.config import HealthConfig
-from linewatch.health import HealthTracker
-from linewatch.store import NodeHealth
+from linewatch.commission.config import HealthConfig
+from linewatch.commission.health import HealthTracker
+from linewatch.commission.store import NodeHealth
 
 KEY = b"k" * 32
 NODE = 0x0102

@@ -5,10 +5,10 @@ import json
 from dataclasses import replace
 
 from linewatch import cli, keys
-from linewatch.aggregator import FusionHook, make_fusion
+from linewatch.commission.fusionhook import FusionHook, make_fusion
 from linewatch.commands.evidence import verify
-from linewatch.config import Config, FusionConfig
-from linewatch.store import Batch, open_store
+from linewatch.commission.config import Config, FusionConfig
+from linewatch.commission.store import Batch, open_store
 
 
 def test_export_and_set_status_recorded_as_evidence(tmp_path, capsys):

@@ -12,10 +12,10 @@ import pytest
 from lwnode.mqtt import MQTTClient
 from lwproto import auth, const, frame as wire, topic as topics
 from linewatch import cli, keys
-from linewatch.aggregator import Aggregator
-from linewatch.config import AcksConfig, Config, HealthConfig, StoreConfig
-from linewatch.registry import Registry
-from linewatch.store import open_store
+from linewatch.commission.service import Aggregator
+from linewatch.commission.config import AcksConfig, Config, HealthConfig, StoreConfig
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import open_store
 
 SEGMENT = 3
 NODE = 0x0102

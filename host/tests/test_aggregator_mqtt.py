@@ -6,7 +6,7 @@ import asyncio
 
 import paho.mqtt.client as paho
 
-from linewatch.mqtt import MqttLink, split_chunk
+from linewatch.commission.mqtt import MqttLink, split_chunk
 
 
 def publish(topic: bytes, payload: bytes, mid: int, flags: int = 0) -> bytes:

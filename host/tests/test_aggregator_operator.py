@@ -13,8 +13,8 @@ import paho.mqtt.client as paho
 
 from lwproto import const, frame as wire, topic as topics
 from linewatch import keys
-from linewatch.registry import Registry
-from linewatch.store import open_store
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import open_store
 
 SEGMENT, NODE, BOOT = 2, 0x0201, 3
 

@@ -10,11 +10,11 @@ from dataclasses import replace
 
 from lwproto import const, frame as wire, topic as topics
 from linewatch import keys
-from linewatch.aggregator import Aggregator
-from linewatch.alerts import Alerter
-from linewatch.config import AcksConfig, Config, StoreConfig
-from linewatch.registry import Registry
-from linewatch.store import FRAME, open_store
+from linewatch.commission.service import Aggregator
+from linewatch.commission.alerts import Alerter
+from linewatch.commission.config import AcksConfig, Config, StoreConfig
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import FRAME, open_store
 
 SEGMENT = 4
 NODES = (0x0401, 0x0402)

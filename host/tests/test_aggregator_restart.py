@@ -12,8 +12,8 @@ from lwnode.mqtt import MQTTClient
 from lwproto import const, frame as wire, topic as topics
 from linewatch import keys
 from linewatch.commands.evidence import verify
-from linewatch.registry import Registry
-from linewatch.store import open_store
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import open_store
 
 SEGMENT, NODE, BOOT, TOTAL = 2, 0x0201, 5, 400
 

@@ -1,8 +1,8 @@
 """The speed of sound fusion uses: configured, or from the nodes' heartbeat thermometers."""
 import pytest
 
-from linewatch.aggregator import FusionHook
-from linewatch.config import ConfigError, from_dict
+from linewatch.commission.fusionhook import FusionHook
+from linewatch.commission.config import ConfigError, from_dict
 
 
 class Engine:

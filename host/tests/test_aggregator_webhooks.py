@@ -5,8 +5,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from linewatch.alerts import Alerter, Webhooks
-from linewatch.config import AlertsConfig
+from linewatch.commission.alerts import Alerter, Webhooks
+from linewatch.commission.config import AlertsConfig
 
 
 class Receiver:

@@ -19,8 +19,8 @@ from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, emulate, prepare
 from linewatch.emulator.score import format_text, score
 from linewatch.emulator.truth import dumps
-from linewatch.store import FRAME, open_store
-from linewatch.testing.broker import Mosquitto, find_mosquitto, BrokerError
+from linewatch.commission.store import FRAME, open_store
+from linewatch.mosquitto import Mosquitto, find_mosquitto, BrokerError
 
 MIN_DETECTION_RATE = 0.85
 # measured 9.5-14 m with the air temperature and wind known to fusion (92 m before)

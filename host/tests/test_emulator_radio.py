@@ -15,7 +15,7 @@ from linewatch.emulator import radio as rd, scenario as sc, vclock
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, emulate, prepare
 from linewatch.emulator.world import RadioLink
-from linewatch.store import FRAME, open_store
+from linewatch.commission.store import FRAME, open_store
 
 pytestmark = pytest.mark.timeout(120)
 GRACE_S = 0.1           # real time the virtual loop may wait for the broker (a loaded machine)
@@ -147,7 +147,7 @@ LOSSY = {
 def test_a_lossy_link_delivers_every_frame_exactly_once(tmp_path):
     scenario = sc.parse(LOSSY)
     world, _truth = prepare(scenario, real_time=False)
-    from linewatch.testing.broker import Mosquitto
+    from linewatch.mosquitto import Mosquitto
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         desk = Commission.prepare(tmp_path / "commission", world, (broker.host, broker.port))
         desk.start_aggregator()

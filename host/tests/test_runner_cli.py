@@ -28,7 +28,7 @@ def test_prepare_writes_key_registry_config_and_truth(tmp_path, capsys):
     truth = json.loads((out / "truth.json").read_text())
     assert truth["scenario"] == "demo" and len(truth["nodes"]) == 12
     assert "[fusion]" in (out / "commission" / "aggregator.toml").read_text()
-    from linewatch.registry import Registry
+    from linewatch.commission.registry import Registry
     registry = Registry.open(out / "commission" / "linewatch.db")
     assert sorted(n.id for n in registry.list()) == sorted(n["id"] for n in truth["nodes"])
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from linewatch.emulator import scenario as sc, vclock
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, Runner, emulate
-from linewatch.testing.broker import Mosquitto
+from linewatch.mosquitto import Mosquitto
 
 QUIET = {k: 0.0 for k in ("artillery", "explosion", "small_arms", "drone", "vehicle", "tamper",
                           "node_reboot", "node_failure", "network_outage", "broker_outage")}

@@ -48,9 +48,9 @@ from lwproto import auth, const, frame as wire, topic as topics
 from linewatch import keys
 from linewatch.fusion import speed_of_sound
 from linewatch.geo import LocalFrame
-from linewatch.registry import Registry
-from linewatch.store import open_store
-from linewatch.testing.broker import Mosquitto
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import open_store
+from linewatch.mosquitto import Mosquitto
 
 SEGMENT = 1
 TEMPERATURE_C = 8.0

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from lwproto import const, frame as wire, topic as topics
 from linewatch import keys
-from linewatch.testing.broker import Mosquitto
+from linewatch.mosquitto import Mosquitto
 
 SEGMENT = 1
 
@@ -85,10 +85,10 @@ def run_mosquitto_sub(broker: Mosquitto, frames: int, core: int) -> subprocess.P
 AGGREGATOR = r"""
 import asyncio, sys, time
 from dataclasses import replace
-from linewatch.aggregator import Aggregator
-from linewatch.config import Config
+from linewatch.commission.service import Aggregator
+from linewatch.commission.config import Config
 from linewatch.keys import load_master_key
-from linewatch.store import open_store
+from linewatch.commission.store import open_store
 host, port, db, key, frames = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 c = Config()
 c = replace(c, broker=replace(c.broker, host=host, port=port, client_id="bench-agg"),
@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     master_path = work / "master.key"
     master = keys.create_master_key(master_path)
     db = str(work / "bench.db")
-    from linewatch.registry import Registry
-    from linewatch.store import open_store
+    from linewatch.commission.registry import Registry
+    from linewatch.commission.store import open_store
     store = open_store(db)
     registry = Registry(store)
     for n in range(1, args.nodes + 1):

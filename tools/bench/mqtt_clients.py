@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from linewatch.testing.broker import Mosquitto
+from linewatch.mosquitto import Mosquitto
 
 GMQTT = r"""
 import asyncio, sys, time

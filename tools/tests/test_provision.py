@@ -14,8 +14,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from linewatch.keys import create_master_key
-from linewatch.registry import Registry
-from linewatch.testing.broker import Mosquitto
+from linewatch.commission.registry import Registry
+from linewatch.mosquitto import Mosquitto
 from lwproto.auth import derive_node_key
 from lwtools import broker_access
 from lwtools.provision import NodeSpec, ProvisionError, provision

@@ -88,7 +88,7 @@ def test_the_sniff_command_against_a_real_broker(mosquitto, tmp_path):
 
 
 def test_an_unreachable_broker_is_a_clear_error(tmp_path):
-    from linewatch.testing.broker import free_port
+    from linewatch.mosquitto import free_port
     result = subprocess.run([LINEWATCH, "sniff", "--broker", f"127.0.0.1:{free_port()}", "--count", "1"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "sniff: error:" in result.stderr

@@ -6,10 +6,10 @@ import logging
 import signal
 import sys
 
-from linewatch import config as cfg
+from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError, load_master_key
-from linewatch.mqtt import BrokerUnreachable
-from linewatch.store import StoreError, open_store
+from linewatch.commission.mqtt import BrokerUnreachable
+from linewatch.commission.store import StoreError, open_store
 
 EXIT_CONFIG, EXIT_BROKER, EXIT_STORE = 2, 3, 4
 
@@ -42,7 +42,7 @@ def run(args) -> int:
 
 
 async def serve(config, master, store) -> int:
-    from linewatch.aggregator import Aggregator
+    from linewatch.commission.service import Aggregator
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,7 +17,7 @@ def run(args) -> int:
     from linewatch.emulator.commission import CommissionError
     from linewatch.emulator.demo import run_demo
     from linewatch.emulator.scenario import ScenarioError
-    from linewatch.testing.broker import BrokerError
+    from linewatch.mosquitto import BrokerError
     try:
         run_demo(args.scenario, keep=Path(args.keep) if args.keep else None)
     except BrokerError as exc:

@@ -68,7 +68,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if broker is not None:
         return _play(args, scenario, out, broker)
-    from linewatch.testing.broker import BrokerError, Mosquitto
+    from linewatch.mosquitto import BrokerError, Mosquitto
     try:
         mosquitto = Mosquitto(workdir=out / "broker").start()
     except BrokerError as exc:

@@ -11,9 +11,10 @@ import sys
 
 from lwproto import frame as wire
 from lwproto.errors import ProtocolError
-from linewatch import config as cfg, keys
+from linewatch import keys
+from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError
-from linewatch.store import FRAME, GENESIS, EvidenceRow, StoreError, open_store
+from linewatch.commission.store import FRAME, GENESIS, EvidenceRow, StoreError, open_store
 
 
 def register(sub) -> None:

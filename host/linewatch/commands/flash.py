@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from linewatch.registry import RegistryError, parse_node_id
+    from linewatch.commission.registry import RegistryError, parse_node_id
     from lwtools.flash import FlashError, Options, flash
     from lwtools.remote import Mpremote, RemoteError
     try:

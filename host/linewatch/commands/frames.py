@@ -12,7 +12,8 @@ import paho.mqtt.client as paho
 
 from lwproto import const, frame as wire, topic as topics
 from lwproto.errors import ProtocolError
-from linewatch import config as cfg, keys
+from linewatch import keys
+from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError
 
 

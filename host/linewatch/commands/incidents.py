@@ -8,12 +8,10 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-import time
 
-from linewatch import config as cfg
-from linewatch.store import Batch, StoreError, open_store
-
-STATUSES = ("new", "confirmed", "dismissed")
+from linewatch.commission import config as cfg
+from linewatch.commission.incidents import STATUSES, incident_dicts, set_status
+from linewatch.commission.store import StoreError, open_store
 
 
 def register(sub) -> None:
@@ -49,17 +47,6 @@ def _run(fn, args) -> int:
         store.close()
 
 
-def incident_dicts(store) -> list[dict]:
-    out = []
-    for incident_id, status, updated_us, body in store.incidents():
-        d = json.loads(body)
-        d["id"] = d.get("id", incident_id)
-        d["status"] = status
-        d["updated_us"] = updated_us
-        out.append(d)
-    return out
-
-
 def cmd_list(args) -> int:
     def list_(store, args) -> int:
         for d in incident_dicts(store):
@@ -84,17 +71,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_set_status(args) -> int:
-    def set_status(store, args) -> int:
-        from linewatch.aggregator import commission_entry
-        known = store.incident_get(args.incident)
-        if known is None:
+    def set_status_(store, args) -> int:
+        try:
+            old = set_status(store, args.incident, args.status, args.note, args.who)
+        except KeyError:
             print(f"linewatch incidents: no incident {args.incident!r}", file=sys.stderr)
             return 1
-        at = time.time_ns() // 1000
-        entry = commission_entry("incident_status", 0, {"incident": args.incident, "old": known[1],
-                                                        "new": args.status, "note": args.note},
-                                 who=args.who, at_us=at)
-        store.commit(Batch(evidence=[entry], incidents={args.incident: (args.status, at, known[3])}))
-        print(f"incident {args.incident}: {known[1]} -> {args.status}")
+        print(f"incident {args.incident}: {old} -> {args.status}")
         return 0
-    return _run(set_status, args)
+    return _run(set_status_, args)

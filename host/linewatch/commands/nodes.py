@@ -4,10 +4,10 @@ from __future__ import annotations
 import sys
 import time
 
-from linewatch import config as cfg
+from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError, create_master_key
-from linewatch.registry import Registry, RegistryError, parse_node_id
-from linewatch.store import StoreError, open_store
+from linewatch.commission.registry import Registry, RegistryError, parse_node_id
+from linewatch.commission.store import StoreError, open_store
 
 
 def register(sub) -> None:

@@ -29,9 +29,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from linewatch import config as aggregator_config
+    from linewatch.commission import config as aggregator_config
     from linewatch.keys import KeyFileError, load_master_key
-    from linewatch.registry import Registry, RegistryError, parse_node_id
+    from linewatch.commission.registry import Registry, RegistryError, parse_node_id
     from lwtools.provision import NodeSpec, ProvisionError, provision
     try:
         node = parse_node_id(args.node)

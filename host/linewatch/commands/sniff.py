@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from linewatch import config as aggregator_config
+    from linewatch.commission import config as aggregator_config
     from linewatch.keys import KeyFileError, load_master_key
     from lwtools.sniff import Verifier, sniff
     try:
@@ -51,6 +51,6 @@ def run(args) -> int:
 
 
 def _known_nodes(db_path):
-    from linewatch.registry import Registry
+    from linewatch.commission.registry import Registry
     registry = Registry.open(db_path)
     return lambda node: registry.get(node) is not None

@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
-from linewatch import config as cfg
-from linewatch.store import StoreError, open_store
+from linewatch.commission import config as cfg
+from linewatch.commission.store import StoreError, open_store
 
 
 def register(sub) -> None:

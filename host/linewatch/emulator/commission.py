@@ -18,8 +18,8 @@ from pathlib import Path
 
 from linewatch import keys
 from linewatch.emulator.world import World
-from linewatch.registry import Registry
-from linewatch.store import open_store
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import open_store
 
 CONFIG_NAME = "aggregator.toml"
 
@@ -110,7 +110,7 @@ class Commission:
 
     def incidents(self) -> list[dict]:
         """Every incident the aggregator stored (latest state each), as the scorer reads them."""
-        from linewatch.commands.incidents import incident_dicts
+        from linewatch.commission.incidents import incident_dicts
         store = open_store(str(self.db_path), "NORMAL")
         try:
             return incident_dicts(store)

@@ -27,8 +27,8 @@ from linewatch.emulator import scenario as sc, vclock
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, Runner, prepare
 from linewatch.emulator.score import format_text, score, withdrawn
-from linewatch.mqtt import MqttLink
-from linewatch.testing.broker import Mosquitto
+from linewatch.commission.mqtt import MqttLink
+from linewatch.mosquitto import Mosquitto
 
 ALERTS_FILTER = topics.ALERTS + "/#"
 

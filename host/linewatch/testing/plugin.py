@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from linewatch.testing import micropython as mp
-from linewatch.testing.broker import Mosquitto
+from linewatch.mosquitto import Mosquitto
 
 
 @pytest.fixture

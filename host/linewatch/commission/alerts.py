@@ -15,10 +15,10 @@ import time
 import urllib.request
 from typing import Any, Callable
 
-from linewatch.config import AlertsConfig
-from linewatch.store import HealthChange
+from linewatch.commission.config import AlertsConfig
+from linewatch.commission.store import HealthChange
 
-log = logging.getLogger("linewatch.alerts")
+log = logging.getLogger("linewatch.commission.alerts")
 
 INCIDENT = "incident"
 NODE_STATE = "node_state"

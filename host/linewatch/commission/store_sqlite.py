@@ -14,8 +14,18 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from linewatch.store import (COMMISSION, FRAME, GENESIS, Batch, EvidenceRow, NodeHealth,
-                             NodeRecord, Refusal, StoreError, canonical)
+from linewatch.commission.store import (
+    COMMISSION,
+    FRAME,
+    GENESIS,
+    Batch,
+    EvidenceRow,
+    NodeHealth,
+    NodeRecord,
+    Refusal,
+    StoreError,
+    canonical,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

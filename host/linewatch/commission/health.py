@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from lwproto import const
 from lwproto.frame import Frame, fields
-from linewatch.config import HealthConfig
+
+from linewatch.commission.config import HealthConfig
+from linewatch.commission.store import HealthChange, NodeHealth, NodeRecord
 from linewatch.geo import haversine_m
-from linewatch.store import HealthChange, NodeHealth, NodeRecord
 
 ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY = "online", "late", "offline", "tampered", "low_battery"
 STATES = (ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY)

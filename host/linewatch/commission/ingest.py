@@ -14,14 +14,17 @@ import time
 from collections import Counter
 from typing import NamedTuple
 
-from lwproto import const, frame as wire, hostframe, replay, topic as topics
+from lwproto import const, hostframe, replay
+from lwproto import frame as wire
+from lwproto import topic as topics
 from lwproto.errors import ProtocolError
-from linewatch import keys
-from linewatch.registry import Registry
-from linewatch.store import Refusal, Store
 from lwproto.frame import Frame
 
-log = logging.getLogger("linewatch.ingest")
+from linewatch import keys
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import Refusal, Store
+
+log = logging.getLogger("linewatch.commission.ingest")
 
 OVERSIZED = "oversized"
 UNKNOWN_NODE = "unknown_node"

@@ -22,36 +22,29 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwproto import const, frame as wire, topic as topics
+from lwproto import const
+from lwproto import topic as topics
 from lwproto.const import TYPE_NAMES
-from linewatch import keys
-from linewatch.acks import Acknowledger, Downlink
-from linewatch.alerts import Alerter
-from linewatch.config import Config
-from linewatch.health import HealthTracker
-from linewatch.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
-from linewatch.mqtt import MqttLink
-from linewatch.registry import Registry
-from linewatch.store import COMMISSION, FRAME, Batch, EvidenceRow, HealthChange, Refusal, Store
+
+from linewatch.commission.acks import Acknowledger, Downlink
+from linewatch.commission.alerts import Alerter
+from linewatch.commission.config import Config
+from linewatch.commission.evidence import commission_entry, now_us, state_frame
+from linewatch.commission.fusionhook import make_fusion
+from linewatch.commission.health import HealthTracker
+from linewatch.commission.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
+from linewatch.commission.mqtt import MqttLink
+from linewatch.commission.registry import Registry
+from linewatch.commission.store import (
+    FRAME,
+    Batch,
+    EvidenceRow,
+    HealthChange,
+    Refusal,
+    Store,
+)
 
 log = logging.getLogger("linewatch.aggregator")
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def commission_entry(entry_type: str, node: int, content: dict[str, Any], who: str = "aggregator",
-                     at_us: int | None = None) -> EvidenceRow:
-    """An evidence row written by the commission itself (lost range, incident status ...)."""
-    return EvidenceRow(0, COMMISSION, entry_type, node, 0, 0, "", now_us() if at_us is None else at_us, b"",
-                       who, json.dumps(content, sort_keys=True))
-
-
-def state_frame(master: bytes, boot: int, seq: int, state: int) -> bytes:
-    """The retained commission state frame (node 0, tagged with node 0's derived key)."""
-    return wire.encode(keys.derive(master, const.COMMISSION_NODE), const.STATE, const.COMMISSION_NODE,
-                       boot & 0xFFFF, seq, now_us(), const.CLOCK_NTP, 1000, {"state": state})
 
 
 # A checked round: (batch to commit, accepted frames, health changes, (node, boot) streams).
@@ -289,75 +282,3 @@ class Aggregator:
                 log.warning("node 0x%04x boot %d: seq %d..%d given up as lost", node, boot, first, last)
         for topic, data in self.acks.resends(at) + self.acks.acks():
             self._publish(topic, data)
-
-
-class FusionHook:
-    """Feeds accepted event frames to the fusion engine (linewatch.fusion) when it is there."""
-
-    def __init__(self, engine: Any, report_cls: Any, temperature_c: float | None = None) -> None:
-        self.engine = engine
-        self.report_cls = report_cls
-        self.fixed_temperature = temperature_c
-        self.temperatures: dict[int, float] = {}
-        if temperature_c is not None:
-            engine.set_temperature(temperature_c)
-
-    def heartbeat(self, node: int, temperature_c: float) -> None:
-        """Speed of sound from the nodes' own thermometers unless the config fixes it."""
-        if self.fixed_temperature is not None or not -60 <= temperature_c <= 60:
-            return
-        self.temperatures[node] = temperature_c
-        values = sorted(self.temperatures.values())
-        self.engine.set_temperature(values[len(values) // 2])
-
-    def feed(self, result: Accepted, evidence_id: int, record: Any) -> list[dict[str, Any]]:
-        if record is None:
-            return []
-        f = result.frame
-        v = f.fields()
-        try:
-            report = self.report_cls(
-                node_id=f.node, lat=record.lat, lon=record.lon, alt_m=record.alt_m,
-                event_class=const.CLASS_NAMES[v["event_class"]], onset_utc_us=f.time_us + v["onset_offset_us"],
-                clock_error_us=f.clock_error_us, confidence=v["confidence"], peak_db=v["peak_db"],
-                duration_ms=v["duration_ms"], frequency_hz=v["frequency_hz"], snr_db=v["snr_db"],
-                evidence_id=evidence_id, received_at_us=result.received_us)
-            return [incident_dict(i) for i in self.engine.add(report, now_us())]
-        except ValueError as exc:   # a report fusion refuses is logged, never fatal
-            log.warning("fusion refused the event of node 0x%04x: %s", f.node, exc)
-            return []
-
-    def tick(self, at_us: int) -> list[dict[str, Any]]:
-        return [incident_dict(i) for i in self.engine.tick(at_us)]
-
-    def parked(self) -> int:
-        return self.engine.parked() if hasattr(self.engine, "parked") else 0
-
-    def settle(self, at_us: int) -> list[dict[str, Any]]:
-        return [incident_dict(i) for i in self.engine.settle(at_us)]
-
-
-def incident_dict(incident: Any) -> dict[str, Any]:
-    body = incident.to_json() if hasattr(incident, "to_json") else incident
-    return json.loads(body) if isinstance(body, (str, bytes)) else dict(body)
-
-
-def make_fusion(config: Config) -> FusionHook | None:
-    """The fusion engine when linewatch.fusion provides one and a contact line is configured."""
-    if not config.fusion.line:
-        return None
-    try:
-        from linewatch import fusion
-        from linewatch.geo import ContactLine
-        engine_cls = getattr(fusion, "FusionEngine")
-        report_cls = getattr(fusion, "Report", None) or __import__("linewatch.fusion.report", fromlist=["Report"]).Report
-    except (ImportError, AttributeError) as exc:
-        log.warning("fusion not available (%s): frames are stored, no incidents are made", exc)
-        return None
-    line = ContactLine([tuple(p) for p in config.fusion.line])
-    fusion_config = getattr(fusion, "FusionConfig", None)
-    engine = engine_cls(line, fusion_config() if fusion_config else None)
-    engine.defer_wide = True        # the serve loop settles them while no frame waits
-    if config.fusion.wind_speed_mps and hasattr(engine, "set_wind"):
-        engine.set_wind(config.fusion.wind_speed_mps, config.fusion.wind_from_deg)
-    return FusionHook(engine, report_cls, config.fusion.temperature_c)

@@ -21,10 +21,10 @@ import logging
 import time
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTv311, MQTTv50
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.package import Package
 
-log = logging.getLogger("linewatch.mqtt")
+log = logging.getLogger("linewatch.commission.mqtt")
 
 # gmqtt logs every reconnect attempt at warning level; the service says it once itself.
 logging.getLogger("gmqtt").setLevel(logging.ERROR)

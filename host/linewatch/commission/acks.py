@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lwproto import const, frame as wire, replay, topic as topics
+from lwproto import const, replay
+from lwproto import frame as wire
+from lwproto import topic as topics
 
 Message = tuple[str, bytes]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from linewatch.store import NodeRecord, Store, open_store
+from linewatch.commission.store import NodeRecord, Store, open_store
 
 
 class RegistryError(ValueError):

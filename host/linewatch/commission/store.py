@@ -161,5 +161,5 @@ class Store(Protocol):
 
 
 def open_store(path: str, synchronous: str = "FULL") -> Store:
-    from linewatch.store_sqlite import SQLiteStore
+    from linewatch.commission.store_sqlite import SQLiteStore
     return SQLiteStore(path, synchronous)
