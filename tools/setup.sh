@@ -37,6 +37,8 @@ have mosquitto || missing="$missing mosquitto"
 have mosquitto_sub || missing="$missing mosquitto-clients"
 if [ "$EXTRA" = test ] || [ "$EXTRA" = dev ]; then
     have socat || missing="$missing socat"   # drives mpremote against the virtual board
+    # the storage suite also runs against a private PostgreSQL cluster (initdb/pg_ctl from here)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 fi
 [ -z "$missing" ] || apt_install $missing
 

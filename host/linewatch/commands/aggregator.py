@@ -28,7 +28,7 @@ def run(args) -> int:
         if not args.verbose:
             logging.getLogger().setLevel(config.log_level.upper())
         master = load_master_key(config.keys.master_key_file)
-        store = open_store(config.store.path, config.store.synchronous)
+        store = open_store(config.store.target, config.store.synchronous)
     except (cfg.ConfigError, KeyFileError) as exc:
         print(f"linewatch aggregator: {exc}", file=sys.stderr)
         return EXIT_CONFIG

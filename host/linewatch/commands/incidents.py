@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 def _store(args):
     config = cfg.from_args(args)
-    return open_store(config.store.path, config.store.synchronous)
+    return open_store(config.store.target, config.store.synchronous)
 
 
 def _run(fn, args) -> int:

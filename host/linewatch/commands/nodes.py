@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 def _registry(args) -> Registry:
     config = cfg.from_args(args)
-    return Registry(open_store(config.store.path, config.store.synchronous))
+    return Registry(open_store(config.store.target, config.store.synchronous))
 
 
 def _guard(fn):

@@ -42,7 +42,7 @@ def run(args) -> int:
                         position_error_m=args.position_error, board=args.board,
                         wifi_ssid=args.wifi_ssid, wifi_password=args.wifi_password,
                         broker_host=args.broker_host or "", broker_port=args.broker_port, extra=extra)
-        registry = Registry.open(args.registry or settings.store.path)
+        registry = Registry.open(args.registry or settings.store.target)
         try:
             provision(spec, registry, master, args.out)
         finally:

@@ -40,7 +40,7 @@ def run(args) -> int:
         key_file = args.master_key or (settings.keys.master_key_file if args.config else None)
         if key_file:
             verifier.master_key = load_master_key(key_file)
-        registry_db = args.registry or (settings.store.path if args.config else None)
+        registry_db = args.registry or (settings.store.target if args.config else None)
         if registry_db:
             verifier.known_nodes = _known_nodes(registry_db)
         return sniff(host, port, verifier, raw=args.raw, username=user or None, password=password or None,

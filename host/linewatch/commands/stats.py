@@ -18,7 +18,7 @@ def register(sub) -> None:
 def run(args) -> int:
     try:
         config = cfg.from_args(args)
-        store = open_store(config.store.path)
+        store = open_store(config.store.target)
     except (cfg.ConfigError, StoreError) as exc:
         print(f"linewatch stats: {exc}", file=sys.stderr)
         return 2

@@ -31,8 +31,16 @@ class BrokerConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = "linewatch.db"
+    # PostgreSQL instead of the SQLite file when set: "postgresql://user@host/db" (several
+    # aggregator instances share one database; docs/scale-out.md).
+    url: str = ""
     synchronous: str = "FULL"
     batch_max: int = 2000
+
+    @property
+    def target(self) -> str:
+        """What open_store() opens: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,8 @@ def validate(config: Config) -> Config:
         (b.connect_retries >= 0, "[broker] connect_retries must be >= 0"),
         (s.synchronous.upper() in SYNCHRONOUS, f"[store] synchronous {s.synchronous!r} not one of {SYNCHRONOUS}"),
         (s.batch_max >= 1, "[store] batch_max must be >= 1"),
+        (not s.url or s.url.startswith(("postgresql://", "postgres://")),
+         "[store] url must be a postgresql:// URL (or empty for the SQLite file)"),
         (all(isinstance(x, int) and 0 <= x <= 255 for x in config.ingest.segments),
          "[ingest] segments must be integers 0..255"),
         (a.interval_ms >= 1 and a.resend_tries >= 0 and a.resend_interval_s > 0,
@@ -227,7 +237,7 @@ def _is_point(p: Any) -> bool:
 
 def add_arguments(parser: Any) -> None:
     parser.add_argument("--config", "-c", help="TOML config file (default: built-in defaults)")
-    parser.add_argument("--db", help="database file (overrides [store] path)")
+    parser.add_argument("--db", help="database file, or a postgresql:// URL (overrides [store] path / url)")
     parser.add_argument("--master-key", help="master key file (overrides [keys] master_key_file)")
 
 
@@ -235,7 +245,10 @@ def from_args(args: Any) -> Config:
     """The config file with the flags of `add_arguments` (and a command's own) applied."""
     config = load(getattr(args, "config", None))
     if getattr(args, "db", None):
-        config = replace(config, store=replace(config.store, path=args.db))
+        if args.db.startswith(("postgresql://", "postgres://")):
+            config = replace(config, store=replace(config.store, url=args.db))
+        else:
+            config = replace(config, store=replace(config.store, path=args.db, url=""))
     if getattr(args, "master_key", None):
         config = replace(config, keys=replace(config.keys, master_key_file=args.master_key))
     broker = getattr(args, "broker", None)

@@ -1,6 +1,9 @@
 """Storage behind one small interface: what the aggregator writes and what operators read.
 
-`open_store(path)` gives the SQLite implementation (store_sqlite.py), the embedded default.
+`open_store(path)` gives the SQLite implementation (store_sqlite.py), the embedded default;
+`open_store("postgresql://...")` the PostgreSQL one (store_postgres.py), for several
+aggregator instances sharing one database. Both pass the same suite
+(host/tests/test_store.py): a method added here is added to both, with its test there.
 The evidence log is append-only and hash-chained: each row's hash is
 sha256(previous row's hash || canonical content of the row, raw frame bytes included), so a
 later edit, insertion or deletion anywhere breaks the chain from that row on.
@@ -125,9 +128,39 @@ class Batch:
     health: dict[int, NodeHealth] = field(default_factory=dict)
     health_changes: list[HealthChange] = field(default_factory=list)
     incidents: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> (status, at, json)
+    # Frames not checked against the replay guard (several instances share the ingest, so none
+    # sees a whole stream): the store refuses those already in the log as `replay`, inside
+    # the transaction that appends them, and gives them the id 0.
+    dedupe: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.evidence or self.refusals or self.health or self.health_changes or self.incidents)
+
+
+def split_duplicates(evidence: list[EvidenceRow], stored: set) -> tuple[list[EvidenceRow], list[Refusal], list[bool]]:
+    """Frames already in the log (`stored`: (node, boot, seq, type)) or twice in the batch become
+    `replay` refusals; returns the rows kept, the refusals and, per row, whether it was kept."""
+    kept, refused, mask, seen = [], [], [], set()
+    for r in evidence:
+        key = (r.node, r.boot, r.seq, r.type)
+        duplicate = r.kind == FRAME and (key in stored or key in seen)
+        mask.append(not duplicate)
+        if duplicate:
+            refused.append(Refusal(r.received_us, r.topic, r.raw, "replay",
+                                   f"frame from node 0x{r.node:04x} boot {r.boot} seq {r.seq}: already stored", r.node))
+            continue
+        if r.kind == FRAME:
+            seen.add(key)
+        kept.append(r)
+    return kept, refused, mask
+
+
+def ids_in_order(rows: list[tuple], kept: list[bool] | None) -> list[int]:
+    """The ids given to a batch's rows in its order; 0 for a row refused as a duplicate."""
+    if kept is None:
+        return [r[0] for r in rows]
+    ids = iter(r[0] for r in rows)
+    return [next(ids) if k else 0 for k in kept]
 
 
 class StoreError(RuntimeError):
@@ -145,6 +178,9 @@ class Store(Protocol):
     def nodes(self) -> list[NodeRecord]: ...
     # evidence
     def evidence(self, after_id: int = 0) -> Iterator[EvidenceRow]: ...
+    def frames_after(self, after_id: int, nodes: list[int], limit: int = 5000) -> list[EvidenceRow]: ...
+    def last_evidence_id(self) -> int: ...
+    def evidence_id_at(self, received_us: int) -> int: ...
     def stream_seqs(self, node: int, boot: int) -> list[int]: ...
     def recent_boots(self, node: int, count: int) -> list[int]: ...
     def lost_ranges(self) -> list[tuple[int, int, int, int]]: ...
@@ -160,6 +196,10 @@ class Store(Protocol):
     def refusals(self, limit: int = 100) -> list[Refusal]: ...
 
 
-def open_store(path: str, synchronous: str = "FULL") -> Store:
+def open_store(target: str, synchronous: str = "FULL") -> Store:
+    """SQLite for a file path, PostgreSQL for a postgresql:// URL ([store] path / url)."""
+    if target.startswith(("postgresql://", "postgres://")):
+        from linewatch.commission.store_postgres import PostgresStore
+        return PostgresStore(target, synchronous)
     from linewatch.commission.store_sqlite import SQLiteStore
-    return SQLiteStore(path, synchronous)
+    return SQLiteStore(target, synchronous)

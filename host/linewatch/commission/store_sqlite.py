@@ -25,6 +25,8 @@ from linewatch.commission.store import (
     Refusal,
     StoreError,
     canonical,
+    ids_in_order,
+    split_duplicates,
 )
 
 SCHEMA = """
@@ -112,11 +114,22 @@ class SQLiteStore:
         may append between two of the service's batches."""
         try:
             with _Transaction(self._writer):
-                rows = self._chain(batch.evidence) if batch.evidence else []
-                self._write(batch, rows)
+                evidence, refusals, kept = batch.evidence, batch.refusals, None
+                if batch.dedupe and evidence:
+                    evidence, duplicates, kept = self._dedupe(evidence)
+                    refusals = refusals + duplicates
+                rows = self._chain(evidence) if evidence else []
+                self._write(batch, rows, refusals)
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: write failed: {exc}")
-        return [r[0] for r in rows]
+        return ids_in_order(rows, kept)
+
+    def _dedupe(self, evidence: list[EvidenceRow]) -> tuple[list[EvidenceRow], list[Refusal], list[bool]]:
+        lookup = self._writer.execute
+        stored = {(r.node, r.boot, r.seq, r.type) for r in evidence if r.kind == FRAME and lookup(
+            "SELECT 1 FROM evidence WHERE node=? AND boot=? AND seq=? AND type=? AND kind=?",
+            (r.node, r.boot, r.seq, r.type, FRAME)).fetchone()}
+        return split_duplicates(evidence, stored)
 
     def _chain(self, evidence: list[EvidenceRow]) -> list[tuple]:
         last_id, last_hash = self._chain_head()
@@ -131,15 +144,15 @@ class SQLiteStore:
             append((last_id, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, prev, last_hash))
         return rows
 
-    def _write(self, batch: Batch, rows: list[tuple]) -> None:
+    def _write(self, batch: Batch, rows: list[tuple], refusals: list[Refusal]) -> None:
         db = self._writer
         if rows:
             db.executemany(f"INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            rows)
-        if batch.refusals:
+        if refusals:
             db.executemany("INSERT INTO quarantine (received_us, topic, raw, reason, detail, node) "
                            "VALUES (?,?,?,?,?,?)",
-                           [(r.received_us, r.topic, r.raw, r.reason, r.detail, r.node) for r in batch.refusals])
+                           [(r.received_us, r.topic, r.raw, r.reason, r.detail, r.node) for r in refusals])
         if batch.health:
             db.executemany("INSERT OR REPLACE INTO node_health VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            [(h.node, h.state, h.state_since_us, h.last_seen_us, h.boot, h.battery_mv,
@@ -177,6 +190,22 @@ class SQLiteStore:
         for r in cursor:
             yield EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
                               bytes(r[11]), bytes(r[12]))
+
+    def frames_after(self, after_id: int, nodes: list[int], limit: int = 5000) -> list[EvidenceRow]:
+        """Frame rows of these nodes after `after_id`, in chain order (a segment owner's feed)."""
+        marks = ",".join("?" * len(nodes)) or "NULL"
+        return [EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
+                            bytes(r[11]), bytes(r[12])) for r in self.db.execute(
+            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > ? AND kind = ? AND node IN ({marks}) "
+            f"ORDER BY id LIMIT ?", (after_id, FRAME, *nodes, limit))]
+
+    def last_evidence_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence").fetchone()[0]
+
+    def evidence_id_at(self, received_us: int) -> int:
+        """The last evidence id received before `received_us` (where a replay window starts)."""
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence WHERE received_us < ?",
+                               (received_us,)).fetchone()[0]
 
     def stream_seqs(self, node: int, boot: int) -> list[int]:
         return [r[0] for r in self.db.execute(

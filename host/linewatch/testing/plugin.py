@@ -29,3 +29,33 @@ def micropython():
     except mp.MicroPythonMissing as exc:
         pytest.skip(str(exc))
     return mp
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One private PostgreSQL server for the session (linewatch.testing.postgres), started on
+    first use and never the machine's own. Missing server binaries fail the test, with the
+    command that installs them."""
+    from linewatch.testing.postgres import PostgresCluster, PostgresMissing
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty database on the session's server (its postgresql:// URL)."""
+    return postgres_cluster.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """What open_store() takes, once per backend: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "linewatch.db")
+    return request.getfixturevalue("postgres_url")
