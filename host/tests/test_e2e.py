@@ -1,9 +1,10 @@
 """End to end: emulator (firmware on virtual boards) -> real Mosquitto -> the real aggregator
 (a child process) -> incidents, scored against the ground truth.
 
-The bundled demo scenario runs once in virtual time (~20 s here). Minimum figures, with room
-below what the chain achieves today (100 % detection, median 92 m, side 7 of 8 right, 14 false
-incidents of 23; docs/emulator.md has the error budget):
+The bundled demo scenario runs once in virtual time (~20 s here), scored by the strict scorer
+(docs/scenarios.md "Score"). Minimum figures, with room below what the chain achieves today
+(7 blasts and bursts heard by >= 3 nodes: 6 reported and located, median 13.8 m, p90 95 m,
+side right for 6 of 7, 2 false incidents of 10; docs/emulator.md "Figures"):
 """
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ from linewatch.emulator.truth import dumps
 from linewatch.commission.store import FRAME, open_store
 from linewatch.mosquitto import Mosquitto, find_mosquitto, BrokerError
 
-MIN_DETECTION_RATE = 0.85
-# measured 9.5-14 m with the air temperature and wind known to fusion (92 m before)
+# Strict gates since the strict scorer (a fix within 250 m and its own ellipse + 25 m, 2 s);
+# before it, any incident within 10 s matched and the test asked detection >= 85 % of the
+# sources heard by any node, median <= 50 m, side >= 75 % of the decided, false <= 4.
+MIN_RECALL = 5 / 7                   # of the 7 blasts and bursts heard by >= 3 nodes
+MIN_LOCATED = 5                      # of those 7, located within the gates
 MAX_LOCALIZATION_MEDIAN_M = 50.0
-MIN_SIDE_ACCURACY = 0.75
-# 28 before the synthesizer's blasts stopped ending in a click (a lone false event each);
-# 20 of 29 before a burst became one incident; 0 of 9 once withdrawn incidents (all their
-# reports moved to another incident) stopped counting as incidents
+MIN_SIDE_RIGHT = 5 / 7               # undecided and missing count as not right
 MAX_FALSE_INCIDENTS = 4
 
 pytestmark = pytest.mark.timeout(180)
@@ -62,12 +63,14 @@ def test_incidents_meet_the_stated_minimum_figures(run):
     result = run["score"]
     print(format_text(result))
     assert run["exit"] == 0, run["desk"].log_tail()
-    assert result["heard"] == 9
-    assert result["detection_rate"] >= MIN_DETECTION_RATE, result["missed"]
-    assert result["localization_error_m"]["count"] >= 3
-    assert result["localization_error_m"]["median"] <= MAX_LOCALIZATION_MEDIAN_M
-    assert result["side"]["accuracy"] >= MIN_SIDE_ACCURACY, result["side"]
-    assert result["false_incidents"] <= MAX_FALSE_INCIDENTS, result["false"]
+    assert result["hearing"]["heard_by_3_or_more"] == 7 and result["hearing"]["not_heard"] == 0
+    assert result["recall"]["rate"] >= MIN_RECALL, result["missed"]
+    loc = result["localization_error_m"]
+    assert loc["located"] >= MIN_LOCATED, result["unlocated"]
+    assert loc["median"] <= MAX_LOCALIZATION_MEDIAN_M
+    assert result["side"]["rate"] >= MIN_SIDE_RIGHT, result["side"]
+    assert result["false"]["count"] <= MAX_FALSE_INCIDENTS, result["false"]
+    assert result["tamper"]["reported"] == 1
 
 
 def test_every_stored_frame_verifies_with_its_node_key_and_none_was_forged(run):

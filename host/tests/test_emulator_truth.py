@@ -69,3 +69,97 @@ def test_write_and_load(tmp_path, demo):
         load_truth(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="cannot read"):
         load_truth(tmp_path / "none.json")
+
+
+QUIET = """
+[scenario]
+name = "quiet"
+seed = 3
+duration_s = 120
+[line]
+vertices = [[48.000, 37.800], [48.000, 37.900]]
+[nodes]
+row_offsets_m = [-300, -900]
+spacing_m = 1000
+end_m = 6000
+[environment]
+noise_floor_db = 42
+noise_floor_spread_db = 0
+"""
+
+
+def _truth_of(events: str):
+    s = sc.loads(QUIET + events)
+    return {x["id"]: x for x in build_truth(s, s.build_world())["sources"]}
+
+
+def test_unheard_sources_say_why():
+    by_id = _truth_of("""
+[[event]]
+id = "far"
+type = "small_arms"
+time_s = 5
+at = { along_m = 3000, offset_m = 5000 }
+level_db = 100
+[[event]]
+id = "faint"
+type = "small_arms"
+time_s = 10
+at = { along_m = 3000, offset_m = 700 }
+level_db = 108
+[[event]]
+id = "beside-a-dead-node"
+type = "small_arms"
+time_s = 30
+at = { along_m = 2000, offset_m = -320 }
+level_db = 95
+[[event]]
+type = "node_failure"
+time_s = 20
+node = 0x0103
+""")
+    assert by_id["far"]["heard_by"] == [] and by_id["far"]["not_heard"] == "out of range"
+    assert by_id["far"]["best_snr_db"] is None
+    faint = by_id["faint"]
+    assert faint["heard_by"] == [] and faint["not_heard"] == "below the noise"
+    assert 0 <= faint["best_snr_db"] < 10 and faint["reached_by"]
+    dead = by_id["beside-a-dead-node"]
+    assert dead["heard_by"] == [] and dead["not_heard"] == "nodes down" and dead["best_snr_db"] > 10
+
+
+def test_artillery_halves_name_each_other_and_nodes_carry_their_claimed_clock_error(demo):
+    s, world, truth = demo
+    by_id = {x["id"]: x for x in truth["sources"]}
+    assert by_id["howitzer-1-launch"]["partner"] == "howitzer-1-impact"
+    assert by_id["howitzer-1-impact"]["partner"] == "howitzer-1-launch"
+    assert "partner" not in by_id["mortar-1"]
+    assert {n["reported_clock_error_us"] for n in truth["nodes"]} <= {2} | set(range(2_000, 20_001))
+
+
+def test_crossings_are_in_the_truth_with_whether_nodes_could_hear_both_sides():
+    by_id = _truth_of("""
+[[event]]
+id = "loud"
+type = "drone"
+time_s = 5
+path = [{ along_m = 3000, offset_m = 600 }, { along_m = 3000, offset_m = -1500 }]
+speed_mps = 20
+altitude_m = 60
+level_db = 95
+[[event]]
+id = "quiet"
+type = "drone"
+time_s = 5
+path = [{ along_m = 1000, offset_m = 600 }, { along_m = 1200, offset_m = -1500 }]
+speed_mps = 20
+altitude_m = 100
+level_db = 75
+""")
+    loud, quiet = by_id["loud"]["crossings"], by_id["quiet"]["crossings"]
+    assert len(loud) == len(quiet) == 1
+    c = loud[0]
+    assert (c["from"], c["to"]) == ("L", "R") and c["in_hearing_range"]
+    # 600 m at 20 m/s: the line is crossed 30 s after the start
+    assert c["time_utc_us"] - by_id["loud"]["time_utc_us"] == pytest.approx(30e6, abs=0.1e6)
+    # a 75 dB drone is not heard 350 m from the first row: the crossing is out of range
+    assert quiet[0]["heard_before"] == 0 and not quiet[0]["in_hearing_range"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linewatch.emulator import propagation as p
-from linewatch.emulator.sources import Impulse, Tamper, Track, node_down
+from linewatch.emulator.sources import Impulse, NodeFault, Tamper, Track, node_down
 from linewatch.emulator.world import World
 
 # Narrow-band detectors pull tones out of broadband noise: a drone's blade-pass line stands
@@ -131,3 +131,99 @@ def heard_by(world: World, source, faults=(), threshold_db: float = p.DETECTION_
                 first = span[0] if first is None else min(first, span[0])
         return sorted(nodes), first
     raise TypeError("not a source: %r" % (source,))
+
+
+# Below this SNR a sound is not even "reached": it is lost in the node's noise.
+REACH_SNR_DB = 0.0
+NOT_HEARD_REASONS = ("nodes down", "below the noise", "out of range")
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who should detect a source, who it reached without being heard, and if nobody heard
+    it, why: "nodes down" (nodes that would have heard it were failed or rebooting),
+    "below the noise" (it reached listening nodes, above their floor but below the detection
+    threshold), "out of range" (no node got it above its floor)."""
+    heard_by: list[int]
+    reached_by: list[int]            # listening, SNR in [REACH_SNR_DB, threshold)
+    first_heard_s: float | None
+    not_heard: str | None
+    best_snr_db: float | None        # the best SNR of any node, listening or not
+    exposures: tuple = ()            # tracks: the per-node exposures (for crossings.py)
+
+
+def audience(world: World, source, faults=(), threshold_db: float = p.DETECTION_SNR_DB) -> Audience:
+    """The same `heard_by` as heard_by(), with what the scorer needs to say why not."""
+    if isinstance(source, Tamper):
+        nodes, first = heard_by(world, source, faults, threshold_db)
+        reason = None if nodes else "nodes down"
+        return Audience(nodes, [], first, reason, None)
+    reach = min(REACH_SNR_DB, threshold_db)
+    if isinstance(source, Impulse):
+        return _impulse_audience(impulse_arrivals(world, source, reach), faults, threshold_db)
+    if isinstance(source, Track):
+        return _track_audience(track_exposures(world, source, reach), faults, threshold_db)
+    raise TypeError("not a source: %r" % (source,))
+
+
+def _impulse_audience(arrivals: list[Arrival], faults, threshold_db: float) -> Audience:
+    heard, reached, first, best, would = set(), set(), None, None, False
+    faulty = {f.node_id for f in faults if isinstance(f, NodeFault)}
+    for a in arrivals:
+        best = a.snr_db if best is None else max(best, a.snr_db)
+        loud = a.snr_db >= threshold_db
+        would |= loud
+        if a.node_id in faulty and node_down(faults, a.node_id, a.arrival_s):
+            continue
+        if loud:
+            heard.add(a.node_id)
+            first = a.arrival_s if first is None else min(first, a.arrival_s)
+        else:
+            reached.add(a.node_id)
+    return Audience(sorted(heard), sorted(reached - heard), first,
+                    _reason(bool(heard), would, best), _round(best))
+
+
+def _track_audience(exposures: list[Exposure], faults, threshold_db: float) -> Audience:
+    heard, reached, first, best, would = [], [], None, None, False
+    for e in exposures:
+        peak = float(e.snr_db.max())
+        best = peak if best is None else max(best, peak)
+        span = e.audible(threshold_db)
+        would |= span is not None
+        listening = _listening(faults, e.node_id, e.times_s)
+        if span and not (node_down(faults, e.node_id, span[0]) and node_down(faults, e.node_id, span[1])):
+            heard.append(e.node_id)
+            first = span[0] if first is None else min(first, span[0])
+        elif span is None and bool((listening & (e.snr_db >= REACH_SNR_DB)).any()):
+            reached.append(e.node_id)
+    return Audience(sorted(heard), sorted(reached), first, _reason(bool(heard), would, best),
+                    _round(best), tuple(exposures))
+
+
+def _listening(faults, node_id: int, times_s: np.ndarray) -> np.ndarray:
+    if not any(isinstance(f, NodeFault) and f.node_id == node_id for f in faults):
+        return np.ones(len(times_s), dtype=bool)
+    return np.array([not node_down(faults, node_id, float(t)) for t in times_s], dtype=bool)
+
+
+def heard_at(exposures, faults, threshold_db: float, samples: int) -> np.ndarray:
+    """For a track's time samples (TRACK_STEP_S apart from its start): how many listening
+    nodes hear it at or above the threshold."""
+    count = np.zeros(samples, dtype=np.int64)
+    for e in exposures:
+        loud = (e.snr_db[:samples] >= threshold_db) & _listening(faults, e.node_id, e.times_s[:samples])
+        count[: len(loud)] += loud
+    return count
+
+
+def _reason(heard: bool, would: bool, best: float | None) -> str | None:
+    if heard:
+        return None
+    if would:
+        return "nodes down"
+    return "below the noise" if best is not None else "out of range"
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 1)

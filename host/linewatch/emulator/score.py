@@ -1,15 +1,11 @@
-"""How well the commission saw what happened: match incidents to the truth and count.
+"""How well the commission saw what happened: a strict count of incidents against the truth.
 
-Matching: an incident can match a source of the same class family whose time span (first
-to last shot, start to end of a track) lies within the family's window of the incident's
-time; pairs are taken cheapest first (time offset relative to the window, plus distance
-relative to 10 km when the incident has a position), one-to-one.
+The gates (when an incident is about a source) are in gates.py; the rules and why are in
+docs/scenarios.md ("Score"). Every source stays in the report: heard by 3 or more nodes (the
+recall and localization figures), by 1 or 2, or by none (with the reason). Every incident
+that is not a source's match is false, by class: a phantom, a misplaced fix, or a duplicate.
 
-Figures: detection rate (of sources heard by at least one node), false incidents (matched
-to nothing), localization error (incidents with a tdoa/hyperbola fix; tracks: distance to
-where the track was at the incident's time), side-of-line accuracy (sources more than
-200 m from the line; tracks count from where they came from), alert latency (formed_at_us
-minus the source's time; tracks: minus the time a node could first hear them).
+The result is a plain dict (figures only); format_text() is the one place it is printed.
 """
 from __future__ import annotations
 
@@ -19,20 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from linewatch.geo import haversine_m
+from linewatch.emulator import gates as g
+from linewatch.emulator.gates import Candidate, Gates, family
 
-FAMILIES = {
-    "explosion": "explosion", "artillery": "explosion", "launch": "explosion", "impact": "explosion",
-    "small_arms": "small_arms", "gunfire": "small_arms",
-    "drone": "drone", "vehicle": "vehicle", "tamper": "tamper",
-}
-MATCH_WINDOW_S = {"explosion": 10.0, "small_arms": 10.0, "drone": 60.0, "vehicle": 60.0,
-                  "tamper": 60.0}
-FIX_KINDS = ("tdoa", "hyperbola")
+LOCATABLE_MIN_NODES = 3
 SIDE_MIN_DISTANCE_M = 200.0
-IGNORED_STATUSES = ("dismissed", "retracted")
-DISTANCE_SCALE_M = 10_000.0
-TRACKS = ("drone", "vehicle")
+NEAR_M = 25.0
+DAY_S = 86_400.0
+LATE_S = 3600.0
 
 
 def load_incidents(path: str | Path) -> list[dict]:
@@ -74,130 +64,270 @@ def _incident_problem(incident) -> str | None:
     return None
 
 
-def family(cls) -> str | None:
-    return FAMILIES.get(cls) if isinstance(cls, str) else None
+# ---------------------------------------------------------------------------- the score
 
-
-def score(truth: dict, incidents: list[dict], windows_s: dict | None = None) -> dict:
-    windows = {**MATCH_WINDOW_S, **(windows_s or {})}
-    incidents = [i for i in incidents if i.get("status") not in IGNORED_STATUSES and not withdrawn(i)]
+def score(truth: dict, incidents: list[dict]) -> dict:
+    kept = [i for i in incidents if not withdrawn(i)]
     sources = truth["sources"]
-    pairs = _match(sources, incidents, windows)
-    matched_src = {si: ii for si, ii in pairs}
-    matched_inc = {ii for _, ii in pairs}
-    heard = [i for i, s in enumerate(sources) if s.get("heard_by")]
-    result = {
+    gates = Gates(truth)
+    crossings = [(si, c) for si, s in enumerate(sources) for c in s.get("crossings") or ()]
+    cands, cross_cands = _candidates(gates, sources, kept, crossings)
+    hits = g.one_to_one(cands)
+    cross_hits = g.one_to_one(cross_cands)
+    matched = {c.incident for c in hits.values()} | {c.incident for c in cross_hits.values()}
+    heard3 = [i for i, s in enumerate(sources) if _impulse(s) and _heard(s) >= LOCATABLE_MIN_NODES]
+    return {
         "scenario": truth.get("scenario"), "seed": truth.get("seed"),
-        "sources": len(sources), "heard": len(heard),
-        "detected": sum(1 for i in heard if i in matched_src),
-        "detection_rate": _ratio(sum(1 for i in heard if i in matched_src), len(heard)),
-        "by_class": _by_class(sources, heard, matched_src),
-        "incidents": len(incidents),
-        "false_incidents": len(incidents) - len(matched_inc),
-        "localization_error_m": _spread(_location_errors(sources, incidents, pairs)),
-        "side": _side_accuracy(sources, incidents, pairs),
-        "alert_latency_s": _spread(_latencies(sources, incidents, pairs)),
-        "missed": [sources[i]["id"] for i in heard if i not in matched_src],
-        "false": [inc["id"] for k, inc in enumerate(incidents) if k not in matched_inc],
+        "rules": _rules(),
+        "sources": len(sources), "nodes": len(truth.get("nodes") or ()),
+        "duration_s": truth.get("duration_s"),
+        "hearing": _hearing(sources, hits),
+        "recall": _recall(sources, heard3, hits),
+        "localization_error_m": _localization(heard3, hits, cands),
+        "side": _side(sources, heard3, hits, kept),
+        "tracks": _tracks(sources, hits),
+        "crossings": _crossings(sources, crossings, cross_hits, kept),
+        "tamper": _tamper(sources, hits),
+        "artillery_pairs": _pairs(sources, hits, kept),
+        "false": _false(truth, kept, matched, hits, cands, cross_hits, cross_cands),
+        "incidents": len(kept),
+        "withdrawn": len(incidents) - len(kept),
+        "dismissed": sum(1 for i in kept if i.get("status") == "dismissed"),
+        "alert_latency_s": _latencies(truth, sources, kept, hits),
+        "missed": [sources[i]["id"] for i in heard3 if i not in hits],
+        "unlocated": [sources[i]["id"] for i in heard3 if not _located(hits.get(i))],
     }
-    return result
 
 
-def _match(sources, incidents, windows) -> list[tuple[int, int]]:
-    candidates = []
+def _rules() -> dict:
+    return {"distance_gate_m": g.DISTANCE_GATE_M, "ellipse_margin_m": g.ELLIPSE_MARGIN_M,
+            "time_gate_s": g.TIME_GATE_S, "track_gate_m": g.TRACK_GATE_M,
+            "crossing_time_gate_s": g.CROSSING_TIME_GATE_S, "tamper_gate_s": g.TAMPER_GATE_S,
+            "locatable_min_nodes": LOCATABLE_MIN_NODES, "side_min_distance_m": SIDE_MIN_DISTANCE_M}
+
+
+def _impulse(src: dict) -> bool:
+    return family(src.get("class")) in g.IMPULSES
+
+
+def _heard(src: dict) -> int:
+    return len(src.get("heard_by") or ())
+
+
+def _located(c: Candidate | None) -> bool:
+    return c is not None and c.quality == "located"
+
+
+def _candidates(gates: Gates, sources, incidents, crossings):
+    cands, cross_cands = [], []
+    by_family: dict = {}
+    for si, src in enumerate(sources):
+        by_family.setdefault(family(src.get("class")), []).append(si)
     for ii, inc in enumerate(incidents):
         fam = family(inc.get("class"))
         if fam is None:
             continue
-        for si, src in enumerate(sources):
-            if family(src.get("class")) != fam:
-                continue
-            start, end = src["time_utc_us"], src.get("end_utc_us") or src["time_utc_us"]
-            t = inc["time_utc_us"]
-            dt_s = max(0, start - t, t - end) / 1e6
-            if dt_s > windows[fam]:
-                continue
-            cost = dt_s / windows[fam]
-            where = _incident_position(inc)
-            if where and "lat" in src:
-                cost += _distance_to_source(src, where, t) / DISTANCE_SCALE_M
-            candidates.append((cost, si, ii))
-    candidates.sort()
-    used_s, used_i, pairs = set(), set(), []
-    for _, si, ii in candidates:
-        if si not in used_s and ii not in used_i:
-            used_s.add(si)
-            used_i.add(ii)
-            pairs.append((si, ii))
-    return pairs
+        if g.crossing_of(inc):
+            for ci, (si, crossing) in enumerate(crossings):
+                if family(sources[si]["class"]) == fam:
+                    c = gates.crossing(ci, crossing, ii, inc)
+                    if c:
+                        cross_cands.append(c)
+            continue
+        for si in by_family.get(fam, ()):
+            src = sources[si]
+            if fam in g.IMPULSES:
+                c = gates.impulse(si, src, ii, inc)
+            elif fam in g.TRACKS:
+                c = gates.track(si, src, ii, inc)
+            else:
+                c = gates.tamper(si, src, ii, inc)
+            if c:
+                cands.append(c)
+    return cands, cross_cands
 
 
-def _incident_position(inc) -> tuple[float, float] | None:
-    lat, lon = inc.get("lat"), inc.get("lon")
-    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
-        return float(lat), float(lon)
-    return None
-
-
-def _distance_to_source(src: dict, where: tuple[float, float], t_us: int) -> float:
-    lat, lon = src["lat"], src["lon"]
-    path = src.get("path")
-    if path:
-        times = [p[0] for p in path]
-        lat = float(np.interp(t_us, times, [p[1] for p in path]))
-        lon = float(np.interp(t_us, times, [p[2] for p in path]))
-    return haversine_m(where[0], where[1], lat, lon)
-
-
-def _location_errors(sources, incidents, pairs) -> list[float]:
-    out = []
-    for si, ii in pairs:
-        inc = incidents[ii]
-        where = _incident_position(inc)
-        if inc.get("fix") in FIX_KINDS and where and "lat" in sources[si]:
-            out.append(_distance_to_source(sources[si], where, inc["time_utc_us"]))
+def _hearing(sources, hits) -> dict:
+    """Every source by how many nodes heard it; the unheard with the reason."""
+    out = {"heard_by_3_or_more": 0, "heard_by_1_or_2": 0, "not_heard": 0, "not_heard_by_reason": {},
+           "heard_by_1_or_2_reported": 0, "not_heard_reported": 0, "not_heard_sources": []}
+    for si, s in enumerate(sources):
+        n = _heard(s)
+        if n >= LOCATABLE_MIN_NODES:
+            out["heard_by_3_or_more"] += 1
+        elif n:
+            out["heard_by_1_or_2"] += 1
+            out["heard_by_1_or_2_reported"] += si in hits
+        else:
+            reason = s.get("not_heard") or "not heard"
+            out["not_heard"] += 1
+            out["not_heard_reported"] += si in hits
+            out["not_heard_by_reason"][reason] = out["not_heard_by_reason"].get(reason, 0) + 1
+            out["not_heard_sources"].append({"id": s["id"], "class": s["class"], "reason": reason,
+                                             "best_snr_db": s.get("best_snr_db")})
     return out
 
 
-def _side_accuracy(sources, incidents, pairs) -> dict:
-    correct = wrong = undecided = 0
-    for si, ii in pairs:
-        src = sources[si]
-        if src.get("side") not in ("L", "R") or src.get("distance_from_line_m", 0) <= SIDE_MIN_DISTANCE_M:
+def _recall(sources, heard3, hits) -> dict:
+    """Impulses heard by >= 3 nodes: reported at all (any hit) and located (a fix in the gates)."""
+    by_class: dict = {}
+    for i in heard3:
+        row = by_class.setdefault(sources[i]["class"], {"eligible": 0, "reported": 0, "located": 0})
+        row["eligible"] += 1
+        row["reported"] += i in hits
+        row["located"] += _located(hits.get(i))
+    for row in by_class.values():
+        row["rate"] = _ratio(row["reported"], row["eligible"])
+    reported = sum(1 for i in heard3 if i in hits)
+    return {"eligible": len(heard3), "reported": reported, "rate": _ratio(reported, len(heard3)),
+            "by_class": dict(sorted(by_class.items()))}
+
+
+def _localization(heard3, hits, cands) -> dict:
+    """Error of each eligible source's fix: its located match, else the nearest misplaced fix
+    (so the median and p90 show how far off the misses were); shares over all eligible."""
+    errors, near, located = [], 0, 0
+    misplaced: dict[int, float] = {}
+    for c in cands:
+        if c.quality == "misplaced":
+            misplaced[c.source] = min(misplaced.get(c.source, math.inf), c.error_m)
+    for i in heard3:
+        hit = hits.get(i)
+        if _located(hit):
+            located += 1
+            near += hit.error_m <= NEAR_M
+            errors.append(hit.error_m)
+        elif i in misplaced:
+            errors.append(misplaced[i])
+    out = _spread(errors)
+    out.update(eligible=len(heard3), located=located, within_25m=_ratio(near, len(heard3)),
+               unlocated=_ratio(len(heard3) - located, len(heard3)))
+    return out
+
+
+def _side(sources, heard3, hits, incidents) -> dict:
+    """Sources heard by >= 3 nodes, more than 200 m from the line: the matched incident's side.
+    Undecided or no incident is not right."""
+    out = {"eligible": 0, "right": 0, "wrong": 0, "undecided": 0, "no_incident": 0}
+    for i in heard3:
+        src = sources[i]
+        if src.get("side") not in g.SIDES or (src.get("distance_from_line_m") or 0) <= SIDE_MIN_DISTANCE_M:
             continue
-        said = incidents[ii].get("side")
-        if said not in ("L", "R"):
-            undecided += 1
-        elif said == src["side"]:
-            correct += 1
-        else:
-            wrong += 1
-    return {"eligible": correct + wrong + undecided, "correct": correct, "wrong": wrong,
-            "undecided": undecided, "accuracy": _ratio(correct, correct + wrong)}
+        out["eligible"] += 1
+        hit = hits.get(i)
+        said = incidents[hit.incident].get("side") if hit else None
+        key = "no_incident" if hit is None else "undecided" if said not in g.SIDES else \
+            "right" if said == src["side"] else "wrong"
+        out[key] += 1
+    out["rate"] = _ratio(out["right"], out["eligible"])
+    return out
 
 
-def _latencies(sources, incidents, pairs) -> list[float]:
-    out = []
-    for si, ii in pairs:
-        src, inc = sources[si], incidents[ii]
-        if not isinstance(inc.get("formed_at_us"), int):
+def _tracks(sources, hits) -> dict:
+    out: dict = {}
+    for si, s in enumerate(sources):
+        if family(s.get("class")) not in g.TRACKS:
+            continue
+        row = out.setdefault(s["class"], {"sources": 0, "heard": 0, "tracked": 0})
+        row["sources"] += 1
+        if _heard(s):
+            row["heard"] += 1
+            row["tracked"] += si in hits
+    for row in out.values():
+        row["rate"] = _ratio(row["tracked"], row["heard"])
+    return dict(sorted(out.items()))
+
+
+def _crossings(sources, crossings, cross_hits, incidents) -> dict:
+    """Line crossings of tracks; the figure is over crossings within hearing range."""
+    out: dict = {}
+    for ci, (si, c) in enumerate(crossings):
+        row = out.setdefault(sources[si]["class"], {"crossings": 0, "in_hearing_range": 0,
+                                                    "reported": 0, "direction_right": 0})
+        row["crossings"] += 1
+        if not c.get("in_hearing_range"):
+            continue
+        row["in_hearing_range"] += 1
+        hit = cross_hits.get(ci)
+        if hit is not None:
+            row["reported"] += 1
+            row["direction_right"] += g.crossing_of(incidents[hit.incident]) == (c["from"], c["to"])
+    for row in out.values():
+        row["rate"] = _ratio(row["direction_right"], row["in_hearing_range"])
+    return dict(sorted(out.items()))
+
+
+def _tamper(sources, hits) -> dict:
+    mine = [si for si, s in enumerate(sources) if family(s.get("class")) == "tamper"]
+    heard = [si for si in mine if _heard(sources[si])]
+    return {"sources": len(mine), "heard": len(heard), "reported": sum(1 for si in heard if si in hits)}
+
+
+def _pairs(sources, hits, incidents) -> dict:
+    """Artillery: launches whose impact is also located, and how many of those fusion paired."""
+    index = {s["id"]: si for si, s in enumerate(sources)}
+    both = linked = 0
+    for si, s in enumerate(sources):
+        if s.get("kind") != "launch" or s.get("partner") not in index:
+            continue
+        a, b = hits.get(si), hits.get(index[s["partner"]])
+        if not (_located(a) and _located(b)):
+            continue
+        both += 1
+        launch, impact = incidents[a.incident], incidents[b.incident]
+        linked += launch.get("impact_id") == impact["id"] or impact.get("launch_id") == launch["id"]
+    return {"both_located": both, "linked": linked}
+
+
+def _false(truth, incidents, matched, hits, cands, cross_hits, cross_cands) -> dict:
+    """Every incident that is no source's match, by class and kind: a duplicate (it passes the
+    gates of a source that has its match), misplaced (a fix with a source's arrivals outside
+    the distance gate), or a phantom (anything else)."""
+    kind: dict[int, str] = {}
+    for candidates, matches in ((cands, hits), (cross_cands, cross_hits)):
+        for c in candidates:
+            if c.incident in matched:
+                continue
+            if c.quality != "misplaced" and c.source in matches:
+                kind[c.incident] = "duplicate"
+            elif c.quality == "misplaced" and kind.get(c.incident) != "duplicate":
+                kind[c.incident] = "misplaced"
+    by_class: dict = {}
+    ids = []
+    for ii, inc in enumerate(incidents):
+        if ii in matched:
+            continue
+        why = kind.get(ii, "phantom")
+        row = by_class.setdefault(str(inc.get("class")), {"phantom": 0, "misplaced": 0, "duplicate": 0})
+        row[why] += 1
+        ids.append(inc["id"])
+    node_days = len(truth.get("nodes") or ()) * float(truth.get("duration_s") or 0.0) / DAY_S
+    return {"count": len(ids), "of": len(incidents),
+            "per_node_day": len(ids) / node_days if node_days > 0 else None,
+            "by_class": dict(sorted(by_class.items())), "ids": ids}
+
+
+def _latencies(truth, sources, incidents, hits) -> dict:
+    """formed_at_us minus the source's time. Only for incidents formed during the run (plus
+    an hour): a virtual-time run's aggregator stamps them with its own wall clock."""
+    start = truth.get("start_utc_us")
+    end = None if start is None else start + int((float(truth.get("duration_s") or 0) + LATE_S) * 1e6)
+    out, skipped = [], 0
+    for si, c in hits.items():
+        src, inc = sources[si], incidents[c.incident]
+        formed = inc.get("formed_at_us")
+        if not isinstance(formed, int):
+            continue
+        if start is not None and not start <= formed <= end:
+            skipped += 1
             continue
         ref = src["time_utc_us"]
-        if src.get("class") in TRACKS and src.get("first_heard_utc_us"):
+        if src.get("class") in g.TRACKS and src.get("first_heard_utc_us"):
             ref = src["first_heard_utc_us"]
-        out.append((inc["formed_at_us"] - ref) / 1e6)
-    return out
-
-
-def _by_class(sources, heard, matched_src) -> dict:
-    out: dict = {}
-    for i in heard:
-        row = out.setdefault(sources[i]["class"], {"heard": 0, "detected": 0})
-        row["heard"] += 1
-        row["detected"] += i in matched_src
-    for row in out.values():
-        row["rate"] = _ratio(row["detected"], row["heard"])
-    return dict(sorted(out.items()))
+        out.append((formed - ref) / 1e6)
+    result = _spread(out)
+    result["not_comparable"] = skipped
+    return result
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -211,6 +341,8 @@ def _spread(values: list[float]) -> dict:
     return {"count": len(values), "median": float(np.median(arr)), "p90": float(np.percentile(arr, 90))}
 
 
+# ---------------------------------------------------------------------------- the text
+
 def format_text(result: dict) -> str:
     def pct(x):
         return "n/a" if x is None else "%.1f %%" % (100 * x)
@@ -218,21 +350,65 @@ def format_text(result: dict) -> str:
     def num(x, unit):
         return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else "%.1f %s" % (x, unit)
 
-    loc, lat, side = result["localization_error_m"], result["alert_latency_s"], result["side"]
+    rec, loc, side, false = result["recall"], result["localization_error_m"], result["side"], result["false"]
+    hearing, lat, rules = result["hearing"], result["alert_latency_s"], result["rules"]
     lines = [
-        "scenario %s (seed %s)" % (result.get("scenario"), result.get("seed")),
-        "detection rate      %s  (%d of %d sources heard by a node; %d sources in all)"
-        % (pct(result["detection_rate"]), result["detected"], result["heard"], result["sources"]),
+        "scenario %s (seed %s): %d sources, %d nodes; strict gates: %.0f m (and the fix's 95%% "
+        "ellipse + %.0f m), %.0f s" % (result.get("scenario"), result.get("seed"), result["sources"],
+                                       result["nodes"], rules["distance_gate_m"],
+                                       rules["ellipse_margin_m"], rules["time_gate_s"]),
+        "heard by >= 3 nodes %d, by 1-2 %d (%d reported), by none %d%s"
+        % (hearing["heard_by_3_or_more"], hearing["heard_by_1_or_2"], hearing["heard_by_1_or_2_reported"],
+           hearing["not_heard"], _reasons(hearing["not_heard_by_reason"])),
+        "recall              %s  (%d of %d blasts and bursts heard by >= 3 nodes reported)"
+        % (pct(rec["rate"]), rec["reported"], rec["eligible"]),
     ]
-    for cls, row in result["by_class"].items():
-        lines.append("  %-16s  %s  (%d of %d)" % (cls, pct(row["rate"]), row["detected"], row["heard"]))
+    for cls, row in rec["by_class"].items():
+        lines.append("  %-16s  %s  (%d of %d; %d located)"
+                     % (cls, pct(row["rate"]), row["reported"], row["eligible"], row["located"]))
     lines += [
-        "false incidents     %d of %d" % (result["false_incidents"], result["incidents"]),
-        "localization error  median %s, p90 %s  (%d fixes)"
-        % (num(loc["median"], "m"), num(loc["p90"], "m"), loc["count"]),
-        "side of the line    %s  (%d right, %d wrong, %d undecided; sources > %d m from the line)"
-        % (pct(side["accuracy"]), side["correct"], side["wrong"], side["undecided"], SIDE_MIN_DISTANCE_M),
-        "alert latency       median %s, p90 %s  (%d incidents)"
-        % (num(lat["median"], "s"), num(lat["p90"], "s"), lat["count"]),
+        "localization        median %s, p90 %s  (%d fixes); within 25 m %s, unlocated %s"
+        % (num(loc["median"], "m"), num(loc["p90"], "m"), loc["count"], pct(loc["within_25m"]),
+           pct(loc["unlocated"])),
+        "side of the line    %s  (%d right, %d wrong, %d undecided, %d without incident, of %d "
+        "sources > %d m from the line)" % (pct(side["rate"]), side["right"], side["wrong"],
+                                           side["undecided"], side["no_incident"], side["eligible"],
+                                           rules["side_min_distance_m"]),
+        "false incidents     %d of %d%s  %s"
+        % (false["count"], false["of"],
+           "" if false["per_node_day"] is None else " (%.1f per node-day)" % false["per_node_day"],
+           _false_text(false["by_class"])),
+    ]
+    for cls, row in result["tracks"].items():
+        lines.append("%-19s %d of %d heard tracked (%d in all)" % (cls + " tracks", row["tracked"],
+                                                                   row["heard"], row["sources"]))
+    for cls, row in result["crossings"].items():
+        lines.append("%-19s %s  (%d of %d in hearing range reported with the right direction, "
+                     "%d reported; %d crossings in all)"
+                     % (cls + " crossings", pct(row["rate"]), row["direction_right"],
+                        row["in_hearing_range"], row["reported"], row["crossings"]))
+    tamper, pairs = result["tamper"], result["artillery_pairs"]
+    lines += [
+        "tamper              %d of %d reported" % (tamper["reported"], tamper["heard"]),
+        "artillery pairs     %d of %d paired (launch and impact both located)"
+        % (pairs["linked"], pairs["both_located"]),
+        "alert latency       median %s, p90 %s  (%d incidents%s)"
+        % (num(lat["median"], "s"), num(lat["p90"], "s"), lat["count"],
+           "; %d formed outside the run's time: a virtual-time run" % lat["not_comparable"]
+           if lat["not_comparable"] else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reasons(by_reason: dict) -> str:
+    if not by_reason:
+        return ""
+    return " (%s)" % ", ".join("%s %d" % (k, v) for k, v in sorted(by_reason.items()))
+
+
+def _false_text(by_class: dict) -> str:
+    parts = []
+    for cls, row in by_class.items():
+        kinds = ", ".join("%d %s" % (row[k], k) for k in ("phantom", "misplaced", "duplicate") if row[k])
+        parts.append("%s: %s" % (cls, kinds))
+    return "; ".join(parts)

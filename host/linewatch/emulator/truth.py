@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 from linewatch.emulator import propagation
-from linewatch.emulator.hearing import heard_by
+from linewatch.emulator.crossings import track_crossings
+from linewatch.emulator.hearing import audience
 from linewatch.emulator.scenario import Scenario
 from linewatch.emulator.sources import Impulse, NodeFault, Outage, Tamper, Track
 from linewatch.emulator.world import World, segment_at
 
-TRUTH_VERSION = 1
+TRUTH_VERSION = 2      # 2: reached_by, not_heard, best_snr_db, partner, crossings, node clock error
 
 
 def build_truth(scenario: Scenario, world: World,
@@ -41,7 +42,8 @@ def _us(world: World, time_s: float) -> int:
 def _node(n) -> dict:
     return {"id": n.id, "segment": n.segment, "row": n.row, "lat": round(n.lat, 7),
             "lon": round(n.lon, 7), "reported_lat": round(n.reported_lat, 7),
-            "reported_lon": round(n.reported_lon, 7), "clock_source": n.clock_source}
+            "reported_lon": round(n.reported_lon, 7), "clock_source": n.clock_source,
+            "reported_clock_error_us": int(n.clock.error_estimate_us)}
 
 
 def _where(world: World, lat: float, lon: float) -> dict:
@@ -52,25 +54,44 @@ def _where(world: World, lat: float, lon: float) -> dict:
 
 
 def _source(s, scenario: Scenario, world: World, threshold_db: float) -> dict:
-    nodes, first = heard_by(world, s, scenario.faults, threshold_db)
+    heard = audience(world, s, scenario.faults, threshold_db)
+    first = heard.first_heard_s
     out = {"id": s.id, "class": s.event_class, "time_utc_us": _us(world, s.time_s),
-           "heard_by": nodes,
+           "heard_by": heard.heard_by, "reached_by": heard.reached_by,
+           "not_heard": heard.not_heard, "best_snr_db": heard.best_snr_db,
            "first_heard_utc_us": None if first is None else _us(world, first)}
     if isinstance(s, Impulse):
         out.update(_where(world, s.lat, s.lon))
         out.update(kind=s.kind, level_db=round(s.level_db, 1), shots=s.shots,
                    end_utc_us=_us(world, s.end_s))
+        if s.kind in ("launch", "impact"):
+            out.update(partner=_partner(s.id, s.kind))
     elif isinstance(s, Track):
         # A track is placed where it came from: that is the side that sent it.
         out.update(_where(world, *s.waypoints[0]))
         out.update(kind=s.event_class, level_db=round(s.level_db, 1), end_utc_us=_us(world, s.end_s),
                    speed_mps=round(s.speed_mps, 2), altitude_m=round(s.altitude_m, 1),
-                   fundamental_hz=round(s.fundamental_hz, 1), path=_path(s, world))
+                   fundamental_hz=round(s.fundamental_hz, 1), path=_path(s, world),
+                   crossings=[_crossing(c, world) for c in
+                              track_crossings(world, s, heard.exposures, scenario.faults, threshold_db)])
     elif isinstance(s, Tamper):
         node = world.node(s.node_id)
         out.update(_where(world, node.lat, node.lon))
         out.update(kind=s.action, node=s.node_id, end_utc_us=_us(world, s.end_s))
     return out
+
+
+def _partner(ident: str, kind: str) -> str:
+    """An artillery event's other half: ID-launch <-> ID-impact (scenario.py names them)."""
+    other = "impact" if kind == "launch" else "launch"
+    return ident[: -len(kind)] + other if ident.endswith(kind) else ident
+
+
+def _crossing(c: dict, world: World) -> dict:
+    return {"time_utc_us": _us(world, c["time_s"]), "lat": round(c["lat"], 7),
+            "lon": round(c["lon"], 7), "from": c["from"], "to": c["to"],
+            "heard_before": c["heard_before"], "heard_after": c["heard_after"],
+            "in_hearing_range": c["in_hearing_range"]}
 
 
 def _path(track: Track, world: World) -> list[list]:
