@@ -98,8 +98,8 @@ def test_seeds_whose_arrivals_fit_one_source_are_tried_before_phantom_seeds():
 
 def test_deferred_wide_searches_are_bounded(monkeypatch):
     """A service that never has a moment without frames waiting parks at most MAX_PARKED."""
-    from linewatch.fusion import engine as engine_module
-    monkeypatch.setattr(engine_module, "MAX_PARKED", 5)
+    from linewatch.fusion import association
+    monkeypatch.setattr(association, "MAX_PARKED", 5)
     rng = random.Random(9)
     engine = FusionEngine(LINE, FusionConfig(temperature_c=8.0))
     engine.defer_wide = True

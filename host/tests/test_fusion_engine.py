@@ -205,10 +205,11 @@ def test_a_report_fitting_an_existing_fix_changes_that_incident_only():
 
 def test_the_refit_fast_path_agrees_with_full_re_association(monkeypatch):
     fast, full = World(clock_error_us=10_000), World(clock_error_us=10_000)
-    monkeypatch.setattr(full.engine, "_refit_with", lambda state, extras, now_us, strict=False: None)
+    association = full.engine._association
+    monkeypatch.setattr(association.fixes, "refit_with", lambda state, extras, now_us, strict=False: None)
     # ... and every report that no fix takes re-associates its whole neighbourhood
-    monkeypatch.setattr(full.engine, "_anchored",
-                        lambda report, neighbours, now_us, mode="full": tuple(full.engine._involved(report, neighbours)))
+    monkeypatch.setattr(association, "_anchored",
+                        lambda report, neighbours, now_us, mode="full": tuple(association._involved(report, neighbours)))
     for world in (fast, full):
         world.feed(world.blast((6300.0, -800.0), T0, delay={0x105: 300_000.0, 0x203: 7_000.0}))
     [a], [b] = fast.live(), full.live()
@@ -219,12 +220,13 @@ def test_the_refit_fast_path_agrees_with_full_re_association(monkeypatch):
 def test_an_arrival_that_fails_the_refit_is_not_taken_by_the_fix():
     world = World()
     world.feed(world.blast((4000.0, 3000.0), T0, nodes=[0x102, 0x103, 0x202]))
-    [state] = world.engine._open.values()
+    [state] = world.engine._ledger.open.values()
+    fixes = world.engine._fixes
     # Inside the three-node fix's gate, but 150 ms late: chi-square fails with one dof.
     [stray] = world.blast((4000.0, 3000.0), T0, nodes=[0x203], delay={0x203: 150_000.0})
-    assert world.engine._fitting_fix(stray, [state]) is state
+    assert fixes.fitting_fix(stray, [state]) is state
     version = state.snapshot.version
-    assert world.engine._refit(state, stray, stray.received_at_us) is None
+    assert fixes.refit(state, stray, stray.received_at_us) is None
     assert state.snapshot.version == version and stray.key not in state.used
 
 

@@ -18,6 +18,6 @@ def test_a_blast_whose_arrival_also_fits_the_last_blast_there_is_fixed():
     """Seed 12 without background: a blast 3 s after another in the same sector reaches one
     node ~1 km nearer it exactly when the first blast's fix predicts its own arrival there, so
     that fix (4 nodes) takes it as a 5th; the new blast's 4-node fix may take it back, since
-    the first fix keeps four arrivals without it (engine._spares)."""
+    the first fix keeps four arrivals without it (association._spares)."""
     result = incident_latency.offline(0, 0.05, 20, 0.5, 12)
     assert result["blasts fixed (offline)"] == "40 / 40", result

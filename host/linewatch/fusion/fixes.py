@@ -1,0 +1,140 @@
+"""Located incidents: where their source is heard when (prediction and gate), refitting a fix
+with more arrivals, and turning a source (tdoa fix, hyperbola, detection) into an incident's
+fields (position, ellipse, side of the line)."""
+from __future__ import annotations
+
+import math
+
+from ..geo import LocalFrame, haversine_m
+from . import cluster, hearing, hyperbola, side as side_of_line
+from .ellipse import error_ellipse
+from .incident import Incident
+from .lifecycle import Context, IncidentState, Ledger, by_time
+from .report import Report
+from .sound import CALM, travel_time_s
+
+
+class Fixes:
+    def __init__(self, ctx: Context, ledger: Ledger, index) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self.index = index              # index.ReportIndex
+
+    @property
+    def config(self):
+        return self.ctx.config
+
+    @property
+    def speed_of_sound(self) -> float:
+        return self.ctx.speed_of_sound
+
+    def arrivals(self, reports, frame: LocalFrame, t_ref: int) -> list[cluster.Arrival]:
+        return [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
+                                cluster.timing_sigma_s(r, self.config)) for r in reports]
+
+    def judge(self, frame: LocalFrame, t_ref: int, now_us: int) -> hearing.Judge:
+        """Refuses fixes no real source can give: too far to be heard, or nearer nodes silent."""
+        return self.ctx.hearing.judge(frame, t_ref, self.speed_of_sound, self.ctx.event_now(now_us))
+
+    def predicted_us(self, snap: Incident, report: Report) -> float:
+        """When the incident's located source is heard at the report's node (with the wind)."""
+        wind = self.config.wind
+        if wind == CALM:
+            return snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+        dx, dy = LocalFrame(snap.lat, snap.lon).to_xy(report.lat, report.lon)
+        return snap.time_utc_us + float(travel_time_s(dx, dy, self.speed_of_sound, wind)) * 1e6
+
+    def gate_us(self, snap: Incident, report: Report) -> float:
+        """How far from the prediction an arrival of the fix's source may lie: gate_sigmas
+        standard errors, the fix's spread (95% major semi-axis) over c, and the margin."""
+        sigma_s = cluster.timing_sigma_s(report, self.config)
+        spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
+        return (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
+
+    def miss_us(self, state: IncidentState, report: Report) -> float | None:
+        """How far the report's onset is from the fix's prediction, None outside its gate."""
+        snap = state.snapshot
+        miss = abs(report.onset_utc_us - self.predicted_us(snap, report))
+        return miss if miss <= self.gate_us(snap, report) else None
+
+    def fitting_fix(self, report: Report, involved: list[IncidentState]) -> IncidentState | None:
+        """The fix of three or more nodes that predicts the report best, within its gate."""
+        best = None
+        for state in involved:
+            snap = state.snapshot
+            if snap.fix != "tdoa" or len(state.used) < 3 or report.node_id in {r.node_id for r in state.reports}:
+                continue
+            miss = abs(report.onset_utc_us - self.predicted_us(snap, report))
+            if miss <= self.gate_us(snap, report) and (best is None or miss < best[0]):
+                best = (miss, state)
+        return None if best is None else best[1]
+
+    def refit(self, state: IncidentState, report: Report, now_us: int) -> IncidentState | None:
+        """The incident's fix redone with one more arrival, no search and no other incident
+        touched; None when the refit does not pass the chi-square test (then the caller
+        re-associates in full)."""
+        return self.refit_with(state, [report], now_us)
+
+    def refit_with(self, state: IncidentState, extras: list[Report], now_us: int,
+                   strict: bool = False) -> IncidentState | None:
+        """The fix redone with the extra reports; None (state untouched) when it fails, or when
+        strict and it rejects one of them."""
+        group = state.reports + extras
+        report_keys = {r.key for r in extras}
+        frame = LocalFrame(sum(r.lat for r in group) / len(group), sum(r.lon for r in group) / len(group))
+        t_ref = min(r.onset_utc_us for r in group)
+        arrivals = self.arrivals(group, frame, t_ref)
+        chosen = [i for i, a in enumerate(arrivals) if a.report.key in state.used or a.report.key in report_keys]
+        old = state.snapshot
+        start = (*frame.to_xy(old.lat, old.lon), (old.time_utc_us - t_ref) / 1e6)
+        fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start,
+                                  self.judge(frame, t_ref, now_us))
+        if fix is None:
+            return None
+        members = [chosen[k] for k in fix.used]
+        if strict and len(report_keys & {arrivals[i].report.key for i in members}) < len(report_keys):
+            return None
+        rejected = [i for i, a in enumerate(arrivals) if i not in members and a.report.key not in state.shots]
+        state.reports = by_time(group)
+        state.used = frozenset(arrivals[i].report.key for i in members)
+        state.rejected = frozenset(arrivals[i].report.key for i in rejected)
+        for report in extras:
+            self.index.add(report, state.number)
+        self.place(state, cluster.Source("tdoa", members, rejected, fix), arrivals, frame, t_ref, now_us)
+        return state
+
+    def place(self, state: IncidentState, source: cluster.Source, arrivals, frame, t_ref, now_us) -> None:
+        """The incident's fields from its source: position, time, ellipse, side of the line,
+        and when it closes."""
+        c = self.speed_of_sound
+        used = [arrivals[i] for i in source.members]
+        first = min(used, key=lambda a: a.t_s)
+        fields = dict(fix="detection", time_utc_us=first.report.onset_utc_us, lat=first.report.lat,
+                      lon=first.report.lon, ellipse_95=None, side=None, side_probability=None,
+                      distance_from_line_m=None)
+        if source.kind == "tdoa":
+            fix = source.fix
+            state.misfit = fix.chi2 / fix.dof if fix.dof else math.inf
+            alternatives = []
+            if fix.mirror is not None:
+                weight = math.exp(-max(0.0, fix.mirror.chi2 - fix.chi2) / 2.0)
+                alternatives.append((fix.mirror.x, fix.mirror.y, fix.mirror.covariance, weight))
+            where = side_of_line.side_of_fix(self.ctx.line, frame, fix.x, fix.y, fix.covariance, alternatives)
+            lat, lon = frame.to_latlon(fix.x, fix.y)
+            fields.update(fix="tdoa", time_utc_us=t_ref + int(round(fix.t0_s * 1e6)), lat=lat, lon=lon,
+                          ellipse_95=error_ellipse(fix.covariance), side=where.side,
+                          side_probability=where.probability, distance_from_line_m=where.distance_m)
+        elif source.kind == "hyperbola":
+            a, b = used
+            hyp = hyperbola.hyperbola((a.x, a.y), (b.x, b.y), a.t_s, b.t_s, c,
+                                      reach_m=self.config.search_margin_m)
+            where = side_of_line.side_of_points(self.ctx.line, frame, hyp.branch, hyp.x, hyp.y)
+            lat, lon = frame.to_latlon(hyp.x, hyp.y)
+            travel_s = math.hypot(hyp.x - first.x, hyp.y - first.y) / c
+            fields.update(fix="hyperbola", time_utc_us=first.report.onset_utc_us - int(travel_s * 1e6),
+                          lat=lat, lon=lon, side=where.side, side_probability=where.probability,
+                          distance_from_line_m=where.distance_m)
+        reach_us = int((self.config.max_baseline_m / c + 6 * max(a.sigma_s for a in used)) * 1e6)
+        state.close_at_us = max(min(r.onset_utc_us for r in state.reports) + reach_us,
+                                state.formed_event_us) + self.config.lateness_us
+        self.ledger.snapshot(state, now_us, **fields)
