@@ -87,6 +87,10 @@ def run_sharded(scenario: Scenario, world: World, options) -> "RunSummary":
                     barrier.abort()
                 else:
                     summaries.append(summary)
+    except BaseException:                 # interrupted (SIGINT/SIGTERM): stop the workers now
+        for p in procs:
+            p.kill()
+        raise
     finally:
         for p in procs:
             p.join(timeout=30)

@@ -1,0 +1,103 @@
+"""The `linewatch` command as a newcomer meets it: -v before or after the subcommand, a closed
+pipe ends a listing quietly, and SIGTERM or SIGINT to demo/emulate stops every child they
+started (private Mosquitto, aggregator), run as real processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from linewatch import cli
+from linewatch.commission.store import Batch, open_store
+
+LINEWATCH = str(Path(sys.executable).parent / "linewatch")
+
+
+@pytest.mark.parametrize("argv, level", [
+    (["aggregator", "--config", "my.toml"], 0),
+    (["aggregator", "--config", "my.toml", "-v"], 1),
+    (["-v", "aggregator", "--config", "my.toml"], 1),
+    (["-v", "aggregator", "-v", "--config", "my.toml"], 2),
+    (["nodes", "--config", "my.toml", "status", "-v"], 1),
+    (["nodes", "-v", "--config", "my.toml", "status"], 1),
+])
+def test_verbose_is_accepted_before_and_after_the_subcommand(argv, level):
+    assert cli.verbosity(cli.build_parser().parse_args(argv)) == level
+
+
+def test_a_listing_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`linewatch incidents list | head`: the reader goes away, no traceback."""
+    db = str(tmp_path / "lw.db")
+    store = open_store(db)
+    rows = {}
+    for n in range(1, 3000):
+        body = {"id": "I-%06d" % n, "class": "explosion", "time_utc_us": 1_795_000_000_000_000 + n,
+                "fix": "tdoa", "lat": 48.0, "lon": 37.0, "side": "L", "nodes": [1, 2, 3], "provisional": False,
+                "reports": [1, 2, 3]}
+        rows["I-%06d" % n] = ("new", n, json.dumps(body))
+    store.commit(Batch(incidents=rows))
+    store.close()
+    for argv in (["incidents", "--db", db, "list"], ["incidents", "--db", db, "export", "-"],
+                 ["nodes", "--db", db, "list"]):
+        proc = subprocess.Popen([LINEWATCH, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.readline()
+        proc.stdout.close()            # like `head -1`
+        err = proc.stderr.read().decode()
+        assert proc.wait(30) == 0, err
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def _children_of_run(folder: Path) -> list[int]:
+    """Processes whose command line names the run's folder (its Mosquitto, its aggregator)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command, sig", [("demo", signal.SIGTERM), ("demo", signal.SIGINT),
+                                          ("emulate", signal.SIGTERM)])
+def test_a_signal_stops_the_run_and_every_child_it_started(tmp_path, command, sig):
+    folder = tmp_path / "run"
+    argv = ["demo", "--keep", str(folder)] if command == "demo" else ["emulate", "demo", "--out", str(folder)]
+    proc = subprocess.Popen([LINEWATCH, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        log = folder / "commission" / "aggregator.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and b"listening on" in log.read_bytes()):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        children = _children_of_run(folder)
+        assert len(children) >= 3, children        # linewatch itself, its Mosquitto and aggregator
+        proc.send_signal(sig)
+        assert proc.wait(40) == 128 + sig
+        time.sleep(0.2)
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in _children_of_run(folder):
+            os.kill(pid, signal.SIGKILL)
