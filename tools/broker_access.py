@@ -93,10 +93,11 @@ def _lines_by_user(text: str) -> dict[str, str]:
     return out
 
 
-def regenerate(password_file: Path, acl_file: Path, nodes: list[NodeAccess],
-               new_passwords: dict[str, str], warn=print) -> None:
-    """Write the password file (wanted users only) and the ACL. `new_passwords`: users whose
-    password is set now; every other wanted user keeps the line it had."""
+def render(password_file: Path, nodes: list[NodeAccess], new_passwords: dict[str, str],
+           warn=print) -> tuple[str, str]:
+    """The password file (wanted users only) and the ACL, as text; nothing is written.
+    `new_passwords`: users whose password is set now; every other wanted user keeps the line
+    it had in `password_file`."""
     wanted = [COMMISSION_USER] + [n.user for n in sorted(nodes, key=lambda n: n.node)]
     old = _lines_by_user(password_file.read_text()) if password_file.exists() else {}
     fresh = hash_passwords({u: p for u, p in new_passwords.items() if u in wanted})
@@ -107,8 +108,7 @@ def regenerate(password_file: Path, acl_file: Path, nodes: list[NodeAccess],
             warn(f"provision: warning: broker user {user} has no password yet: provision it again")
             continue
         lines.append(line)
-    write_private(password_file, "\n".join(lines) + "\n")
-    write_private(acl_file, acl_text(nodes))
+    return "\n".join(lines) + "\n", acl_text(nodes)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -125,13 +125,3 @@ def write_private(path: Path, text: str) -> None:
             os.unlink(name)
         raise
 
-
-def mosquitto_conf(password_file: Path, acl_file: Path) -> str:
-    """The lines to add to the broker's configuration."""
-    return ("# LineWatch: every client authenticates; what it may touch is in the ACL.\n"
-            "allow_anonymous false\n"
-            f"password_file {password_file.resolve()}\n"
-            f"acl_file {acl_file.resolve()}\n"
-            "# Alerts and acks are small packets: without this the broker holds each one until\n"
-            "# the previous is acknowledged (Nagle's algorithm), up to 40 ms per alert.\n"
-            "set_tcp_nodelay true\n")

@@ -184,34 +184,16 @@ def broker_reachable(host: str, port: int, timeout: float = 2.0) -> bool:
 class BirthWatch:
     """Subscribed before the reset, so a quick birth is not missed."""
 
-    def __init__(self, host: str, port: int, birth_topic: str, username: str | None = None,
-                 password: str | None = None):
-        import queue
-        import uuid
-
-        import paho.mqtt.client as mqtt
-        self.births: queue.Queue = queue.Queue()
-        self.ready: queue.Queue = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"lw-flash-{uuid.uuid4().hex[:8]}")
-        if username:
-            self.client.username_pw_set(username, password)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(birth_topic, qos=1)
-        self.client.on_subscribe = lambda c, u, mid, codes, p: self.ready.put(codes)
-        self.client.on_message = lambda c, u, m: self.births.put(bytes(m.payload))
-        self.client.connect(host, port, keepalive=30)
-        self.client.loop_start()
-        self.ready.get(timeout=10)
+    def __init__(self, access, birth_topic: str, progress=print):
+        from linewatch.broker import Subscription
+        self.subscription = Subscription(access, [(birth_topic, 1)], "lw-flash", notice=progress).open()
 
     def wait(self, timeout: float) -> bytes | None:
-        import queue
-        try:
-            return self.births.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        message = self.subscription.get(timeout)
+        return None if message is None else message[1]
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.subscription.close()
 
 
 def check_birth(payload: bytes, config: dict) -> str:
@@ -300,16 +282,17 @@ def flash(remote, build_dir: Path, config_path: Path, node: int, options: Option
 
 
 def _birth_watch(config: dict, options: Options, progress) -> BirthWatch | None:
+    from linewatch.broker import BrokerAccess, BrokerError
     from lwproto import const, topic
     host, port = options.broker or (config["broker"]["host"], int(config["broker"].get("port", 1883)))
+    access = BrokerAccess(host, port, options.broker_user or "", options.broker_password or "")
     if not broker_reachable(host, port):
-        progress(f"flash: broker {host}:{port} not reachable from here: the birth frame is not checked")
+        progress(f"flash: broker {access.where} not reachable from here: the birth frame is not checked")
         return None
     try:
-        return BirthWatch(host, port, topic.uplink(config["segment"], config["node"], const.BIRTH),
-                          options.broker_user, options.broker_password)
-    except Exception as exc:  # a broker that refuses us must not stop the flash itself
-        progress(f"flash: cannot subscribe at {host}:{port} ({exc}): the birth frame is not checked")
+        return BirthWatch(access, topic.uplink(config["segment"], config["node"], const.BIRTH), progress)
+    except BrokerError as exc:  # a broker that refuses us must not stop the flash itself
+        progress(f"flash: {exc}: the birth frame is not checked")
         return None
 
 

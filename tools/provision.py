@@ -7,12 +7,14 @@ never leaves the commission: only the derived node key goes into the board confi
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lwtools import broker_access
+from lwtools import broker_access, broker_conf
 from lwtools.broker_access import COMMISSION_USER, NodeAccess
 
 BOARDS = ("esp32", "rp2", "unix")
@@ -89,7 +91,8 @@ def check_spec(spec: NodeSpec) -> None:
 
 
 def commission_password(broker_dir: Path) -> tuple[Path, str, bool]:
-    """The aggregator's broker password, made once and kept in <broker>/commission.json (0600)."""
+    """The aggregator's broker password: the one in <broker>/commission.json, or a new one
+    (True: still to be written)."""
     path = broker_dir / "commission.json"
     if path.exists():
         try:
@@ -97,13 +100,14 @@ def commission_password(broker_dir: Path) -> tuple[Path, str, bool]:
             return path, data["password"], False
         except (OSError, ValueError, KeyError) as exc:
             raise ProvisionError(f"{path}: unreadable ({exc}); delete it to make new credentials")
-    password = secrets.token_urlsafe(24)
-    broker_access.write_private(path, json.dumps({"username": COMMISSION_USER, "password": password}) + "\n")
-    return path, password, True
+    return path, secrets.token_urlsafe(24), True
 
 
 def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=print) -> Provisioned:
-    """`registry`: a linewatch.commission.registry.Registry (add, list)."""
+    """All or nothing: everything is computed first (configs, hashes, ACL), then the files are
+    written and the registry entry made; if any of that fails (or is interrupted), the files
+    are put back as they were. What was done is said at the end.
+    `registry`: a linewatch.commission.registry.Registry (add, list)."""
     from lwproto.auth import derive_node_key
     check_spec(spec)
     out = Path(out)
@@ -111,28 +115,57 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
     node_password = secrets.token_urlsafe(24)
     config = board_config(spec, derive_node_key(master_key, spec.node), node_password)
     check_board_config(config)
-    try:
-        registry.add(spec.node, spec.segment, spec.lat, spec.lon, spec.alt_m)
-    except ValueError as exc:
-        raise ProvisionError(str(exc))
-    progress("provision: node 0x%04x in segment %d added to the registry" % (spec.node, spec.segment))
-    path = config_path(out, spec.node)
-    broker_access.write_private(path, json.dumps(config, indent=1) + "\n")
-    progress(f"provision: board config written to {path} (mode 0600; it holds the node's key)")
     credentials, commission_pw, new_commission = commission_password(broker_dir)
     # the commission's plain password is kept, so its line is simply hashed again each time
     passwords = {broker_access.node_user(spec.node): node_password, COMMISSION_USER: commission_pw}
-    nodes = [NodeAccess(r.id, r.segment) for r in registry.list()]
+    nodes = {r.id: NodeAccess(r.id, r.segment) for r in registry.list()}
+    nodes[spec.node] = NodeAccess(spec.node, spec.segment)
     password_file, acl_file = broker_dir / "passwd", broker_dir / "acl"
+    warnings: list[str] = []
     try:
-        broker_access.regenerate(password_file, acl_file, nodes, passwords, warn=progress)
+        passwd_text, acl = broker_access.render(password_file, list(nodes.values()), passwords,
+                                                warn=warnings.append)
     except broker_access.AccessError as exc:
         raise ProvisionError(str(exc))
-    broker_access.write_private(broker_dir / "mosquitto.conf",
-                                broker_access.mosquitto_conf(password_file, acl_file))
-    progress(f"provision: broker password file and ACL for {len(nodes)} nodes written to {broker_dir}"
-             " (reload Mosquitto to apply: systemctl reload mosquitto)")
+    path = config_path(out, spec.node)
+    files = {path: json.dumps(config, indent=1) + "\n", password_file: passwd_text, acl_file: acl,
+             broker_dir / "mosquitto.conf": broker_conf.mosquitto_conf(password_file, acl_file, spec.broker_port)}
+    if new_commission:
+        files[credentials] = json.dumps({"username": COMMISSION_USER, "password": commission_pw}) + "\n"
+    with _all_or_nothing(files):
+        for file, text in files.items():
+            broker_access.write_private(file, text)
+        unreachable = broker_conf.give_to_broker(password_file, acl_file)
+        try:
+            registry.add(spec.node, spec.segment, spec.lat, spec.lon, spec.alt_m)
+        except ValueError as exc:
+            raise ProvisionError(str(exc))
+    for line in warnings:
+        progress(line)
+    progress("provision: node 0x%04x in segment %d added to the registry" % (spec.node, spec.segment))
+    progress(f"provision: board config written to {path} (mode 0600; it holds the node's key)")
+    progress(f"provision: broker password file, ACL and mosquitto.conf for {len(nodes)} nodes written to"
+             f" {broker_dir}; for the system's Mosquitto: sudo linewatch broker install --from {broker_dir}")
+    if unreachable:
+        progress(f"provision: note: {unreachable}")
     if new_commission:
         progress(f"provision: the aggregator's broker credentials are in {credentials}:"
                  " put them in the aggregator's [broker] username/password")
     return Provisioned(path, password_file, acl_file, credentials, broker_access.node_user(spec.node))
+
+
+@contextlib.contextmanager
+def _all_or_nothing(files: dict[Path, str]):
+    """Put every file back as it was (or remove it) if the block does not finish."""
+    before = {f: (f.read_bytes(), f.stat()) if f.exists() else None for f in files}
+    try:
+        yield
+    except BaseException:
+        for f, old in before.items():
+            if old is None:
+                f.unlink(missing_ok=True)
+            else:
+                broker_access.write_private(f, old[0].decode())
+                if os.geteuid() == 0:
+                    os.chown(f, old[1].st_uid, old[1].st_gid)
+        raise

@@ -8,9 +8,7 @@ bytes in hex; nothing a node or an attacker sends can stop the sniffer.
 from __future__ import annotations
 
 import datetime
-import queue
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -107,43 +105,25 @@ def _checks(topic_name: str, decoded: frame.Frame, payload: bytes, verifier: Ver
     return "verified" if key is not None else "not verified: no master key"
 
 
-def sniff(host: str, port: int, verifier: Verifier, raw: bool = False, username: str | None = None,
-          password: str | None = None, count: int | None = None, timeout: float | None = None,
-          out: Callable[[str], None] = print) -> int:
-    """Print messages until `count` were seen or `timeout` seconds passed (None: forever)."""
-    import paho.mqtt.client as mqtt
+def sniff(access, verifier: Verifier, raw: bool = False, count: int | None = None,
+          timeout: float | None = None, out: Callable[[str], None] = print,
+          notice: Callable[[str], None] | None = None) -> int:
+    """Print messages until `count` were seen or `timeout` seconds passed (None: forever).
+    `access`: a linewatch.broker.BrokerAccess; BrokerError when the broker is unreachable or
+    refuses us."""
+    from linewatch.broker import Subscription
 
-    inbox: queue.Queue = queue.Queue()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"lw-sniff-{uuid.uuid4().hex[:8]}")
-    if username:
-        client.username_pw_set(username, password)
-    client.on_connect = lambda c, u, flags, rc, props: inbox.put(("connect", rc))
-    client.on_subscribe = lambda c, u, mid, codes, props: inbox.put(("subscribed", codes))
-    client.on_message = lambda c, u, m: inbox.put(("message", (m.topic, bytes(m.payload))))
-    client.connect(host, port, keepalive=30)
-    client.loop_start()
     seen = 0
     deadline = None if timeout is None else time.monotonic() + timeout
-    try:
+    notice = notice or out
+    with Subscription(access, [(f, 1) for f in FILTERS], "lw-sniff", notice=notice).open() as sub:
+        notice(f"sniff: listening on {access.where} as {access.user} ({', '.join(FILTERS)})")
         while count is None or seen < count:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            try:
-                what, data = inbox.get(timeout=min(left, 1.0) if left is not None else 1.0)
-            except queue.Empty:
-                continue
-            if what == "connect":
-                if data != 0:
-                    out(f"sniff: broker {host}:{port} refused the connection: {data}")
-                    return 1
-                client.subscribe([(f, 1) for f in FILTERS])
-            elif what == "subscribed":
-                out(f"sniff: listening on {host}:{port} ({', '.join(FILTERS)})")
-            else:
+            message = sub.get(timeout=min(left, 1.0) if left is not None else 1.0)
+            if message is not None:
                 seen += 1
-                out(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {describe(*data, verifier, raw)}")
-    finally:
-        client.disconnect()
-        client.loop_stop()
+                out(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {describe(*message, verifier, raw)}")
     return 0

@@ -63,7 +63,7 @@ def test_the_sniff_command_against_a_real_broker(mosquitto, tmp_path):
                         1_795_000_000_000_000, const.CLOCK_GPS_PPS, 3, EVENT)
     proc = subprocess.Popen([LINEWATCH, "sniff", "--broker", f"{mosquitto.host}:{mosquitto.port}",
                              "--master-key", str(key_file), "--count", "3", "--timeout", "20"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     ready = threading.Event()
 
@@ -74,7 +74,7 @@ def test_the_sniff_command_against_a_real_broker(mosquitto, tmp_path):
                 ready.set()
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    assert ready.wait(15), proc.stderr.read() if proc.poll() is not None else lines
+    assert ready.wait(15), lines
     where = dict(hostname=mosquitto.host, port=mosquitto.port, qos=1)
     publish.single(topic.uplink(3, 0x0102, const.EVENT), good, **where)
     publish.single("lw/3/0102/event", b"\x13\x01", **where)
@@ -91,4 +91,4 @@ def test_an_unreachable_broker_is_a_clear_error(tmp_path):
     from linewatch.mosquitto import free_port
     result = subprocess.run([LINEWATCH, "sniff", "--broker", f"127.0.0.1:{free_port()}", "--count", "1"],
                             capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1 and "sniff: error:" in result.stderr
+    assert result.returncode == 3 and "sniff: error:" in result.stderr and "unreachable" in result.stderr

@@ -1,7 +1,6 @@
 """`linewatch flash --port PORT --node NODE_ID`: build and config onto a board, then watch it boot."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from linewatch.broker import parse_address, read_credentials
     from linewatch.commission.registry import RegistryError, parse_node_id
     from lwtools.flash import FlashError, Options, flash
     from lwtools.remote import Mpremote, RemoteError
@@ -37,12 +37,10 @@ def run(args) -> int:
         options = Options(reset="none" if args.no_reset else "virtual" if args.virtual else "hard",
                           self_test_timeout=args.self_test_timeout, birth_timeout=args.birth_timeout)
         if args.broker:
-            host, _, port = args.broker.rpartition(":")
-            options.broker = (host, int(port))
+            options.broker = parse_address(args.broker)
         credentials = args.credentials or (config.parent / "broker" / "commission.json")
-        if credentials.exists():
-            creds = json.loads(credentials.read_text())
-            options.broker_user, options.broker_password = creds["username"], creds["password"]
+        if args.credentials or credentials.exists():
+            options.broker_user, options.broker_password = read_credentials(credentials)
         flash(Mpremote(args.port, timeout=args.timeout), args.build or Path("build/esp32"), config, node,
               options, progress=lambda line: print(line, flush=True))
     except (RegistryError, FlashError, RemoteError) as exc:

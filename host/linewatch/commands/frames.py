@@ -6,15 +6,14 @@ from the service. With the master key, each frame's tag is checked too.
 from __future__ import annotations
 
 import sys
-import time
-
-import paho.mqtt.client as paho
 
 from lwproto import const, frame as wire, topic as topics
 from lwproto.errors import ProtocolError
-from linewatch import keys
+from linewatch import broker, keys
 from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError
+
+EXIT_BROKER = 3
 
 
 def register(sub) -> None:
@@ -23,7 +22,9 @@ def register(sub) -> None:
     fr = p.add_subparsers(dest="frames_command", metavar="ACTION", required=True)
     tail = fr.add_parser("tail", help="print frames as they arrive, decoded")
     tail.add_argument("--broker", help="HOST:PORT (overrides [broker])")
-    tail.add_argument("--segment", type=int, help="only this segment")
+    tail.add_argument("--credentials", help="JSON file with the broker's username/password (overrides [broker];"
+                                            " e.g. provisioned/broker/commission.json)")
+    tail.add_argument("--segment", type=int, help="only this segment (0..255)")
     tail.add_argument("--count", type=int, default=0, help="stop after this many frames")
     tail.add_argument("--no-verify", action="store_true", help="do not check tags (no master key needed)")
     tail.set_defaults(func=cmd_tail)
@@ -54,37 +55,23 @@ def cmd_tail(args) -> int:
     try:
         config = cfg.from_args(args)
         master = None if args.no_verify else keys.load_master_key(config.keys.master_key_file)
-    except (cfg.ConfigError, KeyFileError) as exc:
-        print(f"linewatch frames tail: {exc} (or use --no-verify)", file=sys.stderr)
+        access = broker.access_from(config.broker, credentials=args.credentials)
+    except (cfg.ConfigError, KeyFileError, ValueError) as exc:
+        print(f"linewatch frames tail: {exc}", file=sys.stderr)
         return 2
+    say = lambda text: print(f"linewatch frames tail: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    wanted = topics.uplink_filter(args.segment)
     seen = 0
-    done = False
-
-    def on_message(client, userdata, message) -> None:
-        nonlocal seen, done
-        if done:             # paho may deliver a few more before the loop stops
-            return
-        print(describe(message.topic, message.payload, master), flush=True)
-        seen += 1
-        if args.count and seen >= args.count:
-            done = True
-
-    def on_connect(client, userdata, flags, reason, properties=None) -> None:
-        client.subscribe(topics.uplink_filter(args.segment), qos=0)
-
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    client.on_message = on_message
-    client.on_connect = on_connect
     try:
-        client.connect(config.broker.host, config.broker.port, keepalive=30)
-    except OSError as exc:
-        print(f"linewatch frames tail: broker {config.broker.host}:{config.broker.port}: {exc}", file=sys.stderr)
-        return 3
-    client.loop_start()
-    try:
-        while not done:
-            time.sleep(0.05)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+        with broker.Subscription(access, [(wanted, 0)], "lw-frames", notice=say).open() as sub:
+            say(f"listening on {access.where} as {access.user} ({wanted})"
+                + ("" if master else ", tags not checked"))
+            while not args.count or seen < args.count:
+                message = sub.get(timeout=1.0)
+                if message is not None:
+                    print(describe(*message, master), flush=True)
+                    seen += 1
+    except broker.BrokerError as exc:
+        say(str(exc))
+        return EXIT_BROKER
     return 0

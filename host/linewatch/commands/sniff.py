@@ -1,16 +1,17 @@
 """`linewatch sniff`: print every frame on the broker, decoded (and verified with the master key)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+EXIT_BROKER = 3
 
 
 def register(sub) -> None:
     p = sub.add_parser("sniff", help="print every frame on the broker, decoded and verified")
-    p.add_argument("--broker", default=None, help="host:port (default: the aggregator config's broker)")
+    p.add_argument("--broker", default=None, help="HOST:PORT (default: the aggregator config's broker)")
     p.add_argument("--user", help="broker user (default: the aggregator config's)")
-    p.add_argument("--password")
+    p.add_argument("--password", help="broker password (default: the aggregator config's)")
     p.add_argument("--credentials", type=Path,
                    help="JSON file with username/password (provisioned/broker/commission.json)")
     p.add_argument("--config", type=Path, help="aggregator config (TOML): broker, registry, master key")
@@ -23,19 +24,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from linewatch import broker
     from linewatch.commission import config as aggregator_config
     from linewatch.keys import KeyFileError, load_master_key
     from lwtools.sniff import Verifier, sniff
     try:
         settings = aggregator_config.load(args.config)
-        host, port = settings.broker.host, settings.broker.port
-        if args.broker:
-            host, _, port_text = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "1883")
-            port = int(port_text)
-        user, password = args.user or settings.broker.username, args.password or settings.broker.password
-        if args.credentials:
-            creds = json.loads(args.credentials.read_text())
-            user, password = creds["username"], creds["password"]
+        access = broker.access_from(settings.broker, broker=args.broker, credentials=args.credentials,
+                                    username=args.user, password=args.password)
         verifier = Verifier()
         key_file = args.master_key or (settings.keys.master_key_file if args.config else None)
         if key_file:
@@ -43,11 +39,16 @@ def run(args) -> int:
         registry_db = args.registry or (settings.store.target if args.config else None)
         if registry_db:
             verifier.known_nodes = _known_nodes(registry_db)
-        return sniff(host, port, verifier, raw=args.raw, username=user or None, password=password or None,
-                     count=args.count, timeout=args.timeout, out=lambda line: print(line, flush=True))
-    except (aggregator_config.ConfigError, KeyFileError, ValueError, KeyError, OSError) as exc:
+    except (aggregator_config.ConfigError, KeyFileError, ValueError, OSError) as exc:
         print(f"sniff: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    try:
+        return sniff(access, verifier, raw=args.raw, count=args.count, timeout=args.timeout,
+                     out=lambda line: print(line, flush=True),
+                     notice=lambda line: print(line, file=sys.stderr, flush=True))
+    except broker.BrokerError as exc:
+        print(f"sniff: error: {exc}", file=sys.stderr)
+        return EXIT_BROKER
 
 
 def _known_nodes(db_path):

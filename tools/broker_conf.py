@@ -1,0 +1,114 @@
+"""The broker's configuration for LineWatch: the Mosquitto lines that make every client
+authenticate and keep to its ACL, and the files put where Mosquitto can read them.
+
+Mosquitto started as root (systemd on Debian) drops to the `mosquitto` user before it reads
+the password file and the ACL, so those must belong to that user and lie in folders it may
+enter. `provision` writes them beside its other output (given to `mosquitto` when run as
+root); `install` copies them into the system's Mosquitto folder (/etc/mosquitto/linewatch) and
+adds conf.d/linewatch.conf, which a stock Debian Mosquitto includes.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from pathlib import Path
+
+from lwtools.broker_access import write_private
+
+BROKER_USER = "mosquitto"
+CONF_NAME = "linewatch.conf"
+
+
+def mosquitto_conf(password_file: Path, acl_file: Path, port: int = 1883) -> str:
+    """A complete Mosquitto configuration for the line (alone with `mosquitto -c`, or as
+    conf.d/linewatch.conf of a stock Debian Mosquitto)."""
+    return ("# LineWatch (written by `linewatch provision` / `linewatch broker install`): every client\n"
+            "# authenticates; what it may touch is in the ACL.\n"
+            f"listener {port}\n"
+            "allow_anonymous false\n"
+            f"password_file {Path(password_file).resolve()}\n"
+            f"acl_file {Path(acl_file).resolve()}\n"
+            "# Alerts and acks are small packets: without this the broker holds each one until\n"
+            "# the previous is acknowledged (Nagle's algorithm), up to 40 ms per alert.\n"
+            "set_tcp_nodelay true\n")
+
+
+def broker_account() -> pwd.struct_passwd | None:
+    """The user a root-started Mosquitto drops to, when this machine has it."""
+    try:
+        return pwd.getpwnam(BROKER_USER)
+    except KeyError:
+        return None
+
+
+def give_to_broker(*paths: Path) -> str | None:
+    """As root, hand the files (0600) to the broker's user, so the broker can read them after
+    dropping privileges. Returns a warning when it still cannot reach them, else None."""
+    account = broker_account()
+    if os.geteuid() != 0 or account is None:
+        return None
+    for path in paths:
+        os.chown(path, account.pw_uid, account.pw_gid)
+    blocked = [d for d in _folders_above(Path(paths[0]).resolve().parent) if not _can_enter(d, account)]
+    if blocked:
+        return (f"Mosquitto runs as user {BROKER_USER!r}, which cannot enter {blocked[0]}: install the"
+                " broker files where it can read them with `sudo linewatch broker install`")
+    return None
+
+
+def _folders_above(folder: Path) -> list[Path]:
+    return [folder, *folder.parents]
+
+
+def _can_enter(folder: Path, account: pwd.struct_passwd) -> bool:
+    st = folder.stat()
+    if st.st_uid == account.pw_uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    groups = {account.pw_gid} | {g.gr_gid for g in _groups() if account.pw_name in g.gr_mem}
+    if st.st_gid in groups:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _groups():
+    import grp
+    return grp.getgrall()
+
+
+def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = 1883) -> list[str]:
+    """Copy <source>/passwd and <source>/acl into <etc>/linewatch/ (the broker's user owns
+    them, mode 0600) and write <etc>/conf.d/linewatch.conf. Returns what to tell the operator."""
+    source, etc = Path(source), Path(etc)
+    missing = [name for name in ("passwd", "acl") if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{source}: no {' or '.join(missing)} (run `linewatch provision` first)")
+    folder = etc / "linewatch"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o750)
+    copies = []
+    for name in ("passwd", "acl"):
+        write_private(folder / name, (source / name).read_text())
+        copies.append(folder / name)
+    account = broker_account() if os.geteuid() == 0 else None
+    warning = None
+    if account is not None:
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        warning = give_to_broker(*copies)
+    conf = etc / "conf.d" / CONF_NAME
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(mosquitto_conf(copies[0], copies[1], port))
+    conf.chmod(0o644)
+    owner = account.pw_name if account is not None else pwd.getpwuid(os.geteuid()).pw_name
+    notes = [f"broker install: {copies[0]} and {copies[1]} (mode 0600, owner {owner}),"
+             f" {conf} (listener {port})"]
+    if warning:
+        notes.append(f"broker install: warning: {warning}")
+    main = etc / "mosquitto.conf"
+    if main.exists() and f"include_dir {conf.parent}" not in main.read_text():
+        notes.append(f"broker install: {main} does not include {conf.parent}: add the line"
+                     f" `include_dir {conf.parent}` to it")
+    notes.append("broker install: apply with `systemctl restart mosquitto` the first time (a new listener),"
+                 " `systemctl reload mosquitto` after later provisioning")
+    return notes
+
