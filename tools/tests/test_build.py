@@ -65,12 +65,13 @@ def test_viper_code_carries_the_targets_architecture(tmp_path):
     assert header[0] == ord("M") and header[2] >> 2 == build.ARCH_CODES["xtensawin"] == manifest["arch_code"]
 
 
-def test_the_build_command(tmp_path):
-    out = tmp_path / "esp32"
-    result = subprocess.run([LINEWATCH, "build", "--target", "esp32", "--out", str(out)],
+def test_the_build_command_writes_under_the_current_folder(tmp_path):
+    """One rule for every command: default paths are relative to the current folder (flash
+    looks for build/esp32 there; provision writes provisioned/ there)."""
+    result = subprocess.run([LINEWATCH, "build", "--target", "esp32"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert build.load_manifest(out)["target"] == "esp32"
+    assert build.load_manifest(tmp_path / "build" / "esp32")["target"] == "esp32"
     bad = subprocess.run([LINEWATCH, "build", "--target", "avr"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 

@@ -10,7 +10,8 @@ def register(sub) -> None:
     p = sub.add_parser("build", help="compile firmware and protocol with mpy-cross for a board")
     p.add_argument("--target", required=True, choices=sorted(TARGETS),
                    help="esp32 or rp2 (Pico W); unix is the virtual board")
-    p.add_argument("--out", type=Path, help="output folder (default: build/<target>)")
+    p.add_argument("--out", type=Path, help="output folder (default: build/<target> under the current folder, where"
+                                           " `linewatch flash` looks for it)")
     p.set_defaults(func=run)
 
 

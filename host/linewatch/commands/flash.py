@@ -10,8 +10,8 @@ def register(sub) -> None:
                                      " and wait for its self-test and birth")
     p.add_argument("--port", required=True, help="serial port of the board (/dev/ttyUSB0, /dev/ttyACM0)")
     p.add_argument("--node", required=True, help="node id in hex, like 0x0102")
-    p.add_argument("--build", type=Path, help="build folder (default: build/esp32)")
-    p.add_argument("--config", type=Path, help="the node's board config (default: provisioned/node-XXXX.json)")
+    p.add_argument("--build", type=Path, help="build folder (default: build/esp32 under the current folder)")
+    p.add_argument("--config", type=Path, help="the node's board config (default: provisioned/node-XXXX.json under the current folder)")
     reset = p.add_mutually_exclusive_group()
     reset.add_argument("--no-reset", action="store_true", help="copy only: no reset, no self-test wait")
     reset.add_argument("--virtual", action="store_true",

@@ -24,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--registry", type=Path, help="registry database (default: the aggregator config's store)")
     p.add_argument("--master-key", type=Path, help="master key file (default: the aggregator config's)")
     p.add_argument("--out", type=Path, default=Path("provisioned"),
-                   help="folder for board configs and broker files (default: provisioned/)")
+                   help="folder for board configs and broker files (default: provisioned/ under the current folder)")
     p.set_defaults(func=run)
 
 
