@@ -94,7 +94,8 @@ def test_a_signal_stops_the_run_and_every_child_it_started(tmp_path, command, si
         proc.send_signal(sig)
         assert proc.wait(40) == 128 + sig
         time.sleep(0.2)
-        assert [pid for pid in children if _alive(pid)] == []
+        left = [pid for pid in children if _alive(pid)]
+        assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -94,17 +94,17 @@ def _play(args, scenario, out: Path, broker: tuple[str, int]) -> int:
              desk.config_path.name))
     if args.prepare:
         return 0
-    if args.aggregator:
-        try:
-            desk.start_aggregator()
-        except CommissionError as exc:
-            print("linewatch emulate: %s" % exc, file=sys.stderr)
-            return EXIT_AGGREGATOR
     node_log = logging.getLogger("linewatch.emulator.node")
     options = RunOptions(broker, out / "nodes", desk.master_key, virtual=not args.realtime,
                          drain_s=args.drain_s, workers=max(1, args.workers),
                          on_log=lambda node, line: node_log.debug("0x%04x %s", node, line))
     try:
+        if args.aggregator:
+            try:
+                desk.start_aggregator()
+            except CommissionError as exc:
+                print("linewatch emulate: %s" % exc, file=sys.stderr)
+                return EXIT_AGGREGATOR
         summary = emulate(scenario, world, options)
     finally:
         if args.aggregator:

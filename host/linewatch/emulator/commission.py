@@ -74,6 +74,13 @@ class Commission:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "linewatch.cli", "-v", "aggregator", "--config", str(self.config_path)],
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_listening(log_path, timeout_s)
+        except BaseException:           # not listening, or interrupted meanwhile: never left behind
+            self.stop_aggregator()
+            raise
+
+    def _wait_listening(self, log_path: Path, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -82,7 +89,6 @@ class Commission:
             if b"listening on" in log_path.read_bytes():
                 return
             time.sleep(0.05)
-        self.stop_aggregator()
         raise CommissionError("aggregator not listening after %.0f s: %s" % (timeout_s, self.log_tail(log_path)))
 
     def stop_aggregator(self, timeout_s: float = 15.0) -> int | None:
