@@ -1,7 +1,6 @@
 # The only exceptions the decoder raises. `reason` is a stable code for counting refusals.
-# BadTopic (topic parsing: the commission's side only) is in hosttopic, re-exported here on
-# CPython: a node does not intern its names (firmware/README.md "Memory").
-import sys
+# BadTopic (topic parsing: the commission's side only) is lwproto.topic.BadTopic (defined in
+# hosttopic): a node does not intern its names (firmware/README.md "Memory").
 
 
 class ProtocolError(ValueError):
@@ -30,7 +29,3 @@ class BadTag(ProtocolError):
 
 class OutOfRange(ProtocolError):
     reason = "out_of_range"
-
-
-if sys.implementation.name != "micropython":
-    from .hosttopic import BadTopic  # noqa: E402,F401

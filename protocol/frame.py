@@ -169,8 +169,16 @@ def verify(data, key):
     return auth.tags_equal(auth.tag(key, data[:n]), bytes(data[n:]))
 
 
-def decode(data, key=None):
-    """Decode a frame; with a key, also authenticate it (before any field is trusted)."""
+def decode(data, key):
+    """Decode and authenticate a frame: the tag is checked before any field is trusted. To
+    read a frame without its key (a sniffer), lwproto.hostframe.decode_unverified says so."""
+    if not key:
+        raise TypeError("decode needs the node's key")
+    return _decode(data, key)
+
+
+def _decode(data, key):
+    # key None: the tag is not checked (hostframe.decode_unverified only)
     ftype, node = peek(data)
     n = len(data) - TAG_SIZE
     tag = bytes(data[n:])

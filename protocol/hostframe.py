@@ -43,23 +43,35 @@ _LAYOUTS = {ftype: _Layout(ftype) for ftype in TYPE_NAMES}
 _FIRST_BYTE = {(VERSION << 4) | ftype: layout for ftype, layout in _LAYOUTS.items()}
 
 
-def decode(data, key=None):
+def decode(data, key):
     """lwproto.frame.decode, same result and same errors, in fewer steps."""
+    if not key:
+        raise TypeError("decode needs the node's key (decode_unverified reads a frame without it)")
+    return _decode(data, key)
+
+
+def decode_unverified(data):
+    """A frame's fields WITHOUT checking its tag: for tools that show what is on the wire
+    (sniff, frames tail --no-verify), never for deciding whether to believe it."""
+    return _decode(data, None)
+
+
+def _decode(data, key):
     layout = _FIRST_BYTE.get(data[0]) if data else None
     if layout is None or len(data) != layout.size:
-        return _ref.decode(data, key)   # refuses with the reference's reason and words
+        return _ref._decode(data, key)   # refuses with the reference's reason and words
     n = layout.size - TAG_SIZE
     tag = bytes(data[n:])
     if key is not None and not _equal(_digest(key, data[:n], "sha256")[:TAG_SIZE], tag):
         raise BadTag("frame from node 0x%04x: bad tag" % ((data[1] << 8) | data[2]))
     raws = layout.unpack(data)
     if raws[5] > 2:
-        return _ref.decode(data, key)   # clock_source out of range
+        return _ref._decode(data, key)   # clock_source out of range
     payload = raws[7:]
     for i, lo, hi in layout.checks:
         v = payload[i]
         if v < lo or v > hi:
-            return _ref.decode(data, key)
+            return _ref._decode(data, key)
     if layout.scales:
         scaled = list(payload)
         for i, scale in layout.scales:

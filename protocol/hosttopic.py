@@ -10,6 +10,8 @@ KIND_OF_TYPE = {EVENT: "event", HEARTBEAT: "heartbeat", BIRTH: "birth", DEATH: "
 UPLINK_KINDS = ("event", "heartbeat", "birth", "death", "sleep")
 COMMISSION_STATE = "lw/commission/state"
 ALERTS = "lw/alerts"
+DIGITS = "0123456789"
+HEX_DIGITS = "0123456789abcdef"
 
 
 class BadTopic(ProtocolError):
@@ -22,19 +24,21 @@ def uplink_filter(segment=None):
 
 
 def parse(topic):
-    """(segment, node, kind) of a node topic; BadTopic for anything else."""
+    """(segment, node, kind) of a node topic; BadTopic for anything else.
+
+    Exactly SPEC section 1's spelling: the segment in ASCII decimal without leading zeros, the
+    node as four lowercase ASCII hex digits. int() alone would also take '003', '1_02', ' 102',
+    '0x12' and other scripts' digits: one frame would then have several topics, and ACLs that
+    name a node's topic would not cover them all."""
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != ROOT:
         raise BadTopic("not a node topic: %r" % topic)
     seg, node, kind = parts[1], parts[2], parts[3]
     if kind not in UPLINK_KINDS and kind != DOWN:
         raise BadTopic("unknown kind %r in topic %r" % (kind, topic))
-    if not seg.isdigit() or int(seg) > 255:
-        raise BadTopic("bad segment %r in topic %r" % (seg, topic))
-    if len(node) != 4:
-        raise BadTopic("bad node id %r in topic %r" % (node, topic))
-    try:
-        node_id = int(node, 16)
-    except ValueError:
-        raise BadTopic("bad node id %r in topic %r" % (node, topic))
-    return int(seg), node_id, kind
+    if not (seg and len(seg) <= 3 and all(ch in DIGITS for ch in seg) and (seg == "0" or seg[0] != "0")
+            and int(seg) <= 255):
+        raise BadTopic("bad segment %r in topic %r (decimal 0-255, no leading zeros)" % (seg, topic))
+    if len(node) != 4 or not all(ch in HEX_DIGITS for ch in node):
+        raise BadTopic("bad node id %r in topic %r (four lowercase hex digits)" % (node, topic))
+    return int(seg), int(node, 16), kind

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lwproto import auth, const, frame, topic
+from lwproto import auth, const, frame, hostframe, topic
 from lwproto.errors import ProtocolError
 
 FILTERS = (f"{topic.ROOT}/#",)
@@ -67,7 +67,7 @@ def describe(topic_name: str, payload: bytes, verifier: Verifier | None = None, 
         return f"{head} alert {payload[:300].decode('utf-8', 'replace')}{hex_tail}"
     try:
         ftype, node = frame.peek(payload)
-        decoded = frame.decode(payload)
+        decoded = hostframe.decode_unverified(payload)   # the tag is checked in _checks
     except ProtocolError as exc:
         return f"{head} ERROR {exc.reason}: {exc}\n    hex {payload.hex()}"
     checks = _checks(topic_name, decoded, payload, verifier)

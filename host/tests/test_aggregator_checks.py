@@ -90,3 +90,25 @@ def test_canonical_row_bytes_unchanged_by_the_texts_cache():
         assert row.canonical() == expected == canonical(*row[:11])
     other = row._replace(note='{"é": 1}')
     assert other.canonical() != expected and b'{"\xc3\xa9": 1}' in other.canonical()
+
+
+def birth(key, segment, node=NODE, seq=1):
+    return wire.encode(key, const.BIRTH, node, 1, seq, T0, const.CLOCK_GPS_PPS, 3,
+                       {"fw_major": 0, "fw_minor": 1, "fw_patch": 0, "board": 4, "segment": segment,
+                        "lat": 48.0, "lon": 37.0, "alt_m": 100, "position_error_m": 5, "sensors": 15,
+                        "capabilities": 16, "sample_rate_hz": 16000})
+
+
+def test_birth_naming_another_segment_than_its_topic_is_refused_with_its_own_reason(checks):
+    ingest, key = checks
+    up = topics.uplink(SEGMENT, NODE, const.BIRTH)
+    assert refusal(ingest.process(up, birth(key, SEGMENT + 1), 1)) == ("segment_mismatch", NODE)
+    assert isinstance(ingest.process(up, birth(key, SEGMENT, seq=2), 2), Accepted)
+
+
+@pytest.mark.parametrize("spelling", ["lw/02/0201/event", "lw/2/201/event", "lw/2/0_20/event",
+                                      "lw/\u00b2/0201/event", "lw/2/\uff10201/event", "lw/2/ 201/event"])
+def test_other_spellings_of_a_nodes_topic_are_bad_topics_never_internal(checks, spelling):
+    ingest, key = checks
+    assert refusal(ingest.process(spelling, event(key), 1))[0] == "bad_topic"
+    assert ingest.refused["internal"] == 0

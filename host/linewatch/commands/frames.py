@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from lwproto import const, frame as wire, topic as topics
+from lwproto import const, frame as wire, hostframe, topic as topics
 from lwproto.errors import ProtocolError
 from linewatch import broker, keys
 from linewatch.commission import config as cfg
@@ -33,8 +33,7 @@ def register(sub) -> None:
 def describe(topic: str, data: bytes, master: bytes | None) -> str:
     try:
         ftype, node = wire.peek(data)
-        key = keys.derive(master, node) if master else None
-        f = wire.decode(data, key)
+        f = wire.decode(data, keys.derive(master, node)) if master else hostframe.decode_unverified(data)
     except ProtocolError as exc:
         return f"{topic}: REFUSED {exc.reason}: {exc}"
     fields = " ".join(f"{k}={_show(k, v)}" for k, v in f.fields().items())

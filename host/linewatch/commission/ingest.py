@@ -3,7 +3,8 @@ the aggregator stores what comes out, so this module is tested without a broker.
 
 Checks, in order (the first failure names the refusal):
 oversized -> bad_topic -> truncated / unknown_version / unknown_type / length (structure)
--> unknown_node -> bad_tag -> out_of_range -> wrong_topic -> replay / old_boot.
+-> unknown_node -> bad_tag -> out_of_range -> wrong_topic -> segment_mismatch (a birth naming
+another segment than its topic's) -> replay / old_boot.
 The tag is checked before any field is trusted; the topic is compared after, so a forger
 cannot learn anything about a node's topic from the refusal.
 """
@@ -29,6 +30,7 @@ log = logging.getLogger("linewatch.commission.ingest")
 OVERSIZED = "oversized"
 UNKNOWN_NODE = "unknown_node"
 WRONG_TOPIC = "wrong_topic"
+SEGMENT_MISMATCH = "segment_mismatch"
 TOPICS_KEPT = 65536
 AFTER_PEEK = ("bad_tag", "out_of_range")   # decode's refusals once the structure is sound
 KIND_OF_TYPE, UPLINK_TYPES, TYPE_NAMES = topics.KIND_OF_TYPE, frozenset(const.UPLINK_TYPES), const.TYPE_NAMES
@@ -140,6 +142,9 @@ class Ingest:
                                         f"{record.segment}) arrived on {topic}", node)
         if ftype not in UPLINK_TYPES:
             raise _Refused(WRONG_TOPIC, f"frame from node 0x{node:04x}: {frame.type_name()} is not an uplink type", node)
+        if ftype == const.BIRTH and frame.field("segment") != segment:
+            raise _Refused(SEGMENT_MISMATCH, f"birth from node 0x{node:04x} names segment {frame.field('segment')}"
+                                             f" but arrived on {topic}", node)
         gap = self._replay(frame)
         self.accepted[TYPE_NAMES[ftype]] += 1
         return Accepted(frame, topic, raw if type(raw) is bytes else bytes(raw), received_us, segment, gap)
