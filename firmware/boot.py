@@ -102,7 +102,7 @@ def self_test(node):
     board = node.board
     name = "linewatch node %s" % cfg.name()
     try:
-        probe = frame.encode(node.key, c.DEATH, cfg.node, node.boot, 0, 0, 0, 0, (c.DEATH_LOST,))
+        probe = frame.encode(node.key, c.DEATH, cfg.node, node.boot, 1, 0, 0, 0, (c.DEATH_LOST,))
         frame.decode(probe, node.key)
     except Exception as exc:
         return False, "%s self-test FAILED: frame authentication: %r" % (name, exc)

@@ -106,7 +106,7 @@ class Frame:
 
 def _raw(spec, value, node):
     name, code, scale, lo, hi, saturates = spec
-    raw = int(round(value * scale)) if scale != 1 else int(value)
+    raw = int(round(value * scale))   # IEEE 754 double, ties to even (SPEC section 2)
     if raw < lo or raw > hi:
         if not saturates:
             raise OutOfRange("frame for node 0x%04x: %s=%r outside %s..%s"
@@ -187,6 +187,8 @@ def _decode(data, key):
     _, node, boot, seq, time_us, clock_source, clock_error_us = struct.unpack_from(HEADER_FORMAT, data, 0)
     if clock_source > 2:
         raise OutOfRange("frame from node 0x%04x: clock_source %d outside 0..2" % (node, clock_source))
+    if not seq:
+        raise OutOfRange("frame from node 0x%04x: seq 0" % node)
     specs = fields(ftype)
     raws = struct.unpack_from(_FORMATS.get(ftype) or _format(specs), data, HEADER_SIZE)
     values = []

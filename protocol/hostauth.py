@@ -10,6 +10,6 @@ _KEY_LABEL = b"linewatch/node-key/v1"
 
 def derive_node_key(master_key, node):
     """The node's own 32-byte key. The node holds only this; the commission holds the master."""
-    if len(master_key) < 16:
-        raise ValueError("master key must be at least 16 bytes")
+    if len(master_key) != 32:
+        raise ValueError("master key must be 32 bytes, got %d" % len(master_key))
     return hmac_sha256(master_key, _KEY_LABEL + struct.pack(">H", node))

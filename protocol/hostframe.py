@@ -65,8 +65,8 @@ def _decode(data, key):
     if key is not None and not _equal(_digest(key, data[:n], "sha256")[:TAG_SIZE], tag):
         raise BadTag("frame from node 0x%04x: bad tag" % ((data[1] << 8) | data[2]))
     raws = layout.unpack(data)
-    if raws[5] > 2:
-        return _ref._decode(data, key)   # clock_source out of range
+    if raws[5] > 2 or not raws[3]:
+        return _ref._decode(data, key)   # clock_source out of range, or seq 0
     payload = raws[7:]
     for i, lo, hi in layout.checks:
         v = payload[i]

@@ -8,7 +8,11 @@
 ACCEPT = "accept"
 REPLAY = "replay"
 OLD_BOOT = "old_boot"
+GIVEN_UP = "given_up"     # from a range the commission gave up as lost (and recorded so)
 _NEXT = (ACCEPT, None)
+_LOST_KEPT = 64           # given-up ranges remembered per stream, to name late frames from them
+DEATH = 4                 # lwproto.const.DEATH, BIRTH (this module is never on a node)
+BIRTH = 3
 
 
 def newer(boot, seq, last_boot, last_seq):
@@ -17,11 +21,18 @@ def newer(boot, seq, last_boot, last_seq):
 
 
 class _Stream:
-    __slots__ = ("highest", "missing")
+    __slots__ = ("highest", "missing", "lost")
 
     def __init__(self):
         self.highest = 0
         self.missing = []   # sorted, disjoint [first, last] ranges below `highest`
+        self.lost = []      # [first, last] ranges given up (forget), newest last
+
+    def was_lost(self, seq):
+        for first, last in self.lost:
+            if first <= seq <= last:
+                return True
+        return False
 
     def has_seen(self, seq):
         if seq > self.highest:
@@ -65,6 +76,9 @@ class _Stream:
                 if b > last:
                     kept.append([last + 1, b])
         self.missing = kept
+        self.lost.append([first, last])
+        if len(self.lost) > _LOST_KEPT:
+            del self.lost[0]
 
 
 class ReplayGuard:
@@ -77,18 +91,33 @@ class ReplayGuard:
         self._deaths = {}   # node -> (boot, seq) of the last accepted death
 
     def check(self, node, boot, seq):
-        """ACCEPT, REPLAY or OLD_BOOT for an uplink frame; changes nothing."""
+        """ACCEPT, REPLAY, GIVEN_UP or OLD_BOOT for an uplink frame; changes nothing."""
         streams = self._nodes.get(node)
         if not streams:
             return ACCEPT
         stream = streams.get(boot)
         if stream is not None:
-            return REPLAY if stream.has_seen(seq) else ACCEPT
+            if not stream.has_seen(seq):
+                return ACCEPT
+            return GIVEN_UP if stream.was_lost(seq) else REPLAY
         if boot > max(streams):
             return ACCEPT
         if len(streams) < self.boots_kept or boot > min(streams):
             return ACCEPT   # a boot never heard from (the node rebooted during an outage)
         return OLD_BOOT
+
+    def admit_frame(self, node, ftype, boot, seq):
+        """The whole rule (SPEC section 6) for one uplink frame that decoded and verified:
+        (verdict, gap (boot, first, last) it reveals or None)."""
+        if ftype == DEATH:
+            verdict = self.check_death(node, boot, seq)
+            if verdict == ACCEPT:
+                self.note_death(node, boot, seq)
+            return verdict, None
+        verdict, gap = self.admit(node, boot, seq)
+        if ftype == BIRTH and verdict == ACCEPT:
+            self.note_birth(node, boot, seq)
+        return verdict, gap
 
     def admit(self, node, boot, seq):
         """check(), then accept() if it said ACCEPT: (verdict, gap or None)."""
@@ -134,17 +163,26 @@ class ReplayGuard:
         return sorted(self._nodes.get(node, {}))
 
     # The death frame (MQTT last will) is composed at connect time, so it carries the (boot,
-    # seq) of the birth frame sent on the same connection and sits outside the stream: it is
-    # valid once, and only for the connection whose birth was the last one accepted.
+    # seq) of the birth frame sent on the same connection and sits outside the stream. It is
+    # accepted once, when it is not older than the last birth accepted (the will of an older
+    # connection) and newer than the last death accepted. A death newer than the last birth
+    # is accepted: its connection died before its birth got through (the birth stays in the
+    # node's queue and arrives later, as any queued frame).
     def note_birth(self, node, boot, seq):
         last = self._births.get(node)
         if last is None or newer(boot, seq, last[0], last[1]):
             self._births[node] = (boot, seq)
 
     def check_death(self, node, boot, seq):
-        if self._births.get(node) != (boot, seq):
-            return OLD_BOOT if node in self._births and boot < self._births[node][0] else REPLAY
-        return REPLAY if self._deaths.get(node) == (boot, seq) else ACCEPT
+        birth = self._births.get(node)
+        if birth is not None and newer(birth[0], birth[1], boot, seq):
+            return OLD_BOOT if boot < birth[0] else REPLAY       # an older connection's will
+        death = self._deaths.get(node)
+        if death is not None and not newer(boot, seq, death[0], death[1]):
+            return OLD_BOOT if boot < death[0] else REPLAY       # heard already, or older
+        return ACCEPT
 
     def note_death(self, node, boot, seq):
-        self._deaths[node] = (boot, seq)
+        last = self._deaths.get(node)
+        if last is None or newer(boot, seq, last[0], last[1]):
+            self._deaths[node] = (boot, seq)

@@ -148,3 +148,32 @@ def test_a_short_microphone_read_skips_the_block_not_the_detection_task(tmp_path
     assert node.samples == 100 + 4 * 512           # the task went on past the short block
     assert node.overruns == 1
     assert any("block skipped" in line for line in board.lines)
+
+
+def test_downlink_order_and_commands_from_the_golden_vectors(tmp_path):
+    """SPEC section 6: acks and commands share the commission's downlink sequence, each kind
+    compared with the last of its own kind; unused command fields are ignored (section 3.6)."""
+    import json
+    from pathlib import Path
+    vectors = json.loads((Path(__file__).parents[2] / "protocol" / "vectors" / "v1.json").read_text())
+    node, _ = make_node(tmp_path)
+    for _ in range(12):
+        node.heartbeat()
+    for kind, boot, seq, want in vectors["downlink"]:
+        refused, before = node.refused_commands, node._last_ack
+        if kind == "ack":
+            node.on_downlink("t", downlink(c.ACK, {"boot": 1, "seq": seq % 12}, seq, boot=boot))
+            took = node._last_ack != before and node._last_ack == (boot, seq)
+            assert ("take" if took else "ignore") == want, (kind, boot, seq)
+        else:
+            node.on_downlink("t", downlink(c.COMMAND, {"command": c.CMD_REBIRTH, "event_class": 0, "threshold": 0,
+                                                       "refractory_ms": 0, "boot": 0, "first_seq": 0,
+                                                       "last_seq": 0, "delay_s": 0}, seq, boot=boot))
+            assert ("apply" if node.refused_commands == refused else "refuse") == want, (kind, boot, seq)
+    for case in vectors["commands"]:
+        folder = tmp_path / case["name"].replace(" ", "_")
+        folder.mkdir()
+        fresh, _ = make_node(folder)
+        fresh.on_downlink("t", bytes.fromhex(case["hex"]))
+        assert fresh.refused_commands == 0, case["name"]
+        assert fresh.detector.refractory_ms(1) == case["applies"]["refractory_ms"]

@@ -1,4 +1,5 @@
-"""The commission's master key: a file of 32 random bytes in hex, readable by its owner only.
+"""The commission's master key: a file of 32 random bytes as 64 hex digits (one line, a final
+newline allowed; SPEC section 4), readable by its owner only.
 
 Node keys are derived from it (lwproto.auth); the master key itself never goes into the
 database or a log line. A key file that group or others can read is refused: whoever read it
@@ -7,6 +8,7 @@ could forge reports from every node on the line.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -45,13 +47,13 @@ def load_master_key(path: str | Path) -> bytes:
         raise KeyFileError(f"master key {path}: group or others can access it (mode {stat.S_IMODE(mode):04o});"
                            f" run `chmod 600 {path}`")
     try:
-        text = path.read_text().strip()
-        key = bytes.fromhex(text)
-    except (OSError, ValueError):
-        raise KeyFileError(f"master key {path}: not a hex key")
-    if len(key) < 16:
-        raise KeyFileError(f"master key {path}: {len(key)} bytes, need at least 16")
-    return key
+        text = path.read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"master key {path}: cannot read ({exc})")
+    if not re.fullmatch(r"[0-9a-fA-F]{%d}" % (2 * MASTER_KEY_BYTES), text):
+        raise KeyFileError(f"master key {path}: not {MASTER_KEY_BYTES} bytes as {2 * MASTER_KEY_BYTES} hex digits"
+                           f" on one line")
+    return bytes.fromhex(text)
 
 
 def load_or_create(path: str | Path) -> bytes:

@@ -53,7 +53,7 @@ def valid_frames(draw):
     ftype = draw(st.sampled_from(sorted(c.TYPE_NAMES)))
     header = (
         (c.VERSION << 4) | ftype,
-        draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFFFFFF)),
+        draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)), draw(st.integers(1, 0xFFFFFFFF)),
         draw(st.integers(-(1 << 63), (1 << 63) - 1)), draw(st.integers(0, 2)), draw(st.integers(0, 0xFFFF)),
     )
     specs = frame.fields(ftype)

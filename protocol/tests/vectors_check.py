@@ -1,10 +1,13 @@
 # Checks protocol/vectors/v1.json against lwproto; runs unchanged under CPython and
 # MicroPython (the test suite runs it on both). Prints one line per failure, then a summary.
 import json
+import struct
 import sys
 
-from lwproto import frame, hostauth
+from lwproto import const, frame, hostauth, replay
 from lwproto.errors import ProtocolError
+
+KINDS = {"event": const.EVENT, "birth": const.BIRTH, "death": const.DEATH, "heartbeat": const.HEARTBEAT}
 
 
 def close(a, b):
@@ -41,7 +44,93 @@ def check(vectors):
         except ProtocolError as exc:
             if exc.reason != v["error"]:
                 failures.append("%s: error %s (%s), expected %s" % (v["name"], exc.reason, exc, v["error"]))
+    for name in ("rounding", "replay", "downlink", "commands", "state"):
+        failures += CHECKS[name](vectors, vectors[name])
     return failures
+
+
+def raw_field(data, ftype, field):
+    offset = const.HEADER_SIZE
+    for spec in frame.fields(ftype):
+        if spec[0] == field:
+            return struct.unpack_from(">" + spec[1], data, offset)[0]
+        offset += struct.calcsize(spec[1])
+    raise KeyError(field)
+
+
+def check_rounding(vectors, cases):
+    failures = []
+    valid = dict((v["name"], v) for v in vectors["valid"])
+    for r in cases:
+        v = valid[r["type"]]
+        h = v["header"]
+        values = dict(v["fields"])
+        values[r["field"]] = r["value"]
+        data = frame.encode(bytes.fromhex(v["key"]), v["type"], v["node"], h["boot"], h["seq"], h["time_us"],
+                            h["clock_source"], h["clock_error_us"], values)
+        got = raw_field(data, v["type"], r["field"])
+        if got != r["raw"] or data.hex() != r["hex"]:
+            failures.append("rounding %s=%r: raw %d, vector says %d" % (r["field"], r["value"], got, r["raw"]))
+    return failures
+
+
+def check_replay(vectors, cases):
+    failures = []
+    for case in cases:
+        guard = replay.ReplayGuard(4)
+        for i, step in enumerate(case["steps"]):
+            kind = step[0]
+            if kind == "lost":
+                guard.forget(0x0102, step[1], step[2], step[3])
+                continue
+            if kind == "ack":
+                got = guard.contiguous(0x0102, step[1])
+                want = step[2]
+            else:
+                got = guard.admit_frame(0x0102, KINDS[kind], step[1], step[2])[0]
+                want = step[3]
+            if got != want:
+                failures.append("replay %r step %d %r: got %r" % (case["name"], i, step, got))
+    return failures
+
+
+def check_downlink(vectors, steps):
+    # the node's rule: each kind against the last of its own kind, boot first, then seq
+    failures = []
+    last = {"ack": (0, 0), "command": (0, 0)}
+    for i, (kind, boot, seq, want) in enumerate(steps):
+        ok = replay.newer(boot, seq, last[kind][0], last[kind][1])
+        if ok:
+            last[kind] = (boot, seq)
+        got = ("take" if kind == "ack" else "apply") if ok else ("ignore" if kind == "ack" else "refuse")
+        if got != want:
+            failures.append("downlink step %d %r: %s" % (i, [kind, boot, seq, want], got))
+    return failures
+
+
+def check_commands(vectors, cases):
+    failures = []
+    key = bytes.fromhex(vectors["valid"][0]["key"])
+    for case in cases:
+        fields = frame.decode(bytes.fromhex(case["hex"]), key).fields()
+        for name in case["applies"]:
+            if fields[name] != case["applies"][name]:
+                failures.append("command %r: %s is %r" % (case["name"], name, fields[name]))
+    return failures
+
+
+def check_state(vectors, cases):
+    failures = []
+    key = hostauth.derive_node_key(bytes.fromhex(vectors["master_key"]), 0)
+    for case in cases:
+        f = frame.decode(bytes.fromhex(case["hex"]), key)
+        if (f.node, f.boot, f.seq, f.field("state")) != (0, case["boot"], case["seq"], case["state"]):
+            failures.append("state %r decoded differently" % case["what"])
+    return failures
+
+
+CHECKS = {"rounding": check_rounding, "replay": check_replay, "downlink": check_downlink,
+          "commands": check_commands, "state": check_state}
 
 
 def main(path):
@@ -50,8 +139,9 @@ def main(path):
     failures = check(vectors)
     for line in failures:
         print("FAIL", line)
-    print("checked %d valid and %d invalid vectors, %d failures"
-          % (len(vectors["valid"]), len(vectors["invalid"]), len(failures)))
+    print("checked %d valid and %d invalid vectors, %d rounding, %d replay cases, %d downlink steps,"
+          " %d failures" % (len(vectors["valid"]), len(vectors["invalid"]), len(vectors["rounding"]),
+                            len(vectors["replay"]), len(vectors["downlink"]), len(failures)))
     return 1 if failures else 0
 
 

@@ -32,7 +32,10 @@ UNKNOWN_NODE = "unknown_node"
 WRONG_TOPIC = "wrong_topic"
 SEGMENT_MISMATCH = "segment_mismatch"
 TOPICS_KEPT = 65536
-AFTER_PEEK = ("bad_tag", "out_of_range")   # decode's refusals once the structure is sound
+AFTER_PEEK = ("bad_tag", "out_of_range")
+WHY = {replay.REPLAY: "already stored", replay.OLD_BOOT: "a boot older than every boot tracked",
+       replay.GIVEN_UP: "in a range given up as lost (recorded in the evidence log)"}
+DEATH_WHY = "already heard, or the will of an older connection"   # decode's refusals once the structure is sound
 KIND_OF_TYPE, UPLINK_TYPES, TYPE_NAMES = topics.KIND_OF_TYPE, frozenset(const.UPLINK_TYPES), const.TYPE_NAMES
 
 
@@ -151,18 +154,11 @@ class Ingest:
 
     def _replay(self, frame: Frame) -> tuple[int, int, int] | None:
         node, boot, seq = frame.node, frame.boot, frame.seq
-        if frame.ftype == const.DEATH:
-            verdict = self.guard.check_death(node, boot, seq)
-            if verdict != replay.ACCEPT:
-                raise _Refused(verdict, f"death frame from node 0x{node:04x} boot {boot} seq {seq}: "
-                                        f"not the last birth's connection or already heard", node)
-            self.guard.note_death(node, boot, seq)
-            return None
-        verdict, gap = self.guard.admit(node, boot, seq)
+        verdict, gap = self.guard.admit_frame(node, frame.ftype, boot, seq)
         if verdict != replay.ACCEPT:
-            raise _Refused(verdict, f"frame from node 0x{node:04x} boot {boot} seq {seq}: {verdict}", node)
-        if frame.ftype == const.BIRTH:
-            self.guard.note_birth(node, boot, seq)
+            why = WHY.get(verdict, verdict) if frame.ftype != const.DEATH else DEATH_WHY
+            raise _Refused(verdict, f"{frame.type_name()} frame from node 0x{node:04x} boot {boot} seq {seq}: "
+                                    f"{why}", node)
         return gap
 
 

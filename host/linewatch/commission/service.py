@@ -45,6 +45,7 @@ from linewatch.commission.store import (
 )
 
 log = logging.getLogger("linewatch.aggregator")
+RESEND_ACK = ("replay", "given_up")
 
 
 # A checked round: (batch to commit, accepted frames, health changes, (node, boot) streams).
@@ -193,7 +194,7 @@ class Aggregator:
                 continue
             if isinstance(result, Refusal):
                 batch.refusals.append(result)
-                if result.reason == "replay":
+                if result.reason in RESEND_ACK:   # the node missed our ack: say it again
                     self.acks.replayed(result.node, int.from_bytes(payload[3:5], "big"))
                 continue
             f = result.frame
