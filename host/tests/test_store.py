@@ -79,6 +79,30 @@ def test_unreachable_database_is_a_store_error(tmp_path, store_target):
         open_store(target)
 
 
+def test_a_read_only_store_reads_and_cannot_write(store_target):
+    writer = open_store(store_target)
+    writer.commit(Batch(evidence=[frame_row(0x0102, 1, 1)]))
+    store = open_store(store_target, readonly=True)
+    try:
+        assert [r.seq for r in store.evidence()] == [1]
+        with pytest.raises(StoreError, match="read-only"):
+            store.commit(Batch(evidence=[frame_row(0x0102, 1, 2)]))
+        with pytest.raises(StoreError):
+            store.node_put(NodeRecord(0x0102, 3, 48.0, 37.0))
+    finally:
+        store.close()
+    assert writer.nodes() == [] and [r.seq for r in writer.evidence()] == [1]
+    writer.close()
+
+
+def test_a_missing_database_opened_read_only_is_an_error_not_created(tmp_path, store_target):
+    target = str(tmp_path / "mistyped.db") if not store_target.startswith("postgresql") \
+        else store_target.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(StoreError, match="database"):
+        open_store(target, readonly=True)
+    assert not list(tmp_path.glob("mistyped.db*"))
+
+
 def test_chain_ids_and_every_tag_verify(store):
     rows = [frame_row(0x0102, 1, 1, const.BIRTH)] + [frame_row(0x0102, 1, s) for s in range(2, 7)]
     ids = store.commit(Batch(evidence=rows[:3]))

@@ -69,7 +69,7 @@ def cmd_verify(args) -> int:
     try:
         config = cfg.from_args(args)
         master = keys.load_master_key(config.keys.master_key_file)
-        store = open_store(config.store.target)
+        store = open_store(config.store.target, readonly=True)
     except (cfg.ConfigError, KeyFileError, StoreError) as exc:
         print(f"linewatch evidence verify: {exc}", file=sys.stderr)
         return 2

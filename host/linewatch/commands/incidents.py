@@ -30,14 +30,14 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_set_status)
 
 
-def _store(args):
+def _store(args, readonly: bool):
     config = cfg.from_args(args)
-    return open_store(config.store.target, config.store.synchronous)
+    return open_store(config.store.target, config.store.synchronous, readonly=readonly)
 
 
-def _run(fn, args) -> int:
+def _run(fn, args, readonly: bool = True) -> int:
     try:
-        store = _store(args)
+        store = _store(args, readonly)
     except (cfg.ConfigError, StoreError) as exc:
         print(f"linewatch incidents: {exc}", file=sys.stderr)
         return 2
@@ -79,4 +79,4 @@ def cmd_set_status(args) -> int:
             return 1
         print(f"incident {args.incident}: {old} -> {args.status}")
         return 0
-    return _run(set_status_, args)
+    return _run(set_status_, args, readonly=False)

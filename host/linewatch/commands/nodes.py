@@ -29,9 +29,9 @@ def register(sub) -> None:
     nodes.add_parser("init-key", help="create the master key file (0600)").set_defaults(func=cmd_init_key)
 
 
-def _registry(args) -> Registry:
+def _registry(args, readonly: bool = False) -> Registry:
     config = cfg.from_args(args)
-    return Registry(open_store(config.store.target, config.store.synchronous))
+    return Registry(open_store(config.store.target, config.store.synchronous, readonly=readonly))
 
 
 def _guard(fn):
@@ -54,7 +54,7 @@ def cmd_add(args) -> int:
 @_guard
 def cmd_list(args) -> int:
     print(f"{'node':8} {'segment':>7} {'lat':>12} {'lon':>12} {'alt_m':>7}")
-    for r in _registry(args).list():
+    for r in _registry(args, readonly=True).list():
         print(f"0x{r.id:04x}   {r.segment:7d} {r.lat:12.7f} {r.lon:12.7f} {r.alt_m:7.0f}")
     return 0
 
@@ -71,7 +71,7 @@ def cmd_remove(args) -> int:
 
 @_guard
 def cmd_status(args) -> int:
-    registry = _registry(args)
+    registry = _registry(args, readonly=True)
     health = {h.node: h for h in registry.store.health()}
     now = time.time_ns() // 1000
     print(f"{'node':8} {'state':12} {'seen_s_ago':>10} {'boot':>5} {'battery_mv':>10} {'rssi':>5} "

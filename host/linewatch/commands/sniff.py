@@ -26,6 +26,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from linewatch import broker
     from linewatch.commission import config as aggregator_config
+    from linewatch.commission.store import StoreError
     from linewatch.keys import KeyFileError, load_master_key
     from lwtools.sniff import Verifier, sniff
     try:
@@ -39,7 +40,7 @@ def run(args) -> int:
         registry_db = args.registry or (settings.store.target if args.config else None)
         if registry_db:
             verifier.known_nodes = _known_nodes(registry_db)
-    except (aggregator_config.ConfigError, KeyFileError, ValueError, OSError) as exc:
+    except (aggregator_config.ConfigError, KeyFileError, StoreError, ValueError, OSError) as exc:
         print(f"sniff: error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -53,5 +54,5 @@ def run(args) -> int:
 
 def _known_nodes(db_path):
     from linewatch.commission.registry import Registry
-    registry = Registry.open(db_path)
+    registry = Registry.open(db_path, readonly=True)
     return lambda node: registry.get(node) is not None

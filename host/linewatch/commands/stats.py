@@ -18,7 +18,7 @@ def register(sub) -> None:
 def run(args) -> int:
     try:
         config = cfg.from_args(args)
-        store = open_store(config.store.target)
+        store = open_store(config.store.target, readonly=True)
     except (cfg.ConfigError, StoreError) as exc:
         print(f"linewatch stats: {exc}", file=sys.stderr)
         return 2

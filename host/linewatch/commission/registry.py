@@ -35,8 +35,8 @@ class Registry:
         self._loaded = float("-inf")
 
     @classmethod
-    def open(cls, db_path: str | Path) -> "Registry":
-        return cls(open_store(str(db_path)))
+    def open(cls, db_path: str | Path, readonly: bool = False) -> "Registry":
+        return cls(open_store(str(db_path), readonly=readonly))
 
     def add(self, node_id: int, segment: int, lat: float, lon: float, alt_m: float = 0.0) -> NodeRecord:
         """Add or update a node (a moved node keeps its id and gets its new position)."""

@@ -196,10 +196,13 @@ class Store(Protocol):
     def refusals(self, limit: int = 100) -> list[Refusal]: ...
 
 
-def open_store(target: str, synchronous: str = "FULL") -> Store:
-    """SQLite for a file path, PostgreSQL for a postgresql:// URL ([store] path / url)."""
+def open_store(target: str, synchronous: str = "FULL", readonly: bool = False) -> Store:
+    """SQLite for a file path, PostgreSQL for a postgresql:// URL ([store] path / url).
+    `readonly`: for commands that only read (evidence verify, stats, nodes list/status,
+    incidents list/export): a missing database is a StoreError, never an empty new one, and
+    every write raises StoreError."""
     if target.startswith(("postgresql://", "postgres://")):
         from linewatch.commission.store_postgres import PostgresStore
-        return PostgresStore(target, synchronous)
+        return PostgresStore(target, synchronous, readonly)
     from linewatch.commission.store_sqlite import SQLiteStore
-    return SQLiteStore(target, synchronous)
+    return SQLiteStore(target, synchronous, readonly)

@@ -88,15 +88,23 @@ def is_url(target: str) -> bool:
 
 
 class PostgresStore:
-    def __init__(self, url: str, synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, synchronous: str = "FULL", readonly: bool = False) -> None:
         if psycopg is None:
             raise StoreError("database %s: PostgreSQL needs psycopg 3 (pip install 'linewatch[postgresql]')"
                              % _safe(url))
         self.url = url
         self.path = _safe(url)    # what messages name (never the password)
         self._sync = "off" if synchronous.upper() == "NORMAL" else "on"
+        self.readonly = readonly
         try:
             self.db = self._connect()
+            if readonly:
+                # every transaction of this session read-only: the server refuses any write;
+                # no schema is made (a database without one is not a LineWatch database)
+                self.db.execute("SET default_transaction_read_only = on")
+                self.db.execute("SELECT COUNT(*) FROM evidence").fetchone()
+                self._writer = None
+                return
             with self.db.transaction():
                 self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 self.db.execute(SCHEMA)
@@ -129,6 +137,8 @@ class PostgresStore:
     def commit(self, batch: Batch) -> list[int]:
         """Write the batch in one transaction; returns the evidence ids given to its rows, in order
         (0 for a frame refused as a duplicate when the batch asks for that check)."""
+        if self._writer is None:
+            raise StoreError(f"database {self.path}: opened read-only")
         try:
             with self._writer.transaction():
                 cur = self._writer.cursor()

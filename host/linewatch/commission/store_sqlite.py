@@ -65,8 +65,12 @@ EVIDENCE_COLUMNS = "id, kind, type, node, boot, seq, topic, received_us, raw, ve
 
 
 class SQLiteStore:
-    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly()
+            return
         parent = Path(path).resolve().parent
         if not parent.is_dir():
             raise StoreError(f"database {path}: folder {parent} does not exist")
@@ -83,6 +87,21 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"database {path}: {exc}")
 
+    def _open_readonly(self) -> None:
+        """For commands that only read: a missing file is an error (never an empty new log),
+        and SQLite itself refuses every write on this connection."""
+        if not Path(self.path).is_file():
+            raise StoreError(f"database {self.path}: does not exist (check --db or [store] path;"
+                             f" a read-only command never creates one)")
+        try:
+            self.db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
+                                      isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.execute("SELECT COUNT(*) FROM evidence").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot be read as a LineWatch database ({exc})")
+        self._writer = None
+
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout=5000")
@@ -90,7 +109,8 @@ class SQLiteStore:
         return db
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self.db.close()
 
     def _chain_head(self) -> tuple[int, bytes]:
@@ -105,13 +125,17 @@ class SQLiteStore:
         return boot
 
     def _transaction(self) -> "_Transaction":
-        return _Transaction(self.db)
+        if self.readonly:
+            raise StoreError(f"database {self.path}: opened read-only")
+        return _Transaction(self.db, self.path)
 
     def commit(self, batch: Batch) -> list[int]:
         """Write the batch in one transaction; returns the evidence ids given to its rows, in order.
 
         The chain head is read inside the write lock: the CLI (an incident's status change)
         may append between two of the service's batches."""
+        if self._writer is None:
+            raise StoreError(f"database {self.path}: opened read-only")
         try:
             with _Transaction(self._writer):
                 evidence, refusals, kept = batch.evidence, batch.refusals, None
@@ -264,16 +288,33 @@ class SQLiteStore:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error (the connection runs in autocommit)."""
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error (the connection runs in autocommit).
+    With a path, SQLite's errors come out as StoreError naming the database."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: str | None = None) -> None:
         self.db = db
+        self.path = path
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._raise(exc)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+        except sqlite3.Error as failed:
+            if exc_type is None:
+                self._raise(failed)
+        if exc_type is not None and issubclass(exc_type, sqlite3.Error) and self.path:
+            self._raise(exc)
+        return False
+
+    def _raise(self, exc: BaseException) -> None:
+        if self.path is None:
+            raise exc
+        raise StoreError(f"database {self.path}: write failed: {exc}") from exc
