@@ -101,6 +101,17 @@ def self_test(node):
     cfg = node.config
     board = node.board
     name = "linewatch node %s" % cfg.name()
+    # the deep sleep this boot woke from (node.sleep() left a record: when it began, how long)
+    import os
+    path = "%s/%s" % (node.storage.rstrip("/"), "sleep")
+    try:
+        with open(path) as f:
+            began, planned = [int(v) for v in f.read().split()]
+        os.remove(path)
+        now = node.clock.now_us() // 1000000
+        node._power[1] = now - began if node.clock.quality()[0] and now > began else planned
+    except (OSError, ValueError):
+        pass
     try:
         probe = frame.encode(node.key, c.DEATH, cfg.node, node.boot, 1, 0, 0, 0, (c.DEATH_LOST,))
         frame.decode(probe, node.key)

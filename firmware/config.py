@@ -79,6 +79,15 @@ def parse(raw):
     if not isinstance(storage, str) or not storage:
         _fail("", "storage", "a non-empty string", storage)
     cfg.storage = storage
+    # power: keys over 10 characters are not interned in the node's RAM (README "Memory"); the
+    # node reads the settings as a tuple (node.py: save mV, sleep mV, sleep s, save heartbeat s,
+    # quiet windows as (start, end) seconds of the UTC day)
+    sec = _section(raw, "power", {})
+    cfg.power = (_number(sec, "save_below_mv", 3500, 0, 65535, "power"),
+                 _number(sec, "sleep_below_mv", 3350, 0, 65535, "power"),
+                 _number(sec, "low_battery_sleep_s", 3600, 1, 604800, "power"),
+                 _number(sec, "save_heartbeat_s", 300, 1, 65535, "power"),
+                 _windows(sec.get("quiet_windows") or ()))
     cfg.feed = _section(raw, "feed", {})   # hal/unix's sample source; hal/unix checks it
     cfg.raw = raw
     return cfg
@@ -139,6 +148,27 @@ def _key(raw):
     except ValueError:
         # never echo the key itself: consoles end up in photos and bug reports
         raise ConfigError("config: key must be 64 hex characters, got a non-hex character")
+
+
+def _windows(raw):
+    """((start, end) seconds of the UTC day, ...) from [["HH:MM", "HH:MM[:SS]"], ...]."""
+    out = []
+    try:
+        for start, end in raw:
+            pair = []
+            for text in (start, end):
+                parts = [int(p) for p in text.split(":")] + [0]
+                if len(parts) > 4 or not (0 <= parts[0] < 24 and 0 <= parts[1] < 60
+                                          and 0 <= parts[2] < 60):
+                    raise ValueError
+                pair.append(parts[0] * 3600 + parts[1] * 60 + parts[2])
+            if pair[0] == pair[1]:
+                raise ValueError
+            out.append(tuple(pair))
+    except (ValueError, TypeError, AttributeError):
+        _fail("power", "quiet_windows", 'a list of ["HH:MM", "HH:MM"] pairs (UTC, start before '
+              "end or across midnight)", raw)
+    return tuple(out)
 
 
 def _per_class(raw, section, lo, hi, integer):

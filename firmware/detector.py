@@ -20,6 +20,7 @@ except ImportError:  # CPython
 _CLASSES = const((0, 1, 2, 3, 4, 5))
 _DEFAULT_REFRACTORY_MS = const((500, 500, 100, 30000, 60000, 10000))
 _NONE = const(())
+_CAPABILITIES = const(8)          # lwproto.const CAP_DRONE: the birth frame's detector bits
 
 
 class DetectorChain:
@@ -34,6 +35,7 @@ class DetectorChain:
         for cls in _CLASSES:
             self.set_refractory(cls, _DEFAULT_REFRACTORY_MS[cls])
         self._found = []
+        self.capabilities = _CAPABILITIES
 
     # ------------------------------------------------------------ settings (downlink)
     def set_threshold(self, cls, value):

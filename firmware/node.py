@@ -6,7 +6,9 @@
 #              queue first; nothing is published that is not in flash
 #   uplink     connect (will = death), birth, publish the queue in order at QoS 1, apply acks
 #              and commands from the downlink, reconnect with jittered backoff
-#   health     a heartbeat every heartbeat_s
+#   health     a heartbeat every heartbeat_s (longer on a low battery), then the power
+#              decisions: radio power save, and deep sleep (after a sleep notice) on a low
+#              battery or in a quiet window of the config
 #
 # Board-free: the board, its clock, storage and network come in through `board` (hal/).
 import asyncio
@@ -38,6 +40,14 @@ _ENQUEUE = const(3)
 _UPLINK = const(4)
 _REFUSED = const(5)
 _COMMAND = const(6)
+# self._power slots (one list: a name each would be interned in RAM for good)
+_RADIO_US = const(0)             # radio active since boot: connecting, publishing (heartbeat radio_ms)
+_SLEPT_S = const(1)              # the deep sleep this boot woke from (lwnode.boot.self_test sets it)
+_INTERVAL = const(2)             # heartbeat interval in force, s (follows the battery)
+_MODE = const(3)                 # 0 normal, 1 saving (battery under power.save_below_mv)
+_CAP_UPDATE = const(64)          # lwproto.const CAP_UPDATE
+_SAVE_HYSTERESIS_MV = const(50)  # leave the saving mode 50 mV over where it began
+_SLEEP_WAIT_MS = const(30000)    # at most this long for the sleep notice's ack before sleeping
 
 
 # Every function and every name costs the node heap for good (a function object and raw-code
@@ -109,6 +119,7 @@ class Node:
         self._logged = {}
         self._last_ticks = board.ticks_us()
         self._uptime_us = 0
+        self._power = [0, 0, config.heartbeat_s, 0]    # _RADIO_US, _SLEPT_S, _INTERVAL, _MODE
 
     async def run(self):
         """Run every task; returns only when the audio feed ends and the config says to stop
@@ -233,7 +244,7 @@ class Node:
         if pos is None:
             p = self.config.position
             pos = (p["lat"], p["lon"], p["alt_m"], p["error_m"])
-        caps = self.board.capabilities | c.CAP_RESEND | c.CAP_DRONE
+        caps = self.board.capabilities | self.detector.capabilities | c.CAP_RESEND | _CAP_UPDATE
         return (version[0], version[1], version[2], c.BOARD_NAMES.index(self.board.name),
                 self.config.segment,
                 pos[0], pos[1], pos[2], pos[3], self.board.sensors, caps, self.rate)
@@ -255,19 +266,68 @@ class Node:
     # ---- health -----------------------------------------------------------------------
 
     async def _health(self):
+        p = self._power
         while True:
-            await self.sleep_ms(self.config.heartbeat_s * 1000)
+            await self.sleep_ms(p[_INTERVAL] * 1000)
+            # The power decisions, then the heartbeat that tells them: on a low battery or in a
+            # quiet window (config power) the node sleeps after it; else the heartbeat interval
+            # and the radio's power save follow the battery.
+            save_mv, sleep_mv, sleep_s, save_s, quiet = self.config.power
+            mv = self.board.battery_mv()          # 0: no battery reading, no decision on it
+            sleeps = self.board.capabilities & c.CAP_DEEP_SLEEP   # as the birth frame says
+            mode = 1 if mv and mv < save_mv + (_SAVE_HYSTERESIS_MV if p[_MODE] else 0) else 0
+            if mode != p[_MODE]:
+                p[_MODE] = mode
+                self.board.radio_power(mode)
+                self.log("power: battery %d mV, %s mode" % (mv, ("normal", "saving")[mode]))
+            interval = save_s if mode else self.config.heartbeat_s
+            asleep = (sleep_s, 1) if sleeps and mv and mv < sleep_mv else None
+            if sleeps and quiet and not asleep and self.clock.quality()[0]:   # needs UTC
+                day = self.clock.now_us() // 1000000 % 86400
+                for start, end in quiet:
+                    if (day - start) % 86400 < (end - start) % 86400:
+                        asleep = ((end - day) % 86400, 0)
+                    else:   # the next heartbeat (and this check) falls on the window's start
+                        interval = min(interval, (start - day) % 86400 or 1)
+            p[_INTERVAL] = interval
             self.heartbeat()
+            if asleep:
+                await self.sleep(asleep[0], asleep[1])
+                return
 
     def heartbeat(self):
         board = self.board
         self._enqueue(c.HEARTBEAT, (board.battery_mv(), board.temperature_c(), self.uptime_s(),
                                     board.rssi(), self.queue.depth, board.free_memory(),
                                     self.detections, self.queue.dropped_events,
-                                    max(0, self.connections - 1), self.refused_commands))
+                                    max(0, self.connections - 1), self.refused_commands,
+                                    self._power[_RADIO_US] // 1000, self._power[_SLEPT_S],
+                                    self._power[_INTERVAL], self._power[_MODE]))
         self.log("heartbeat seq %d queue %d detections %d dropped %d refused %d heap peak %d"
                  % (self.seq, self.queue.depth, self.detections, self.queue.dropped_events,
                     self.refused_commands, self.heap_peak))
+
+    # ---- power ------------------------------------------------------------------------
+
+    async def sleep(self, delay_s, reason):
+        """The sleep notice (reason 0 quiet window, 1 low battery), then deep sleep once the
+        commission stored it (or after _SLEEP_WAIT_MS): the board wakes as a new boot."""
+        self._enqueue(c.SLEEP, (delay_s, reason))
+        self.log("power: sleeping %d s (%s)" % (delay_s, ("quiet window", "low battery")[reason]))
+        waited = 0
+        while self.queue.depth and waited < _SLEEP_WAIT_MS:
+            await self.sleep_ms(250)
+            waited += 250
+        try:   # for the heartbeats of the next boot (lwnode.boot.self_test reads it: slept_s)
+            with open("%s/%s" % (self.storage.rstrip("/"), "sleep"), "w") as f:
+                f.write("%d %d" % (self.clock.now_us() // 1000000, delay_s))
+        except OSError:
+            pass
+        client = self._client
+        if client is not None and client.connected:
+            await client.disconnect()         # cleanly: the broker drops the will (no death)
+        self.queue.close()
+        self.board.deep_sleep(delay_s * 1000)
 
     async def sleep_ms(self, ms):
         """Sleep by the board's clock (virtual on the unix port's fast feed and in the
@@ -285,7 +345,10 @@ class Node:
         delays = mqtt.backoff_delays()
         while True:
             try:
-                if await self.board.network_up():
+                t = self.board.ticks_us()
+                up = await self.board.network_up()
+                self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)
+                if up:
                     await self._session()
                     delays = mqtt.backoff_delays()   # it was up: start the backoff afresh
             except Exception as exc:   # every failure of a session ends in a reconnect
@@ -312,7 +375,9 @@ class Node:
             clean_session=False, user=broker["user"], password=broker["password"],
             will=(topic.uplink(cfg.segment, cfg.node, c.DEATH), death, 1, False),
             on_message=self.on_downlink, open_connection=self.board.open_connection)
+        t = self.board.ticks_us()
         await client.connect()
+        self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)
         self._birth = None
         self.connections += 1
         self._client = client
@@ -346,8 +411,10 @@ class Node:
                 await client.disconnect()
 
     async def _publish(self, ftype, boot, seq, data):
+        t = self.board.ticks_us()             # the radio is active until the PUBACK
         await self._client.publish(topic.uplink(self.config.segment, self.config.node, ftype),
                                    data, 1)
+        self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)
         self._sent[(boot, seq)] = True
 
     async def _idle(self):

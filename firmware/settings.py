@@ -20,6 +20,7 @@ class Config:
     heartbeat_s: int
     queue: dict
     storage: str
+    power: tuple
     feed: dict
     raw: dict
 

@@ -36,6 +36,8 @@ NEEDS = {
             " with mpremote), or run it on the virtual board (no --port)",
     "broker_control": "stops and restarts the broker to make an outage; with --port the board talks to"
                       " the broker in its own config, which the suite does not own",
+    "battery": "sets what the battery reads (the virtual board's feed battery_mv); a real board reads"
+               " its own cell: test its sleep with a bench supply under power.sleep_below_mv instead",
 }
 # a soft reset from the friendly REPL: interrupt main.py, leave a raw REPL, Ctrl-D runs main.py again
 SOFT_RESET = b"\r\x03\x03\x02\x04"
@@ -96,13 +98,16 @@ def load_board_config(path: str | None) -> dict:
 
 
 def with_feed(base: dict, audio: str, start_us: int | None, realtime=False, heartbeat_s=1,
-              exit_at_end=False, plays=1, **extra) -> dict:
+              exit_at_end=False, plays=1, battery_mv=None, **extra) -> dict:
     """A board config playing `audio` (a path as the board sees it) instead of its microphone:
-    the same "feed" section on the virtual board and on a real one (firmware/README.md)."""
+    the same "feed" section on the virtual board and on a real one (firmware/README.md).
+    `battery_mv`: what the virtual board's battery reads (hal/unix)."""
     config = dict(base)
-    config.update({"heartbeat_s": heartbeat_s,
-                   "feed": {"audio": audio, "realtime": realtime, "start_us": start_us,
-                            "exit_at_end": exit_at_end, "plays": plays}})
+    feed = {"audio": audio, "realtime": realtime, "start_us": start_us, "exit_at_end": exit_at_end,
+            "plays": plays}
+    if battery_mv is not None:
+        feed["battery_mv"] = battery_mv
+    config.update({"heartbeat_s": heartbeat_s, "feed": feed})
     config.update(extra)
     return config
 
@@ -174,7 +179,11 @@ class _Dut:
 
 
 class VirtualDut(_Dut):
-    """One run of the firmware on the unix port. Storage survives `stop()` + `start()` (a reboot)."""
+    """One run of the firmware on the unix port. Storage survives `stop()` + `start()` (a reboot).
+
+    Like a board's chip, it starts main.py again by itself when the firmware resets (exit status
+    3, hal/unix) or deep-sleeps (status 4, after the sleep's length, as the RTC would wake it);
+    `boots` counts the starts."""
 
     def __init__(self, build: Path, workdir: Path, heap: str, base_config: dict, command,
                  start_us: int | None = None):
@@ -187,6 +196,8 @@ class VirtualDut(_Dut):
         self.process: subprocess.Popen | None = None
         self.console = Console()
         self.config: dict = dict(base_config)
+        self.boots = 0
+        self._stopped = threading.Event()
 
     def configure(self, audio: bytes, realtime=False, heartbeat_s=1, exit_at_end=False, plays=1,
                   **extra) -> dict:
@@ -200,24 +211,41 @@ class VirtualDut(_Dut):
 
     def start(self, wait: bool = True) -> "VirtualDut":
         mark = len(self.console.lines)
+        self._stopped.clear()
+        self._spawn()
+        if wait:
+            self.wait_self_test(20, after=mark)
+        return self
+
+    def _spawn(self) -> None:
+        self.boots += 1
         self.process = subprocess.Popen(
             self.command.command(self.build / "main.py", str(self.workdir / "config.json"), heap=self.heap),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.workdir,
             env=self.command.environment(self.build / "lib"), start_new_session=True)
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
-        if wait:
-            self.wait_self_test(20, after=mark)
-        return self
 
     def _pump(self, process: subprocess.Popen) -> None:
+        last = ""
         for line in process.stdout:
             self.console.feed(line)
+            last = line
+        code = process.wait()
+        if self._stopped.is_set() or process is not self.process:
+            return
+        if code == 3:                                    # reset: the chip starts again
+            self._spawn()
+        elif code == 4:                                  # deep sleep: the RTC wakes it later
+            m = re.search(r"deep sleep (\d+) ms", last)
+            if not self._stopped.wait(int(m.group(1)) / 1000 if m else 0):
+                self._spawn()
 
     def wait_exit(self, timeout: float) -> int:
         assert self.process is not None
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
+        self._stopped.set()
         if self.process and self.process.poll() is None:
             self.process.kill()
         if self.process:

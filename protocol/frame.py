@@ -7,6 +7,12 @@ from .const import (ACK, BIRTH, CLOCK_ERROR_MAX_US, COMMAND, DEATH, EVENT, HEADE
                     HEADER_SIZE, HEARTBEAT, SLEEP, STATE, TAG_SIZE, TYPE_NAMES, VERSION)
 from .errors import BadTag, LengthMismatch, OutOfRange, Truncated, UnknownType, UnknownVersion
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
 # Each payload field (";" between fields): name, struct code, scale, raw min, raw max,
 # saturates (1/0).
 # The wire carries round(value * scale); a saturating field clamps to its range when encoded
@@ -22,11 +28,12 @@ _TABLE = {
                "uptime_s I 1 0 4294967295 1; rssi_dbm b 1 -128 127 1; "
                "queue_depth H 1 0 65535 1; free_memory I 1 0 4294967295 1; "
                "detections H 1 0 65535 1; dropped H 1 0 65535 1; reconnects H 1 0 65535 1; "
-               "refused_commands H 1 0 65535 1",
+               "refused_commands H 1 0 65535 1; radio_ms I 1 0 4294967295 1; "
+               "slept_s I 1 0 4294967295 1; heartbeat_s H 1 0 65535 1; power B 1 0 1 0",
     BIRTH: "fw_major B 1 0 255 0; fw_minor B 1 0 255 0; fw_patch B 1 0 255 0; "
            "board B 1 0 4 0; segment B 1 0 255 0; lat i 10000000 -900000000 900000000 0; "
            "lon i 10000000 -1800000000 1800000000 0; alt_m h 1 -32768 32767 1; "
-           "position_error_m H 1 0 65535 1; sensors B 1 0 15 0; capabilities H 1 0 31 0; "
+           "position_error_m H 1 0 65535 1; sensors B 1 0 15 0; capabilities H 1 0 127 0; "
            "sample_rate_hz H 1 0 65535 0",
     DEATH: "reason B 1 0 1 0",
     SLEEP: "sleep_s I 1 0 4294967295 1; reason B 1 0 1 0",
@@ -50,6 +57,13 @@ def _parse(ftype):
 
 def _format(specs):
     return ">" + "".join(f[1] for f in specs)
+
+
+# A type may grow within version 1 by fields appended at its end (SPEC.md section 7): a
+# receiver still takes its older length, whose frames lack the newer fields. One so far:
+# the heartbeat's first 10 fields (51 bytes), before the power fields.
+_OLD_HEARTBEAT_SIZE = const(51)
+_OLD_HEARTBEAT_FIELDS = const(10)
 
 
 # ftype -> ((name, struct code, scale, raw min, raw max, saturates), ...): CPython only
@@ -156,7 +170,7 @@ def peek(data):
                              % (node, version, VERSION))
     if ftype not in _TABLE:
         raise UnknownType("frame from node 0x%04x: unknown type %d" % (node, ftype))
-    if len(data) != SIZES[ftype]:
+    if len(data) != SIZES[ftype] and (ftype != HEARTBEAT or len(data) != _OLD_HEARTBEAT_SIZE):
         raise LengthMismatch("frame from node 0x%04x: %s frame is %d bytes, expected %d"
                              % (node, TYPE_NAMES[ftype], len(data), SIZES[ftype]))
     return ftype, node
@@ -190,7 +204,11 @@ def _decode(data, key):
     if not seq:
         raise OutOfRange("frame from node 0x%04x: seq 0" % node)
     specs = fields(ftype)
-    raws = struct.unpack_from(_FORMATS.get(ftype) or _format(specs), data, HEADER_SIZE)
+    fmt = _FORMATS.get(ftype)
+    if len(data) != SIZES[ftype]:     # an older length: the fields it has (section 7)
+        specs = specs[:_OLD_HEARTBEAT_FIELDS]   # peek() let no other length through
+        fmt = None
+    raws = struct.unpack_from(fmt or _format(specs), data, HEADER_SIZE)
     values = []
     for spec, raw in zip(specs, raws):
         if raw < spec[3] or raw > spec[4]:

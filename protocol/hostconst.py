@@ -30,6 +30,18 @@ CMD_REBOOT = const(4)
 # Death reasons besides const.DEATH_LOST
 DEATH_SHUTDOWN = const(1)   # the node said goodbye before powering off
 
+# Capability bits the node sets with const numbers of its own (lwproto.const has the rest)
+CAP_VEHICLE = const(32)     # the vehicle detector (class 4)
+CAP_UPDATE = const(64)      # firmware updates over the air (SPEC.md section 10)
+
+# Sleep notice reasons
+SLEEP_SCHEDULED = const(0)      # a quiet window of the node's config
+SLEEP_LOW_BATTERY = const(1)
+
+# Heartbeat power modes
+POWER_NORMAL = const(0)
+POWER_SAVE = const(1)           # battery under power.save_mv: longer heartbeats, radio power save
+
 # Commission state (retained)
 OFFLINE = const(0)
 ONLINE = const(1)

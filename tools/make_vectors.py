@@ -21,11 +21,13 @@ VALID = [
     ("heartbeat", c.HEARTBEAT, NODE, {"battery_mv": 3912, "temperature_c": 11.5, "uptime_s": 86400,
                                       "rssi_dbm": -67, "queue_depth": 3, "free_memory": 61440,
                                       "detections": 17, "dropped": 0, "reconnects": 2,
-                                      "refused_commands": 1}),
+                                      "refused_commands": 1, "radio_ms": 41250, "slept_s": 3600,
+                                      "heartbeat_s": 60, "power": c.POWER_NORMAL}),
     ("birth", c.BIRTH, NODE, {"fw_major": 0, "fw_minor": 1, "fw_patch": 0, "board": 1, "segment": 3,
                               "lat": 48.0123456, "lon": 37.7654321, "alt_m": 182, "position_error_m": 4,
                               "sensors": c.SENSOR_MIC | c.SENSOR_ACCEL | c.SENSOR_BATTERY | c.SENSOR_GPS,
-                              "capabilities": c.CAP_VIPER | c.CAP_PPS | c.CAP_DRONE | c.CAP_RESEND,
+                              "capabilities": c.CAP_VIPER | c.CAP_DEEP_SLEEP | c.CAP_PPS | c.CAP_DRONE
+                              | c.CAP_RESEND | c.CAP_VEHICLE | c.CAP_UPDATE,
                               "sample_rate_hz": 16000}),
     ("death", c.DEATH, NODE, {"reason": c.DEATH_LOST}),
     ("sleep", c.SLEEP, NODE, {"sleep_s": 600, "reason": 1}),
@@ -68,11 +70,20 @@ def build() -> dict:
         ("confidence 101 (tag valid)", retag(event[:21] + b"\x65" + event[22:-8]), "out_of_range"),
         ("seq 0 (tag valid)", retag(event[:5] + bytes(4) + event[9:-8]), "out_of_range"),
     ]
+    # Older lengths a type had within version 1 (SPEC.md section 7): decoded, never encoded.
+    heartbeat = next(v for v in vectors if v["name"] == "heartbeat")
+    body = bytes.fromhex(heartbeat["hex"])[:51 - 8]
+    old_fields = {k: v for k, v in heartbeat["fields"].items()
+                  if k in [spec[0] for spec in frame.fields(c.HEARTBEAT)][:10]}
+    older = [{"name": "heartbeat before the power fields (51 bytes)", "type": c.HEARTBEAT, "node": NODE,
+              "key": key.hex(), "hex": retag(body), "fields": old_fields,
+              "absent": ["radio_ms", "slept_s", "heartbeat_s", "power"]}]
     return {
         "protocol_version": c.VERSION,
         "master_key": MASTER.hex(),
         "note": "keys are derived from master_key for each node; tags are HMAC-SHA256 truncated to 8 bytes",
         "valid": vectors,
+        "older": older,
         "invalid": [{"name": n, "node": NODE, "key": key.hex(),
                      "hex": h if isinstance(h, str) else h.hex(), "error": e} for n, h, e in invalid],
         "rounding": rounding(),

@@ -72,8 +72,11 @@ class BoardBase:
     def reset(self):
         raise SystemExit("reset requested")
 
-    def deep_sleep(self, ms):
-        raise SystemExit("deep sleep requested for %d ms" % ms)
+    # A board that sleeps sets CAP_DEEP_SLEEP and defines deep_sleep(ms): power down, wake
+    # after ms as a new boot (never returns on a board). No stub here (see above).
+
+    def radio_power(self, on):
+        """The radio's power save: deepest (1) on a low battery, else the board's default (0)."""
 
     def log(self, message):
         print(message)

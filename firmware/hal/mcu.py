@@ -223,6 +223,9 @@ class McuBoard(BoardBase):
     def rssi(self):
         return self.wifi.rssi()
 
+    def radio_power(self, on):
+        self.wifi.power_save(on)
+
     # ---- system
     def storage_dir(self):
         try:
@@ -239,4 +242,5 @@ class McuBoard(BoardBase):
         machine.reset()
 
     def deep_sleep(self, ms):
+        # RAM is lost; the RTC keeps counting, and the board boots main.py again after ms
         machine.deepsleep(ms)

@@ -11,7 +11,7 @@
 import asyncio
 from array import array
 
-from lwproto.const import CLOCK_NTP, SENSOR_ACCEL, SENSOR_BATTERY, SENSOR_MIC
+from lwproto.const import CAP_DEEP_SLEEP, CLOCK_NTP, SENSOR_ACCEL, SENSOR_BATTERY, SENSOR_MIC
 
 from . import BoardBase
 
@@ -19,6 +19,7 @@ from . import BoardBase
 class Board(BoardBase):
     name = "sim"
     sensors = SENSOR_MIC | SENSOR_ACCEL | SENSOR_BATTERY
+    capabilities = CAP_DEEP_SLEEP
 
     def __init__(self, config, now_us=None, open_connection=None, start_us=0,
                  clock_quality=(CLOCK_NTP, 1000), storage=None):
@@ -38,6 +39,8 @@ class Board(BoardBase):
         self.link_up = True
         self.signal_dbm = -60
         self.resets = 0
+        self.sleeps = []               # deep sleeps asked for, ms (the emulator's board sleeps)
+        self.radio_saving = 0
         self.lines = []                # console, for tests and the emulator's log
 
     # ---- fed by the emulator ----------------------------------------------------------
@@ -108,6 +111,12 @@ class Board(BoardBase):
     def reset(self):
         self.resets += 1
         raise SystemExit("sim board 0x%04x: reset requested" % self.config.node)
+
+    def deep_sleep(self, ms):
+        self.sleeps.append(ms)
+
+    def radio_power(self, on):
+        self.radio_saving = on
 
     def log(self, message):
         self.lines.append(message)

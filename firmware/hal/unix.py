@@ -8,9 +8,14 @@
 #   socket     "host:port" instead of a file
 #   accel      path of the accelerometer file (one line per audio block, last line repeats)
 #   exit_at_end  the node stops when the feed ends (benchmarks)
+#   battery_mv   what the battery reads (tests of the node's power decisions; default: none)
+#
+# Deep sleep is a stand-in: the process ends with status 4 after printing the sleep's length,
+# and whoever runs the board (hil-tests/dut.py) starts it again that much later, as a board's
+# RTC timer would; the flash folder (queue, boot counter, sleep record) is kept.
 import time
 
-from lwproto.const import CLOCK_NTP, SENSOR_ACCEL, SENSOR_MIC
+from lwproto.const import CAP_DEEP_SLEEP, CLOCK_NTP, SENSOR_ACCEL, SENSOR_BATTERY, SENSOR_MIC
 
 from . import BoardBase
 from .feed import FileFeed
@@ -23,6 +28,7 @@ def _wall_us():
 class Board(BoardBase):
     name = "unix"
     sensors = SENSOR_MIC
+    capabilities = CAP_DEEP_SLEEP
 
     def __init__(self, config):
         BoardBase.__init__(self, config)
@@ -32,6 +38,8 @@ class Board(BoardBase):
         self._accel = _load_accel(feed["accel"]) if feed.get("accel") else None
         if self._accel:
             self.sensors = SENSOR_MIC | SENSOR_ACCEL
+        if feed.get("battery_mv"):
+            self.sensors |= SENSOR_BATTERY
         self._accel_at = 0
         self._start_us = feed.get("start_us") or _wall_us()
         self._feed = None                # a FileFeed (or SocketFeed) from mic_start
@@ -54,6 +62,9 @@ class Board(BoardBase):
         if self._feed is None:
             raise RuntimeError("mic_read before mic_start")
         return await self._feed.read(buf)
+
+    def battery_mv(self):
+        return self.feed.get("battery_mv") or 0
 
     def accel_read(self):
         if not self._accel:
@@ -90,6 +101,11 @@ class Board(BoardBase):
         import sys
         print("unix board: reset requested")
         sys.exit(3)
+
+    def deep_sleep(self, ms):
+        import sys
+        print("unix board: deep sleep %d ms" % ms)
+        sys.exit(4)
 
 
 def _load_accel(path):

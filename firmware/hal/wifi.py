@@ -71,6 +71,16 @@ class WifiLink:
         except (OSError, ValueError, TypeError):
             return "?"
 
+    def power_save(self, saving):
+        """Radio power management: PM_POWERSAVE (longest listen interval between beacons) on
+        a low battery, else PM_PERFORMANCE (the ports' default: power save, but answering
+        quickly). Both keep the association; docs/field-guide.md has the currents."""
+        wlan = self.wlan
+        try:
+            wlan.config(pm=wlan.PM_POWERSAVE if saving else wlan.PM_PERFORMANCE)
+        except (AttributeError, OSError, ValueError) as exc:   # a port without pm=
+            self.log("wifi: power save not set: %r" % (exc,))
+
     def rssi(self):
         """dBm of the access point, 0 while not connected."""
         if not self.wlan.isconnected():

@@ -12,11 +12,12 @@ S = 1_000_000
 EVENT = {"event_class": 1, "confidence": 0.8, "onset_offset_us": 0, "peak_db": -3.0, "duration_ms": 50,
          "frequency_hz": 90, "snr_db": 12.0}
 HEARTBEAT = {"battery_mv": 3900, "temperature_c": 21.5, "uptime_s": 60, "rssi_dbm": -70, "queue_depth": 2,
-             "free_memory": 40000, "detections": 3, "dropped": 0, "reconnects": 1, "refused_commands": 0}
+             "free_memory": 40000, "detections": 3, "dropped": 0, "reconnects": 1, "refused_commands": 0,
+             "radio_ms": 1500, "slept_s": 0, "heartbeat_s": 60, "power": 0}
 
 
-def frame(ftype, seq, values, node=NODE):
-    return wire.decode(wire.encode(KEY, ftype, node, 1, seq, 0, const.CLOCK_NTP, 500, values), KEY)
+def frame(ftype, seq, values, node=NODE, boot=1):
+    return wire.decode(wire.encode(KEY, ftype, node, boot, seq, 0, const.CLOCK_NTP, 500, values), KEY)
 
 
 def states(changes):
@@ -58,7 +59,8 @@ def test_heartbeat_fields_and_counters_reach_the_stored_row():
     assert (row.battery_mv, row.temperature_c, row.rssi_dbm, row.queue_depth) == (3300, 21.5, -70, 2)
     assert (row.clock_source, row.clock_error_us, row.last_seen_us) == (const.CLOCK_NTP, 500, 3 * S)
     assert json.loads(row.counters) == {"uptime_s": 60, "free_memory": 40000, "detections": 3, "dropped": 0,
-                                        "reconnects": 1, "refused_commands": 0}
+                                        "reconnects": 1, "refused_commands": 0, "radio_ms": 1500,
+                                        "slept_s": 0, "heartbeat_s": 60, "power": 0}
     assert row.counters == json.dumps(json.loads(row.counters), sort_keys=True)
 
 
@@ -70,3 +72,49 @@ def test_loaded_rows_carry_over_a_restart():
     h.observe(frame(const.EVENT, 9, EVENT), 10 * S)
     row = h.take_dirty()[NODE]
     assert (row.state, row.firmware, row.counters) == ("online", "1.2.3", counters)
+
+
+def test_a_heartbeat_of_the_older_length_still_counts():
+    h = HealthTracker(HealthConfig())
+    full = wire.encode(KEY, const.HEARTBEAT, NODE, 1, 1, 0, const.CLOCK_NTP, 500, HEARTBEAT)
+    body = full[:51 - 8]
+    from lwproto import auth
+    old = wire.decode(body + auth.tag(KEY, body), KEY)          # firmware before the power fields
+    h.observe(old, 1 * S)
+    row = h.take_dirty()[NODE]
+    assert row.battery_mv == 3900 and "radio_ms" not in json.loads(row.counters)
+
+
+def test_a_sleeping_node_is_asleep_until_its_wake_then_late_if_it_stays_silent():
+    h = HealthTracker(HealthConfig(late_after_s=30, offline_after_s=100))
+    h.observe(frame(const.HEARTBEAT, 1, HEARTBEAT), 0)
+    change = h.observe(frame(const.SLEEP, 2, {"sleep_s": 600, "reason": const.SLEEP_LOW_BATTERY}), 1 * S)
+    assert states(change) == [("online", "asleep",
+                               "sleep notice (low battery), asleep until 1970-01-01T00:10:01Z")]
+    assert h.asleep_until_us(NODE) == 601 * S
+    assert h.observe(frame(const.DEATH, 1, {"reason": 0}), 2 * S) == []    # the will of before: not dead
+    assert h.tick(300 * S) == [] and h.tick(620 * S) == []               # no alarm while asleep
+    assert json.loads(h.take_dirty()[NODE].counters)["asleep_until_us"] == 601 * S
+    assert h.tick(720 * S) == []          # its heartbeat interval (60 s): allowed 2 of them
+    assert states(h.tick(722 * S)) == [("asleep", "late", "silence")]    # 121 s past its wake: alarm
+    assert states(h.tick(842 * S)) == [("late", "offline", "silence")]   # 4 intervals
+
+
+def test_a_woken_node_is_online_again_and_old_notices_do_not_put_it_to_sleep():
+    h = HealthTracker(HealthConfig(late_after_s=30, offline_after_s=100))
+    h.observe(frame(const.SLEEP, 5, {"sleep_s": 60, "reason": const.SLEEP_SCHEDULED}), 0)
+    assert h.state(NODE) == "asleep"
+    birth = {"fw_major": 0, "fw_minor": 2, "fw_patch": 0, "board": 1, "segment": 3, "lat": 0.0, "lon": 0.0,
+             "alt_m": 0, "position_error_m": 5, "sensors": 1, "capabilities": 2, "sample_rate_hz": 16000}
+    assert states(h.observe(frame(const.BIRTH, 1, birth, boot=2), 61 * S)) == [("asleep", "online", "birth")]
+    assert h.asleep_until_us(NODE) == 0
+    assert h.observe(frame(const.SLEEP, 6, {"sleep_s": 60, "reason": 0}), 62 * S) == []   # boot 1's, late
+    assert h.state(NODE) == "online"
+
+
+def test_lateness_follows_the_heartbeat_interval_the_node_announced():
+    h = HealthTracker(HealthConfig(late_after_s=30, offline_after_s=100))
+    h.observe(frame(const.HEARTBEAT, 1, dict(HEARTBEAT, heartbeat_s=300, power=1)), 0)
+    assert h.tick(200 * S) == []                                         # 30 s would be late
+    assert states(h.tick(601 * S)) == [("online", "late", "silence")]    # two intervals
+    assert states(h.tick(1201 * S)) == [("late", "offline", "silence")]  # four

@@ -37,6 +37,15 @@ def check(vectors):
                              h["clock_source"], h["clock_error_us"], v["fields"])
         if again != data:
             failures.append("%s: encodes to %s" % (v["name"], again.hex()))
+    for v in vectors.get("older", ()):
+        got = frame.decode(bytes.fromhex(v["hex"]), bytes.fromhex(v["key"]))
+        fields = got.fields()
+        for name in v["fields"]:
+            if not close(fields.get(name), v["fields"][name]):
+                failures.append("%s: field %s is %r, vector says %r" % (v["name"], name, fields.get(name), v["fields"][name]))
+        for name in v["absent"]:
+            if name in fields:
+                failures.append("%s: field %s should be absent" % (v["name"], name))
     for v in vectors["invalid"]:
         try:
             frame.decode(bytes.fromhex(v["hex"]), bytes.fromhex(v["key"]))

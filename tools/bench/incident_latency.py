@@ -119,7 +119,7 @@ class Nodes:
 def heartbeat(rng: random.Random) -> dict:
     return {"battery_mv": 3900, "temperature_c": TEMPERATURE_C, "uptime_s": 1000, "rssi_dbm": -60,
             "queue_depth": 0, "free_memory": 60000, "detections": 0, "dropped": 0, "reconnects": 0,
-            "refused_commands": 0}
+            "refused_commands": 0, "radio_ms": 1200, "slept_s": 0, "heartbeat_s": 60, "power": 0}
 
 
 def event(event_class: int, onset_offset_us: int, rng: random.Random) -> dict:

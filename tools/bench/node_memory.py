@@ -86,7 +86,7 @@ def main() -> int:
                               env=mp.environment(build_dir / "lib"), timeout=60).stdout.strip()
         print("node memory on the MicroPython unix port (64-bit), 10 min of 16 kHz audio, broker down")
         print("code once imported: %s bytes" % code.replace("CODE ", ""))
-        for heap in HEAPS:
+        for heap in sys.argv[1:] or HEAPS:      # heap sizes to try: all of HEAPS by default
             print(run(build_dir, work, heap))
     print("goal: peak < 64 KB within a 128 KB heap")
     return 0

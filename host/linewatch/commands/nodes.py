@@ -1,11 +1,13 @@
 """`linewatch nodes`: the registry (add/list/remove), health (status) and the master key."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError, create_master_key
+from linewatch.commission.health import ASLEEP_UNTIL, utc_text
 from linewatch.commission.registry import Registry, RegistryError, parse_node_id
 from linewatch.commission.store import StoreError, open_store
 
@@ -82,8 +84,14 @@ def cmd_status(args) -> int:
             print(f"0x{r.id:04x}   {'never_heard':12}")
             continue
         clock = ("none", "ntp", "gps_pps")[h.clock_source] if 0 <= h.clock_source <= 2 else "?"
+        counters = json.loads(h.counters or "{}")
+        note = ""
+        if h.state == "asleep" and counters.get(ASLEEP_UNTIL):
+            note = f"  asleep until {utc_text(counters[ASLEEP_UNTIL])}"
+        elif counters.get("power"):
+            note = f"  saving power: heartbeat every {counters.get('heartbeat_s', '?')} s"
         print(f"0x{r.id:04x}   {h.state:12} {(now - h.last_seen_us) / 1e6:10.1f} {h.boot:5d} {h.battery_mv:10d} "
-              f"{h.rssi_dbm:5d} {h.queue_depth:5d} {clock:>8} {h.clock_error_us:7d} {h.firmware}")
+              f"{h.rssi_dbm:5d} {h.queue_depth:5d} {clock:>8} {h.clock_error_us:7d} {h.firmware}{note}")
     return 0
 
 

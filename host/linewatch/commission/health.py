@@ -2,13 +2,16 @@
 
 States, strongest first: offline (death frame, or silent past `offline_after_s`), tampered (a
 tamper event within `tamper_hold_s`, or a birth from a position away from the registered
-one), late (silent past `late_after_s`: missed heartbeats), low_battery, online. A node
-asleep (sleep frame) is not late before it said it would wake. Each state change is returned
-as a HealthChange: the caller stores and alerts it.
+one), asleep (a sleep notice: until its planned wake plus the lateness allowance; no alarm),
+late (silent past `late_after_s`: missed heartbeats, or no word after a planned wake),
+low_battery, online. The allowances grow with the node's own heartbeat interval (a node on a
+low battery sends fewer): late after at least 2, offline after at least 4 intervals. Each
+state change is returned as a HealthChange: the caller stores and alerts it.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from lwproto import const
@@ -18,10 +21,19 @@ from linewatch.commission.config import HealthConfig
 from linewatch.commission.store import HealthChange, NodeHealth, NodeRecord
 from linewatch.geo import haversine_m
 
-ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY = "online", "late", "offline", "tampered", "low_battery"
-STATES = (ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY)
+ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY, ASLEEP = ("online", "late", "offline", "tampered",
+                                                       "low_battery", "asleep")
+STATES = (ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY, ASLEEP)
 _EVENT_CLASS = [spec[0] for spec in fields(const.EVENT)].index("event_class")
-_COUNTERS = ("uptime_s", "free_memory", "detections", "dropped", "reconnects", "refused_commands")
+# heartbeat fields kept per node (the power ones are absent from a 51-byte heartbeat)
+_COUNTERS = ("uptime_s", "free_memory", "detections", "dropped", "reconnects", "refused_commands",
+             "radio_ms", "slept_s", "heartbeat_s", "power")
+ASLEEP_UNTIL = "asleep_until_us"     # in the stored counters while a node sleeps
+_SLEEP_REASONS = {const.SLEEP_SCHEDULED: "quiet window", const.SLEEP_LOW_BATTERY: "low battery"}
+
+
+def utc_text(at_us: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at_us / 1e6))
 
 
 @dataclass(slots=True)   # one per node, touched on every frame
@@ -30,7 +42,9 @@ class _Node:
     state: str = ONLINE
     state_since_us: int = 0
     last_seen_us: int = 0
-    awake_after_us: int = 0
+    awake_after_us: int = 0          # a sleep notice's planned wake; 0 while awake
+    sleep_mark: tuple = (0, 0)       # (boot, seq) of that notice: only later frames wake it
+    heartbeat_s: int = 0             # the node's heartbeat interval in force (0: not told)
     dead: bool = False
     moved_m: float = 0.0
     tamper_until_us: int = 0
@@ -58,10 +72,14 @@ class HealthTracker:
     def load(self, rows: list[NodeHealth]) -> None:
         """Carry states over a restart (a node offline before stays offline until heard)."""
         for h in rows:
-            n = _Node(h.node, h.state, h.state_since_us, h.last_seen_us, 0, h.state == OFFLINE, 0.0, 0,
-                      h.boot, h.battery_mv, h.temperature_c, h.rssi_dbm, h.queue_depth, h.clock_source,
-                      h.clock_error_us, h.firmware, json.loads(h.counters or "{}"))
+            n = _Node(h.node, h.state, h.state_since_us, h.last_seen_us, dead=h.state == OFFLINE,
+                      boot=h.boot, battery_mv=h.battery_mv, temperature_c=h.temperature_c,
+                      rssi_dbm=h.rssi_dbm, queue_depth=h.queue_depth, clock_source=h.clock_source,
+                      clock_error_us=h.clock_error_us, firmware=h.firmware,
+                      counters=json.loads(h.counters or "{}"))
             n.counters_json = json.dumps(n.counters, sort_keys=True)
+            n.awake_after_us = int(n.counters.get(ASLEEP_UNTIL, 0))
+            n.heartbeat_s = int(n.counters.get("heartbeat_s", 0))
             self._nodes[h.node] = n
 
     def observe(self, frame: Frame, received_us: int) -> list[HealthChange]:
@@ -74,7 +92,8 @@ class HealthTracker:
         if frame.boot > n.boot:
             n.boot = frame.boot
         n.clock_source, n.clock_error_us = frame.clock_source, frame.clock_error_us
-        if frame.ftype == const.EVENT and frame.values[_EVENT_CLASS] != const.TAMPER:
+        if frame.ftype == const.EVENT and frame.values[_EVENT_CLASS] != const.TAMPER \
+                and not n.awake_after_us:
             n.dead = False   # the usual frame: nothing else of the node's to note
             why = "event"
         else:
@@ -86,28 +105,48 @@ class HealthTracker:
     def _apply(self, n: _Node, frame: Frame, at_us: int) -> str:
         ftype = frame.ftype
         if ftype == const.DEATH:
+            if n.awake_after_us and (frame.boot, frame.seq) <= n.sleep_mark:
+                return "death frame while asleep"    # a will from before the notice: not dead
             n.dead = True
             return "death frame (%s)" % ("shutdown" if frame.field("reason") == const.DEATH_SHUTDOWN else "connection lost")
         n.dead = False
+        if ftype == const.SLEEP:
+            if frame.boot < n.boot:
+                return "sleep notice of an older boot"   # history: the node woke since
+            n.awake_after_us = at_us + int(frame.field("sleep_s") * 1e6)
+            n.sleep_mark = (frame.boot, frame.seq)
+            self._keep(n)
+            return "sleep notice (%s), asleep until %s" % (
+                _SLEEP_REASONS.get(frame.field("reason"), "?"), utc_text(n.awake_after_us))
+        woke = n.awake_after_us != 0 and (frame.boot, frame.seq) > n.sleep_mark
+        if woke:
+            n.awake_after_us = 0         # a frame made after its notice: the node is awake
         if ftype == const.HEARTBEAT:
             f = frame.fields()
             n.battery_mv, n.temperature_c, n.rssi_dbm = f["battery_mv"], f["temperature_c"], f["rssi_dbm"]
             n.queue_depth = f["queue_depth"]
-            n.counters = {k: f[k] for k in _COUNTERS}
-            n.counters_json = json.dumps(n.counters, sort_keys=True)
+            n.heartbeat_s = int(f.get("heartbeat_s", 0))
+            n.counters = {k: f[k] for k in _COUNTERS if k in f}
+            self._keep(n)
             return "heartbeat"
+        if woke:
+            self._keep(n)
         if ftype == const.BIRTH:
             f = frame.fields()
             n.firmware = "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"])
             n.moved_m = self._moved_m(frame.node, f)
             return "birth" if not n.moved_m else "birth %.0f m from the registered position" % n.moved_m
-        if ftype == const.SLEEP:
-            n.awake_after_us = at_us + int(frame.field("sleep_s") * 1e6)
-            return "sleep"
         if ftype == const.EVENT and frame.values[_EVENT_CLASS] == const.TAMPER:
             n.tamper_until_us = at_us + int(self.config.tamper_hold_s * 1e6)
             return "tamper event"
-        return frame.type_name()
+        return "awake: %s" % frame.type_name() if woke else frame.type_name()
+
+    def _keep(self, n: _Node) -> None:
+        """The stored counters: the heartbeat's, and the planned wake while asleep."""
+        n.counters.pop(ASLEEP_UNTIL, None)
+        if n.awake_after_us:
+            n.counters[ASLEEP_UNTIL] = n.awake_after_us
+        n.counters_json = json.dumps(n.counters, sort_keys=True)
 
     def _moved_m(self, node: int, f: dict) -> float:
         record: NodeRecord | None = self.position_of(node)
@@ -133,14 +172,18 @@ class HealthTracker:
         return [change]
 
     def _state(self, n: _Node, now_us: int) -> str:
+        # silent since the last frame, or since the planned wake of a sleeping node
         seen_us = n.last_seen_us if n.last_seen_us >= n.awake_after_us else n.awake_after_us
         silent_us = now_us - seen_us
-        if n.dead or silent_us > self._offline_us:
+        late_us = max(self._late_us, 2e6 * n.heartbeat_s)
+        if n.dead or silent_us > max(self._offline_us, 4e6 * n.heartbeat_s):
             return OFFLINE
         if n.moved_m or now_us < n.tamper_until_us:
             return TAMPERED
-        if silent_us > self._late_us:
+        if silent_us > late_us:
             return LATE
+        if n.awake_after_us:
+            return ASLEEP
         if n.battery_mv and n.battery_mv < self.config.low_battery_mv:
             return LOW_BATTERY
         return ONLINE
@@ -148,6 +191,11 @@ class HealthTracker:
     def state(self, node: int) -> str | None:
         n = self._nodes.get(node)
         return n.state if n else None
+
+    def asleep_until_us(self, node: int) -> int:
+        """The planned wake of a node that sent a sleep notice, 0 when it is awake."""
+        n = self._nodes.get(node)
+        return n.awake_after_us if n else 0
 
     def take_dirty(self) -> dict[int, NodeHealth]:
         """The rows changed since the last call, to write in the next batch."""

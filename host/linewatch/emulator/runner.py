@@ -124,7 +124,8 @@ class Runner:
         for wn in self._world_nodes:
             self.nodes[wn.id] = VirtualNode(wn, o.master_key, o.broker, o.workdir / ("%04x" % wn.id),
                                             clock, self.scenario.heartbeat_s, o.on_log, o.idle_s,
-                                            self.world.environment.temperature_c, self.world.seed)
+                                            self.world.environment.temperature_c, self.world.seed,
+                                            self.scenario.node_power)
         try:
             for node in self.nodes.values():
                 node.start()

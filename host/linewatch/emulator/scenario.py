@@ -47,6 +47,8 @@ class Scenario:
     sources: tuple[Source, ...] = ()
     faults: tuple[Fault, ...] = ()
     heartbeat_s: float = 10.0
+    # the nodes' config.json "power" section (firmware/README.md): battery levels, quiet windows
+    node_power: dict = field(default_factory=dict)
     origin: str = "<generated>"
     _line: list = field(default_factory=list, repr=False, compare=False)
 
@@ -175,7 +177,7 @@ def loads(text: str, origin: str = "<string>") -> Scenario:
 
 def parse(data: dict, origin: str = "<dict>") -> Scenario:
     top = _Table(data, origin)
-    top.only("scenario", "line", "nodes", "environment", "radio", "event")
+    top.only("scenario", "line", "nodes", "environment", "radio", "event", "power")
     head = top.table("scenario", required=True)
     head.only("name", "seed", "duration_s", "start_utc", "heartbeat_s")
     vertices, segment_length = _parse_line(top.table("line", required=True))
@@ -190,9 +192,23 @@ def parse(data: dict, origin: str = "<dict>") -> Scenario:
         start_utc_us=_parse_utc(head, "start_utc"), line_vertices=vertices,
         segment_length_m=segment_length, layout=layout, environment=environment, radio=radio,
         sources=tuple(sources), faults=tuple(faults),
-        heartbeat_s=head.number("heartbeat_s", 10.0, positive=True), origin=origin)
+        heartbeat_s=head.number("heartbeat_s", 10.0, positive=True),
+        node_power=_parse_power(data.get("power"), origin), origin=origin)
     _check_nodes_exist(scenario, top)
     return scenario
+
+
+def _parse_power(raw, origin: str) -> dict:
+    """The nodes' "power" config section, checked by the firmware's own config validation."""
+    if raw is None:
+        return {}
+    from lwnode import config as node_config
+    try:
+        node_config.parse({"node": 1, "segment": 0, "key": "00" * 32, "position": {"lat": 0, "lon": 0},
+                           "broker": {"host": "-"}, "board": "sim", "power": raw})
+    except node_config.ConfigError as exc:
+        raise ScenarioError(origin, "power", str(exc)) from None
+    return dict(raw)
 
 
 def _parse_utc(t: _Table, name: str) -> int:

@@ -39,7 +39,7 @@ AT_REST = (0, 0, 1000)
 
 
 def node_config_dict(node: WorldNode, master_key: bytes, broker: tuple[str, int], storage: str,
-                     heartbeat_s: float) -> dict[str, Any]:
+                     heartbeat_s: float, power: dict | None = None) -> dict[str, Any]:
     """The config.json `linewatch provision` would write for this node (sim board)."""
     return {
         "node": node.id, "segment": node.segment, "board": "sim",
@@ -50,6 +50,7 @@ def node_config_dict(node: WorldNode, master_key: bytes, broker: tuple[str, int]
         "audio": {"rate_hz": SAMPLE_RATE, "block": AUDIO_BLOCK},
         "queue": {"records": 256},
         "storage": storage,
+        "power": dict(power or {}),
     }
 
 
@@ -71,7 +72,7 @@ class VirtualBoard(sim.Board):
     def __init__(self, cfg, world_node: WorldNode, clock: vclock.RunClock, storage: str,
                  broker: tuple[str, int], on_reset: Callable[[], None],
                  on_log: Callable[[int, str], None] | None = None,
-                 radio: Radio | None = None) -> None:
+                 radio: Radio | None = None, on_sleep: Callable[[int], None] | None = None) -> None:
         source = world_node.clock.source_code
         error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
         super().__init__(cfg, storage=storage, clock_quality=(source, error))
@@ -79,6 +80,7 @@ class VirtualBoard(sim.Board):
         self.run_clock = clock
         self.broker = broker
         self._on_reset = on_reset
+        self._on_sleep = on_sleep
         self._on_log = on_log
         self._chunks: asyncio.Queue = asyncio.Queue()
         self._current: tuple[Any, int] | None = None
@@ -169,6 +171,13 @@ class VirtualBoard(sim.Board):
         self.resets += 1
         self._on_reset()
 
+    def deep_sleep(self, ms: int) -> None:
+        """The node powers down for ms (its RTC wakes it as a new boot): the runner's node
+        stops it and starts it again then. Returns at once; the node's tasks end meanwhile."""
+        self.sleeps.append(ms)
+        if self._on_sleep is not None:
+            self._on_sleep(ms)
+
     def log(self, message: str) -> None:
         self.lines.append(message)
         if self._on_log is not None:
@@ -239,7 +248,7 @@ class VirtualNode:
     def __init__(self, world_node: WorldNode, master_key: bytes, broker: tuple[str, int],
                  folder: Path, clock: vclock.RunClock, heartbeat_s: float,
                  on_log: Callable[[int, str], None] | None = None, idle_s: float = 15.0,
-                 temperature_c: float = 15.0, seed: int = 0) -> None:
+                 temperature_c: float = 15.0, seed: int = 0, power: dict | None = None) -> None:
         self.world_node = world_node
         self.radio = Radio(world_node.radio, seed, world_node.id)
         self.temperature_c = temperature_c
@@ -250,12 +259,14 @@ class VirtualNode:
         self.idle_s = idle_s
         folder.mkdir(parents=True, exist_ok=True)
         self.config = node_config.parse(node_config_dict(world_node, master_key, broker, str(folder),
-                                                         heartbeat_s))
+                                                         heartbeat_s, power))
         self.board: VirtualBoard | None = None
         self.node: FirmwareNode | None = None
         self.task: asyncio.Task | None = None
         self.boots = 0
+        self.sleeps = 0
         self.tamper: tuple[str, int, int] | None = None
+        self._asleep: asyncio.Task | None = None          # the deep sleep in progress
 
     @property
     def id(self) -> int:
@@ -269,7 +280,7 @@ class VirtualNode:
         """Power on: bump the boot counter, self-test, start the firmware's tasks."""
         boot, note = bootcount.bump(str(self.folder / "bootcount"))
         self.board = VirtualBoard(self.config, self.world_node, self.clock, str(self.folder),
-                                  self.broker, self._reset, self.on_log, self.radio)
+                                  self.broker, self._reset, self.on_log, self.radio, self._sleep)
         self.board.tamper = self.tamper
         self.board.temperature = self.temperature_c     # what its thermometer reads
         node = FirmwareNode(self.config, self.board, boot)
@@ -285,7 +296,11 @@ class VirtualNode:
 
     async def stop(self, power_cut: bool = True) -> None:
         """Power off. A power cut drops the TCP link without DISCONNECT (the broker then
-        publishes the node's will); otherwise the firmware disconnects cleanly."""
+        publishes the node's will); otherwise the firmware disconnects cleanly. A node asleep
+        stays off (its wake is cancelled)."""
+        asleep, self._asleep = self._asleep, None
+        if asleep is not None and asleep is not asyncio.current_task():
+            asleep.cancel()
         if self.board is not None and power_cut:
             self.board.cut_link()
         if self.task is not None:
@@ -298,6 +313,20 @@ class VirtualNode:
 
     def _reset(self) -> None:
         asyncio.get_running_loop().create_task(self._reboot())
+
+    def _sleep(self, ms: int) -> None:
+        self._asleep = asyncio.get_running_loop().create_task(self._sleep_cycle(ms))
+
+    async def _sleep_cycle(self, ms: int) -> None:
+        me = self._asleep
+        await self.stop(power_cut=False)          # the firmware disconnected cleanly already
+        self._asleep = me
+        self.sleeps += 1
+        log.info("node 0x%04x: deep sleep %.0f s", self.id, ms / 1000)
+        await self.clock.sleep_until(self.clock.now_us() + ms * 1000)
+        if self._asleep is me:
+            self._asleep = None
+            self.start()
 
     async def _reboot(self) -> None:
         await self.stop(power_cut=True)
