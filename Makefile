@@ -22,7 +22,7 @@ setup-test:
 # Benchmarks print figures; they are never timed assertions in tests. Each one alone:
 #   make bench-<name>, e.g. make bench-ingest. All of them (about 15 minutes): make bench
 BENCHES := frame_sizes mqtt_clients detector_speed detector_quality node_memory node_stages ingest fusion_accuracy \
-           fusion_latency incident_latency emulator_scale
+           fusion_goals fusion_latency incident_latency emulator_scale
 bench: $(addprefix bench-,$(BENCHES))
 
 bench-%: setup-test

@@ -78,14 +78,16 @@ def test_an_echo_at_one_node_is_rejected_from_the_fix():
     assert incident.side == "R"
 
 
-def test_two_nodes_give_a_hyperbola_and_one_node_a_detection():
+def test_two_nodes_give_a_hyperbola_and_one_node_is_no_incident():
+    """A lone impulsive report is held, not published: one node cannot tell a blast from a
+    door or its own fault; the second node's report makes it a hyperbola, published."""
     world = World()
-    [single] = world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x104]))
-    assert single.fix == "detection" and single.nodes == (0x104,) and single.lat is not None
-    world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x203]))
-    [pair] = world.live()
+    assert world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x104])) == []
+    [pair] = world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x203]))
     assert pair.fix == "hyperbola" and sorted(pair.nodes) == [0x104, 0x203]
-    assert pair.ellipse_95 is None
+    assert pair.ellipse_95 is None and pair.version >= 1
+    world.engine.tick(T0 + 600_000_000)
+    assert world.engine.tick(T0 + 600_000_000) == []
 
 
 def test_two_impacts_a_second_apart_and_two_km_apart_are_two_incidents():

@@ -44,7 +44,8 @@ class FusionHook:
                 event_class=const.CLASS_NAMES[v["event_class"]], onset_utc_us=f.time_us + v["onset_offset_us"],
                 clock_error_us=f.clock_error_us, confidence=v["confidence"], peak_db=v["peak_db"],
                 duration_ms=v["duration_ms"], frequency_hz=v["frequency_hz"], snr_db=v["snr_db"],
-                evidence_id=evidence_id, received_at_us=result.received_us)
+                evidence_id=evidence_id, received_at_us=result.received_us,
+                clock_source=_clock_name(f.clock_source))
             return [incident_dict(i) for i in self.engine.add(report, now_us())]
         except ValueError as exc:   # a report fusion refuses is logged, never fatal
             log.warning("fusion refused the event of node 0x%04x: %s", f.node, exc)
@@ -58,6 +59,10 @@ class FusionHook:
 
     def settle(self, at_us: int) -> list[dict[str, Any]]:
         return [incident_dict(i) for i in self.engine.settle(at_us)]
+
+
+def _clock_name(code: int) -> str | None:
+    return const.CLOCK_NAMES[code] if 0 <= code < len(const.CLOCK_NAMES) else None
 
 
 def incident_dict(incident: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from .fixes import Fixes
 from .incident import Incident
 from .index import consistent
 from .lifecycle import Context, IncidentState, Ledger, by_time, unique
-from .report import BURST, Report
+from .report import BURST, Report, timed
 
 MISFIT_MARGIN = 0.5     # a rival fix with as many nodes must fit this much better
 MAX_PARKED = 20_000     # deferred wide searches kept (defer_wide): ~10 minutes of 30 a second
@@ -43,7 +43,7 @@ class Association:
         return self.ctx.speed_of_sound
 
     def add(self, report: Report, now_us: int) -> list[Incident]:
-        if report.clock_error_us > self.config.max_clock_error_us:
+        if not timed(report, self.config.max_clock_error_us):
             return [self.ledger.new_detection(report, now_us).snapshot]
         host = self.bursts.of(report) if report.event_class in BURST else None
         if host is not None:

@@ -8,7 +8,7 @@ from ..geo import haversine_m
 from .fixes import Fixes
 from .incident import Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
-from .report import BURST, Report, family
+from .report import BURST, Report, family, timed
 
 _FAMILIES = tuple(family(cls) for cls in sorted(BURST))
 
@@ -86,7 +86,7 @@ class Bursts:
     def _in_window(self, host: IncidentState, report: Report) -> bool:
         """The report can be a shot of the host's burst heard at its node: from the direct
         arrival of the first shot to that of a shot fired a burst's gap after the last."""
-        if report.clock_error_us > self.config.max_clock_error_us:
+        if not timed(report, self.config.max_clock_error_us):
             return False
         snap = host.snapshot
         first, last = self._span(host)

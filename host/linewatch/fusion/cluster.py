@@ -21,7 +21,7 @@ import numpy as np
 from . import tdoa
 from .config import FusionConfig
 from .hearing import SILENT_MIN
-from .report import Report
+from .report import Report, timed as is_timed
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def pair_consistent(a: Arrival, b: Arrival, c: float, config: FusionConfig) -> b
 def partition(arrivals: list[Arrival], c: float, config: FusionConfig, judge=None) -> list[Source]:
     """judge (hearing.Judge, optional) refuses fixes that no real source can give."""
     remaining = set(range(len(arrivals)))
-    timed = {i for i in remaining if arrivals[i].report.clock_error_us <= config.max_clock_error_us}
+    timed = {i for i in remaining if is_timed(arrivals[i].report, config.max_clock_error_us)}
     sources: list[Source] = []
     rejected_by: dict[int, int] = {}
     grid = _Grid(arrivals, sorted(timed), config) if len(timed) >= tdoa.MIN_NODES else None
@@ -458,8 +458,8 @@ def _pairs_and_singles(arrivals, remaining, c, config) -> list[Source]:
         best_slack = math.inf
         for j in left:
             if pair_consistent(arrivals[first], arrivals[j], c, config) and \
-                    arrivals[j].report.clock_error_us <= config.max_clock_error_us and \
-                    arrivals[first].report.clock_error_us <= config.max_clock_error_us:
+                    is_timed(arrivals[j].report, config.max_clock_error_us) and \
+                    is_timed(arrivals[first].report, config.max_clock_error_us):
                 slack = abs(arrivals[j].t_s - arrivals[first].t_s)
                 if slack < best_slack:
                     partner, best_slack = j, slack

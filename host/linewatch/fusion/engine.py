@@ -96,7 +96,7 @@ class FusionEngine:
         if report.event_class in CONTINUOUS:
             return self._tracks.add(report, now_us)
         if report.event_class in IMPULSIVE:
-            return self._joined(self._association.add(report, now_us), now_us)
+            return self._ledger.visible(self._joined(self._association.add(report, now_us), now_us))
         return [self._ledger.new_detection(report, now_us).snapshot]
 
     def parked(self) -> int:
@@ -111,7 +111,7 @@ class FusionEngine:
             self._ledger.fresh = set()
             report = parked.popleft()
             out += self._joined(self._association.settle(report, now_us), now_us)
-        return unique_incidents(out)
+        return self._ledger.visible(unique_incidents(out))
 
     def tick(self, now_us: int) -> list[Incident]:
         closed = []
@@ -121,6 +121,7 @@ class FusionEngine:
                 closed.append(self._ledger.close(state, now_us))
         for state in self._tracks.expire(event_us):
             closed.append(self._ledger.close(state, now_us))
+        closed = self._ledger.visible(closed)
         self._forget_old(event_us)
         return sorted(closed, key=lambda i: i.id)
 

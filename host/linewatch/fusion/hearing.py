@@ -23,7 +23,7 @@ import numpy as np
 from ..geo import EARTH_RADIUS_M, LocalFrame
 from . import tdoa
 from .config import FusionConfig
-from .report import IMPULSIVE, Report
+from .report import IMPULSIVE, Report, timed
 
 SILENT_MIN = 2              # fewer silent nearer nodes than this never refuse a fix
 # Unmodelled wind (a 6 m/s wind not configured) and air temperature shift arrivals by up to
@@ -43,7 +43,7 @@ class Hearing:
 
     def observe(self, report: Report, event_us: int) -> None:
         self._where[report.node_id] = (report.lat, report.lon, event_us, report.clock_error_us)
-        if report.event_class in IMPULSIVE and report.clock_error_us <= self.config.max_clock_error_us:
+        if report.event_class in IMPULSIVE and timed(report, self.config.max_clock_error_us):
             bisect.insort(self._onsets.setdefault(report.node_id, []), report.onset_utc_us)
 
     def forget(self, horizon_us: int) -> None:

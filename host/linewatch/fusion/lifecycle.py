@@ -12,7 +12,7 @@ from ..geo import ContactLine
 from . import hearing, tracks
 from .config import FusionConfig
 from .incident import Incident, incident_id
-from .report import IMPULSIVE, Report
+from .report import IMPULSIVE, Report, timed
 from .sound import speed_of_sound
 
 
@@ -34,6 +34,7 @@ class IncidentState:
     track: tracks.Track | None = None
     formed_event_us: int = 0          # the engine's event clock when formed / last changed
     touched_event_us: int = 0
+    published: bool = False           # some version of it went out (Ledger.visible)
 
     @property
     def id(self) -> str:
@@ -58,7 +59,7 @@ class EventClock:
     def observe(self, report: Report, now_us: int, max_clock_error_us: int) -> None:
         """Only a newer onset moves the clock: a late-delivered old report does not take it
         back, and an untimed node's clock does not count."""
-        if report.clock_error_us > max_clock_error_us:
+        if not timed(report, max_clock_error_us):
             return
         if self._latest_onset_us is None or report.onset_utc_us > self._latest_onset_us:
             self._latest_onset_us = report.onset_utc_us
@@ -164,6 +165,23 @@ class Ledger:
         for r in state.reports:
             self.index.release(r, state.number)
         return state.snapshot
+
+    def visible(self, incidents: list[Incident]) -> list[Incident]:
+        """What goes out of the engine. A lone impulsive report (a detection at one node) is
+        no incident: one node alone cannot tell a blast from a door, a passing truck or its
+        own fault, and it cannot be placed. It is held (and is evidence all the same) until a
+        second node's report makes it a hyperbola or a fix; from then on every version of the
+        incident goes out, its withdrawal and closing too. An incident never published is
+        never withdrawn or closed in public."""
+        out = []
+        for incident in incidents:
+            state = self.by_id.get(incident.id)
+            if state is not None and not state.published:
+                if incident.event_class in IMPULSIVE and (incident.fix == "detection" or not incident.nodes):
+                    continue
+                state.published = True
+            out.append(incident)
+        return out
 
     def forget(self, horizon_us: int) -> list[str]:
         """Final incidents untouched since the horizon: the ids forgotten."""

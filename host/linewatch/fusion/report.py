@@ -19,6 +19,9 @@ CONTINUOUS = frozenset({"drone", "vehicle"})
 BURST = frozenset({"unknown", "small_arms"})
 # Tampering concerns one node only and is never fused across nodes.
 LOCAL = frozenset({"tamper"})
+# Where a node's time comes from (the frame's clock source; protocol/SPEC.md). A node with no
+# time source stamps its own idea of UTC, which can be off by minutes: never timed.
+CLOCK_SOURCES = ("none", "ntp", "gps_pps")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Report:
     snr_db: float
     evidence_id: int | None
     received_at_us: int
+    clock_source: str | None = None     # one of CLOCK_SOURCES; None: not said (trust the error)
 
     def __post_init__(self) -> None:
         where = "report from node 0x%04x" % self.node_id if isinstance(self.node_id, int) else "report"
@@ -56,6 +60,8 @@ class Report:
                 raise ValueError("%s: %s %r is not an integer" % (where, name, getattr(self, name)))
         if self.clock_error_us < 0:
             raise ValueError("%s: negative clock error %d us" % (where, self.clock_error_us))
+        if self.clock_source is not None and self.clock_source not in CLOCK_SOURCES:
+            raise ValueError("%s: unknown clock source %r" % (where, self.clock_source))
         if self.evidence_id is not None and not isinstance(self.evidence_id, int):
             raise ValueError("%s: evidence id %r is not an integer" % (where, self.evidence_id))
 
@@ -63,6 +69,12 @@ class Report:
     def key(self) -> tuple[int, str, int]:
         """What makes two reports the same arrival (a re-sent frame yields the same key)."""
         return (self.node_id, self.event_class, self.onset_utc_us)
+
+
+def timed(report: Report, max_clock_error_us: int) -> bool:
+    """The report's onset can time a source: the node has a time source and states an error
+    within the limit (a node with none is not timed, whatever error it states)."""
+    return report.clock_source != "none" and report.clock_error_us <= max_clock_error_us
 
 
 def family(event_class: str) -> str:
