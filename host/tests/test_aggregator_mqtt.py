@@ -84,3 +84,52 @@ async def test_link_receives_qos1_stream_and_broker_gets_the_pubacks(mosquitto):
     await again.subscribe("lw/#", qos=1)
     assert not await again.wait(timeout=0.5)
     await again.disconnect()
+
+
+def publish_v5(topic: bytes, payload: bytes, mid: int, properties: bytes = b"") -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + remaining(len(properties)) \
+        + properties + payload
+    return bytes([0x32]) + remaining(len(body)) + body
+
+
+def test_mqtt5_publishes_skip_their_properties_and_aliases_go_to_gmqtt():
+    props = b"\x01\x01" + b"\x26\x00\x01k\x00\x01v"     # payload format + a user property
+    aliased = publish_v5(b"", b"zz", 9, b"\x23\x00\x01")  # topic alias 1, empty topic
+    chunk = publish_v5(b"lw/up/1/0001/e", b"abc", 7, props) + publish_v5(b"t", b"", 8) + aliased
+    calls = []
+    used, messages, acks = split_chunk(chunk, lambda cmd, body: calls.append((cmd, body)), v5=True)
+    assert used == len(chunk)
+    assert messages == [("lw/up/1/0001/e", b"abc"), ("t", b"")]
+    assert calls == [(None, b"\x40\x02\x00\x07\x40\x02\x00\x08"), (0x32, aliased[2:])]
+    # the same bytes read as 3.1.1 would keep the property block in the payload
+    _, as311, _ = split_chunk(publish_v5(b"t", b"abc", 7, props), lambda *a: None)
+    assert as311[0][1] != b"abc"
+
+
+async def test_two_links_share_one_stream_on_a_shared_subscription(mosquitto):
+    """MQTT 5 `$share/...`: the broker hands each frame to one of the group's links."""
+    links = [MqttLink("lw-share-%d" % i, mosquitto.host, mosquitto.port, v5=True, session_expiry_s=0)
+             for i in range(2)]
+    for link in links:
+        await link.connect(retries=0)
+        await link.subscribe("$share/lw/lw/#", qos=1)
+    await asyncio.sleep(0.3)
+    pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="lw-test-pub")
+    pub.connect(mosquitto.host, mosquitto.port)
+    pub.loop_start()
+    for info in [pub.publish("lw/1/%04x/e" % (i % 7), b"frame %d" % i, qos=1) for i in range(1000)]:
+        info.wait_for_publish(10)
+    got: list[list] = [[], []]
+    for _ in range(250):
+        for i, link in enumerate(links):
+            got[i] += link.take(1000)
+        if len(got[0]) + len(got[1]) >= 1000:
+            break
+        await asyncio.sleep(0.02)
+    pub.loop_stop()
+    pub.disconnect()
+    payloads = sorted(p for share in got for _, p, _ in share)
+    assert payloads == sorted(b"frame %d" % i for i in range(1000))    # each frame once, none lost
+    assert all(len(share) > 100 for share in got)                       # both took part
+    for link in links:
+        await link.disconnect()

@@ -37,12 +37,14 @@ class BrokerUnreachable(RuntimeError):
 PUBACK = b"\x40\x02"
 
 
-def split_chunk(data: bytes, on_other) -> tuple[int, list[tuple[str, bytes]], bytes]:
-    """Split the complete packets at the start of `data` (MQTT 3.1.1).
+def split_chunk(data: bytes, on_other, v5: bool = False) -> tuple[int, list[tuple[str, bytes]], bytes]:
+    """Split the complete packets at the start of `data` (MQTT 3.1.1, or 5 with `v5`).
 
     Returns (bytes used, [(topic, payload)] of the QoS 1 PUBLISH packets, their PUBACKs as one
     byte string); -1 as bytes used for a malformed length. Any other packet goes to
-    on_other(cmd, body) in its place in the stream, after the PUBACKs owed before it.
+    on_other(cmd, body) in its place in the stream, after the PUBACKs owed before it. In MQTT 5
+    the PUBLISH's properties are skipped (a 2-byte PUBACK means success there too); one
+    carrying a topic alias (empty topic) goes to gmqtt, which keeps the alias table.
     """
     used, size = 0, len(data)
     messages: list[tuple[str, bytes]] = []
@@ -66,8 +68,11 @@ def split_chunk(data: bytes, on_other) -> tuple[int, list[tuple[str, bytes]], by
         cmd = data[used]
         if cmd & 0xF6 == 0x32 and length >= 4:   # PUBLISH, QoS 1 (any dup / retain flag)
             t_end = i + 2 + ((data[i] << 8) | data[i + 1])
-            if t_end + 2 <= end:
-                messages.append((data[i + 2:t_end].decode("utf-8", "replace"), data[t_end + 2:end]))
+            start = t_end + 2
+            if v5:   # an empty topic means a topic alias: gmqtt resolves those
+                start = _skip_properties(data, start, end) if t_end > i + 2 else end + 1
+            if start <= end:
+                messages.append((data[i + 2:t_end].decode("utf-8", "replace"), data[start:end]))
                 acks.append(PUBACK + data[t_end:t_end + 2])
                 used = end
                 continue
@@ -77,6 +82,21 @@ def split_chunk(data: bytes, on_other) -> tuple[int, list[tuple[str, bytes]], by
         on_other(cmd, data[i:end])
         used = end
     return used, messages, b"".join(acks)
+
+
+def _skip_properties(data: bytes, at: int, end: int) -> int:
+    """Where the payload starts after an MQTT 5 property block at `at` (end + 1 if malformed)."""
+    mult, length = 1, 0
+    while at < end:
+        b = data[at]
+        at += 1
+        length += (b & 0x7F) * mult
+        if b < 128:
+            return at + length
+        mult *= 128
+        if mult > 2097152:
+            break
+    return end + 1
 
 
 class _Client(gmqtt.Client):
@@ -91,7 +111,7 @@ class _Client(gmqtt.Client):
         link = self.link
 
         def read_packet(data: bytes) -> int:
-            if protocol.proto_ver >= MQTTv50 or connection._handler.current_connection is not connection:
+            if connection._handler.current_connection is not connection:
                 return fallback(data)
 
             def other(cmd, body):
@@ -100,7 +120,7 @@ class _Client(gmqtt.Client):
                 else:
                     connection.put_package(Package(cmd, body))
 
-            used, messages, acks = split_chunk(data, other)
+            used, messages, acks = split_chunk(data, other, protocol.proto_ver >= MQTTv50)
             if messages:
                 connection._last_data_in = time.monotonic()
                 if acks:
@@ -115,10 +135,15 @@ class _Client(gmqtt.Client):
 class MqttLink:
     def __init__(self, client_id: str, host: str, port: int, *, clean_session: bool = False,
                  will: tuple[str, bytes, bool] | None = None, username: str = "", password: str = "",
-                 keepalive_s: int = 30, max_queued: int = 50000) -> None:
+                 keepalive_s: int = 30, max_queued: int = 50000, v5: bool = False,
+                 session_expiry_s: int | None = None) -> None:
+        """`v5`: MQTT 5 (shared subscriptions, `$share/...`); its session lasts
+        `session_expiry_s` after a disconnect (0: it ends with the connection)."""
         self.host, self.port, self.keepalive_s = host, port, keepalive_s
+        self.version = MQTTv50 if v5 else MQTTv311
         will_message = gmqtt.Message(will[0], will[1], qos=1, retain=will[2]) if will else None
-        self.client = _Client(client_id, clean_session=clean_session, will_message=will_message)
+        extra = {"session_expiry_interval": int(session_expiry_s)} if v5 and session_expiry_s is not None else {}
+        self.client = _Client(client_id, clean_session=clean_session, will_message=will_message, **extra)
         self.client.link = self
         if username:
             self.client.set_auth_credentials(username, password or None)
@@ -137,7 +162,7 @@ class MqttLink:
         last: Exception | None = None
         for attempt in range(retries + 1):
             try:
-                await self.client.connect(self.host, self.port, keepalive=self.keepalive_s, version=MQTTv311)
+                await self.client.connect(self.host, self.port, keepalive=self.keepalive_s, version=self.version)
                 self.client.set_config({"reconnect_retries": -1, "reconnect_delay": max(1, int(delay_s))})
                 return
             except (OSError, asyncio.TimeoutError, Exception) as exc:  # gmqtt raises its own too
