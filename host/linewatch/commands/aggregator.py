@@ -19,6 +19,8 @@ def register(sub) -> None:
     cfg.add_arguments(p)
     p.add_argument("--broker", help="HOST:PORT of the MQTT broker (overrides [broker])")
     p.add_argument("--client-id", help="MQTT client id (the persistent session's name)")
+    p.add_argument("--instance", help="this instance's name when several share the line "
+                                      "(overrides [cluster] instance; needs [store] url)")
     p.set_defaults(func=run)
 
 

@@ -93,6 +93,26 @@ class FusionConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several aggregator instances sharing the line (docs/scale-out.md). Empty instance: alone."""
+    instance: str = ""
+    # The MQTT 5 shared subscription's group: every instance takes frames from $share/<group>/...
+    group: str = "linewatch"
+    # How often an instance claims free segments (and gives one back above its fair share).
+    claim_interval_s: float = 1.0
+    # How often a segment's owner reads the frames committed for it (by any instance).
+    feed_interval_ms: int = 20
+    # A segment's fusion also hears the nodes of other segments this close to its own nodes,
+    # so a source on a boundary is fused whole by each side (and published by one).
+    margin_m: float = 12000.0
+    # At a takeover the new owner replays this much of the segment's evidence into fusion.
+    replay_window_s: float = 150.0
+    # The broker session outlives a dead instance this long (0: the group's other members
+    # take its share at once; nodes resend what it held uncommitted).
+    session_expiry_s: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -102,12 +122,13 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log_level: str = "INFO"
 
 
 SECTIONS = {"broker": BrokerConfig, "store": StoreConfig, "keys": KeysConfig,
             "ingest": IngestConfig, "acks": AcksConfig, "health": HealthConfig,
-            "alerts": AlertsConfig, "fusion": FusionConfig}
+            "alerts": AlertsConfig, "fusion": FusionConfig, "cluster": ClusterConfig}
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -210,6 +231,12 @@ def validate(config: Config) -> Config:
         (all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in config.alerts.webhooks),
          "[alerts] webhooks must be http(s) URLs"),
         (config.log_level.upper() in LOG_LEVELS, f"log_level {config.log_level!r} not one of {LOG_LEVELS}"),
+        (not config.cluster.instance or bool(s.url),
+         "[cluster] instance needs [store] url: instances share one PostgreSQL database"),
+        (config.cluster.claim_interval_s > 0 and config.cluster.feed_interval_ms >= 1
+         and config.cluster.margin_m >= 0 and config.cluster.replay_window_s >= 0
+         and config.cluster.session_expiry_s >= 0,
+         "[cluster] claim_interval_s > 0, feed_interval_ms >= 1, margin_m, replay_window_s, session_expiry_s >= 0"),
     ]
     for ok, message in checks:
         if not ok:
@@ -257,6 +284,8 @@ def from_args(args: Any) -> Config:
         if not host or not port.isdigit():
             raise ConfigError(f"--broker {broker!r}: expected HOST:PORT")
         config = replace(config, broker=replace(config.broker, host=host, port=int(port)))
+    if getattr(args, "instance", None):
+        config = replace(config, cluster=replace(config.cluster, instance=args.instance))
     if getattr(args, "client_id", None):
         config = replace(config, broker=replace(config.broker, client_id=args.client_id))
     return validate(config)

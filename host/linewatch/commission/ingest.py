@@ -70,7 +70,7 @@ class RefusalLog:
 
 
 class Ingest:
-    def __init__(self, registry: Registry, master_key: bytes, guard: replay.ReplayGuard,
+    def __init__(self, registry: Registry, master_key: bytes, guard: replay.ReplayGuard | None,
                  refusal_log: RefusalLog | None = None) -> None:
         self.registry = registry
         self._master = master_key
@@ -153,6 +153,8 @@ class Ingest:
         return Accepted(frame, topic, raw if type(raw) is bytes else bytes(raw), received_us, segment, gap)
 
     def _replay(self, frame: Frame) -> tuple[int, int, int] | None:
+        if self.guard is None:   # shared ingest: the store refuses duplicates, owners track streams
+            return None
         node, boot, seq = frame.node, frame.boot, frame.seq
         verdict, gap = self.guard.admit_frame(node, frame.ftype, boot, seq)
         if verdict != replay.ACCEPT:

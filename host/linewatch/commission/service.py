@@ -72,12 +72,22 @@ class Aggregator:
         self.rounds = 0
         self.frames_committed = 0
         self._in_flight: tuple[asyncio.Future, Checked] | None = None
+        self.cluster = None     # linewatch.commission.cluster.Cluster when [cluster] instance is set
 
     def _setup(self) -> None:
         self.boot = self.store.bump_boot()
-        guard = rebuild_guard(self.store, self.registry)
+        shared = bool(self.config.cluster.instance)
+        # Sharing the ingest, no instance sees a whole stream: the store refuses duplicates
+        # and each segment's owner keeps the replay guard for acks (cluster.py, owner.py).
+        guard = None if shared else rebuild_guard(self.store, self.registry)
         self.ingest = Ingest(self.registry, self.master, guard,
                              RefusalLog(self.config.ingest.refusal_log_interval_s))
+        if shared:
+            from linewatch.commission.cluster import Cluster
+            self.fusion = None
+            self.health = HealthTracker(self.config.health, self.registry.get)
+            self.cluster = Cluster(self)
+            return
         segment_of = lambda node: (r.segment if (r := self.registry.get(node)) else None)  # noqa: E731
         self.downlink = Downlink(self.boot, self.ingest.key_of, segment_of)
         a = self.config.acks
@@ -89,11 +99,16 @@ class Aggregator:
     async def start(self) -> None:
         """Open everything; raises BrokerUnreachable after the configured retries."""
         self._setup()
-        b = self.config.broker
+        b, c = self.config.broker, self.config.cluster
         offline = state_frame(self.master, self.boot, 1, const.OFFLINE)
-        self.link = MqttLink(b.client_id, b.host, b.port, clean_session=False,
-                             will=(topics.COMMISSION_STATE, offline, True), username=b.username,
-                             password=b.password, keepalive_s=b.keepalive_s)
+        if c.instance:   # MQTT 5 for the shared subscription; one session per instance
+            self.link = MqttLink(f"{b.client_id}-{c.instance}", b.host, b.port, clean_session=c.session_expiry_s == 0,
+                                 username=b.username, password=b.password, keepalive_s=b.keepalive_s, v5=True,
+                                 session_expiry_s=c.session_expiry_s)
+        else:
+            self.link = MqttLink(b.client_id, b.host, b.port, clean_session=False,
+                                 will=(topics.COMMISSION_STATE, offline, True), username=b.username,
+                                 password=b.password, keepalive_s=b.keepalive_s)
         self.alerter = Alerter(self.config.alerts, lambda t, d: self._publish(t, d))
         try:
             await self.link.connect(b.connect_retries, b.retry_delay_s)
@@ -101,11 +116,14 @@ class Aggregator:
             self.link = None
             raise
         segments = self.config.ingest.segments or (None,)
+        share = f"$share/{c.group}/" if c.instance else ""
         for segment in segments:
-            await self.link.subscribe(topics.uplink_filter(segment), qos=1)
-        self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 2, const.ONLINE), retain=True)
-        log.info("aggregator boot %d: %d nodes registered, listening on %s", self.boot,
-                 len(self.registry.list()), ", ".join(topics.uplink_filter(s) for s in segments))
+            await self.link.subscribe(share + topics.uplink_filter(segment), qos=1)
+        if not c.instance:   # instances come and go: the line's state is not one instance's
+            self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 2, const.ONLINE), retain=True)
+        log.info("aggregator boot %d%s: %d nodes registered, listening on %s", self.boot,
+                 f" (instance {c.instance})" if c.instance else "", len(self.registry.list()),
+                 ", ".join(share + topics.uplink_filter(s) for s in segments))
 
     def _publish(self, topic: str, data: bytes, retain: bool = False) -> None:
         assert self.link is not None
@@ -145,6 +163,8 @@ class Aggregator:
     def _settle(self) -> bool:
         """One wide fusion search that fusion deferred (FusionEngine.defer_wide), only while no
         frame waits: a report that completes a fix is never queued behind them."""
+        if self.cluster is not None:
+            return not self.link.queued() and self.cluster.settle(now_us())
         if self.fusion is None or not self.fusion.parked() or self.link.queued():
             return False
         self._record_incidents(self.fusion.settle(now_us()))
@@ -165,8 +185,13 @@ class Aggregator:
         leftover = self.link.take(10 ** 9)
         if leftover:
             self.ingest_round(leftover)
-        self._flush_acks()
-        self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 3, const.OFFLINE), retain=True)
+        if self.cluster is not None:
+            self.cluster.feed_all()        # the owners read what was just committed
+            self.cluster.close()           # acks flushed, segments released for the others
+        else:
+            self._flush_acks()
+            self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 3, const.OFFLINE),
+                          retain=True)
         await asyncio.sleep(0.1)   # let the client write the last publishes
         await self.link.disconnect()
         self.alerter.close()
@@ -183,6 +208,8 @@ class Aggregator:
     def check_round(self, messages: list[tuple[str, bytes, int]]) -> Checked:
         """Every frame checked and its evidence row made: the batch to commit, with what its
         commit will let us ack, alert and fuse."""
+        if self.cluster is not None:
+            return self._check_shared(messages)
         batch = Batch()
         accepted: list[Accepted] = []
         changes: list = []
@@ -211,8 +238,27 @@ class Aggregator:
         batch.health_changes.extend(changes)
         return batch, accepted, changes, streams
 
+    def _check_shared(self, messages: list[tuple[str, bytes, int]]) -> Checked:
+        """Check and chain only: acks, health and fusion are the segment owners' (owner.py)."""
+        batch = Batch(dedupe=True)
+        process, evidence = self.ingest.process, batch.evidence
+        for topic, payload, received_us in messages:
+            result = process(topic, payload, received_us)
+            if result is None:
+                continue
+            if isinstance(result, Refusal):
+                batch.refusals.append(result)
+                continue
+            f = result.frame
+            evidence.append(EvidenceRow(0, FRAME, TYPE_NAMES[f.ftype], f.node, f.boot, f.seq, topic,
+                                        received_us, result.raw, "tag_ok", ""))
+        return batch, [], [], set()
+
     def _committed(self, checked: Checked, ids: list[int]) -> None:
         _, accepted, changes, streams = checked
+        if self.cluster is not None:
+            self.frames_committed += sum(1 for i in ids if i)
+            return
         self.frames_committed += len(ids)
         for node, boot in streams:
             self.acks.committed(node, boot)
@@ -237,10 +283,12 @@ class Aggregator:
                 self.fusion.heartbeat(result.frame.node, result.frame.field("temperature_c"))
         self._record_incidents(incidents)
 
-    def _record_incidents(self, incidents: list[dict[str, Any]]) -> None:
-        if not incidents:
+    def _record_incidents(self, incidents: list[dict[str, Any]], batch: Batch | None = None,
+                          alert_known: bool = True) -> None:
+        if not incidents and not batch:
             return
-        batch = Batch()
+        batch = batch or Batch()
+        alerts = []
         for incident in incidents:
             incident_id = str(incident.get("id"))
             known = self.store.incident_get(incident_id)
@@ -248,16 +296,43 @@ class Aggregator:
             batch.incidents[incident_id] = (status, now_us(), json.dumps(incident, sort_keys=True))
             if known is None:
                 batch.evidence.append(commission_entry("incident", 0, {"incident": incident_id, "status": status}))
+            if known is None or (alert_known and known[3] != batch.incidents[incident_id][2]):
+                alerts.append(incident)
         self.store.commit(batch)
-        for incident in incidents:
+        for incident in alerts:
             self.alerter.incident(incident)
+
+    # -- a segment owner's results (cluster mode) --
+
+    def note_owner(self, segment: int, epoch: int) -> None:
+        """A takeover is an act of the commission: in the evidence log, who and from when."""
+        self.store.commit(Batch(evidence=[commission_entry(
+            "segment_owner", 0, {"segment": segment, "epoch": epoch, "instance": self.config.cluster.instance})]))
+
+    def owner_results(self, owner: Any, incidents: list[dict[str, Any]], changes: list,
+                      alert_known: bool = True) -> None:
+        """Health and incidents from an owner's feed or timers: stored, then alerted. A takeover's
+        replay re-alerts only incidents the previous owner never stored."""
+        batch = Batch(health=owner.health.take_dirty(), health_changes=list(changes))
+        self._record_incidents(incidents, batch, alert_known)
+        for change in changes:
+            log.info("node 0x%04x: %s -> %s (%s)", change.node, change.old, change.new, change.why)
+            self.alerter.node_state(change)
+
+    def flush_owner_acks(self, owner: Any) -> None:
+        self._flush_acks(owner.acks)
 
     # -- timers --
 
     def timers_due(self, t: Timers, now: float) -> bool:
+        if self.cluster is not None:
+            return now >= t.acks_at or now >= t.health_at or self.cluster.due(now)
         return now >= t.acks_at or now >= t.health_at or (self.fusion is not None and now >= t.fusion_at)
 
     def timers(self, t: Timers, now: float) -> None:
+        if self.cluster is not None:
+            self._cluster_timers(t, now)
+            return
         if now >= t.acks_at:
             t.acks_at = now + self.config.acks.interval_ms / 1000
             self._flush_acks()
@@ -271,15 +346,25 @@ class Aggregator:
             t.fusion_at = now + self.config.fusion.tick_s
             self._record_incidents(self.fusion.tick(now_us()))
 
-    def _flush_acks(self) -> None:
+    def _cluster_timers(self, t: Timers, now: float) -> None:
+        self.cluster.run(now)
+        if now >= t.acks_at:
+            t.acks_at = now + self.config.acks.interval_ms / 1000
+            self.cluster.flush_acks()
+        if now >= t.health_at:
+            t.health_at = now + min(self.config.health.tick_s, self.config.fusion.tick_s)
+            self.cluster.tick(now_us())
+
+    def _flush_acks(self, acks: Acknowledger | None = None) -> None:
+        acks = acks or self.acks
         at = now_us()
-        lost = self.acks.give_ups(at)
+        lost = acks.give_ups(at)
         if lost:
             entries = [commission_entry("lost", node, {"boot": boot, "first_seq": first, "last_seq": last,
-                                                       "why": "no answer to %d resend requests" % self.acks.resend_tries})
+                                                       "why": "no answer to %d resend requests" % acks.resend_tries})
                        for node, boot, first, last in lost]
             self.store.commit(Batch(evidence=entries))
             for node, boot, first, last in lost:
                 log.warning("node 0x%04x boot %d: seq %d..%d given up as lost", node, boot, first, last)
-        for topic, data in self.acks.resends(at) + self.acks.acks():
+        for topic, data in acks.resends(at) + acks.acks():
             self._publish(topic, data)
