@@ -35,6 +35,10 @@ def register(sub) -> None:
     p.add_argument("--prepare", action="store_true",
                    help="only write the master key, registry, aggregator config and truth, then stop")
     p.add_argument("--drain-s", type=float, default=20.0, help="after the end, wait this long for acks")
+    p.add_argument("--tier", choices=("full", "direct"), default="full",
+                   help="full: every node on its own MQTT connection through a broker (default); "
+                        "direct: the firmware's detector and frames handed to the commission in-process, "
+                        "days in minutes (docs/emulator.md says what it leaves out)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes to run the nodes in, split by segment (default 1; see docs/emulator.md)")
     p.set_defaults(func=run)
@@ -66,6 +70,11 @@ def run(args) -> int:
         return EXIT_USAGE
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="lw-emulate-"))
     out.mkdir(parents=True, exist_ok=True)
+    if getattr(args, "tier", "full") == "direct":
+        if broker is not None or args.realtime:
+            print("linewatch emulate: --tier direct runs without a broker, in virtual time", file=sys.stderr)
+            return EXIT_USAGE
+        return _play_direct(args, scenario, out)
     if broker is not None:
         return _play(args, scenario, out, broker)
     from linewatch.mosquitto import BrokerError, Mosquitto
@@ -117,4 +126,28 @@ def _play(args, scenario, out: Path, broker: tuple[str, int]) -> int:
         (out / "score.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         sys.stdout.write(format_text(result))
         print("incidents %s, score %s" % (out / "incidents.jsonl", out / "score.json"))
+    return 0
+
+
+def _play_direct(args, scenario, out: Path) -> int:
+    from linewatch.emulator.commission import Commission
+    from linewatch.emulator.direct import emulate_direct
+    from linewatch.emulator.runner import prepare
+    from linewatch.emulator.score import format_text, score
+    from linewatch.emulator.truth import write_truth
+    world, truth = prepare(scenario, real_time=False)
+    truth_path = Path(args.truth) if args.truth else out / "truth.json"
+    write_truth(truth_path, truth)
+    desk = Commission.prepare(out / "commission", world, ("127.0.0.1", 1883))
+    print("emulate %s (direct tier): %d nodes, %.0f s of scenario; truth %s; commission %s"
+          % (scenario.name, len(world.nodes), scenario.duration_s, truth_path, desk.folder))
+    if args.prepare:
+        return 0
+    summary = emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, out / "nodes")
+    print(summary.text())
+    incidents = desk.write_incidents(out / "incidents.jsonl")
+    result = score(truth, incidents)
+    (out / "score.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    sys.stdout.write(format_text(result))
+    print("incidents %s, score %s" % (out / "incidents.jsonl", out / "score.json"))
     return 0

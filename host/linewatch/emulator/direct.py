@@ -1,0 +1,349 @@
+"""The direct tier: days and storms in minutes. The same world, synthesizer and scenario as the
+full chain (runner.py), the firmware's own node object for detection and frames, and the
+commission's own service code in-process, without a broker, sockets or asyncio per node.
+
+    world + synthesizer -> audio blocks -> lwnode.node.Node's detector chain and _report()
+    heartbeats / birth  -> lwnode.node.Node.heartbeat() / birth()  (its frame code, its key)
+    frames, in scenario-time order -> linewatch.commission.service.Aggregator.ingest_round
+                                      (verify, replay rule, evidence chain, health, fusion)
+
+One discrete-event loop over a heap of (time, node, what): no task, no timer, no socket per
+node. What it leaves out, on purpose (the full tier keeps them, and CI keeps running it):
+MQTT and the broker, the node's radio link (latency, losses), its asyncio tasks and sampling
+ring (no overruns), its durable flash queue, acks, resend requests and deaths (every frame
+arrives once, at once), reboots, failures, outages and tamper actions (the scenario's faults
+are not played), commands. The commission's clock is the wall clock here as in the full
+tier's virtual runs. `host/tests/test_emulator_direct.py` holds both tiers to the same
+located sources on one scenario.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lwnode import config as node_config
+from lwnode.hal import sim
+from lwnode.node import Node
+from lwproto import topic as topics
+from lwproto.const import BIRTH as BIRTH_FRAME
+from lwproto.const import CLOCK_ERROR_MAX_US
+
+from linewatch.emulator.runner import FALSE_ALARM_SPAN_S, TAMPER_PAD_S, _array, _merge, _with_knocks
+from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
+from linewatch.emulator.scenario import Scenario
+from linewatch.emulator.synth import MAX_CHUNK_S, SAMPLE_RATE, Synthesizer, background_false_alarms
+from linewatch.emulator.sources import NodeFault, Tamper
+from linewatch.emulator.virtual_node import AT_REST, AUDIO_BLOCK, MOVED, SHAKE, node_config_dict
+from linewatch.emulator.world import Node as WorldNode
+from linewatch.emulator.world import World
+
+log = logging.getLogger("linewatch.emulator.direct")
+
+BIRTH, HEARTBEAT, AUDIO, DOWN, UP = 0, 1, 2, 3, 4       # what an event of the run is
+ROUND_FRAMES = 2000        # frames handed to the commission per round at most
+ROUND_S = 1.0              # ... and at least once per second of scenario
+# Audio is synthesized and fed a second at a time, in time order with every other node's, so
+# no node's reports run ahead of the others' by more than that (fusion's event clock and its
+# silence test read arrival order).
+CHUNK = SAMPLE_RATE // AUDIO_BLOCK * AUDIO_BLOCK
+
+
+class SteppedClock:
+    """World time of the run, set by the event loop (what vclock.RunClock gives the board)."""
+
+    virtual = True
+
+    def __init__(self, start_utc_us: int) -> None:
+        self.start_utc_us = start_utc_us
+        self.now = start_utc_us
+
+    def now_us(self) -> int:
+        return self.now
+
+    def elapsed_s(self) -> float:
+        return (self.now - self.start_utc_us) / 1e6
+
+
+class _Board(sim.Board):
+    """The sim board with the world's node clock, battery and air, and no audio queue or
+    network: the run hands audio to the detector itself and takes frames from the queue."""
+
+    def __init__(self, cfg, world_node: WorldNode, clock: SteppedClock, storage: str, temperature_c: float) -> None:
+        source = world_node.clock.source_code
+        error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
+        super().__init__(cfg, storage=storage, clock_quality=(source, error))
+        self.world_node, self.run_clock, self.temperature = world_node, clock, temperature_c
+        self.stamp: int | None = None
+        self.tamper: tuple[str, int, int] | None = None
+        self._shake = 0
+
+    def accel_read(self):
+        """As the full tier's board: at rest, shaken or tilted during a tamper action."""
+        if self.tamper is None:
+            return AT_REST
+        action, start, end = self.tamper
+        now = self.run_clock.now
+        if not start <= now < end:
+            return MOVED if action == "move" and now >= end else AT_REST
+        if action == "move":
+            return MOVED
+        self._shake += 1
+        return SHAKE[self._shake % 2]
+
+    def time_us(self) -> int:
+        if self.stamp is not None:
+            return self.stamp
+        return self.world_node.clock.node_time_us(self.run_clock.now)
+
+    def ticks_us(self) -> int:
+        return self.run_clock.now
+
+    def battery_mv(self) -> int:
+        return self.world_node.battery.millivolts_at(self.run_clock.elapsed_s())
+
+    def position(self):
+        return None
+
+    def log(self, message: str) -> None:
+        pass
+
+
+class _Outbox:
+    """The node's queue, as Node sees it: frames go straight to the commission."""
+
+    depth = 0
+    dropped_events = 0
+
+    def __init__(self, node: WorldNode, sink: list) -> None:
+        self.node, self.sink = node, sink
+
+    def append(self, boot: int, seq: int, ftype: int, data: bytes) -> None:
+        self.sink.append((topics.uplink(self.node.segment, self.node.id, ftype), data))
+
+
+@dataclass
+class DirectSummary:
+    scenario: str
+    nodes: int
+    duration_s: float
+    wall_s: float = 0.0
+    frames: int = 0
+    detections: int = 0
+    audio_s: float = 0.0
+    commission_s: float = 0.0       # wall seconds inside the commission's code
+
+    def text(self) -> str:
+        return ("%s (direct tier): %d nodes, %.0f s of scenario in %.1f s wall (%.0fx); %d frames "
+                "(%.0f/s), %d detections, %.0f s of audio; commission %.1f s"
+                % (self.scenario, self.nodes, self.duration_s, self.wall_s,
+                   self.duration_s / max(self.wall_s, 1e-9), self.frames, self.frames / max(self.wall_s, 1e-9),
+                   self.detections, self.audio_s, self.commission_s))
+
+
+class DirectRun:
+    def __init__(self, scenario: Scenario, world: World, master_key: bytes, aggregator: Any,
+                 workdir: Path, false_alarms_per_hour: dict | None = None) -> None:
+        self.scenario, self.world, self.aggregator = scenario, world, aggregator
+        self.clock = SteppedClock(world.start_utc_us)
+        self.synth = Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
+        self.outbox: list[tuple[str, bytes]] = []
+        self.summary = DirectSummary(scenario.name, len(world.nodes), scenario.duration_s)
+        self.rates = dict(MEASURED_PER_HOUR if false_alarms_per_hour is None else false_alarms_per_hour)
+        self.nodes: dict[int, Node] = {}
+        self.index: dict[int, int] = {}
+        self.down: set[int] = set()
+        self.master_key, self.workdir = master_key, workdir
+        for wn in world.nodes:
+            self._power_on(wn, 1)
+        for t in scenario.sources:
+            if isinstance(t, Tamper) and t.node_id in self.nodes:
+                start = world.start_utc_us + int(t.time_s * 1e6)
+                self.nodes[t.node_id].board.tamper = (t.action, start, start + int(t.duration_s * 1e6))
+
+    def _power_on(self, wn: WorldNode, boot: int) -> Node:
+        """A node boots: the firmware's Node on a fresh board (its boot number from the run)."""
+        folder = self.workdir / ("%04x" % wn.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = node_config.parse(node_config_dict(wn, self.master_key, ("127.0.0.1", 1), str(folder),
+                                                    self.scenario.heartbeat_s))
+        board = _Board(config, wn, self.clock, str(folder), self.world.environment.temperature_c)
+        old = self.nodes.get(wn.id)
+        if old is not None:
+            board.tamper = old.board.tamper
+        node = self.nodes[wn.id] = Node(config, board, boot, queue=_Outbox(wn, self.outbox))
+        self.index[wn.id] = 0
+        return node
+
+    # -- the plan --
+
+    def _events(self) -> list[tuple[int, int, int, Any]]:
+        start, end = self.world.start_utc_us, self.world.start_utc_us + int(self.scenario.duration_s * 1e6)
+        beat = int(self.scenario.heartbeat_s * 1e6)
+        heap = []
+        for i, wn in enumerate(self.world.nodes):
+            offset = (i * 7919) % 1000 * 1000           # nodes do not boot in the same millisecond
+            heap.append((start + offset, wn.id, BIRTH, None))
+            heap.append((start + offset + beat, wn.id, HEARTBEAT, None))
+        for node_id, spans in self._feed_plan().items():
+            for start_s, end_s, alarms in spans:
+                first = int(math.floor(start_s * SAMPLE_RATE))
+                last = first + -(-int(math.ceil(end_s * SAMPLE_RATE) - first) // AUDIO_BLOCK) * AUDIO_BLOCK
+                heap.append((start + first * 1_000_000 // SAMPLE_RATE, node_id, AUDIO, [first, last, alarms, None, None, 0]))
+        for f in self.scenario.faults:      # failures and reboots; link outages only delay frames
+            if isinstance(f, NodeFault) and f.node_id in self.nodes:
+                heap.append((start + int(f.time_s * 1e6), f.node_id, DOWN, None))
+                if f.duration_s is not None:
+                    heap.append((start + int((f.time_s + f.duration_s) * 1e6), f.node_id, UP, None))
+        heapq.heapify(heap)
+        self._end, self._beat = end, beat
+        return heap
+
+    def _feed_plan(self) -> dict[int, list]:
+        """As the full tier's runner plans it."""
+        raw: dict[int, list] = {}
+        for node_id in self.synth.arrivals.keys() | self.synth.exposures.keys():
+            raw.setdefault(node_id, []).extend((a, b, []) for a, b in self.synth.spans(node_id))
+        for t in self.scenario.sources:
+            if isinstance(t, Tamper):
+                raw.setdefault(t.node_id, []).append((max(0.0, t.time_s - TAMPER_PAD_S), t.end_s + TAMPER_PAD_S, []))
+        alarms = background_false_alarms([n.id for n in self.world.nodes], self.scenario.duration_s,
+                                         self.scenario.seed, self.rates)
+        for t, node_id, _cls in alarms:
+            before, after = FALSE_ALARM_SPAN_S
+            raw.setdefault(node_id, []).append((max(0.0, t - before), t + after, [t]))
+        return {n: _merge(spans) for n, spans in raw.items()}
+
+    # -- the run --
+
+    def run(self) -> DirectSummary:
+        started = time.monotonic()
+        heap = self._events()
+        next_round = self.world.start_utc_us + int(ROUND_S * 1e6)
+        while heap and heap[0][0] <= self._end:
+            at, node_id, what, span = heapq.heappop(heap)
+            if at >= next_round:
+                self._deliver(at)
+                next_round = at + int(ROUND_S * 1e6)
+            self.clock.now = at
+            node = self.nodes[node_id]
+            if what == DOWN:
+                self.down.add(node_id)
+            elif what == UP:
+                self.down.discard(node_id)
+                node = self._power_on(self.world.node(node_id), node.boot + 1)
+                node._enqueue(BIRTH_FRAME, node.birth())
+                heapq.heappush(heap, (at + self._beat, node_id, HEARTBEAT, node.boot))
+            elif node_id in self.down:      # powered off: hears nothing, says nothing
+                if what == HEARTBEAT and span == node.boot:
+                    heapq.heappush(heap, (at + self._beat, node_id, HEARTBEAT, node.boot))
+                elif what == AUDIO and span[0] + CHUNK < span[1]:
+                    later = [span[0] + CHUNK, span[1], span[2], None, None, 0]
+                    heapq.heappush(heap, (self.world.start_utc_us + later[0] * 1_000_000 // SAMPLE_RATE,
+                                          node_id, AUDIO, later))
+            elif what == HEARTBEAT:
+                if span in (None, node.boot):      # a rebooted node keeps its new boot's rhythm
+                    node.heartbeat()
+                    heapq.heappush(heap, (at + self._beat, node_id, HEARTBEAT, node.boot))
+            elif what == BIRTH:
+                node._enqueue(BIRTH_FRAME, node.birth())
+            else:
+                later = self._listen(node_id, node, span)
+                if later is not None:        # the rest of a long stretch, in time order with the others
+                    heapq.heappush(heap, (self.world.start_utc_us + later[0] * 1_000_000 // SAMPLE_RATE,
+                                          node_id, AUDIO, later))
+            if len(self.outbox) >= ROUND_FRAMES:
+                self._deliver(at)
+        self.clock.now = self._end
+        self._deliver(self._end, final=True)
+        s = self.summary
+        s.detections = sum(n.detections for n in self.nodes.values())
+        s.wall_s = time.monotonic() - started
+        return s
+
+    def _listen(self, node_id: int, node: Node, span: list) -> list | None:
+        """A second (CHUNK) of a stretch of audio through the node's own detector, a firmware
+        block at a time, each block stamped by the node's clock at its end (as the full tier's
+        board does). Audio is synthesized in the full tier's windows (MAX_CHUNK_S), so both
+        tiers feed identical samples. Returns the rest of the stretch, or None."""
+        k, last, alarms, window, samples, base = span   # k: the next sample; window: from sample base
+        start_us = self.world.start_utc_us
+        if window is None or k >= base + len(samples):
+            size = int(MAX_CHUNK_S * SAMPLE_RATE) // AUDIO_BLOCK * AUDIO_BLOCK
+            window, base = self.synth.window(node_id, k, min(size, last - k)), k
+            samples = window.samples
+            if alarms:
+                samples = _with_knocks(samples, k, alarms, self.world.node(node_id).noise_floor_db)
+            self.summary.audio_s += len(samples) / SAMPLE_RATE
+        board = node.board
+        stop = min(k + CHUNK, base + len(samples))
+        for at in range(k, stop, AUDIO_BLOCK):
+            i = at - base
+            piece = samples[i:i + AUDIO_BLOCK]
+            n = len(piece)
+            index = self.index[node_id]
+            self.clock.now = start_us + (at + n) * 1_000_000 // SAMPLE_RATE
+            board.stamp = window.node_start_us + (i + n) * 1_000_000 // SAMPLE_RATE
+            node.timeline.mark(index + n, board.stamp)
+            found = node.detector.feed_audio(_array(piece), index, n)
+            board.stamp = None
+            self.index[node_id] = index + n
+            for det in found:
+                node._report(det)
+            if board.tamper is not None:
+                accel = board.accel_read()
+                for det in node.detector.feed_accel(accel[0], accel[1], accel[2], index + n):
+                    node._report(det)
+        return [stop, last, alarms, window, samples, base] if stop < last else None
+
+    def _deliver(self, at_us: int, final: bool = False) -> None:
+        """Hand what the nodes made to the commission: one ingest round (check, commit,
+        health, fusion), then fusion's timers as the service runs them."""
+        t = time.monotonic()
+        agg = self.aggregator
+        if self.outbox:
+            received = time.time_ns() // 1000
+            messages = [(topic, data, received) for topic, data in self.outbox]
+            self.summary.frames += len(messages)
+            self.outbox.clear()
+            for i in range(0, len(messages), agg.config.store.batch_max):
+                agg.ingest_round(messages[i:i + agg.config.store.batch_max])
+        if agg.fusion is not None:
+            while agg.fusion.parked():
+                agg._record_incidents(agg.fusion.settle(time.time_ns() // 1000))
+            agg._record_incidents(agg.fusion.tick(time.time_ns() // 1000))
+        self.summary.commission_s += time.monotonic() - t
+
+
+def in_process_commission(config_path: Path, master_key: bytes) -> Any:
+    """The commission's service objects on the run's config, without a broker: what the
+    direct tier hands frames to (acks are made and dropped: nothing listens for them)."""
+    from linewatch.commission import config as cfg
+    from linewatch.commission.alerts import Alerter
+    from linewatch.commission.service import Aggregator
+    from linewatch.commission.store import open_store
+    config = cfg.load(config_path)
+    store = open_store(config.store.target, config.store.synchronous)
+    agg = Aggregator(config, master_key, store)
+    agg._setup()
+    agg.alerter = Alerter(config.alerts, lambda topic, data: None)
+    return agg
+
+
+def emulate_direct(scenario: Scenario, world: World, commission_folder: Path, master_key: bytes,
+                   config_path: Path, workdir: Path) -> DirectSummary:
+    agg = in_process_commission(config_path, master_key)
+    try:
+        return DirectRun(scenario, world, master_key, agg, workdir).run()
+    finally:
+        agg.alerter.close()
+        agg.store.close()
+
+
+__all__ = ["DirectRun", "DirectSummary", "emulate_direct", "in_process_commission", "np"]
