@@ -121,3 +121,24 @@ def test_same_seed_same_truth():
 def _raw_demo() -> dict:
     import tomllib
     return tomllib.loads((sc.SCENARIO_DIR / "demo.toml").read_text())
+
+
+def test_direct_tier_agrees_with_the_full_chain(run, tmp_path):
+    """The direct tier (linewatch.emulator.direct: the firmware's detector and frames handed
+    to the commission in-process, no broker, radio, queue or acks) on the same scenario: the
+    same sources heard and located, as many false incidents give or take two."""
+    from linewatch.emulator.direct import emulate_direct
+    scenario = sc.load("demo")
+    world, truth = prepare(scenario, real_time=False)
+    desk = Commission.prepare(tmp_path / "commission", world, ("127.0.0.1", 1))
+    summary = emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, tmp_path / "nodes")
+    direct, full = score(truth, desk.incidents()), run["score"]
+    print(summary.text())
+    print(format_text(direct))
+    assert abs(summary.detections - run["summary"].detections) <= 0.1 * run["summary"].detections
+    assert direct["hearing"] == full["hearing"]
+    assert len(set(direct["unlocated"]) ^ set(full["unlocated"])) <= 1, (direct["unlocated"], full["unlocated"])
+    assert abs(direct["localization_error_m"]["located"] - full["localization_error_m"]["located"]) <= 1
+    assert abs(direct["recall"]["reported"] - full["recall"]["reported"]) <= 1
+    assert abs(direct["false"]["count"] - full["false"]["count"]) <= 2, (direct["false"], full["false"])
+    assert direct["tamper"]["reported"] == full["tamper"]["reported"] == 1
