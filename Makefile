@@ -20,10 +20,12 @@ setup-test:
 	@sh tools/setup.sh test
 
 # Benchmarks print figures; they are never timed assertions in tests. Each one alone:
-#   make bench-<name>, e.g. make bench-ingest. All of them (about 15 minutes): make bench
+#   make bench-<name>, e.g. make bench-ingest. The suite with the machine's description, as
+#   bench-results/bench.json and bench.md (docs/performance.md): make bench
 BENCHES := frame_sizes mqtt_clients detector_speed detector_quality node_memory node_stages ingest fusion_accuracy \
-           fusion_goals fusion_latency incident_latency emulator_scale
-bench: $(addprefix bench-,$(BENCHES))
+           fusion_goals fusion_latency incident_latency emulator_scale emulator_tiers
+bench: setup-test
+	$(VENV)/bin/linewatch bench --out bench-results
 
 bench-%: setup-test
 	@echo "== $*"

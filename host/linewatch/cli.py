@@ -25,6 +25,7 @@ COMMANDS = [
     "linewatch.commands.broker",
     "linewatch.commands.sniff",
     "linewatch.commands.flash",
+    "linewatch.commands.bench",
 ]
 
 

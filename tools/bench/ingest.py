@@ -1,6 +1,6 @@
 """Sustained ingest of the aggregator vs `mosquitto_sub`, same stream, same private broker.
 
-    python -m lwtools.bench.ingest [--frames 50000] [--nodes 100]
+    python -m lwtools.bench.ingest [--frames 50000] [--nodes 100] [--instances N]
 
 Both receivers subscribe (QoS 1, persistent session) while offline, the stream is published
 into the broker's queues, then both are started together and timed until they have the whole
@@ -9,6 +9,11 @@ replay rule, stores each frame in the hash-chained evidence log (SQLite WAL, syn
 and sends acks. Each receiver is pinned to one core where the machine allows. Prints frames/s
 for each and the ratio (goal >= 0.8), and each receiver's CPU time per frame (its own cost,
 less at the mercy of the broker and of other load on a shared machine than the wall clock).
+
+With `--instances N` the same stream goes to N aggregator instances on one private PostgreSQL
+(started here, as the tests do) through an MQTT 5 shared subscription (docs/scale-out.md),
+timed until the database holds the whole stream; `--instances 1` is one instance on the same
+PostgreSQL (no sharing), the figure to compare N against.
 """
 from __future__ import annotations
 
@@ -93,6 +98,10 @@ host, port, db, key, frames = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.ar
 c = Config()
 c = replace(c, broker=replace(c.broker, host=host, port=port, client_id="bench-agg"),
             store=replace(c.store, path=db))
+instance = sys.argv[6] if len(sys.argv) > 6 else ""
+if db.startswith("postgresql"):
+    c = replace(c, store=replace(c.store, url=db),
+                cluster=replace(c.cluster, instance=instance, session_expiry_s=600 if instance else 0))
 async def main():
     store = open_store(db)
     if frames:
@@ -102,9 +111,12 @@ async def main():
     cpu = time.process_time()   # every thread of the process: the writer's too
     await agg.start()
     task = asyncio.create_task(agg.serve(stop))
-    while agg.frames_committed < frames:
+    if instance:     # shared ingest: done when the database holds the whole stream
+        while store.frames_since(0) < frames:
+            await asyncio.sleep(0.02)
+    while not instance and agg.frames_committed < frames:
         await asyncio.sleep(0.005)
-    print(time.monotonic(), time.process_time() - cpu, flush=True)
+    print(time.monotonic(), time.process_time() - cpu, agg.frames_committed, flush=True)
     stop.set(); await task; await agg.shutdown()
 asyncio.run(main())
 """
@@ -114,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=50000)
     ap.add_argument("--nodes", type=int, default=100)
+    ap.add_argument("--instances", type=int, default=0,
+                    help="N aggregator instances on PostgreSQL with a shared subscription (0: one, on SQLite)")
     args = ap.parse_args(argv)
+    if args.instances:
+        return shared(args)
     work = Path(tempfile.mkdtemp(prefix="lw-bench-ingest-"))
     master_path = work / "master.key"
     master = keys.create_master_key(master_path)
@@ -166,6 +182,65 @@ def main(argv: list[str] | None = None) -> int:
           f"aggregator {cpu_agg / args.frames * 1e6:.1f} us; frames/s per busy core: "
           f"{args.frames / cpu_sub:.0f} vs {args.frames / cpu_agg:.0f}, ratio {cpu_sub / cpu_agg:.2f}")
     return 0
+
+
+def shared(args) -> int:
+    """N instances on one PostgreSQL, MQTT 5 shared subscription; timed to the whole stream stored."""
+    from linewatch.commission.registry import Registry
+    from linewatch.commission.store import open_store
+    from linewatch.testing.postgres import PostgresCluster
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-ingest-"))
+    master_path = work / "master.key"
+    master = keys.create_master_key(master_path)
+    stream = make_stream(master, args.frames, args.nodes)
+    cores = os.cpu_count() or 1
+    names = ["%c" % (97 + i) for i in range(args.instances)] if args.instances > 1 else [""]
+    with PostgresCluster() as pg, Mosquitto(workdir=work / "broker", extra_config="max_queued_messages 0\n") as broker:
+        url = pg.create_database()
+        store = open_store(url)
+        registry = Registry(store)
+        for n in range(1, args.nodes + 1):
+            registry.add(n, SEGMENT, 48.0 + n * 1e-3, 37.0)
+        # every session registered (the shared ones queue their share while offline), then
+        # the stream queued in the broker, then every receiver started together
+        subscribe_offline(broker, "bench-sub")
+        for name in names:
+            warm = subprocess.run([sys.executable, "-c", AGGREGATOR, broker.host, str(broker.port), url,
+                                   str(master_path), "0", name], capture_output=True, text=True)
+            if warm.returncode:
+                print(warm.stderr, file=sys.stderr)
+                return 1
+        publish(broker, stream)
+        procs = [subprocess.Popen(pin((1 + i) % cores) + [
+            sys.executable, "-c", AGGREGATOR, broker.host, str(broker.port), url, str(master_path),
+            str(args.frames), name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for i, name in enumerate(names)]
+        time.sleep(2.0)   # the instances' imports
+        t0 = time.monotonic()
+        sub = run_mosquitto_sub(broker, args.frames, 0)
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        _, status, usage = os.wait4(sub.pid, 0)
+        t_sub = time.monotonic() - t0
+        cpu_sub = usage.ru_utime + usage.ru_stime
+        results = [tuple(float(x) for x in p.communicate()[0].strip().splitlines()[-1].split()) for p in procs]
+        stored = store.frames_since(0)
+        store.close()
+    t_agg = max(r[0] for r in results) - t0
+    cpu_agg = sum(r[1] for r in results)
+    print(f"machine: {cores} cores, {cpu_model()}, Python {platform.python_version()}")
+    print(f"stream: {args.frames} event frames from {args.nodes} nodes, QoS 1, queued in one private Mosquitto "
+          f"for mosquitto_sub and {len(names)} instance(s) on PostgreSQL"
+          f"{' sharing it ($share, each its share queued)' if len(names) > 1 else ''}, all started together")
+    print(f"mosquitto_sub (receive only):        {args.frames / t_sub:10.0f} frames/s ({t_sub:.2f} s)")
+    print(f"{len(names)} instance(s), all stored:        {args.frames / t_agg:10.0f} frames/s ({t_agg:.2f} s; "
+          f"per instance {', '.join(str(int(r[2])) for r in results)} frames; {stored} in the database)")
+    print(f"ratio instances / mosquitto_sub: {t_sub / t_agg:.2f}")
+    print(f"CPU per frame: mosquitto_sub {cpu_sub / args.frames * 1e6:.1f} us, instances {cpu_agg / args.frames * 1e6:.1f} us "
+          f"(all of them); per busy core ratio {cpu_sub / cpu_agg:.2f}")
+    return 0 if stored == args.frames else 1
 
 
 if __name__ == "__main__":

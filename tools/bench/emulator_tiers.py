@@ -1,0 +1,86 @@
+"""The emulator's direct tier on the issue's two loads, timed (projected when shortened).
+
+    python -m lwtools.bench.emulator_tiers [--day-minutes 10] [--storm-minutes 10] [--seed 7]
+
+- day: the generated whole line (1,200 km, 1 km spacing: ~1,200 nodes, 10 s heartbeats, the
+  generator's realistic mix of events) for `--day-minutes` of scenario; the 24 h figure is
+  projected linearly from it (goal: a 24 h day in <= 10 min).
+- storm: 500 sources over 50 km in 10 minutes (the generator's classes, rates scaled up);
+  `--storm-minutes` plays that much of it (goal: the 10 minutes in <= 2 min).
+
+Each prints the wall time, frames, seconds of audio through the firmware's detectors and the
+share of the wall time the commission took. The full tier's speed is `emulator_scale`'s.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STORM_SOURCES = 500
+STORM_KM = 50.0
+STORM_MINUTES = 10.0
+# the generator's mix, as rates per hour for its reference line (1,200 km): scaled to 50 km and
+# 10 minutes these give ~500 sources
+STORM_MIX = {"artillery": 10000.0, "explosion": 20000.0, "small_arms": 30000.0, "drone": 4000.0,
+             "vehicle": 8000.0, "tamper": 0.0, "node_reboot": 0.0, "node_failure": 0.0,
+             "network_outage": 0.0, "broker_outage": 0.0}
+
+
+def run_direct(scenario, label: str) -> dict:
+    from linewatch.emulator.commission import Commission
+    from linewatch.emulator.direct import emulate_direct
+    from linewatch.emulator.runner import prepare
+    folder = Path(tempfile.mkdtemp(prefix="lw-bench-tiers-"))
+    try:
+        started = time.monotonic()
+        world, _truth = prepare(scenario, real_time=False)
+        desk = Commission.prepare(folder / "commission", world, ("127.0.0.1", 1))
+        setup_s = time.monotonic() - started
+        cpu = time.process_time()
+        summary = emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, folder / "nodes")
+        cpu = time.process_time() - cpu
+        incidents = len(desk.incidents())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print("%s: %d nodes, %d sources, %.0f s of scenario: %.1f s wall, %.1f s CPU (+%.1f s setup), %d frames, "
+          "%d detections, %.0f s of audio (%.1f us CPU per sample), commission %.1f s, %d incidents"
+          % (label, summary.nodes, len(scenario.sources), summary.duration_s, summary.wall_s, cpu, setup_s,
+             summary.frames, summary.detections, summary.audio_s, cpu / max(1.0, summary.audio_s * 16000) * 1e6,
+             summary.commission_s, incidents), flush=True)
+    return {"nodes": summary.nodes, "sources": len(scenario.sources), "scenario_s": summary.duration_s,
+            "wall_s": summary.wall_s, "cpu_s": cpu, "setup_s": setup_s, "frames": summary.frames, "audio_s": summary.audio_s,
+            "commission_s": summary.commission_s, "incidents": incidents}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from linewatch.emulator.generator import generate_scenario
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--day-minutes", type=float, default=10.0, help="minutes of the whole-line day to play (0: skip)")
+    ap.add_argument("--storm-minutes", type=float, default=STORM_MINUTES, help="minutes of the storm to play (0: skip)")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args(argv)
+    if args.day_minutes > 0:
+        day = generate_scenario(args.seed, hours=args.day_minutes / 60, line_km=1200.0)
+        r = run_direct(day, "day slice (1,200 km)")
+        projected = r["wall_s"] * 1440 / args.day_minutes
+        print("24 h of the whole line, projected: %.0f s = %.1f min (goal <= 10 min): %s; by CPU time %.1f min"
+              % (projected, projected / 60, "met" if projected <= 600 else "NOT met",
+                 r["cpu_s"] * 1440 / args.day_minutes / 60), flush=True)
+    if args.storm_minutes > 0:
+        storm = generate_scenario(args.seed, hours=args.storm_minutes / 60, line_km=STORM_KM,
+                                  rates_per_hour=STORM_MIX, name="storm-%d" % args.seed)
+        r = run_direct(storm, "storm (%.0f km, %.1f min)" % (STORM_KM, args.storm_minutes))
+        projected = r["wall_s"] * STORM_MINUTES / args.storm_minutes
+        print("10 min of a %d-source storm over %.0f km, projected: %.0f s = %.1f min (goal <= 2 min): %s; "
+              "by CPU time %.1f min" % (STORM_SOURCES, STORM_KM, projected, projected / 60,
+                                        "met" if projected <= 120 else "NOT met",
+                                        r["cpu_s"] * STORM_MINUTES / args.storm_minutes / 60))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
