@@ -104,8 +104,10 @@ class Line:
 
 
 def heartbeat(uptime):
-    return {"battery_mv": 3900, "temperature_c": 8.0, "uptime_s": uptime, "rssi_dbm": -60, "queue_depth": 0,
-            "free_memory": 50000, "detections": 0, "dropped": 0, "reconnects": 0, "refused_commands": 0}
+    values = {spec[0]: 0 for spec in wire.fields(const.HEARTBEAT)}     # counters the test does not read
+    values.update({"battery_mv": 3900, "temperature_c": 8.0, "uptime_s": uptime, "rssi_dbm": -60,
+                   "free_memory": 50000})
+    return values
 
 
 def event(offset_us):
@@ -203,9 +205,11 @@ async def test_three_instances_one_killed_every_frame_once_every_blast_one_incid
         for log in logs.values():
             log.close()
     assert codes[killed] == -signal.SIGKILL and all(c == 0 for n, c in codes.items() if n != killed), codes
-    takeovers = [r for r in store.evidence() if r.type == "segment_owner" and json.loads(r.note)["segment"] == 2]
-    assert len(takeovers) == 2
-    assert takeovers[1].received_us - killed_us < 3e6      # claim_interval_s 0.5 + the replay
+    # the takeover is in the evidence log (an instance may also have handed a segment over at
+    # the start, above its share while the others joined: so the first one after the kill)
+    takeovers = [r.received_us for r in store.evidence() if r.type == "segment_owner"
+                 and json.loads(r.note)["segment"] == 2 and r.received_us > killed_us]
+    assert takeovers and takeovers[0] - killed_us < 3e6      # claim_interval_s 0.5 + the replay
     stored = sorted((r.node, r.seq) for r in store.evidence() if r.kind == FRAME)
     assert stored == sorted(line.published)                        # every frame exactly once
     count, bad = verify(store, master)
