@@ -9,6 +9,7 @@ KIND_OF_TYPE = {EVENT: "event", HEARTBEAT: "heartbeat", BIRTH: "birth", DEATH: "
                 SLEEP: "sleep", COMMAND: DOWN, ACK: DOWN}
 UPLINK_KINDS = ("event", "heartbeat", "birth", "death", "sleep")
 COMMISSION_STATE = "lw/commission/state"
+EVIDENCE_HEAD = "lw/commission/evidence"     # the signed evidence head, retained (JSON, not a frame)
 ALERTS = "lw/alerts"
 DIGITS = "0123456789"
 HEX_DIGITS = "0123456789abcdef"

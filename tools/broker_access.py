@@ -48,7 +48,8 @@ def acl_text(nodes: list[NodeAccess]) -> str:
              f"topic write {topic.ROOT}/+/+/{topic.DOWN}",
              f"topic write {topic.ALERTS}",
              f"topic write {topic.ALERTS}/#",
-             f"topic readwrite {topic.COMMISSION_STATE}"]
+             f"topic readwrite {topic.COMMISSION_STATE}",
+             f"topic readwrite {topic.EVIDENCE_HEAD}"]
     for n in sorted(nodes, key=lambda n: n.node):
         base = "%s/%d/%04x" % (topic.ROOT, n.segment, n.node)
         lines += ["", f"user {n.user}"]

@@ -7,6 +7,7 @@ could forge reports from every node on the line.
 """
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import secrets
@@ -58,6 +59,12 @@ def load_master_key(path: str | Path) -> bytes:
 
 def load_or_create(path: str | Path) -> bytes:
     return create_master_key(path) if not Path(path).exists() else load_master_key(path)
+
+
+def head_key(master: bytes) -> bytes:
+    """The key that signs the evidence head (linewatch.commission.evidencehead): derived from the
+    master key under its own label, so it is never a node's key."""
+    return hmac.digest(master, b"linewatch/evidence-head/v1", "sha256")
 
 
 def derive(master: bytes, node: int) -> bytes:

@@ -22,6 +22,7 @@ def test_documented_example_loads_and_equals_the_defaults():
     loaded = cfg.load(example)
     assert loaded.broker == cfg.Config().broker and loaded.acks == cfg.Config().acks
     assert loaded.health == cfg.Config().health and loaded.alerts == cfg.Config().alerts
+    assert loaded.evidence == cfg.Config().evidence
 
 
 @pytest.mark.parametrize("text, message", [

@@ -68,6 +68,8 @@ class FakeLink:
         return out
 
     def publish(self, topic, data, qos=1, retain=False):
+        if not topic.endswith("/" + topics.DOWN):
+            return   # the commission's state and evidence head
         ftype, node = wire.peek(data)
         if ftype == const.ACK:
             ack = wire.decode(data, self.node_keys[node]).fields()

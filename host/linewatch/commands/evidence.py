@@ -1,84 +1,70 @@
-"""`linewatch evidence verify`: re-check the hash chain and every frame's tag.
-
-The chain shows that no row was changed, inserted or removed since it was written; the tag
-shows that the node (holder of its key) made the frame. Someone with write access to the DB
-could rebuild the whole chain, but not the tags: so both are checked, and the columns of each
-frame row are compared with what its raw bytes say.
+"""`linewatch evidence verify`: re-check the hash chain, every frame's tag, and the log against
+the signed heads the service published (linewatch.commission.evidence does the checking).
+Exit 0 when everything holds, 1 when something does not (the first bad row or head named),
+2 when it could not check (no such database, bad key, unreadable head, broker unreachable).
 """
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
-from lwproto import frame as wire
-from lwproto.errors import ProtocolError
-from linewatch import keys
+from lwproto import topic as topics
+from linewatch import broker, keys
+from linewatch.broker import BrokerError
 from linewatch.commission import config as cfg
+from linewatch.commission import evidencehead
+from linewatch.commission.evidence import check, describe, verify  # noqa: F401 (verify: tests use it here)
+from linewatch.commission.store import StoreError, open_store
 from linewatch.keys import KeyFileError
-from linewatch.commission.store import FRAME, GENESIS, EvidenceRow, StoreError, open_store
 
 
 def register(sub) -> None:
     p = sub.add_parser("evidence", help="the evidence log")
     cfg.add_arguments(p)
     ev = p.add_subparsers(dest="evidence_command", metavar="ACTION", required=True)
-    ev.add_parser("verify", help="re-check the hash chain and every tag").set_defaults(func=cmd_verify)
-
-
-def check_row(row: EvidenceRow, prev_hash: bytes, key_of) -> str | None:
-    """What is wrong with this row, or None."""
-    if row.prev_hash != prev_hash:
-        return "does not follow the previous row (prev_hash differs: a row was removed or inserted)"
-    if row.digest(prev_hash) != row.hash:
-        return "content does not match its hash (the row was changed)"
-    if row.kind != FRAME:
-        return None
-    try:
-        frame = wire.decode(row.raw, key_of(row.node))
-    except ProtocolError as exc:
-        return f"frame does not verify: {exc}"
-    if (frame.node, frame.boot, frame.seq, frame.type_name()) != (row.node, row.boot, row.seq, row.type):
-        return "columns differ from the frame's own bytes"
-    return None
-
-
-def verify(store, master: bytes) -> tuple[int, tuple[int, str] | None]:
-    """(rows checked, (first bad row id, what is wrong) or None)."""
-    cache: dict[int, bytes] = {}
-
-    def key_of(node: int) -> bytes:
-        if node not in cache:
-            cache[node] = keys.derive(master, node)
-        return cache[node]
-
-    prev = GENESIS
-    count = 0
-    expected_id = 1
-    for row in store.evidence():
-        count += 1
-        if row.id != expected_id:
-            return count, (expected_id, f"row {expected_id} is missing (next row is {row.id})")
-        problem = check_row(row, prev, key_of)
-        if problem:
-            return count, (row.id, problem)
-        prev = row.hash
-        expected_id += 1
-    return count, None
+    v = ev.add_parser("verify", help="re-check the hash chain, every tag, and the signed heads published")
+    v.add_argument("--head", action="append", metavar="FILE",
+                   help="a signed head kept elsewhere (repeatable); default: the service's own head file")
+    v.add_argument("--head-from-broker", action="store_true",
+                   help="also the head retained on the broker (lw/commission/evidence)")
+    v.add_argument("--no-head", action="store_true", help="the chain and tags only")
+    v.add_argument("--broker", help="HOST:PORT (overrides [broker]) for --head-from-broker")
+    v.add_argument("--credentials", help="broker credentials JSON for --head-from-broker")
+    v.add_argument("--broker-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    v.set_defaults(func=cmd_verify)
 
 
 def cmd_verify(args) -> int:
     try:
         config = cfg.from_args(args)
         master = keys.load_master_key(config.keys.master_key_file)
+        heads = _heads(args, config)
         store = open_store(config.store.target, readonly=True)
-    except (cfg.ConfigError, KeyFileError, StoreError) as exc:
+    except (cfg.ConfigError, KeyFileError, StoreError, evidencehead.HeadError, BrokerError, ValueError) as exc:
         print(f"linewatch evidence verify: {exc}", file=sys.stderr)
         return 2
     try:
-        count, bad = verify(store, master)
+        verdict = check(store, master, heads)
     finally:
         store.close()
-    if bad:
-        print(f"evidence: BROKEN at row {bad[0]}: {bad[1]} ({count} rows read)")
-        return 1
-    print(f"evidence: OK, {count} rows, chain and every tag verified")
-    return 0
+    print(describe(verdict))
+    return 0 if verdict.ok else 1
+
+
+def _heads(args, config) -> list[tuple[str, evidencehead.Head]]:
+    """The signed heads to check the log against: --head files, the broker's retained head, and
+    by default the head file the service writes (when it exists)."""
+    heads = [(path, evidencehead.read(path)) for path in args.head or ()]
+    if args.head_from_broker:
+        access = broker.access_from(config.broker, broker=args.broker, credentials=args.credentials)
+        with broker.Subscription(access, [(topics.EVIDENCE_HEAD, 1)], "lw-evidence-verify").open() as sub:
+            message = sub.get(timeout=args.broker_timeout)
+        if message is None:
+            raise evidencehead.HeadError(f"no evidence head retained on {topics.EVIDENCE_HEAD} at {access.where}"
+                                         f" after {args.broker_timeout:.0f} s")
+        heads.append((f"broker {access.where} {topics.EVIDENCE_HEAD}", evidencehead.parse(message[1])))
+    own = config.evidence.head_path(config.store)
+    if not heads and not args.no_head and own and os.path.exists(own):
+        heads.append((own, evidencehead.read(own)))
+    return heads

@@ -113,6 +113,20 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    # The signed evidence head (row count + last hash, docs/reliability.md): written to this
+    # file and retained on lw/commission/evidence every head_interval_s while rows were added.
+    # "" = the SQLite file's name + "-head.json" (no file for PostgreSQL unless set here).
+    head_file: str = ""
+    head_interval_s: float = 60.0
+
+    def head_path(self, store: StoreConfig) -> str | None:
+        if self.head_file:
+            return self.head_file
+        return None if store.url else store.path + "-head.json"
+
+
+@dataclass(frozen=True)
 class Config:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -123,12 +137,14 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     log_level: str = "INFO"
 
 
 SECTIONS = {"broker": BrokerConfig, "store": StoreConfig, "keys": KeysConfig,
             "ingest": IngestConfig, "acks": AcksConfig, "health": HealthConfig,
-            "alerts": AlertsConfig, "fusion": FusionConfig, "cluster": ClusterConfig}
+            "alerts": AlertsConfig, "fusion": FusionConfig, "cluster": ClusterConfig,
+            "evidence": EvidenceConfig}
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -152,7 +168,9 @@ def load(path: str | Path | None) -> Config:
     return replace(
         config,
         store=replace(config.store, path=_resolve(base, config.store.path)),
-        keys=replace(config.keys, master_key_file=_resolve(base, config.keys.master_key_file)))
+        keys=replace(config.keys, master_key_file=_resolve(base, config.keys.master_key_file)),
+        evidence=replace(config.evidence, head_file=config.evidence.head_file
+                         and _resolve(base, config.evidence.head_file)))
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -237,6 +255,7 @@ def validate(config: Config) -> Config:
          and config.cluster.margin_m >= 0 and config.cluster.replay_window_s >= 0
          and config.cluster.session_expiry_s >= 0,
          "[cluster] claim_interval_s > 0, feed_interval_ms >= 1, margin_m, replay_window_s, session_expiry_s >= 0"),
+        (config.evidence.head_interval_s > 0, "[evidence] head_interval_s must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -29,6 +29,7 @@ from lwproto.const import TYPE_NAMES
 from linewatch.commission.acks import Acknowledger, Downlink
 from linewatch.commission.alerts import Alerter
 from linewatch.commission.config import Config
+from linewatch.commission import evidencehead
 from linewatch.commission.evidence import commission_entry, now_us, state_frame
 from linewatch.commission.fusionhook import make_fusion
 from linewatch.commission.health import HealthTracker
@@ -57,6 +58,7 @@ class Timers:
     acks_at: float = 0.0
     health_at: float = 0.0
     fusion_at: float = 0.0
+    head_at: float = 0.0
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -82,6 +84,9 @@ class Aggregator:
         guard = None if shared else rebuild_guard(self.store, self.registry)
         self.ingest = Ingest(self.registry, self.master, guard,
                              RefusalLog(self.config.ingest.refusal_log_interval_s))
+        self.heads = evidencehead.Publisher(
+            self.store, self.master, self.config.evidence.head_path(self.config.store),
+            lambda text: self._publish(topics.EVIDENCE_HEAD, text, retain=True), log)
         if shared:
             from linewatch.commission.cluster import Cluster
             self.fusion = None
@@ -121,6 +126,7 @@ class Aggregator:
             await self.link.subscribe(share + topics.uplink_filter(segment), qos=1)
         if not c.instance:   # instances come and go: the line's state is not one instance's
             self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 2, const.ONLINE), retain=True)
+        self.heads.tick(now_us(), force=True)
         log.info("aggregator boot %d%s: %d nodes registered, listening on %s", self.boot,
                  f" (instance {c.instance})" if c.instance else "", len(self.registry.list()),
                  ", ".join(share + topics.uplink_filter(s) for s in segments))
@@ -188,8 +194,10 @@ class Aggregator:
         if self.cluster is not None:
             self.cluster.feed_all()        # the owners read what was just committed
             self.cluster.close()           # acks flushed, segments released for the others
+            self.heads.tick(now_us())
         else:
             self._flush_acks()
+            self.heads.tick(now_us())
             self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 3, const.OFFLINE),
                           retain=True)
         await asyncio.sleep(0.1)   # let the client write the last publishes
@@ -325,11 +333,16 @@ class Aggregator:
     # -- timers --
 
     def timers_due(self, t: Timers, now: float) -> bool:
+        if now >= t.head_at:
+            return True
         if self.cluster is not None:
             return now >= t.acks_at or now >= t.health_at or self.cluster.due(now)
         return now >= t.acks_at or now >= t.health_at or (self.fusion is not None and now >= t.fusion_at)
 
     def timers(self, t: Timers, now: float) -> None:
+        if now >= t.head_at:
+            t.head_at = now + self.config.evidence.head_interval_s
+            self.heads.tick(now_us())
         if self.cluster is not None:
             self._cluster_timers(t, now)
             return

@@ -210,10 +210,12 @@ class SQLiteStore:
     # -- evidence --
 
     def evidence(self, after_id: int = 0) -> Iterator[EvidenceRow]:
+        """Rows as stored: SQLite keeps whatever type a value was written with, so a blob column
+        holding text (an edit outside the service) comes out as text, for `check` to name."""
         cursor = self.db.execute(f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > ? ORDER BY id", (after_id,))
         for r in cursor:
-            yield EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
-                              bytes(r[11]), bytes(r[12]))
+            yield EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _blob(r[8]), r[9], r[10],
+                              _blob(r[11]), _blob(r[12]))
 
     def frames_after(self, after_id: int, nodes: list[int], limit: int = 5000) -> list[EvidenceRow]:
         """Frame rows of these nodes after `after_id`, in chain order (a segment owner's feed)."""
@@ -285,6 +287,10 @@ class SQLiteStore:
         return [Refusal(*r) for r in self.db.execute(
             "SELECT received_us, topic, raw, reason, detail, node FROM quarantine ORDER BY id DESC LIMIT ?",
             (limit,))]
+
+
+def _blob(value):
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 class _Transaction:
