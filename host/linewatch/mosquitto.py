@@ -72,6 +72,11 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Started as root, Mosquitto switches to the user `mosquitto`, which cannot write in
+            # a private temporary folder: no log, and with persistence no database at all (a
+            # restart would silently lose every session). Stay who started it.
+            lines.append("user root")
         self.config_path.write_text("\n".join(lines) + "\n" + extra_config)
         self.process: subprocess.Popen | None = None
 
@@ -104,6 +109,18 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut: no goodbye, nothing saved since the last autosave
+        (with persistence), the whole session and its queue gone (without)."""
+        if not self.process:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None

@@ -2,7 +2,11 @@
 why: asyncio-native, ~3x paho on ingest). Nothing else in the service imports gmqtt.
 
 - Persistent session (clean_session False, fixed client id): while the service is down the
-  broker queues every QoS 1 frame for it.
+  broker queues every QoS 1 frame for it. A broker that comes back without the session (it
+  crashed, or runs with `persistence false`) has forgotten the subscriptions too: whenever a
+  CONNACK says "no session present" after the first, the link subscribes again and says so
+  (the frames the broker lost come again from the nodes' flash queues, which resend whatever
+  the commission has not acked).
 - Incoming messages go to a bounded in-memory queue as (topic, payload, received_us). The
   broker's PUBACK is sent on receipt; a frame's durability is the end-to-end ack (acks.py),
   not the PUBACK. When the queue is full, reading from the socket pauses so the broker's
@@ -156,6 +160,8 @@ class MqttLink:
         self._paused = False
         self.received = 0
         self.connected = False
+        self.subscriptions: dict[str, int] = {}     # filter -> qos, to subscribe again
+        self.sessions_lost = 0
 
     async def connect(self, retries: int = 5, delay_s: float = 2.0) -> None:
         """Connect, retrying `retries` times; BrokerUnreachable with the last reason after that."""
@@ -174,6 +180,7 @@ class MqttLink:
         raise BrokerUnreachable(f"broker {self.host}:{self.port} unreachable after {retries + 1} tries: {last}")
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        self.subscriptions[topic_filter] = qos
         self.client.subscribe(topic_filter, qos=qos)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
@@ -209,6 +216,13 @@ class MqttLink:
         if not self.connected:
             log.info("connected to broker %s:%d", self.host, self.port)
         self.connected = True
+        if not flags and self.subscriptions:   # flags: session present
+            self.sessions_lost += 1
+            log.warning("broker %s:%d kept no session for us (restarted without persistence?): subscribed "
+                        "again to %s; what it lost comes again from the nodes' queues", self.host, self.port,
+                        ", ".join(self.subscriptions))
+            for topic_filter, qos in self.subscriptions.items():
+                self.client.subscribe(topic_filter, qos=qos)
 
     def _on_disconnect(self, client, packet, exc=None) -> None:
         if self.connected:
