@@ -43,6 +43,7 @@ from linewatch.commission.store import (
     HealthChange,
     Refusal,
     Store,
+    StoreError,
 )
 
 log = logging.getLogger("linewatch.aggregator")
@@ -75,6 +76,10 @@ class Aggregator:
         self.frames_committed = 0
         self._in_flight: tuple[asyncio.Future, Checked] | None = None
         self.cluster = None     # linewatch.commission.cluster.Cluster when [cluster] instance is set
+        # A failed write (disk full, I/O error): the service stops without acking anything more.
+        # The replay guard has already admitted the frames of the failed round, so an ack made
+        # now could name frames that are not on disk.
+        self.failed: StoreError | None = None
 
     def _setup(self) -> None:
         self.boot = self.store.bump_boot()
@@ -139,6 +144,9 @@ class Aggregator:
         await self.start()
         try:
             await self.serve(stop)
+        except StoreError as exc:
+            self.failed = exc
+            raise
         finally:
             await self.shutdown()
 
@@ -187,7 +195,14 @@ class Aggregator:
     async def shutdown(self) -> None:
         if self.link is None:
             return
-        await self._land()
+        if self.failed is None:
+            try:
+                await self._land()
+            except StoreError as exc:
+                self.failed = exc
+        if self.failed is not None:
+            await self._stop_after_failure()
+            return
         leftover = self.link.take(10 ** 9)
         if leftover:
             self.ingest_round(leftover)
@@ -205,6 +220,18 @@ class Aggregator:
         self.alerter.close()
         self.link = None
         log.info("aggregator stopped cleanly after %d frames", self.frames_committed)
+
+    async def _stop_after_failure(self) -> None:
+        """The store failed: no ack, no head, nothing more written; say we are gone. The nodes
+        keep every frame that was not acked and send it again to the next run."""
+        self._in_flight = None
+        self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 3, const.OFFLINE), retain=True)
+        await asyncio.sleep(0.1)
+        await self.link.disconnect()
+        self.alerter.close()
+        self.link = None
+        log.error("aggregator stopped: the database could not be written; %d frames were committed and acked "
+                  "before, nothing after them was acked", self.frames_committed)
 
     # -- one round --
 

@@ -145,7 +145,7 @@ class SQLiteStore:
                 rows = self._chain(evidence) if evidence else []
                 self._write(batch, rows, refusals)
         except sqlite3.Error as exc:
-            raise StoreError(f"database {self.path}: write failed: {exc}")
+            raise StoreError(_write_failed(self.path, exc))
         return ids_in_order(rows, kept)
 
     def _dedupe(self, evidence: list[EvidenceRow]) -> tuple[list[EvidenceRow], list[Refusal], list[bool]]:
@@ -289,6 +289,14 @@ class SQLiteStore:
             (limit,))]
 
 
+def _write_failed(path: str, exc: BaseException) -> str:
+    """What an operator needs: which file, what SQLite said, and where to look first."""
+    text = f"database {path}: write failed: {exc}"
+    if isinstance(exc, sqlite3.OperationalError) and ("full" in str(exc) or "I/O" in str(exc)):
+        text += f" (is the disk full? df -h {Path(path).resolve().parent})"
+    return text
+
+
 def _blob(value):
     return bytes(value) if isinstance(value, memoryview) else value
 
@@ -323,4 +331,4 @@ class _Transaction:
     def _raise(self, exc: BaseException) -> None:
         if self.path is None:
             raise exc
-        raise StoreError(f"database {self.path}: write failed: {exc}") from exc
+        raise StoreError(_write_failed(self.path, exc)) from exc
