@@ -103,6 +103,15 @@ def test_a_missing_database_opened_read_only_is_an_error_not_created(tmp_path, s
     assert not list(tmp_path.glob("mistyped.db*"))
 
 
+def test_refusals_not_kept_are_still_counted(store):
+    kept = Refusal(T0, "lw/3/0102/event", b"\x01" * 5, "bad_tag", "bad tag", 0x0102)
+    store.commit(Batch(refusals=[kept], refusals_dropped={("bad_tag", 0x0102): 7, ("bad_topic", -1): 3}))
+    store.commit(Batch(refusals_dropped={("bad_tag", 0x0102): 2}))
+    assert store.refusals_by_reason() == {"bad_tag": 10, "bad_topic": 3}
+    assert store.quarantine_dropped() == {"bad_tag": 9, "bad_topic": 3}
+    assert store.quarantine_counts() == [("bad_tag", "lw/3/0102/event", 1)]
+
+
 def test_chain_ids_and_every_tag_verify(store):
     rows = [frame_row(0x0102, 1, 1, const.BIRTH)] + [frame_row(0x0102, 1, s) for s in range(2, 7)]
     ids = store.commit(Batch(evidence=rows[:3]))

@@ -25,6 +25,7 @@ def run(args) -> int:
     try:
         by_type = store.counts_by_type()
         refused = store.refusals_by_reason()
+        dropped = store.quarantine_dropped()
         since = time.time_ns() // 1000 - int(args.window * 1e6)
         rate = store.frames_since(since) / args.window
     finally:
@@ -32,8 +33,10 @@ def run(args) -> int:
     print(f"frames stored: {sum(by_type.values())}")
     for name, count in sorted(by_type.items()):
         print(f"  {name:12} {count}")
-    print(f"frames refused: {sum(refused.values())}")
+    not_kept = sum(dropped.values())
+    print(f"frames refused: {sum(refused.values())}"
+          + (f" ({not_kept} counted but not kept: quarantine full for their reason and node)" if not_kept else ""))
     for reason, count in sorted(refused.items()):
-        print(f"  {reason:16} {count}")
+        print(f"  {reason:16} {count}" + (f" ({dropped[reason]} not kept)" if dropped.get(reason) else ""))
     print(f"ingest rate: {rate:.1f} frames/s over the last {args.window:.0f} s")
     return 0

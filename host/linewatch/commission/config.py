@@ -52,6 +52,10 @@ class KeysConfig:
 class IngestConfig:
     segments: tuple[int, ...] = ()
     refusal_log_interval_s: float = 60.0
+    # Refused frames kept (bytes and all) per (reason, publishing node) and in total; the rest
+    # are counted only (quarantine.py). ~300 bytes a row: the defaults bound it to ~3 MB.
+    quarantine_per_source: int = 100
+    quarantine_total: int = 10000
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,8 @@ def validate(config: Config) -> Config:
          and config.cluster.session_expiry_s >= 0,
          "[cluster] claim_interval_s > 0, feed_interval_ms >= 1, margin_m, replay_window_s, session_expiry_s >= 0"),
         (config.evidence.head_interval_s > 0, "[evidence] head_interval_s must be > 0"),
+        (config.ingest.quarantine_per_source >= 0 and config.ingest.quarantine_total >= 0,
+         "[ingest] quarantine_per_source and quarantine_total must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

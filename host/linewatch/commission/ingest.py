@@ -11,7 +11,6 @@ cannot learn anything about a node's topic from the refusal.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ from lwproto.errors import ProtocolError
 from lwproto.frame import Frame
 
 from linewatch import keys
+from linewatch.commission.quarantine import RefusalLog, trimmed
 from linewatch.commission.registry import Registry
 from linewatch.commission.store import Refusal, Store
 
@@ -46,27 +46,6 @@ class Accepted(NamedTuple):   # a tuple: one is made per frame on the hot path
     received_us: int
     segment: int
     gap: tuple[int, int, int] | None   # (boot, first, last) newly missing, to ask a resend for
-
-
-class RefusalLog:
-    """One log line per (reason, node) per interval: a flood of bad frames must not flood the log."""
-
-    def __init__(self, interval_s: float = 60.0) -> None:
-        self.interval_s = interval_s
-        self._last: dict[tuple[str, int], float] = {}
-        self._suppressed: Counter[tuple[str, int]] = Counter()
-
-    def note(self, refusal: Refusal) -> None:
-        key = (refusal.reason, refusal.node)
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval_s:
-            self._suppressed[key] += 1
-            return
-        self._last[key] = now
-        more = self._suppressed.pop(key, 0)
-        log.warning("refused %s on %s: %s%s", refusal.reason, refusal.topic or "?", refusal.detail,
-                    f" ({more} more like it since the last line)" if more else "")
 
 
 class Ingest:
@@ -104,10 +83,10 @@ class Ingest:
         try:
             return self._check(topic, raw, received_us)
         except _Refused as r:
-            refusal = Refusal(received_us, topic, bytes(raw), r.reason, r.detail, r.node)
+            refusal = trimmed(received_us, topic, raw, r.reason, r.detail, r.node)
         except Exception as exc:  # never let one frame stop the service: refuse and go on
-            log.exception("ingest failed on a frame from %s", topic)
-            refusal = Refusal(received_us, topic, bytes(raw), "internal", repr(exc), -1)
+            log.exception("ingest failed on a frame from %s", topic[:200])
+            refusal = trimmed(received_us, topic, raw, "internal", repr(exc), -1)
         self.refused[refusal.reason] += 1
         self.refusal_log.note(refusal)
         return refusal

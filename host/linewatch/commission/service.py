@@ -35,6 +35,7 @@ from linewatch.commission.fusionhook import make_fusion
 from linewatch.commission.health import HealthTracker
 from linewatch.commission.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
 from linewatch.commission.mqtt import MqttLink
+from linewatch.commission.quarantine import Quarantine
 from linewatch.commission.registry import Registry
 from linewatch.commission.store import (
     FRAME,
@@ -89,6 +90,8 @@ class Aggregator:
         guard = None if shared else rebuild_guard(self.store, self.registry)
         self.ingest = Ingest(self.registry, self.master, guard,
                              RefusalLog(self.config.ingest.refusal_log_interval_s))
+        self.quarantine = Quarantine(self.config.ingest.quarantine_per_source, self.config.ingest.quarantine_total)
+        self.quarantine.load(self.store.quarantine_counts())
         self.heads = evidencehead.Publisher(
             self.store, self.master, self.config.evidence.head_path(self.config.store),
             lambda text: self._publish(topics.EVIDENCE_HEAD, text, retain=True), log)
@@ -255,7 +258,8 @@ class Aggregator:
             if result is None:
                 continue
             if isinstance(result, Refusal):
-                batch.refusals.append(result)
+                if self.quarantine.admit(result):
+                    batch.refusals.append(result)
                 if result.reason in RESEND_ACK:   # the node missed our ack: say it again
                     self.acks.replayed(result.node, int.from_bytes(payload[3:5], "big"))
                 continue
@@ -271,6 +275,7 @@ class Aggregator:
                 self.acks.gap(f.node, *result.gap, received_us)
         batch.health.update(self.health.take_dirty())
         batch.health_changes.extend(changes)
+        batch.refusals_dropped = self.quarantine.take_dropped()
         return batch, accepted, changes, streams
 
     def _check_shared(self, messages: list[tuple[str, bytes, int]]) -> Checked:
@@ -282,11 +287,13 @@ class Aggregator:
             if result is None:
                 continue
             if isinstance(result, Refusal):
-                batch.refusals.append(result)
+                if self.quarantine.admit(result):
+                    batch.refusals.append(result)
                 continue
             f = result.frame
             evidence.append(EvidenceRow(0, FRAME, TYPE_NAMES[f.ftype], f.node, f.boot, f.seq, topic,
                                         received_us, result.raw, "tag_ok", ""))
+        batch.refusals_dropped = self.quarantine.take_dropped()
         return batch, [], [], set()
 
     def _committed(self, checked: Checked, ids: list[int]) -> None:

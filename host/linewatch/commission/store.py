@@ -125,6 +125,8 @@ class Batch:
     """One transaction's worth of writes; the aggregator commits it before any ack goes out."""
     evidence: list[EvidenceRow] = field(default_factory=list)   # id/hash filled by the store
     refusals: list[Refusal] = field(default_factory=list)
+    # Refusals counted but not kept (quarantine.py's bound): (reason, source node) -> how many
+    refusals_dropped: dict[tuple[str, int], int] = field(default_factory=dict)
     health: dict[int, NodeHealth] = field(default_factory=dict)
     health_changes: list[HealthChange] = field(default_factory=list)
     incidents: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> (status, at, json)
@@ -134,7 +136,8 @@ class Batch:
     dedupe: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.evidence or self.refusals or self.health or self.health_changes or self.incidents)
+        return bool(self.evidence or self.refusals or self.refusals_dropped or self.health or self.health_changes
+                    or self.incidents)
 
 
 def split_duplicates(evidence: list[EvidenceRow], stored: set) -> tuple[list[EvidenceRow], list[Refusal], list[bool]]:
@@ -191,7 +194,9 @@ class Store(Protocol):
     def incidents(self) -> list[tuple[str, str, int, str]]: ...
     def incident_get(self, incident_id: str) -> tuple[str, str, int, str] | None: ...
     def counts_by_type(self) -> dict[str, int]: ...
-    def refusals_by_reason(self) -> dict[str, int]: ...
+    def refusals_by_reason(self) -> dict[str, int]: ...     # every refusal: kept + dropped
+    def quarantine_counts(self) -> list[tuple[str, str, int]]: ...   # (reason, topic, rows kept)
+    def quarantine_dropped(self) -> dict[str, int]: ...     # refusals counted but not kept, by reason
     def frames_since(self, since_us: int) -> int: ...
     def refusals(self, limit: int = 100) -> list[Refusal]: ...
 

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     id BIGSERIAL PRIMARY KEY, received_us BIGINT NOT NULL, topic TEXT NOT NULL, raw BYTEA NOT NULL,
     reason TEXT NOT NULL, detail TEXT NOT NULL, node INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (reason);
+CREATE TABLE IF NOT EXISTS quarantine_dropped (
+    reason TEXT NOT NULL, node INTEGER NOT NULL, count BIGINT NOT NULL, PRIMARY KEY (reason, node));
 CREATE TABLE IF NOT EXISTS node_health (
     node INTEGER PRIMARY KEY, state TEXT NOT NULL, state_since_us BIGINT NOT NULL,
     last_seen_us BIGINT NOT NULL, boot INTEGER NOT NULL, battery_mv INTEGER NOT NULL,
@@ -188,6 +190,11 @@ class PostgresStore:
             cur.executemany("INSERT INTO quarantine (received_us, topic, raw, reason, detail, node) "
                             "VALUES (%s,%s,%s,%s,%s,%s)",
                             [(r.received_us, r.topic, r.raw, r.reason, r.detail, r.node) for r in refusals])
+        if batch.refusals_dropped:
+            cur.executemany("INSERT INTO quarantine_dropped (reason, node, count) VALUES (%s,%s,%s) "
+                            "ON CONFLICT (reason, node) DO UPDATE SET count = quarantine_dropped.count + "
+                            "EXCLUDED.count",
+                            [(reason, node, n) for (reason, node), n in sorted(batch.refusals_dropped.items())])
         if batch.health:
             cur.executemany(
                 f"INSERT INTO node_health ({NODE_HEALTH_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
@@ -306,7 +313,21 @@ class PostgresStore:
         return dict(self.db.execute("SELECT type, COUNT(*) FROM evidence WHERE kind=%s GROUP BY type", (FRAME,)))
 
     def refusals_by_reason(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
+        out = dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
+        for reason, n in self.quarantine_dropped().items():
+            out[reason] = out.get(reason, 0) + n
+        return out
+
+    def quarantine_counts(self) -> list[tuple[str, str, int]]:
+        return [(r[0], r[1], int(r[2])) for r in
+                self.db.execute("SELECT reason, topic, COUNT(*) FROM quarantine GROUP BY reason, topic")]
+
+    def quarantine_dropped(self) -> dict[str, int]:
+        try:
+            return {r[0]: int(r[1]) for r in
+                    self.db.execute("SELECT reason, SUM(count) FROM quarantine_dropped GROUP BY reason")}
+        except psycopg.errors.UndefinedTable:   # a read-only open of a database older than this table
+            return {}
 
     def frames_since(self, since_us: int) -> int:
         return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=%s AND received_us >= %s",

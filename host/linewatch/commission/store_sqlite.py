@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY, received_us INTEGER NOT NULL, topic TEXT NOT NULL, raw BLOB NOT NULL,
     reason TEXT NOT NULL, detail TEXT NOT NULL, node INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (reason);
+CREATE TABLE IF NOT EXISTS quarantine_dropped (
+    reason TEXT NOT NULL, node INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (reason, node));
 CREATE TABLE IF NOT EXISTS node_health (
     node INTEGER PRIMARY KEY, state TEXT NOT NULL, state_since_us INTEGER NOT NULL,
     last_seen_us INTEGER NOT NULL, boot INTEGER NOT NULL, battery_mv INTEGER NOT NULL,
@@ -177,6 +179,10 @@ class SQLiteStore:
             db.executemany("INSERT INTO quarantine (received_us, topic, raw, reason, detail, node) "
                            "VALUES (?,?,?,?,?,?)",
                            [(r.received_us, r.topic, r.raw, r.reason, r.detail, r.node) for r in refusals])
+        if batch.refusals_dropped:
+            db.executemany("INSERT INTO quarantine_dropped (reason, node, count) VALUES (?,?,?) "
+                           "ON CONFLICT (reason, node) DO UPDATE SET count = count + excluded.count",
+                           [(reason, node, n) for (reason, node), n in batch.refusals_dropped.items()])
         if batch.health:
             db.executemany("INSERT OR REPLACE INTO node_health VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            [(h.node, h.state, h.state_since_us, h.last_seen_us, h.boot, h.battery_mv,
@@ -277,7 +283,19 @@ class SQLiteStore:
         return dict(self.db.execute("SELECT type, COUNT(*) FROM evidence WHERE kind=? GROUP BY type", (FRAME,)))
 
     def refusals_by_reason(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
+        out = dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
+        for reason, n in self.quarantine_dropped().items():
+            out[reason] = out.get(reason, 0) + n
+        return out
+
+    def quarantine_counts(self) -> list[tuple[str, str, int]]:
+        return list(self.db.execute("SELECT reason, topic, COUNT(*) FROM quarantine GROUP BY reason, topic"))
+
+    def quarantine_dropped(self) -> dict[str, int]:
+        try:
+            return dict(self.db.execute("SELECT reason, SUM(count) FROM quarantine_dropped GROUP BY reason"))
+        except sqlite3.OperationalError:   # a database the service never opened since it had this table
+            return {}
 
     def frames_since(self, since_us: int) -> int:
         return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=? AND received_us >= ?",
