@@ -72,7 +72,7 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and "\nuser " not in "\n" + extra_config:
             # Started as root, Mosquitto switches to the user `mosquitto`, which cannot write in
             # a private temporary folder: no log, and with persistence no database at all (a
             # restart would silently lose every session). Stay who started it.

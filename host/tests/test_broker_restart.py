@@ -26,7 +26,8 @@ def heartbeat(key, seq):
     return wire.encode(key, const.HEARTBEAT, NODE, BOOT, seq, 1795000000000000 + seq, const.CLOCK_NTP, 900,
                        {"battery_mv": 3900, "temperature_c": 10.0, "uptime_s": seq, "rssi_dbm": -60,
                         "queue_depth": 0, "free_memory": 50000, "detections": 0, "dropped": 0,
-                        "reconnects": 0, "refused_commands": 0})
+                        "reconnects": 0, "refused_commands": 0, "radio_ms": 0, "slept_s": 0,
+                        "heartbeat_s": 60, "power": 0})
 
 
 class FirmwareLink:
