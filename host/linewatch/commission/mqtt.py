@@ -162,6 +162,7 @@ class MqttLink:
         self.connected = False
         self.subscriptions: dict[str, int] = {}     # filter -> qos, to subscribe again
         self.sessions_lost = 0
+        self.clean_session = clean_session
 
     async def connect(self, retries: int = 5, delay_s: float = 2.0) -> None:
         """Connect, retrying `retries` times; BrokerUnreachable with the last reason after that."""
@@ -218,9 +219,12 @@ class MqttLink:
         self.connected = True
         if not flags and self.subscriptions:   # flags: session present
             self.sessions_lost += 1
-            log.warning("broker %s:%d kept no session for us (restarted without persistence?): subscribed "
-                        "again to %s; what it lost comes again from the nodes' queues", self.host, self.port,
-                        ", ".join(self.subscriptions))
+            if self.clean_session:             # no session is kept for us by design
+                log.info("subscribed again to %s", ", ".join(self.subscriptions))
+            else:
+                log.warning("broker %s:%d kept no session for us (restarted without persistence?): subscribed "
+                            "again to %s; what it lost comes again from the nodes' queues", self.host, self.port,
+                            ", ".join(self.subscriptions))
             for topic_filter, qos in self.subscriptions.items():
                 self.client.subscribe(topic_filter, qos=qos)
 

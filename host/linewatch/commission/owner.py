@@ -114,16 +114,9 @@ class SegmentOwner:
 
     def _stream(self, frame: Any, received_us: int) -> list:
         node, boot, seq = frame.node, frame.boot, frame.seq
-        if frame.ftype == const.DEATH:
-            if self.guard.check_death(node, boot, seq) == replay.ACCEPT:
-                self.guard.note_death(node, boot, seq)
-        else:
-            verdict, gap = self.guard.admit(node, boot, seq)
-            if verdict == replay.ACCEPT:
-                if gap:
-                    self.acks.gap(node, *gap, received_us)
-                if frame.ftype == const.BIRTH:
-                    self.guard.note_birth(node, boot, seq)
+        verdict, gap = self.guard.admit_frame(node, frame.ftype, boot, seq)   # SPEC section 6
+        if verdict == replay.ACCEPT and gap:
+            self.acks.gap(node, *gap, received_us)
         self.acks.committed(node, boot)
         return self.health.observe(frame, received_us)
 
