@@ -23,7 +23,7 @@ setup-test:
 #   make bench-<name>, e.g. make bench-ingest. The suite with the machine's description, as
 #   bench-results/bench.json and bench.md (docs/performance.md): make bench
 BENCHES := frame_sizes mqtt_clients detector_speed detector_quality node_memory node_stages ingest fusion_accuracy \
-           fusion_goals fusion_latency incident_latency emulator_scale emulator_tiers
+           fusion_goals fusion_latency incident_latency emulator_scale emulator_tiers event_timing
 bench: setup-test
 	$(VENV)/bin/linewatch bench --out bench-results
 

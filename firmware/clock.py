@@ -19,6 +19,10 @@ except ImportError:  # CPython: board ticks there never wrap
         return a - b
 
 _DEFAULT_DRIFT_PPM = const(50)   # a plain crystal over a field's temperature swing; boards may say better
+_CREEP_PPM = const(1000)         # SampleTimeline: how fast its base may rise (clock drift, PPS)
+_STEP_US = const(2000)           # ... a stamp this much later than the base ...
+_STEP_BLOCKS = const(8)          # ... this many blocks in a row is a step of the clock
+_GAP_US = const(150000)          # ... stamps this much further apart than their samples: a gap
 
 
 class Clock:
@@ -48,21 +52,54 @@ class Clock:
             return source, CLOCK_ERROR_MAX_US
         # UTC, not ticks: board ticks wrap after minutes, and UTC only jumps at a sync
         drift = (now - synced_at) * self.drift_ppm // 1000000
-        return source, min(CLOCK_ERROR_MAX_US, int(error_us) + max(0, drift))
+        # the board's own allowance for dating a block (SampleTimeline: sub-millisecond)
+        error_us = int(error_us) + self.board.stamp_error_us
+        return source, min(CLOCK_ERROR_MAX_US, error_us + max(0, drift))
 
 
 class SampleTimeline:
-    """Maps absolute sample indices to UTC: each block read is stamped with the time of its
-    last sample, so an onset is dated to the sample rather than to when the detector ran."""
+    """Maps absolute sample indices to UTC. Each block is stamped when the sampling task has
+    read it: never before its last sample was heard, often a fraction of a millisecond after,
+    and up to the I2S driver's buffer (~100 ms) after when another task held the loop (a
+    flash write, a collection, a blocking call). The sample clock itself is steady, so the
+    timeline follows the earliest stamps: `base_us` (UTC of sample 0) is the lowest
+    stamp - index / rate seen, allowed to rise by 1000 ppm of the time elapsed (the board
+    clock drifting against the sample clock, a new PPS anchor), reset to a block's stamp when
+    stamps jump further apart than their samples (the stream was cut: a paused feed, samples
+    the driver dropped), and moved up at once when 8 blocks in a row are more than 2 ms
+    later than it (the clock stepped: an NTP sync)."""
 
     def __init__(self, rate_hz):
         self.rate_hz = rate_hz
         self.end_index = 0     # index one past the last sample of the newest stamped block
-        self.end_us = 0        # UTC of that point
+        self.end_us = 0        # its stamp
+        self.base_us = None    # UTC of sample 0
+        self._late = 0         # blocks in a row later than the base by more than _STEP_US
+        self._late_min = 0
 
     def mark(self, end_index, end_us):
+        rate = self.rate_hz
+        implied = end_us - end_index * 1000000 // rate
+        base = self.base_us
+        if base is None or end_us - self.end_us > (end_index - self.end_index) * 1000000 // rate + _GAP_US:
+            base = implied
+            self._late = 0
+        else:
+            base += (end_index - self.end_index) * _CREEP_PPM // rate
+            if implied <= base:
+                base = implied
+                self._late = 0
+            elif implied > base + _STEP_US:
+                self._late_min = implied if not self._late else min(self._late_min, implied)
+                self._late += 1
+                if self._late >= _STEP_BLOCKS:
+                    base = self._late_min
+                    self._late = 0
+            else:
+                self._late = 0
+        self.base_us = base
         self.end_index = end_index
         self.end_us = end_us
 
     def utc_of(self, index):
-        return self.end_us - (self.end_index - index) * 1000000 // self.rate_hz
+        return self.base_us + index * 1000000 // self.rate_hz

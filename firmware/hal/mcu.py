@@ -34,6 +34,9 @@ class McuBoard(BoardBase):
     highest_gpio = 29
     pps_hard_irq = False     # whether Pin.irq(hard=True) runs in the real interrupt here
     pps_error_us = 100       # how late the PPS handler reads ticks_us, worst case
+    # The sampling task reads a block when the loop lets it, behind the I2S buffer; the
+    # timeline follows the earliest stamps (clock.SampleTimeline), within a millisecond.
+    stamp_error_us = 1000
     board_hardware = {}  # type: dict  # board-specific defaults of the "hardware" section
     sensors = SENSOR_MIC | SENSOR_BATTERY
     capabilities = CAP_VIPER | CAP_DEEP_SLEEP

@@ -10,6 +10,7 @@ BASE = """
 name = "synth"
 seed = 4
 duration_s = 30
+profile = "ideal"
 [line]
 vertices = [[48.0, 37.8], [48.05, 37.9]]
 [nodes]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import stat
 
+import pytest
+
 from linewatch.cli import main
 
 
@@ -31,6 +33,23 @@ def test_prepare_writes_key_registry_config_and_truth(tmp_path, capsys):
     from linewatch.commission.registry import Registry
     registry = Registry.open(out / "commission" / "linewatch.db")
     assert sorted(n.id for n in registry.list()) == sorted(n["id"] for n in truth["nodes"])
+
+
+def test_profile_picks_what_the_commission_is_told_about_the_air(tmp_path, capsys):
+    configs = {}
+    for profile in ("ideal", "field"):
+        out = tmp_path / profile
+        assert main(["emulate", "demo", "--broker", "127.0.0.1:1", "--out", str(out), "--prepare",
+                     "--profile", profile]) == 0
+        assert "(profile %s)" % profile in capsys.readouterr().out
+        configs[profile] = (out / "commission" / "aggregator.toml").read_text()
+    # ideal: the world's true wind (3 m/s from 270), no temperature; field: a station's reading
+    assert "wind_speed_mps = 3.0\nwind_from_deg = 270.0" in configs["ideal"]
+    assert "temperature_c" not in configs["ideal"]
+    assert "met station" in configs["field"] and "temperature_c = " in configs["field"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["emulate", "demo", "--profile", "lab"])
+    assert exit_.value.code == 2 and "invalid choice: 'lab'" in capsys.readouterr().err
 
 
 def test_the_demo_names_a_withdrawn_incident_instead_of_an_unknown_position():

@@ -70,7 +70,7 @@ def test_run_clock_reads_utc_from_the_loop():
 
 
 def test_board_stamps_each_block_with_the_node_clock_of_its_end(tmp_path: Path):
-    scenario = sc.load("demo")
+    scenario = sc.load("demo").with_profile("ideal")     # blocks stamped exactly
     world = scenario.build_world()
     wn = world.nodes[0]
 
@@ -92,6 +92,39 @@ def test_board_stamps_each_block_with_the_node_clock_of_its_end(tmp_path: Path):
     assert stamps == [(AUDIO_BLOCK, 5_000_000 + 32_000), (AUDIO_BLOCK, 5_000_000 + 64_000)]
     # after the stamp is taken the board's clock is the node's own clock again
     assert live == wn.clock.node_time_us(now)
+
+
+def test_a_field_board_stamps_blocks_late_by_its_driver_and_loop(tmp_path: Path):
+    world = sc.load("demo").with_profile("field").build_world()
+    wn = next(n for n in world.nodes if n.clock.source == "ntp")
+    start = world.start_utc_us + 3_600_000_000          # after the node's first NTP sync
+    blocks = 2000                                       # 64 s of audio
+
+    async def main():
+        clock = vclock.RunClock(world.start_utc_us)
+        raw = node_config_dict(wn, b"m" * 32, ("127.0.0.1", 1), str(tmp_path), 10)
+        board = VirtualBoard(node_config.parse(raw), wn, clock, str(tmp_path), ("127.0.0.1", 1),
+                             on_reset=lambda: None)
+        board.push(array("h", bytes(2 * blocks * AUDIO_BLOCK)), 0, start)
+        await clock.sleep_until(start)
+        buf = array("h", bytes(2 * AUDIO_BLOCK))
+        late = []
+        for k in range(blocks):
+            await board.mic_read(buf)
+            true_end = start + (k + 1) * 32_000
+            late.append(board.time_us() - wn.clock.node_time_us(true_end))
+        return late, board.clock(), board.clock_synced_us()
+
+    late, (source, error), synced = vclock.run(main, virtual=True)
+    late = sorted(late)
+    # never early, never later than the driver's 96 ms buffer; mostly a fraction of a ms,
+    # a few blocks behind a stall of the loop
+    assert late[0] >= 0 and late[-1] <= 96_000
+    assert late[len(late) // 2] < 1_000 and late[int(0.9 * len(late))] < 40_000
+    assert sum(x > 2_000 for x in late) >= 5
+    # the board states its NTP error and when it synced; the firmware adds drift since
+    assert source == 1 and 1_000 < error < 500_000
+    assert synced is not None
 
 
 def test_cancel_all_ends_tasks_that_shrug_off_one_cancel():

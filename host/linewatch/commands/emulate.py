@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="generate a random day on the line from this seed instead")
     p.add_argument("--hours", type=float, default=24.0, help="length of a generated scenario (default 24)")
     p.add_argument("--line-km", type=float, default=1200.0, help="length of a generated line (default 1200)")
+    p.add_argument("--profile", choices=("ideal", "field"),
+                   help="realism profile (default: the scenario's own, field when it says none; "
+                        "see docs/scenarios.md)")
     p.add_argument("--broker", help="HOST:PORT of the broker (default: a private Mosquitto and aggregator)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--virtual", action="store_true", help="virtual time, as fast as possible (default)")
@@ -48,9 +51,13 @@ def load_scenario(args):
     from linewatch.emulator import scenario as sc
     if (args.scenario is None) == (args.seed is None):
         raise sc.ScenarioError("emulate", "", "give a scenario file or --seed N (one of them)")
+    profile = getattr(args, "profile", None)
     if args.seed is not None:
-        return sc.generate(args.seed, hours=args.hours, line_km=args.line_km)
-    return sc.load(args.scenario)
+        # the generator draws the day's weather by the profile (the ideal air stays calm)
+        return sc.generate(args.seed, hours=args.hours, line_km=args.line_km,
+                           **({} if profile is None else {"profile": profile}))
+    scenario = sc.load(args.scenario)
+    return scenario if profile is None else scenario.with_profile(profile)
 
 
 def parse_broker(text: str) -> tuple[str, int]:
@@ -98,9 +105,10 @@ def _play(args, scenario, out: Path, broker: tuple[str, int]) -> int:
     truth_path = Path(args.truth) if args.truth else out / "truth.json"
     write_truth(truth_path, truth)
     desk = Commission.prepare(out / "commission", world, broker)
-    print("emulate %s: %d nodes, %.0f s of scenario; truth %s; commission %s (config %s)"
-          % (scenario.name, len(world.nodes), scenario.duration_s, truth_path, desk.folder,
-             desk.config_path.name))
+    from linewatch.emulator.profiles import describe
+    print("emulate %s (profile %s): %d nodes, %.0f s of scenario; truth %s; commission %s (config %s)"
+          % (scenario.name, describe(scenario.profile), len(world.nodes), scenario.duration_s,
+             truth_path, desk.folder, desk.config_path.name))
     if args.prepare:
         return 0
     node_log = logging.getLogger("linewatch.emulator.node")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linewatch import keys
+from linewatch.emulator.met import MetReading, read_met
 from linewatch.emulator.world import World
 from linewatch.commission.registry import Registry
 from linewatch.commission.store import open_store
@@ -40,7 +41,9 @@ class Commission:
     def prepare(cls, folder: Path, world: World, broker: tuple[str, int],
                 client_id: str = "linewatch-emulated-commission") -> "Commission":
         """Write (or reuse) the master key, register every node of the world (reported
-        position, like `linewatch nodes add`), and write the aggregator's config."""
+        position, like `linewatch nodes add`), and write the aggregator's config with what
+        the commission knows of the air (met.py: a station's reading under the `field`
+        profile, the world's true wind under `ideal`, or nothing)."""
         folder.mkdir(parents=True, exist_ok=True)
         key_path, db_path = folder / "master.key", folder / "linewatch.db"
         master = keys.load_or_create(key_path)
@@ -59,11 +62,9 @@ class Commission:
             "[store]\npath = \"linewatch.db\"\nsynchronous = \"NORMAL\"\n\n"
             "[keys]\nmaster_key_file = \"master.key\"\n\n"
             "[health]\nlate_after_s = 35.0\noffline_after_s = 120.0\ntick_s = 1.0\n\n"
-            "[fusion]\nline = [%s]\n"
-            # The world's true wind, as a met station at the commission would report it.
-            "wind_speed_mps = %r\nwind_from_deg = %r\n"
+            "[fusion]\nline = [%s]\n%s"
             % (json.dumps(broker[0]), broker[1], json.dumps(client_id), line,
-               float(world.environment.wind_speed_mps), float(world.environment.wind_from_deg)))
+               met_lines(read_met(world))))
         return cls(folder, master, config, db_path)
 
     def start_aggregator(self, log_path: Path | None = None, timeout_s: float = 15.0) -> None:
@@ -127,3 +128,20 @@ class Commission:
         found = self.incidents()
         path.write_text("".join(json.dumps(d, sort_keys=True) + "\n" for d in found))
         return found
+
+
+def met_lines(met: MetReading) -> str:
+    """The [fusion] keys a commission fills from what it knows of the air."""
+    if met.source == "none":
+        return "# No met station: fusion knows neither wind nor air temperature.\n"
+    lines = []
+    if met.source == "exact":
+        lines.append("# The world's true wind (realism profile ideal).\n")
+    else:
+        lines.append("# The met station's reading at %.4f, %.4f when the run began (emulated, with "
+                     "a cheap station's error).\n" % met.where)
+    if met.temperature_c is not None:
+        lines.append("temperature_c = %r\n" % max(-60.0, min(60.0, met.temperature_c)))
+    lines.append("wind_speed_mps = %r\nwind_from_deg = %r\n"
+                 % (min(60.0, float(met.wind_speed_mps)), float(met.wind_from_deg)))
+    return "".join(lines)

@@ -10,17 +10,18 @@ import math
 import numpy as np
 
 from linewatch.geo import ContactLine, EARTH_RADIUS_M
+from linewatch.emulator import profiles as pr
 from linewatch.emulator import world as w
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.scenario import DEFAULT_START_UTC, Scenario, ScenarioError, _parse_utc, _Table
-from linewatch.emulator.sources import Impulse, NodeFault, Outage, Tamper, Track
+from linewatch.emulator.sources import ClockFault, Impulse, NodeFault, Outage, Tamper, Track
 from linewatch.geo import haversine_m
 
 REFERENCE_LINE_KM = 1200.0
 DEFAULT_RATES_PER_HOUR = {
     "artillery": 30.0, "explosion": 15.0, "small_arms": 40.0, "drone": 10.0, "vehicle": 20.0,
     "tamper": 0.5, "node_reboot": 2.0, "node_failure": 0.2, "network_outage": 0.5,
-    "broker_outage": 1.0 / 24.0,
+    "broker_outage": 1.0 / 24.0, "clock_fault": 2.0,
 }
 VERTEX_SPACING_M = 20_000.0
 
@@ -28,12 +29,17 @@ VERTEX_SPACING_M = 20_000.0
 def generate_scenario(seed: int, hours: float = 24.0, line_km: float = 1200.0, *,
                       spacing_m: float = 1000.0, rows: int = 1, segment_km: float = 10.0,
                       rates_per_hour: dict | None = None, start_utc: str = DEFAULT_START_UTC,
-                      name: str | None = None) -> Scenario:
+                      name: str | None = None,
+                      profile: pr.Profile | str = pr.DEFAULT_PROFILE) -> Scenario:
     origin = "generate(seed=%d)" % seed
     if hours <= 0 or line_km <= 0:
         raise ScenarioError(origin, "hours" if hours <= 0 else "line_km", "must be > 0")
     if rows not in (1, 2):
         raise ScenarioError(origin, "rows", "one or two rows, got %r" % (rows,))
+    try:
+        realism = pr.profile(profile) if isinstance(profile, str) else profile
+    except ValueError as exc:
+        raise ScenarioError(origin, "profile", str(exc)) from None
     rates = dict(DEFAULT_RATES_PER_HOUR)
     for key, value in (rates_per_hour or {}).items():
         if key not in rates:
@@ -47,8 +53,8 @@ def generate_scenario(seed: int, hours: float = 24.0, line_km: float = 1200.0, *
         name=name or "generated-%d" % seed, seed=seed, duration_s=hours * 3600.0,
         start_utc_us=_parse_utc(_Table({"start_utc": start_utc}, origin), "start_utc"),
         line_vertices=vertices, segment_length_m=segment_km * 1000.0, layout=layout,
-        environment=w.Environment(temperature_c=float(stream(seed, "env").uniform(-5, 25))),
-        radio=w.RadioLink(loss_probability=0.01), origin=origin)
+        environment=_environment(seed, realism),
+        radio=w.RadioLink(loss_probability=0.01), origin=origin, profile=realism)
     try:
         node_ids = [n.id for n in base.build_world().nodes]
     except ValueError as exc:
@@ -56,6 +62,8 @@ def generate_scenario(seed: int, hours: float = 24.0, line_km: float = 1200.0, *
     scale = line_km / REFERENCE_LINE_KM
     sources, faults = [], []
     for kind in DEFAULT_RATES_PER_HOUR:
+        if kind == "clock_fault" and realism.timing.clocks != "field":
+            continue                    # the ideal world's clocks never went wrong
         rng = stream(seed, "events", kind)
         count = int(rng.poisson(rates[kind] * hours * (1.0 if kind == "broker_outage" else scale)))
         times = np.sort(rng.uniform(0.0, base.duration_s, count))
@@ -63,11 +71,24 @@ def generate_scenario(seed: int, hours: float = 24.0, line_km: float = 1200.0, *
             made = _EVENT_MAKERS[kind](rng, "%s-%05d" % (kind, i + 1), float(t), line, node_ids)
             for item in made:
                 if item.time_s < base.duration_s:
-                    (faults if isinstance(item, (NodeFault, Outage)) else sources).append(item)
+                    (faults if isinstance(item, (NodeFault, Outage, ClockFault)) else sources).append(item)
     sources.sort(key=lambda s: (s.time_s, s.id))
     faults.sort(key=lambda f: (f.time_s, getattr(f, "node_id", -1)))
     return Scenario(**{**base.__dict__, "sources": tuple(sources), "faults": tuple(faults),
                        "_line": []})
+
+
+def _environment(seed: int, realism: pr.Profile) -> w.Environment:
+    """The day's weather: a temperature (and, where the air is the field's, a wind from any
+    side, Weibull-distributed around 4-5 m/s as near the ground on open land, and a humidity);
+    the ideal air stays calm, as generated days always were."""
+    temperature = float(stream(seed, "env").uniform(-5, 25))
+    if realism.air.model != "field":
+        return w.Environment(temperature_c=temperature)
+    rng = stream(seed, "wind")
+    return w.Environment(temperature_c=temperature, wind_speed_mps=round(float(5.0 * rng.weibull(2.0)), 1),
+                         wind_from_deg=round(float(rng.uniform(0.0, 360.0)), 0),
+                         humidity_pct=round(float(rng.uniform(40.0, 95.0)), 0))
 
 
 def _random_line(rng: np.random.Generator, length_m: float) -> tuple[tuple[float, float], ...]:
@@ -154,6 +175,20 @@ def _network_outage(rng, ident, t, line, node_ids):
     return [Outage("network", t, float(rng.uniform(30.0, 1800.0)), group)]
 
 
+def _clock_fault(rng, ident, t, line, node_ids):
+    """A clock gone wrong: an NTP step, a crystal drifting off, a receiver that claims a lock
+    it does not have (whole seconds off), or a clock off from the start."""
+    fault = ("step", "drift", "false_lock", "offset")[int(rng.choice(4, p=(0.4, 0.2, 0.2, 0.2)))]
+    node = int(rng.choice(node_ids))
+    if fault == "drift":
+        return [ClockFault(node, t, fault, 0.0, float(rng.choice((-1.0, 1.0)) * rng.uniform(50.0, 500.0)))]
+    if fault == "false_lock":
+        return [ClockFault(node, t, fault, float(rng.choice((-1.0, 1.0)) * rng.integers(1, 20) * 1000.0),
+                           float(rng.normal(0.0, 20.0)))]
+    return [ClockFault(node, 0.0 if fault == "offset" else t, fault,
+                       float(rng.choice((-1.0, 1.0)) * rng.uniform(20.0, 2000.0)), 0.0)]
+
+
 def _broker_outage(rng, ident, t, line, node_ids):
     return [Outage("broker", t, float(rng.uniform(10.0, 300.0)))]
 
@@ -162,4 +197,5 @@ _EVENT_MAKERS = {
     "artillery": _artillery, "explosion": _explosion, "small_arms": _small_arms,
     "drone": _drone, "vehicle": _vehicle, "tamper": _tamper, "node_reboot": _reboot,
     "node_failure": _failure, "network_outage": _network_outage, "broker_outage": _broker_outage,
+    "clock_fault": _clock_fault,
 }

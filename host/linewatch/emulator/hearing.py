@@ -1,7 +1,10 @@
 """Which sources reach which nodes, when, and how far above each node's noise floor.
 
-Shared by truth.py (who should hear what) and synth.py (what to render in which window).
-Times are true scenario seconds.
+Shared by truth.py (who should hear what), synth.py (what to render in which window) and
+observe.py (arrivals as nodes report them, for benchmarks). Times are true scenario seconds.
+What the air does on the way is the world's air (air.py, by its realism profile); the
+per-path jitter and level scatter of an impulse are drawn from the stream ("path", source id)
+for every node at once, so truth and audio agree whatever subset of nodes is asked about.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from linewatch.emulator import propagation as p
+from linewatch.emulator.air import iso9613_absorption_db_per_km, speed_of_sound
+from linewatch.emulator.randomness import stream
 from linewatch.emulator.sources import Impulse, NodeFault, Tamper, Track, node_down
 from linewatch.emulator.world import World
 
@@ -32,6 +37,8 @@ class Arrival:
     distance_m: float
     level_db: float          # received, dB SPL
     snr_db: float            # above the node's floor, detection gain included
+    temperature_c: float = 15.0   # mean along the path: the absorption the audio gets
+    excess_db: float = 0.0   # loss beyond spreading and absorption (upwind shadow, scatter)
 
 
 @dataclass(frozen=True)
@@ -50,34 +57,103 @@ class Exposure:
         return float(self.times_s[idx[0]]), float(self.times_s[idx[-1]])
 
 
+@dataclass(frozen=True)
+class ImpulsePaths:
+    """One impulse to every node of the world (arrays in world.nodes order)."""
+    distance_m: np.ndarray
+    delay_s: np.ndarray          # travel time, jitter included
+    level_db: np.ndarray         # received, dB SPL
+    temperature_c: np.ndarray    # mean along each path
+    excess_db: np.ndarray        # upwind shadow and level scatter (+ is a loss)
+
+
+def impulse_paths(world: World, impulse, rng: np.random.Generator | None = None,
+                  min_level_db=-math.inf) -> ImpulsePaths:
+    """Delay and level of an impulse at every node. `rng` draws the per-path jitter and
+    scatter (default: the world's stream for this source). Nodes whose level cannot reach
+    `min_level_db` (array or scalar, by node) even with the most favourable air get delay
+    and level computed the uniform way only (cheap) and level -inf."""
+    air = world.air
+    dist = p.distances_m(impulse.lat, impulse.lon, world.node_lats, world.node_lons,
+                         getattr(impulse, "height_m", 0.0))
+    rng = stream(world.seed, "path", impulse.id) if rng is None else rng
+    jitter, scatter = air.path_noise(dist, rng)
+    if not air.field:
+        bearing = p.bearings_rad(impulse.lat, impulse.lon, world.node_lats, world.node_lons)
+        paths = air.paths(impulse.lat, impulse.lon, impulse.time_s, world.node_lats,
+                          world.node_lons, dist, bearing)
+        level = p.received_level_db(impulse.level_db, dist, impulse.dominant_hz)
+        return ImpulsePaths(dist, paths.travel_s, level, paths.temperature_c, np.zeros(dist.shape))
+    # A bound first: the least absorption a plausible air could give, the best scatter.
+    least = min(iso9613_absorption_db_per_km(impulse.dominant_hz, t, air.humidity_pct)
+                for t in (-30.0, 0.0, 20.0, 45.0))
+    bound = impulse.level_db - p.spreading_loss_db(dist) - least * dist / 1000.0 + scatter
+    near = np.flatnonzero(bound >= min_level_db)
+    level = np.full(dist.shape, -math.inf)
+    delay = dist / speed_of_sound(air.temperature_c)
+    temperature = np.full(dist.shape, air.temperature_c)
+    excess = np.zeros(dist.shape)
+    if near.size:
+        bearing = p.bearings_rad(impulse.lat, impulse.lon, world.node_lats[near], world.node_lons[near])
+        paths = air.paths(impulse.lat, impulse.lon, impulse.time_s, world.node_lats[near],
+                          world.node_lons[near], dist[near], bearing)
+        absorption = air.absorption_db_per_km(impulse.dominant_hz, paths.temperature_c)
+        excess[near] = paths.shadow_db - scatter[near]
+        level[near] = (impulse.level_db - p.spreading_loss_db(dist[near])
+                       - absorption * dist[near] / 1000.0 - excess[near])
+        delay[near] = paths.travel_s + jitter[near]
+        temperature[near] = paths.temperature_c
+    return ImpulsePaths(dist, delay, level, temperature, excess)
+
+
 def impulse_arrivals(world: World, impulse: Impulse, min_snr_db: float = -math.inf,
                      faults=()) -> list[Arrival]:
     """Arrivals of every shot at every listening node with SNR at or above min_snr_db."""
-    env = world.environment
-    dist = p.distances_m(impulse.lat, impulse.lon, world.node_lats, world.node_lons)
-    wind = p.wind_along(p.bearings_rad(impulse.lat, impulse.lon, world.node_lats, world.node_lons),
-                        env.wind_speed_mps, env.wind_from_deg)
-    delay = p.travel_time_s(dist, env.temperature_c, wind)
-    level = p.received_level_db(impulse.level_db, dist, impulse.dominant_hz)
-    snr = p.snr_db(level, world.noise_floors_db) + DETECTION_GAIN_DB.get(impulse.event_class, 0.0)
+    gain = DETECTION_GAIN_DB.get(impulse.event_class, 0.0)
+    paths = impulse_paths(world, impulse, min_level_db=world.noise_floors_db + min_snr_db - gain)
+    snr = p.snr_db(paths.level_db, world.noise_floors_db) + gain
     out = []
     for i in np.flatnonzero(snr >= min_snr_db):
         node_id = int(world.node_ids[i])
         for shot, t in enumerate(impulse.shot_times_s()):
-            if node_down(faults, node_id, t + delay[i]):
+            arrival = t + float(paths.delay_s[i])
+            if node_down(faults, node_id, arrival):
                 continue
-            out.append(Arrival(impulse.id, node_id, shot, t, t + float(delay[i]), float(dist[i]),
-                               float(level[i]), float(snr[i])))
+            out.append(Arrival(impulse.id, node_id, shot, t, arrival, float(paths.distance_m[i]),
+                               float(paths.level_db[i]), float(snr[i]),
+                               float(paths.temperature_c[i]), float(paths.excess_db[i])))
     return out
+
+
+def track_propagation(world: World, track: Track, node_index: int, lats, lons, emitted_s):
+    """(distance m, travel s, level dB SPL) from a track's positions at emission times to one
+    node: the air at the node (its temperature and wind along the ray), absorption at the
+    track's fundamental, the upwind shadow; no per-path jitter (a tone has no onset to date)."""
+    air = world.air
+    lat, lon = float(world.node_lats[node_index]), float(world.node_lons[node_index])
+    dist = p.distances_m(lat, lon, lats, lons, track.altitude_m)
+    if not air.field:
+        c = p.speed_of_sound(air.temperature_c)
+        return dist, dist / c, p.received_level_db(track.level_db, dist, track.fundamental_hz)
+    times = np.asarray(emitted_s, dtype=float)
+    temperature = air.temperature_at(lat, lon, times)
+    east, north = air.wind_at(lat, lon, times, gusts=False)
+    bearing = p.bearings_rad(lat, lon, lats, lons) + math.pi        # from the track to the node
+    along = east * np.sin(bearing) + north * np.cos(bearing)
+    c_eff = speed_of_sound(temperature) + along
+    prof = air.profile
+    shadow = np.minimum(prof.upwind_shadow_max_db,
+                        prof.upwind_shadow_db_per_mps_km * np.maximum(0.0, -along) * dist / 1000.0)
+    level = (track.level_db - p.spreading_loss_db(dist)
+             - air.absorption_db_per_km(track.fundamental_hz, temperature) * dist / 1000.0 - shadow)
+    return dist, dist / c_eff, level
 
 
 def track_exposures(world: World, track: Track, min_snr_db: float = -math.inf,
                     step_s: float = TRACK_STEP_S) -> list[Exposure]:
     """Per node, the track's SNR over time (nodes that never reach min_snr_db are left out)."""
-    env = world.environment
     times = np.arange(track.time_s, track.end_s + step_s, step_s)
     lats, lons = track.positions_at(times)
-    c = p.speed_of_sound(env.temperature_c)
     gain = DETECTION_GAIN_DB.get(track.event_class, 0.0)
     # Cheap pre-filter: nodes further from every track point than the loudest range are out.
     reach = _audible_range_m(track.level_db + gain - float(world.noise_floors_db.min()) - min_snr_db
@@ -85,12 +161,10 @@ def track_exposures(world: World, track: Track, min_snr_db: float = -math.inf,
     near = _nodes_near(world, lats, lons, reach)
     out = []
     for i in near:
-        dist = p.distances_m(float(world.node_lats[i]), float(world.node_lons[i]), lats, lons,
-                             track.altitude_m)
-        level = p.received_level_db(track.level_db, dist, track.fundamental_hz)
+        _dist, travel, level = track_propagation(world, track, int(i), lats, lons, times)
         snr = level - world.noise_floors_db[i] + gain
         if snr.max() >= min_snr_db:
-            out.append(Exposure(track.id, int(world.node_ids[i]), times + dist / c, snr))
+            out.append(Exposure(track.id, int(world.node_ids[i]), times + travel, snr))
     return out
 
 

@@ -121,16 +121,20 @@ class Runner:
         clock = vclock.RunClock(self.world.start_utc_us)
         self.clock = clock
         o = self.options
+        survey_m = self.scenario.layout.position_error_m
+        if survey_m is None:
+            survey_m = self.world.profile.board.survey_error_m
         for wn in self._world_nodes:
             self.nodes[wn.id] = VirtualNode(wn, o.master_key, o.broker, o.workdir / ("%04x" % wn.id),
                                             clock, self.scenario.heartbeat_s, o.on_log, o.idle_s,
                                             self.world.environment.temperature_c, self.world.seed,
-                                            self.scenario.node_power)
+                                            self.scenario.node_power, self.world.air, survey_m)
         try:
             for node in self.nodes.values():
                 node.start()
             self._spawn(self._feed(node_id, spans) for node_id, spans in self._feed_plan().items())
-            self._spawn(self._fault(f) for f in self.scenario.faults)
+            # clock faults are in the world's clocks already (scenario.build_world)
+            self._spawn(self._fault(f) for f in self.scenario.faults if isinstance(f, (NodeFault, Outage)))
             end_us = self.world.start_utc_us + int(self.scenario.duration_s * 1e6)
             await self._until(end_us)
             await self._drain()
@@ -238,7 +242,8 @@ class Runner:
                     piece = samples[i:i + PUSH_SAMPLES]
                     end_sample = k + i + len(piece)
                     await self.clock.sleep_until(start_us + end_sample * 1_000_000 // SAMPLE_RATE)
-                    node.push(_array(piece), window.node_start_us + i * 1_000_000 // SAMPLE_RATE)
+                    node.push(_array(piece), window.node_start_us + i * 1_000_000 // SAMPLE_RATE,
+                              window.true_start_us + i * 1_000_000 // SAMPLE_RATE)
 
     # ---- faults -----------------------------------------------------------------------
 

@@ -13,15 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from linewatch.geo import ContactLine
+from linewatch.emulator import profiles as pr
 from linewatch.emulator import world as w
 from linewatch.emulator.randomness import stream
-from linewatch.emulator.sources import (TAMPER_ACTIONS, Fault, Impulse, NodeFault, Outage,
-                                        Source, Tamper, Track)
+from linewatch.emulator.nodeclock import CLOCK_FAULTS, with_fault
+from linewatch.emulator.sources import (TAMPER_ACTIONS, ClockFault, Fault, Impulse, NodeFault,
+                                        Outage, Source, Tamper, Track)
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 DEFAULT_START_UTC = "2026-11-25T06:00:00Z"
 EVENT_TYPES = ("explosion", "artillery", "small_arms", "drone", "vehicle", "tamper",
-               "node_failure", "node_reboot", "broker_outage", "network_outage")
+               "node_failure", "node_reboot", "broker_outage", "network_outage", "clock_fault")
+# what a clock fault does unless the scenario says: (offset ms, drift ppm)
+CLOCK_FAULT_DEFAULTS = {"offset": (50.0, 0.0), "step": (50.0, 0.0), "drift": (0.0, 100.0),
+                        "false_lock": (1000.0, 20.0)}
 _REQUIRED = object()
 
 
@@ -50,6 +55,7 @@ class Scenario:
     # the nodes' config.json "power" section (firmware/README.md): battery levels, quiet windows
     node_power: dict = field(default_factory=dict)
     origin: str = "<generated>"
+    profile: pr.Profile = pr.PROFILES[pr.DEFAULT_PROFILE]
     _line: list = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -64,9 +70,25 @@ class Scenario:
         line = self.line
         segments = w.make_segments(line, self.segment_length_m)
         nodes = w.place_nodes(line, segments, self.layout, self.environment, self.radio,
-                              self.seed, start)
-        nodes = tuple(_apply_network_outages(n, self.faults) for n in nodes)
-        return w.World(line, segments, nodes, self.environment, start, self.seed)
+                              self.seed, start, self.profile)
+        nodes = tuple(_apply_clock_faults(_apply_network_outages(n, self.faults), self.faults, start)
+                      for n in nodes)
+        return w.World(line, segments, nodes, self.environment, start, self.seed, self.profile)
+
+    def with_profile(self, profile: pr.Profile | str) -> "Scenario":
+        """The same scenario in another realism profile (the CLI's --profile)."""
+        if isinstance(profile, str):
+            profile = pr.profile(profile)
+        return replace(self, profile=profile, _line=[])
+
+
+def _apply_clock_faults(node: w.Node, faults, start_us: int) -> w.Node:
+    clock = node.clock
+    for f in faults:
+        if isinstance(f, ClockFault) and f.node_id == node.id:
+            clock = with_fault(clock, f.fault, start_us + int(f.time_s * 1e6), f.offset_ms * 1000.0,
+                               f.drift_ppm, node.board.kind)
+    return node if clock is node.clock else replace(node, clock=clock)
 
 
 def _apply_network_outages(node: w.Node, faults) -> w.Node:
@@ -177,9 +199,10 @@ def loads(text: str, origin: str = "<string>") -> Scenario:
 
 def parse(data: dict, origin: str = "<dict>") -> Scenario:
     top = _Table(data, origin)
-    top.only("scenario", "line", "nodes", "environment", "radio", "event", "power")
+    top.only("scenario", "line", "nodes", "environment", "radio", "realism", "event", "power")
     head = top.table("scenario", required=True)
-    head.only("name", "seed", "duration_s", "start_utc", "heartbeat_s")
+    head.only("name", "seed", "duration_s", "start_utc", "heartbeat_s", "profile")
+    profile = _parse_profile(head, top)
     vertices, segment_length = _parse_line(top.table("line", required=True))
     line = ContactLine(list(vertices))
     layout = _parse_layout(top.table("nodes", required=True), line)
@@ -193,7 +216,7 @@ def parse(data: dict, origin: str = "<dict>") -> Scenario:
         segment_length_m=segment_length, layout=layout, environment=environment, radio=radio,
         sources=tuple(sources), faults=tuple(faults),
         heartbeat_s=head.number("heartbeat_s", 10.0, positive=True),
-        node_power=_parse_power(data.get("power"), origin), origin=origin)
+        node_power=_parse_power(data.get("power"), origin), origin=origin, profile=profile)
     _check_nodes_exist(scenario, top)
     return scenario
 
@@ -209,6 +232,16 @@ def _parse_power(raw, origin: str) -> dict:
     except node_config.ConfigError as exc:
         raise ScenarioError(origin, "power", str(exc)) from None
     return dict(raw)
+
+
+def _parse_profile(head: _Table, top: _Table) -> pr.Profile:
+    base = pr.PROFILES[head.string("profile", pr.DEFAULT_PROFILE, tuple(sorted(pr.PROFILES)))]
+    realism = top.table("realism")
+    try:
+        return pr.with_overrides(base, realism.data, realism.path)
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ScenarioError(top.origin, key, problem) from None
 
 
 def _parse_utc(t: _Table, name: str) -> int:
@@ -276,14 +309,14 @@ def _parse_layout(t: _Table, line: ContactLine) -> w.Layout:
     return w.Layout(
         row_offsets_m=offsets, spacing_m=t.number("spacing_m", 1000.0, positive=True),
         stagger=t.boolean("stagger", True), start_m=start, end_m=end,
-        position_error_m=t.number("position_error_m", 5.0, low=0.0), clock_mix=weights,
+        position_error_m=t.number("position_error_m", None, low=0.0), clock_mix=weights,
         battery_mah=battery.number("capacity_mah", 3000.0, positive=True),
         battery_draw_ma=battery.number("draw_ma", 40.0, low=0.0),
         battery_charge=(charge_min, battery.number("charge_max", 1.0, low=charge_min, high=1.0)))
 
 
 def _parse_environment(t: _Table) -> w.Environment:
-    t.only("temperature_c", "noise_floor_db", "noise_floor_spread_db", "wind")
+    t.only("temperature_c", "noise_floor_db", "noise_floor_spread_db", "wind", "humidity_pct")
     wind = t.table("wind")
     wind.only("speed_mps", "from_deg")
     return w.Environment(
@@ -291,7 +324,8 @@ def _parse_environment(t: _Table) -> w.Environment:
         noise_floor_db=t.number("noise_floor_db", 45.0, low=0.0, high=120.0),
         noise_floor_spread_db=t.number("noise_floor_spread_db", 3.0, low=0.0),
         wind_speed_mps=wind.number("speed_mps", 0.0, low=0.0, high=60.0),
-        wind_from_deg=wind.number("from_deg", 0.0, low=0.0, high=360.0))
+        wind_from_deg=wind.number("from_deg", 0.0, low=0.0, high=360.0),
+        humidity_pct=t.number("humidity_pct", None, low=0.0, high=100.0))
 
 
 def _parse_radio(t: _Table) -> w.RadioLink:
@@ -321,7 +355,7 @@ def _parse_timeline(top: _Table, line: ContactLine, duration: float):
         ident = t.string("id", "S%03d" % (i + 1))
         made = _EVENT_PARSERS[kind](t, ident, time_s, line)
         for item in made:
-            (faults if isinstance(item, (NodeFault, Outage)) else sources).append(item)
+            (faults if isinstance(item, (NodeFault, Outage, ClockFault)) else sources).append(item)
     ids = [s.id for s in sources]
     for s in sources:
         if ids.count(s.id) > 1:
@@ -413,6 +447,14 @@ def _reboot(t, ident, time_s, line):
     return [NodeFault(_node_id(t), time_s, "reboot", t.number("duration_s", 8.0, positive=True))]
 
 
+def _clock_fault(t, ident, time_s, line):
+    t.only("type", "id", "time_s", "node", "fault", "offset_ms", "drift_ppm")
+    fault = t.string("fault", choices=CLOCK_FAULTS)
+    offset, drift = CLOCK_FAULT_DEFAULTS[fault]
+    return [ClockFault(_node_id(t), time_s, fault, t.number("offset_ms", offset),
+                       t.number("drift_ppm", drift))]
+
+
 def _broker_outage(t, ident, time_s, line):
     t.only("type", "id", "time_s", "duration_s")
     return [Outage("broker", time_s, t.number("duration_s", positive=True))]
@@ -433,6 +475,7 @@ _EVENT_PARSERS = {
     "vehicle": _track("vehicle", 10.0, 0.0, 105.0, 40.0),
     "tamper": _tamper, "node_failure": _failure, "node_reboot": _reboot,
     "broker_outage": _broker_outage, "network_outage": _network_outage,
+    "clock_fault": _clock_fault,
 }
 
 

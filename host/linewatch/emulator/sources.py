@@ -106,6 +106,18 @@ class NodeFault:
 
 
 @dataclass(frozen=True)
+class ClockFault:
+    """A node's clock goes wrong from time_s on, and the node does not know (nodeclock.py):
+    `offset`/`step` jump by offset_ms, `drift` adds drift_ppm, `false_lock` claims GPS PPS
+    while off by offset_ms and drifting by drift_ppm."""
+    node_id: int
+    time_s: float
+    fault: str                   # one of nodeclock.CLOCK_FAULTS
+    offset_ms: float = 0.0
+    drift_ppm: float = 0.0
+
+
+@dataclass(frozen=True)
 class Outage:
     """The broker, or the network of some nodes (all when node_ids is empty), is unreachable."""
     kind: str                    # "broker" | "network"
@@ -122,7 +134,7 @@ class Outage:
 
 
 Source = Impulse | Track | Tamper
-Fault = NodeFault | Outage
+Fault = NodeFault | Outage | ClockFault
 
 
 def node_down(faults, node_id: int, time_s: float) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linewatch.emulator import propagation as p
-from linewatch.emulator.hearing import impulse_arrivals, track_exposures
+from linewatch.emulator.hearing import impulse_arrivals, track_exposures, track_propagation
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.sources import Impulse, Track
 from linewatch.emulator.world import World
@@ -107,7 +107,8 @@ def _lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
     return np.fft.irfft(spec, len(x))
 
 
-def propagated(template: np.ndarray, distance_m: float, fraction: float) -> np.ndarray:
+def propagated(template: np.ndarray, distance_m: float, fraction: float,
+               absorption=p.absorption_db_per_km) -> np.ndarray:
     """A 1 m template after absorption over a distance, delayed by a fraction of a sample.
 
     Absorption is applied as a minimum-phase filter, as air does: nothing arrives before the
@@ -115,12 +116,13 @@ def propagated(template: np.ndarray, distance_m: float, fraction: float) -> np.n
     arrivals up to ~3 ms early, and that ringing wrapped round the FFT to a click at the
     template's end, which the detector reported as a second, false event 0.8 s later.)
     The FFT is padded well beyond the template so the filter's tail does not wrap either.
+    `absorption(frequencies)` gives dB/km (default: the octave table of the ideal air).
     """
     n_out = len(template) + PROPAGATED_TAIL
     n = 1 << int(math.ceil(math.log2(len(template) + 4 * PROPAGATED_TAIL)))
     spec = np.fft.rfft(template, n)
     freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-    absorption_db = p.absorption_db_per_km(freqs) * distance_m / 1000.0
+    absorption_db = absorption(freqs) * distance_m / 1000.0
     spec *= _minimum_phase(-absorption_db * (math.log(10.0) / 20.0), n)
     spec *= np.exp(-2j * np.pi * freqs * fraction / SAMPLE_RATE)
     return np.fft.irfft(spec, n)[:n_out]
@@ -176,6 +178,7 @@ class Synthesizer:
             arrivals.sort(key=lambda a: a.arrival_s)
         self._arrival_times = {n: [a.arrival_s for a in v] for n, v in self.arrivals.items()}
         self._templates: dict[str, np.ndarray] = {}
+        self._indices = {int(n): i for i, n in enumerate(world.node_ids)}
 
     def spans(self, node_id: int) -> list[tuple[float, float]]:
         """Merged (start_s, end_s) true-time stretches worth rendering for a node."""
@@ -227,6 +230,9 @@ class Synthesizer:
                 self._add_track(out, first_sample, node, self.tracks[e.source_id])
         return out
 
+    def _node_index(self, node_id: int) -> int:
+        return self._indices[node_id]
+
     def _template(self, impulse: Impulse) -> np.ndarray:
         if impulse.id not in self._templates:
             rng = stream(self.seed, "template", impulse.id)
@@ -241,24 +247,25 @@ class Synthesizer:
         length = len(self._template(impulse)) + PROPAGATED_TAIL
         if whole >= len(out) or whole + length <= 0:
             return
-        wave = propagated(self._template(impulse), a.distance_m, position - whole)
-        wave *= float(amplitude_rms(impulse.level_db - p.spreading_loss_db(a.distance_m)))
+        air = self.world.air
+        absorption = p.absorption_db_per_km if not air.field else (
+            lambda f: air.absorption_db_per_km(f, a.temperature_c))
+        wave = propagated(self._template(impulse), a.distance_m, position - whole, absorption)
+        wave *= float(amplitude_rms(impulse.level_db - p.spreading_loss_db(a.distance_m) - a.excess_db))
         lo, hi = max(0, whole), min(len(out), whole + length)
         out[lo:hi] += wave[lo - whole:hi - whole]
 
     def _add_track(self, out: np.ndarray, first_sample: int, node, track: Track) -> None:
-        env = self.world.environment
-        c = p.speed_of_sound(env.temperature_c)
+        index = self._node_index(node.id)
         grid_step = 0.02
         t0 = first_sample / SAMPLE_RATE
         t1 = (first_sample + len(out)) / SAMPLE_RATE
         grid = np.arange(t0, t1 + grid_step, grid_step)
         emitted = grid.copy()
-        for _ in range(3):      # emission time: heard at t, sent at t - r(sent) / c
+        for _ in range(3):      # emission time: heard at t, sent at t - travel(sent)
             lats, lons = track.positions_at(emitted)
-            dist = p.distances_m(node.lat, node.lon, lats, lons, track.altitude_m)
-            emitted = grid - dist / c
-        level = p.received_level_db(track.level_db, dist, track.fundamental_hz)
+            _dist, travel, level = track_propagation(self.world, track, index, lats, lons, emitted)
+            emitted = grid - travel
         amp = amplitude_rms(level) * _ramp(emitted, track.time_s, track.end_s)
         if float(amp.max()) < 1e-3:
             return

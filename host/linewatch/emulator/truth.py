@@ -11,7 +11,7 @@ from linewatch.emulator import propagation
 from linewatch.emulator.crossings import track_crossings
 from linewatch.emulator.hearing import audience
 from linewatch.emulator.scenario import Scenario
-from linewatch.emulator.sources import Impulse, NodeFault, Outage, Tamper, Track
+from linewatch.emulator.sources import ClockFault, Impulse, NodeFault, Outage, Tamper, Track
 from linewatch.emulator.world import World, segment_at
 
 TRUTH_VERSION = 2      # 2: reached_by, not_heard, best_snr_db, partner, crossings, node clock error
@@ -112,6 +112,10 @@ def _fault(f, world: World) -> dict:
     if isinstance(f, Outage):
         return {"kind": f.kind + "_outage", "nodes": list(f.node_ids),
                 "time_utc_us": _us(world, f.time_s), "end_utc_us": _us(world, f.end_s)}
+    if isinstance(f, ClockFault):
+        return {"kind": "clock_" + f.fault, "node": f.node_id, "time_utc_us": _us(world, f.time_s),
+                "end_utc_us": None, "offset_us": int(round(f.offset_ms * 1000)),
+                "drift_ppm": round(f.drift_ppm, 3)}
     raise TypeError("not a fault: %r" % (f,))
 
 

@@ -1,12 +1,16 @@
 """A virtual node: the firmware's own node app (lwnode.node.Node) on the emulator's board.
 
 The board (a subclass of lwnode.hal.sim.Board) gets from the world what a real board gets
-from its hardware: audio windows (stamped by the node's own clock, like a DMA-stamped I2S
-driver), the accelerometer (moved during tamper actions), the battery, the clock source and
-its error, and TCP connections to the real broker through the node's radio link (latency and
-losses as TCP shows them, see radio.py; cut during outages and failures, so the broker sends
-the node's will). Everything above the board is the firmware, unchanged, except
-two sleeps in virtual time (see `FirmwareNode`).
+from its hardware: audio windows, each block stamped by the node's own clock when its
+sampling task reads it (exactly at its last sample under the `ideal` profile; late by the
+I2S driver's and the loop's delays under `field`, boards.StampTiming), the accelerometer
+(moved during tamper actions), the battery, its thermometer (boards.Thermometer: the air,
+or a board sensor warmed by its box and the sun), the clock source and the error the board
+states for it (nodeclock.NodeClock.reported, with the time of its last sync so the firmware
+adds its drift allowance), and TCP connections to the real broker through the node's radio
+link (latency and losses as TCP shows them, see radio.py; cut during outages and failures,
+so the broker sends the node's will). Everything above the board is the firmware,
+unchanged, except two sleeps in virtual time (see `FirmwareNode`).
 """
 from __future__ import annotations
 
@@ -25,13 +29,16 @@ from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch import keys
 from linewatch.emulator import vclock
+from linewatch.emulator.air import Air
 from linewatch.emulator.radio import LinkWriter, Radio, open_link
+from linewatch.emulator.nodeclock import CLOCK_SOURCE_CODES
 from linewatch.emulator.synth import SAMPLE_RATE
 from linewatch.emulator.world import Node as WorldNode
 
 log = logging.getLogger("linewatch.emulator.node")
 
 AUDIO_BLOCK = 512
+STAMP_ERROR_US = 1000            # firmware/hal/mcu.py McuBoard.stamp_error_us
 # Accelerometer readings (milli-g) a tamper action produces, read once per audio block.
 SHAKE = ((0, 0, 1000), (650, -550, 1300))
 MOVED = (0, 720, 690)            # tilted ~46 degrees
@@ -39,12 +46,14 @@ AT_REST = (0, 0, 1000)
 
 
 def node_config_dict(node: WorldNode, master_key: bytes, broker: tuple[str, int], storage: str,
-                     heartbeat_s: float, power: dict | None = None) -> dict[str, Any]:
+                     heartbeat_s: float, power: dict | None = None,
+                     position_error_m: float = 5.0) -> dict[str, Any]:
     """The config.json `linewatch provision` would write for this node (sim board)."""
     return {
         "node": node.id, "segment": node.segment, "board": "sim",
         "key": keys.derive(master_key, node.id).hex(),
-        "position": {"lat": node.reported_lat, "lon": node.reported_lon, "alt_m": 0, "error_m": 5},
+        "position": {"lat": node.reported_lat, "lon": node.reported_lon, "alt_m": 0,
+                     "error_m": max(1, int(round(position_error_m)))},
         "broker": {"host": broker[0], "port": broker[1], "keepalive_s": 60},
         "heartbeat_s": max(1, int(round(heartbeat_s))),
         "audio": {"rate_hz": SAMPLE_RATE, "block": AUDIO_BLOCK},
@@ -72,18 +81,25 @@ class VirtualBoard(sim.Board):
     def __init__(self, cfg, world_node: WorldNode, clock: vclock.RunClock, storage: str,
                  broker: tuple[str, int], on_reset: Callable[[], None],
                  on_log: Callable[[int, str], None] | None = None,
-                 radio: Radio | None = None, on_sleep: Callable[[int], None] | None = None) -> None:
+                 radio: Radio | None = None, on_sleep: Callable[[int], None] | None = None,
+                 air: Air | None = None) -> None:
         source = world_node.clock.source_code
         error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
         super().__init__(cfg, storage=storage, clock_quality=(source, error))
         self.world_node = world_node
+        self.air = air
+        self._readings = 0
+        self._field_clock = world_node.clock.dynamic
+        if not world_node.board.stamps.exact:
+            # what the esp32/rp2 boards state for dating a block (firmware/hal/mcu.py)
+            self.stamp_error_us = STAMP_ERROR_US
         self.run_clock = clock
         self.broker = broker
         self._on_reset = on_reset
         self._on_sleep = on_sleep
         self._on_log = on_log
         self._chunks: asyncio.Queue = asyncio.Queue()
-        self._current: tuple[Any, int] | None = None
+        self._current: tuple[Any, int, int | None] | None = None
         self._offset = 0
         self._stamp: int | None = None
         self._writers: list = []                 # StreamWriter or LinkWriter, one per connection
@@ -94,9 +110,11 @@ class VirtualBoard(sim.Board):
 
     # ---- fed by the runner ------------------------------------------------------------
 
-    def push(self, samples, node_start_us: int) -> None:
-        """Audio (array('h')) whose first sample the node's clock dates at node_start_us."""
-        self._chunks.put_nowait((samples, node_start_us))
+    def push(self, samples, node_start_us: int, true_start_us: int | None = None) -> None:
+        """Audio (array('h')) whose first sample the node's clock dates at node_start_us (and
+        is heard at true_start_us: a clock whose error changes within a window, e.g. with
+        each PPS edge, stamps each block by its own time)."""
+        self._chunks.put_nowait((samples, node_start_us, true_start_us))
 
     def cut_link(self) -> None:
         """Drop every connection at once, as a radio or broker outage does (no DISCONNECT:
@@ -113,13 +131,23 @@ class VirtualBoard(sim.Board):
         if self._current is None:
             self._current = await self._chunks.get()
             self._offset = 0
-        samples, start_us = self._current
+        samples, start_us, true_start_us = self._current
         n = min(len(buf), len(samples) - self._offset)
         buf[:n] = samples[self._offset:self._offset + n]
         self._offset += n
         # The next clock reading is the node's stamp of this block (node.py reads it right
-        # after mic_read returns): the node time of the sample after the block's last one.
-        self._stamp = start_us + self._offset * 1_000_000 // SAMPLE_RATE
+        # after mic_read returns): the node time of the sample after the block's last one,
+        # plus how late the board's sampling task reads it (boards.StampTiming).
+        elapsed_us = self._offset * 1_000_000 // SAMPLE_RATE
+        if self._field_clock and true_start_us is not None:
+            true_end = true_start_us + elapsed_us
+            self._stamp = self.world_node.clock.node_time_us(true_end)
+        else:
+            true_end = self.run_clock.now_us()
+            self._stamp = start_us + elapsed_us
+        stamps = self.world_node.board.stamps
+        if not stamps.exact:
+            self._stamp += stamps.delay_us(true_end)
         if self._offset >= len(samples):
             self._current = None
         return n
@@ -132,6 +160,30 @@ class VirtualBoard(sim.Board):
 
     def ticks_us(self) -> int:
         return self.run_clock.now_us()
+
+    def clock(self):
+        if not self._field_clock:
+            return self.clock_quality
+        source, error = self.world_node.clock.reported(self.run_clock.now_us())
+        return CLOCK_SOURCE_CODES[source], error
+
+    def clock_synced_us(self):
+        """Node time of the board's last sync (firmware/clock.py adds its drift since)."""
+        if not self._field_clock:
+            return None
+        clock = self.world_node.clock
+        synced = clock.synced_true_us(self.run_clock.now_us())
+        return None if synced is None else clock.node_time_us(synced)
+
+    def temperature_c(self):
+        if self.air is None:
+            return self.temperature
+        node = self.world_node
+        t_s = self.run_clock.elapsed_s()
+        self._readings += 1
+        return node.board.thermometer.reading_c(
+            float(self.air.temperature_at(node.lat, node.lon, t_s)),
+            float(self.air.sun(t_s, node.lon)), self._readings)
 
     def accel_read(self):
         if self.tamper is None:
@@ -248,10 +300,12 @@ class VirtualNode:
     def __init__(self, world_node: WorldNode, master_key: bytes, broker: tuple[str, int],
                  folder: Path, clock: vclock.RunClock, heartbeat_s: float,
                  on_log: Callable[[int, str], None] | None = None, idle_s: float = 15.0,
-                 temperature_c: float = 15.0, seed: int = 0, power: dict | None = None) -> None:
+                 temperature_c: float = 15.0, seed: int = 0, power: dict | None = None,
+                 air: Air | None = None, position_error_m: float = 5.0) -> None:
         self.world_node = world_node
         self.radio = Radio(world_node.radio, seed, world_node.id)
         self.temperature_c = temperature_c
+        self.air = air
         self.folder = folder
         self.clock = clock
         self.broker = broker
@@ -259,7 +313,7 @@ class VirtualNode:
         self.idle_s = idle_s
         folder.mkdir(parents=True, exist_ok=True)
         self.config = node_config.parse(node_config_dict(world_node, master_key, broker, str(folder),
-                                                         heartbeat_s, power))
+                                                         heartbeat_s, power, position_error_m))
         self.board: VirtualBoard | None = None
         self.node: FirmwareNode | None = None
         self.task: asyncio.Task | None = None
@@ -280,9 +334,10 @@ class VirtualNode:
         """Power on: bump the boot counter, self-test, start the firmware's tasks."""
         boot, note = bootcount.bump(str(self.folder / "bootcount"))
         self.board = VirtualBoard(self.config, self.world_node, self.clock, str(self.folder),
-                                  self.broker, self._reset, self.on_log, self.radio, self._sleep)
+                                  self.broker, self._reset, self.on_log, self.radio, self._sleep,
+                                  self.air)
         self.board.tamper = self.tamper
-        self.board.temperature = self.temperature_c     # what its thermometer reads
+        self.board.temperature = self.temperature_c     # what its thermometer reads without air
         node = FirmwareNode(self.config, self.board, boot)
         node.virtual = self.clock.virtual
         node.idle_s = self.idle_s
@@ -337,9 +392,9 @@ class VirtualNode:
         if self.board is not None:
             self.board.tamper = self.tamper
 
-    def push(self, samples, node_start_us: int) -> None:
+    def push(self, samples, node_start_us: int, true_start_us: int | None = None) -> None:
         if self.board is not None and self.running:
-            self.board.push(samples, node_start_us)
+            self.board.push(samples, node_start_us, true_start_us)
 
     def set_link(self, up: bool) -> None:
         if self.board is not None:

@@ -1,8 +1,10 @@
-"""The world of an emulated run: the contact line, its segments and the nodes along it.
+"""The world of an emulated run: the contact line, its segments, the nodes along it and the air.
 
-Each node has a true position and the position it reports, a clock (offset, drift, jitter
-by clock source), a battery (linear discharge, LiPo voltage curve) and a radio link
-(latency, loss, outage windows). Everything is drawn deterministically from the seed.
+Each node has a true position and the position it reports (surveyed, with error), a clock
+(nodeclock.py), a board (boards.py: thermometer, block stamps), a battery (linear discharge,
+LiPo voltage curve) and a radio link (latency, loss, outage windows). The air (air.py) and
+how kind all of it is follow the world's realism profile (profiles.py). Everything is drawn
+deterministically from the seed.
 """
 from __future__ import annotations
 
@@ -13,56 +15,17 @@ from functools import cached_property
 import numpy as np
 
 from linewatch.geo import EARTH_RADIUS_M, ContactLine
+from linewatch.emulator.air import Air
+from linewatch.emulator.boards import BoardModel, StampTiming, Thermometer
+from linewatch.emulator.nodeclock import (CLOCK_SOURCE_CODES, CLOCK_SOURCES,  # noqa: F401 (re-exported)
+                                          FREE_RUNNING_ERROR_US, NodeClock, draw_clock,
+                                          draw_field_clock)
+from linewatch.emulator.profiles import IDEAL, Profile
 from linewatch.emulator.randomness import stream
-
-CLOCK_SOURCES = ("none", "ntp", "gps_pps")        # wire codes 0, 1, 2
-CLOCK_SOURCE_CODES = {name: code for code, name in enumerate(CLOCK_SOURCES)}
-# The error a node with a free-running clock reports (it cannot know better).
-FREE_RUNNING_ERROR_US = 60_000_000
 
 # LiPo open-circuit voltage against state of charge (0..1).
 LIPO_CURVE = ((0.0, 3.30), (0.05, 3.50), (0.10, 3.60), (0.20, 3.70), (0.50, 3.80),
               (0.80, 3.95), (1.00, 4.20))
-
-
-@dataclass(frozen=True)
-class NodeClock:
-    """The node's idea of UTC: true time + offset + drift since the run began + jitter."""
-    source: str
-    offset_us: float
-    drift_ppm: float
-    jitter_us: float
-    error_estimate_us: int
-    reference_us: int = 0       # true UTC at which `offset_us` holds (the scenario start)
-
-    def node_time_us(self, true_us: float, rng: np.random.Generator | None = None) -> int:
-        t = true_us + self.offset_us + self.drift_ppm * 1e-6 * (true_us - self.reference_us)
-        if rng is not None and self.jitter_us > 0:
-            t += rng.normal(0.0, self.jitter_us)
-        return int(round(t))
-
-    def true_time_us(self, node_us: float) -> float:
-        """Inverse of node_time_us without jitter."""
-        return (node_us - self.offset_us + self.drift_ppm * 1e-6 * self.reference_us) / (
-            1.0 + self.drift_ppm * 1e-6)
-
-    @property
-    def source_code(self) -> int:
-        return CLOCK_SOURCE_CODES[self.source]
-
-
-def draw_clock(source: str, rng: np.random.Generator, reference_us: int) -> NodeClock:
-    """A clock typical of its source: GPS PPS ~1 us, NTP ~1-10 ms, none free-running."""
-    if source == "gps_pps":
-        return NodeClock(source, rng.normal(0.0, 1.0), 0.0, 1.0, 2, reference_us)
-    if source == "ntp":
-        sd_us = rng.uniform(1_000.0, 10_000.0)
-        return NodeClock(source, rng.normal(0.0, sd_us), rng.normal(0.0, 0.2), 300.0,
-                         int(2 * sd_us), reference_us)
-    if source == "none":
-        return NodeClock(source, rng.normal(0.0, 30e6), rng.normal(0.0, 20.0), 20.0,
-                         FREE_RUNNING_ERROR_US, reference_us)
-    raise ValueError("unknown clock source %r (expected one of %s)" % (source, ", ".join(CLOCK_SOURCES)))
 
 
 @dataclass(frozen=True)
@@ -140,6 +103,7 @@ class Node:
     battery: Battery
     radio: RadioLink
     noise_floor_db: float        # broadband background, dB SPL
+    board: BoardModel = BoardModel()
 
     @property
     def name(self) -> str:
@@ -157,6 +121,7 @@ class Environment:
     noise_floor_spread_db: float = 3.0
     wind_speed_mps: float = 0.0
     wind_from_deg: float = 0.0
+    humidity_pct: float | None = None     # None: the profile's (70 %)
 
 
 @dataclass(frozen=True)
@@ -167,7 +132,8 @@ class Layout:
     stagger: bool = True              # second row shifted by half a spacing
     start_m: float = 0.0
     end_m: float | None = None        # None = to the end of the line
-    position_error_m: float = 5.0     # 1-sigma per axis, reported vs true
+    position_error_m: float | None = None   # 1-sigma per axis, reported vs true (None: the
+                                            # profile's survey error)
     clock_mix: tuple[tuple[str, float], ...] = (("gps_pps", 1.0),)
     battery_mah: float = 3000.0
     battery_draw_ma: float = 40.0
@@ -203,10 +169,17 @@ class World:
     environment: Environment
     start_utc_us: int
     seed: int
+    profile: Profile = IDEAL
     _by_id: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_id.update({n.id: n for n in self.nodes})
+
+    @cached_property
+    def air(self) -> Air:
+        env = self.environment
+        return Air(env.temperature_c, env.wind_speed_mps, env.wind_from_deg, self.profile.air,
+                   self.seed, self.line.vertices[0], self.start_utc_us, env.humidity_pct)
 
     def node(self, node_id: int) -> Node:
         try:
@@ -236,7 +209,7 @@ class World:
 
 def place_nodes(line: ContactLine, segments: tuple[Segment, ...], layout: Layout,
                 environment: Environment, radio: RadioLink, seed: int,
-                start_utc_us: int) -> tuple[Node, ...]:
+                start_utc_us: int, profile: Profile = IDEAL) -> tuple[Node, ...]:
     """Nodes in rows along the line; id = segment << 8 | index within the segment (from 1)."""
     end_m = line.length_m if layout.end_m is None else min(layout.end_m, line.length_m)
     per_segment: dict[int, int] = {}
@@ -251,16 +224,17 @@ def place_nodes(line: ContactLine, segments: tuple[Segment, ...], layout: Layout
                 raise ValueError("more than 255 nodes in segment %d: widen the spacing" % seg)
             node_id = (seg << 8) | per_segment[seg]
             nodes.append(_make_node(line, node_id, seg, row, along, offset, layout,
-                                    environment, radio, seed, start_utc_us))
+                                    environment, radio, seed, start_utc_us, profile))
             along += layout.spacing_m
     return tuple(sorted(nodes, key=lambda n: n.id))
 
 
-def _make_node(line, node_id, seg, row, along, offset, layout, environment, radio, seed, start_utc_us):
+def _make_node(line, node_id, seg, row, along, offset, layout, environment, radio, seed,
+               start_utc_us, profile: Profile):
     rng = stream(seed, "node", node_id)
     lat, lon = line.point_at(along, offset)
-    err_e, err_n = rng.normal(0.0, layout.position_error_m, size=2)
-    rep_lat, rep_lon = offset_latlon(lat, lon, err_e, err_n)
+    sigma = profile.board.survey_error_m if layout.position_error_m is None else layout.position_error_m
+    err_e, err_n = rng.normal(0.0, sigma, size=2)
     sources = [s for s, _ in layout.clock_mix]
     weights = np.array([w for _, w in layout.clock_mix], dtype=float)
     source = sources[int(rng.choice(len(sources), p=weights / weights.sum()))]
@@ -268,5 +242,32 @@ def _make_node(line, node_id, seg, row, along, offset, layout, environment, radi
     lo, hi = layout.battery_charge
     battery = Battery(layout.battery_mah, float(rng.uniform(lo, hi)), layout.battery_draw_ma)
     floor = float(rng.normal(environment.noise_floor_db, environment.noise_floor_spread_db))
+    # What the field profile adds is drawn from a stream of its own, so the ideal world
+    # stays the one it always was.
+    extra = stream(seed, "board", node_id)
+    board = _draw_board(profile, extra, node_id, seed)
+    blunder = profile.board
+    if blunder.survey_blunder_share > 0 and extra.random() < blunder.survey_blunder_share:
+        angle = extra.uniform(0.0, 2.0 * math.pi)
+        err_e += blunder.survey_blunder_m * math.sin(angle)
+        err_n += blunder.survey_blunder_m * math.cos(angle)
+    if profile.timing.clocks == "field":
+        clock = draw_field_clock(source, board.kind, extra, start_utc_us, (seed << 20) ^ node_id)
+    rep_lat, rep_lon = offset_latlon(lat, lon, err_e, err_n)
     return Node(node_id, seg, row, along, offset, lat, lon, rep_lat, rep_lon, clock, battery,
-                radio, floor)
+                radio, floor, board)
+
+
+def _draw_board(profile: Profile, rng: np.random.Generator, node_id: int, seed: int) -> BoardModel:
+    b, t = profile.board, profile.timing
+    kind = "esp32" if rng.random() < b.esp32_share else "rp2"
+    key = (seed << 24) ^ (node_id << 4)
+    thermometer = Thermometer()
+    if b.thermometer == "board":
+        thermometer = Thermometer("board", float(rng.normal(0.0, b.sensor_offset_sd_c)), b.self_heating_c,
+                                  b.sun_gain_c * float(rng.uniform(0.0, 1.0)), b.reading_noise_c, key ^ 1)
+    stamps = StampTiming()
+    if t.stamps == "driver":
+        stamps = StampTiming(key ^ 2, t.wake_latency_ms * 1000.0, t.stall_per_s, t.stall_max_ms * 1000.0,
+                             t.long_stall_per_h)
+    return BoardModel(kind, thermometer, stamps)
