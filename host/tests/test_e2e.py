@@ -1,10 +1,13 @@
 """End to end: emulator (firmware on virtual boards) -> real Mosquitto -> the real aggregator
 (a child process) -> incidents, scored against the ground truth.
 
-The bundled demo scenario runs once in virtual time (~20 s here), scored by the strict scorer
-(docs/scenarios.md "Score"). Minimum figures, with room below what the chain achieves today
-(7 blasts and bursts heard by >= 3 nodes: 6 reported and located, median 13.8 m, p90 95 m,
-side right for 6 of 7, 2 false incidents of 10; docs/emulator.md "Figures"):
+The bundled demo scenario runs once in virtual time (~30 s here) in its realism profile,
+`field` (docs/scenarios.md "Realism profiles": a met station's reading, board thermometers,
+surveyed positions, air that varies, clocks and block stamps as the boards keep them),
+scored by the strict scorer (docs/scenarios.md "Score"). Minimum figures, with room below
+what the chain achieves today (7 blasts and bursts heard by >= 3 nodes: 4 reported and
+located, median 15.0 m, p90 157 m, side right for 4 of 7, 6 false incidents of 12;
+docs/emulator.md "Figures"). Fusion's work on the field world (issue 11) raises them.
 """
 from __future__ import annotations
 
@@ -26,11 +29,13 @@ from linewatch.mosquitto import Mosquitto, find_mosquitto, BrokerError
 # Strict gates since the strict scorer (a fix within 250 m and its own ellipse + 25 m, 2 s);
 # before it, any incident within 10 s matched and the test asked detection >= 85 % of the
 # sources heard by any node, median <= 50 m, side >= 75 % of the decided, false <= 4.
-MIN_RECALL = 5 / 7                   # of the 7 blasts and bursts heard by >= 3 nodes
-MIN_LOCATED = 5                      # of those 7, located within the gates
+# In the ideal world (fusion's own model: `linewatch emulate demo --profile ideal`) the chain
+# gave 6 of 7 located, side right 6 of 7, 2 false of 10 and the test asked 5, 5, 5/7 and 4.
+MIN_RECALL = 3 / 7                   # of the 7 blasts and bursts heard by >= 3 nodes
+MIN_LOCATED = 3                      # of those 7, located within the gates
 MAX_LOCALIZATION_MEDIAN_M = 50.0
-MIN_SIDE_RIGHT = 5 / 7               # undecided and missing count as not right
-MAX_FALSE_INCIDENTS = 4
+MIN_SIDE_RIGHT = 3 / 7               # undecided and missing count as not right
+MAX_FALSE_INCIDENTS = 8
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -130,6 +130,25 @@ class NodeClock:
         error = sync[2] if sync is not None else self.error_estimate_us
         return self.source, int(min(CLOCK_ERROR_MAX_US, error))
 
+    def stated_error_us(self, start_us: int, end_us: int, allowance_us: int = 0,
+                        drift_ppm: float = 50.0) -> int:
+        """The largest clock error the node's frames state between start_us and end_us: the
+        board's figure after each sync, the firmware's drift_ppm since it, and the board's
+        stamp allowance (capped at the wire's largest)."""
+        if not self.dynamic:
+            return int(self.error_estimate_us)
+        worst = 0
+        times = [start_us] + [s[0] for s in self.syncs if start_us < s[0] < end_us] + [end_us]
+        for at, until in zip(times, times[1:] + [end_us]):
+            source, error = self.reported(at)
+            if source == "none":
+                return CLOCK_ERROR_MAX_US
+            synced = self.synced_true_us(at)
+            age = 1_000_000 if synced is None or self.pps_late_mean_us > 0 or self._claims(at) \
+                else max(until, at) - synced
+            worst = max(worst, error + allowance_us + int(age * drift_ppm // 1_000_000))
+        return int(min(CLOCK_ERROR_MAX_US, worst))
+
     def synced_true_us(self, true_us: float) -> int | None:
         """True time of the board's last sync (NTP exchange or PPS edge), None if it never says."""
         if self._claims(true_us) or self.pps_late_mean_us > 0:

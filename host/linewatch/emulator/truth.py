@@ -14,6 +14,8 @@ from linewatch.emulator.scenario import Scenario
 from linewatch.emulator.sources import ClockFault, Impulse, NodeFault, Outage, Tamper, Track
 from linewatch.emulator.world import World, segment_at
 
+STAMP_ERROR_US = 1000            # what a board that stamps blocks late states (firmware/hal/mcu.py)
+
 TRUTH_VERSION = 2      # 2: reached_by, not_heard, best_snr_db, partner, crossings, node clock error
 
 
@@ -29,7 +31,7 @@ def build_truth(scenario: Scenario, world: World,
         "line": [[round(a, 7), round(b, 7)] for a, b in world.line.vertices],
         "segments": [{"number": s.number, "start_m": round(s.start_m, 1), "end_m": round(s.end_m, 1)}
                      for s in world.segments],
-        "nodes": [_node(n) for n in world.nodes],
+        "nodes": [_node(n, world.start_utc_us, _us(world, scenario.duration_s)) for n in world.nodes],
         "sources": [_source(s, scenario, world, threshold_db) for s in scenario.sources],
         "faults": [_fault(f, world) for f in scenario.faults],
     }
@@ -39,11 +41,14 @@ def _us(world: World, time_s: float) -> int:
     return world.start_utc_us + int(round(time_s * 1e6))
 
 
-def _node(n) -> dict:
+def _node(n, start_us: int, end_us: int) -> dict:
+    # the largest clock error its frames state during the run (boards that stamp blocks
+    # late add their allowance: virtual_node.STAMP_ERROR_US)
+    allowance = 0 if n.board.stamps.exact else STAMP_ERROR_US
     return {"id": n.id, "segment": n.segment, "row": n.row, "lat": round(n.lat, 7),
             "lon": round(n.lon, 7), "reported_lat": round(n.reported_lat, 7),
             "reported_lon": round(n.reported_lon, 7), "clock_source": n.clock_source,
-            "reported_clock_error_us": int(n.clock.error_estimate_us)}
+            "reported_clock_error_us": n.clock.stated_error_us(start_us, end_us, allowance)}
 
 
 def _where(world: World, lat: float, lon: float) -> dict:
