@@ -52,9 +52,7 @@ class Clock:
             return source, CLOCK_ERROR_MAX_US
         # UTC, not ticks: board ticks wrap after minutes, and UTC only jumps at a sync
         drift = (now - synced_at) * self.drift_ppm // 1000000
-        # the board's own allowance for dating a block (SampleTimeline: sub-millisecond)
-        error_us = int(error_us) + self.board.stamp_error_us
-        return source, min(CLOCK_ERROR_MAX_US, error_us + max(0, drift))
+        return source, min(CLOCK_ERROR_MAX_US, int(error_us) + max(0, drift))
 
 
 class SampleTimeline:
@@ -66,8 +64,9 @@ class SampleTimeline:
     stamp - index / rate seen, allowed to rise by 1000 ppm of the time elapsed (the board
     clock drifting against the sample clock, a new PPS anchor), reset to a block's stamp when
     stamps jump further apart than their samples (the stream was cut: a paused feed, samples
-    the driver dropped), and moved up at once when 8 blocks in a row are more than 2 ms
-    later than it (the clock stepped: an NTP sync)."""
+    the driver dropped), and moved to the stamp of the 8th block in a row that is more than
+    2 ms later than it (the clock stepped: an NTP sync), from where it follows the earliest
+    again. Boards state what is left (~1 ms) in their clock error (hal/mcu.py)."""
 
     def __init__(self, rate_hz):
         self.rate_hz = rate_hz
@@ -75,7 +74,6 @@ class SampleTimeline:
         self.end_us = 0        # its stamp
         self.base_us = None    # UTC of sample 0
         self._late = 0         # blocks in a row later than the base by more than _STEP_US
-        self._late_min = 0
 
     def mark(self, end_index, end_us):
         rate = self.rate_hz
@@ -90,10 +88,9 @@ class SampleTimeline:
                 base = implied
                 self._late = 0
             elif implied > base + _STEP_US:
-                self._late_min = implied if not self._late else min(self._late_min, implied)
                 self._late += 1
                 if self._late >= _STEP_BLOCKS:
-                    base = self._late_min
+                    base = implied
                     self._late = 0
             else:
                 self._late = 0

@@ -10,8 +10,6 @@ class BoardBase:
     name = "unknown"          # one of lwproto.const.BOARD_NAMES
     sensors = 0               # lwproto.const.SENSOR_* bits present on this board
     capabilities = 0          # lwproto.const.CAP_* bits
-    stamp_error_us = 0        # how far off the node's dating of a block may be beyond its clock
-                              # (clock.SampleTimeline), added to the error every frame states
 
     def __init__(self, config):
         self.config = config

@@ -9,6 +9,7 @@ import time
 import machine
 import micropython
 import network
+from micropython import const
 
 from lwproto.const import (CLOCK_GPS_PPS, CLOCK_NONE, CLOCK_NTP, CAP_DEEP_SLEEP, CAP_PPS,
                            CAP_VIPER, CLOCK_ERROR_MAX_US, SENSOR_ACCEL, SENSOR_BATTERY,
@@ -22,6 +23,10 @@ EPOCH_2000_US = 946684800 * 1000000   # 1970-01-01 to 2000-01-01
 NTP_RESYNC_MS = 3600000
 NTP_DRIFT_PPM = 50
 FAST_FEED_ERROR_US = 2000     # what hal/unix states for the same virtual clock
+# The sampling task reads a block when the loop lets it, behind the I2S buffer; the node's
+# timeline follows the earliest block stamps (clock.SampleTimeline), within a millisecond,
+# and every frame's clock error says so.
+_STAMP_US = const(1000)
 
 
 def rtc_epoch_offset_us():
@@ -34,9 +39,6 @@ class McuBoard(BoardBase):
     highest_gpio = 29
     pps_hard_irq = False     # whether Pin.irq(hard=True) runs in the real interrupt here
     pps_error_us = 100       # how late the PPS handler reads ticks_us, worst case
-    # The sampling task reads a block when the loop lets it, behind the I2S buffer; the
-    # timeline follows the earliest stamps (clock.SampleTimeline), within a millisecond.
-    stamp_error_us = 1000
     board_hardware = {}  # type: dict  # board-specific defaults of the "hardware" section
     sensors = SENSOR_MIC | SENSOR_BATTERY
     capabilities = CAP_VIPER | CAP_DEEP_SLEEP
@@ -195,12 +197,12 @@ class McuBoard(BoardBase):
         if self.gps is not None:
             fix = self.gps.time_us(time.ticks_us())
             if fix is not None:
-                return (fix[0], CLOCK_GPS_PPS, min(fix[1], CLOCK_ERROR_MAX_US))
+                return (fix[0], CLOCK_GPS_PPS, min(fix[1] + _STAMP_US, CLOCK_ERROR_MAX_US))
         if self._ntp is not None:
             offset, error, synced = self._ntp
             age_s = time.ticks_diff(time.ticks_ms(), synced) // 1000
             error += age_s * NTP_DRIFT_PPM
-            return (self._rtc_us() + offset, CLOCK_NTP, min(error, CLOCK_ERROR_MAX_US))
+            return (self._rtc_us() + offset, CLOCK_NTP, min(error + _STAMP_US, CLOCK_ERROR_MAX_US))
         return (self._rtc_us(), CLOCK_NONE, CLOCK_ERROR_MAX_US)
 
     def _sync_ntp(self):

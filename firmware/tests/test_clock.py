@@ -4,8 +4,6 @@ from lwproto.const import CLOCK_ERROR_MAX_US, CLOCK_NONE, CLOCK_NTP
 
 
 class FakeBoard:
-    stamp_error_us = 0
-
     def __init__(self):
         self.now = 1_000_000_000
         self.reported = (CLOCK_NTP, 1000)
@@ -42,14 +40,6 @@ def test_board_that_knows_its_sync_time_is_believed():
     board = FakeBoard()
     board.clock_synced_us = lambda: board.now - 20_000_000   # synced 20 s ago
     assert Clock(board, drift_ppm=10).quality() == (CLOCK_NTP, 1200)
-
-
-def test_the_boards_stamp_allowance_is_added_to_what_every_frame_states():
-    board = FakeBoard()
-    board.stamp_error_us = 1000
-    assert Clock(board).quality() == (CLOCK_NTP, 2000)
-    board.reported = (CLOCK_NONE, 0)
-    assert Clock(board).quality() == (CLOCK_NONE, CLOCK_ERROR_MAX_US)
 
 
 def test_timeline_dates_a_sample_from_its_block_stamp():

@@ -28,6 +28,9 @@ from statistics import NormalDist
 from linewatch.emulator.nodeclock import _unit
 
 I2S_BUFFER_US = 96_000
+# What the esp32/rp2 boards add to their clock error for dating a block (firmware/hal/mcu.py
+# _STAMP_US): the node's timeline follows the earliest stamps, within a millisecond.
+STAMP_ERROR_US = 1000
 LONG_STALL_US = (100_000, 500_000)
 BLOCK_US = 32_000                    # 512 samples at 16 kHz
 _STANDARD = NormalDist()

@@ -24,6 +24,7 @@ import numpy as np
 
 from linewatch.emulator import profiles as pr
 from linewatch.emulator import world as w
+from linewatch.emulator.boards import STAMP_ERROR_US
 from linewatch.emulator.hearing import DETECTION_GAIN_DB, impulse_paths
 from linewatch.emulator.propagation import DETECTION_SNR_DB
 from linewatch.emulator.sources import Impulse
@@ -32,7 +33,6 @@ from lwnode.clock import SampleTimeline
 from lwproto.const import CLOCK_ERROR_MAX_US
 
 FIRMWARE_DRIFT_PPM = 50          # firmware/clock.py: the allowance added since the last sync
-STAMP_ERROR_US = 1000            # firmware/hal/mcu.py: what a board states for dating blocks
 RATE = 16_000
 BLOCK = 512
 PREROLL_BLOCKS = 32              # a second of blocks before the arrival's

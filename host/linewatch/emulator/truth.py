@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 from linewatch.emulator import propagation
+from linewatch.emulator.boards import STAMP_ERROR_US
 from linewatch.emulator.crossings import track_crossings
 from linewatch.emulator.hearing import audience
 from linewatch.emulator.scenario import Scenario
 from linewatch.emulator.sources import ClockFault, Impulse, NodeFault, Outage, Tamper, Track
 from linewatch.emulator.world import World, segment_at
-
-STAMP_ERROR_US = 1000            # what a board that stamps blocks late states (firmware/hal/mcu.py)
 
 TRUTH_VERSION = 2      # 2: reached_by, not_heard, best_snr_db, partner, crossings, node clock error
 
@@ -43,7 +42,7 @@ def _us(world: World, time_s: float) -> int:
 
 def _node(n, start_us: int, end_us: int) -> dict:
     # the largest clock error its frames state during the run (boards that stamp blocks
-    # late add their allowance: virtual_node.STAMP_ERROR_US)
+    # late add their allowance: boards.STAMP_ERROR_US)
     allowance = 0 if n.board.stamps.exact else STAMP_ERROR_US
     return {"id": n.id, "segment": n.segment, "row": n.row, "lat": round(n.lat, 7),
             "lon": round(n.lon, 7), "reported_lat": round(n.reported_lat, 7),

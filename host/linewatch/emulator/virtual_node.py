@@ -25,11 +25,12 @@ from lwnode import bootcount, config as node_config
 from lwnode.boot import self_test
 from lwnode.hal import sim
 from lwnode.node import Node
-from lwproto.const import CLOCK_ERROR_MAX_US
+from lwproto.const import CLOCK_ERROR_MAX_US, CLOCK_NONE
 
 from linewatch import keys
 from linewatch.emulator import vclock
 from linewatch.emulator.air import Air
+from linewatch.emulator.boards import STAMP_ERROR_US
 from linewatch.emulator.radio import LinkWriter, Radio, open_link
 from linewatch.emulator.nodeclock import CLOCK_SOURCE_CODES
 from linewatch.emulator.synth import SAMPLE_RATE
@@ -38,7 +39,6 @@ from linewatch.emulator.world import Node as WorldNode
 log = logging.getLogger("linewatch.emulator.node")
 
 AUDIO_BLOCK = 512
-STAMP_ERROR_US = 1000            # firmware/hal/mcu.py McuBoard.stamp_error_us
 # Accelerometer readings (milli-g) a tamper action produces, read once per audio block.
 SHAKE = ((0, 0, 1000), (650, -550, 1300))
 MOVED = (0, 720, 690)            # tilted ~46 degrees
@@ -90,9 +90,8 @@ class VirtualBoard(sim.Board):
         self.air = air
         self._readings = 0
         self._field_clock = world_node.clock.dynamic
-        if not world_node.board.stamps.exact:
-            # what the esp32/rp2 boards state for dating a block (firmware/hal/mcu.py)
-            self.stamp_error_us = STAMP_ERROR_US
+        # what the esp32/rp2 boards add for dating a block (firmware/hal/mcu.py)
+        self._stamp_allowance = 0 if world_node.board.stamps.exact else STAMP_ERROR_US
         self.run_clock = clock
         self.broker = broker
         self._on_reset = on_reset
@@ -162,10 +161,14 @@ class VirtualBoard(sim.Board):
         return self.run_clock.now_us()
 
     def clock(self):
-        if not self._field_clock:
-            return self.clock_quality
-        source, error = self.world_node.clock.reported(self.run_clock.now_us())
-        return CLOCK_SOURCE_CODES[source], error
+        if self._field_clock:
+            name, error = self.world_node.clock.reported(self.run_clock.now_us())
+            source = CLOCK_SOURCE_CODES[name]
+        else:
+            source, error = self.clock_quality
+        if source != CLOCK_NONE and self._stamp_allowance:
+            error = min(CLOCK_ERROR_MAX_US, error + self._stamp_allowance)
+        return source, error
 
     def clock_synced_us(self):
         """Node time of the board's last sync (firmware/clock.py adds its drift since)."""
