@@ -35,6 +35,7 @@ from lwproto import topic as topics
 from lwproto.const import BIRTH as BIRTH_FRAME
 from lwproto.const import CLOCK_ERROR_MAX_US
 
+from linewatch.emulator.boardview import WorldBoard
 from linewatch.emulator.runner import FALSE_ALARM_SPAN_S, TAMPER_PAD_S, _array, _merge, _with_knocks
 from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
 from linewatch.emulator.scenario import Scenario
@@ -71,15 +72,18 @@ class SteppedClock:
         return (self.now - self.start_utc_us) / 1e6
 
 
-class _Board(sim.Board):
-    """The sim board with the world's node clock, battery and air, and no audio queue or
-    network: the run hands audio to the detector itself and takes frames from the queue."""
+class _Board(WorldBoard, sim.Board):
+    """The sim board with the world's node clock, battery and air (boardview.WorldBoard, as
+    the full tier's board), and no audio queue or network: the run hands audio to the
+    detector itself and takes frames from the queue."""
 
-    def __init__(self, cfg, world_node: WorldNode, clock: SteppedClock, storage: str, temperature_c: float) -> None:
+    def __init__(self, cfg, world_node: WorldNode, clock: SteppedClock, storage: str, temperature_c: float,
+                 air=None) -> None:
         source = world_node.clock.source_code
         error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
         super().__init__(cfg, storage=storage, clock_quality=(source, error))
         self.world_node, self.run_clock, self.temperature = world_node, clock, temperature_c
+        self._init_world(world_node, air)
         self.stamp: int | None = None
         self.tamper: tuple[str, int, int] | None = None
         self._shake = 0
@@ -104,6 +108,12 @@ class _Board(sim.Board):
 
     def ticks_us(self) -> int:
         return self.run_clock.now
+
+    def _true_now_us(self) -> int:
+        return self.run_clock.now
+
+    def _elapsed_s(self) -> float:
+        return self.run_clock.elapsed_s()
 
     def battery_mv(self) -> int:
         return self.world_node.battery.millivolts_at(self.run_clock.elapsed_s())
@@ -173,7 +183,8 @@ class DirectRun:
         folder.mkdir(parents=True, exist_ok=True)
         config = node_config.parse(node_config_dict(wn, self.master_key, ("127.0.0.1", 1), str(folder),
                                                     self.scenario.heartbeat_s))
-        board = _Board(config, wn, self.clock, str(folder), self.world.environment.temperature_c)
+        board = _Board(config, wn, self.clock, str(folder), self.world.environment.temperature_c,
+                       self.world.air)
         old = self.nodes.get(wn.id)
         if old is not None:
             board.tamper = old.board.tamper
@@ -289,7 +300,8 @@ class DirectRun:
             n = len(piece)
             index = self.index[node_id]
             self.clock.now = start_us + (at + n) * 1_000_000 // SAMPLE_RATE
-            board.stamp = window.node_start_us + (i + n) * 1_000_000 // SAMPLE_RATE
+            board.stamp = board.block_stamp(window.node_start_us + (i + n) * 1_000_000 // SAMPLE_RATE,
+                                            window.true_start_us + (i + n) * 1_000_000 // SAMPLE_RATE)
             node.timeline.mark(index + n, board.stamp)
             found = node.detector.feed_audio(_array(piece), index, n)
             board.stamp = None

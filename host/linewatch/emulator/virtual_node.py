@@ -25,14 +25,13 @@ from lwnode import bootcount, config as node_config
 from lwnode.boot import self_test
 from lwnode.hal import sim
 from lwnode.node import Node
-from lwproto.const import CLOCK_ERROR_MAX_US, CLOCK_NONE
+from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch import keys
 from linewatch.emulator import vclock
 from linewatch.emulator.air import Air
-from linewatch.emulator.boards import STAMP_ERROR_US
+from linewatch.emulator.boardview import WorldBoard
 from linewatch.emulator.radio import LinkWriter, Radio, open_link
-from linewatch.emulator.nodeclock import CLOCK_SOURCE_CODES
 from linewatch.emulator.synth import SAMPLE_RATE
 from linewatch.emulator.world import Node as WorldNode
 
@@ -77,7 +76,7 @@ class _Writer:
         return getattr(self._writer, name)
 
 
-class VirtualBoard(sim.Board):
+class VirtualBoard(WorldBoard, sim.Board):
     def __init__(self, cfg, world_node: WorldNode, clock: vclock.RunClock, storage: str,
                  broker: tuple[str, int], on_reset: Callable[[], None],
                  on_log: Callable[[int, str], None] | None = None,
@@ -86,12 +85,7 @@ class VirtualBoard(sim.Board):
         source = world_node.clock.source_code
         error = min(CLOCK_ERROR_MAX_US, int(world_node.clock.error_estimate_us))
         super().__init__(cfg, storage=storage, clock_quality=(source, error))
-        self.world_node = world_node
-        self.air = air
-        self._readings = 0
-        self._field_clock = world_node.clock.dynamic
-        # what the esp32/rp2 boards add for dating a block (firmware/hal/mcu.py)
-        self._stamp_allowance = 0 if world_node.board.stamps.exact else STAMP_ERROR_US
+        self._init_world(world_node, air)
         self.run_clock = clock
         self.broker = broker
         self._on_reset = on_reset
@@ -138,15 +132,8 @@ class VirtualBoard(sim.Board):
         # after mic_read returns): the node time of the sample after the block's last one,
         # plus how late the board's sampling task reads it (boards.StampTiming).
         elapsed_us = self._offset * 1_000_000 // SAMPLE_RATE
-        if self._field_clock and true_start_us is not None:
-            true_end = true_start_us + elapsed_us
-            self._stamp = self.world_node.clock.node_time_us(true_end)
-        else:
-            true_end = self.run_clock.now_us()
-            self._stamp = start_us + elapsed_us
-        stamps = self.world_node.board.stamps
-        if not stamps.exact:
-            self._stamp += stamps.delay_us(true_end)
+        self._stamp = self.block_stamp(start_us + elapsed_us,
+                                       None if true_start_us is None else true_start_us + elapsed_us)
         if self._offset >= len(samples):
             self._current = None
         return n
@@ -160,33 +147,11 @@ class VirtualBoard(sim.Board):
     def ticks_us(self) -> int:
         return self.run_clock.now_us()
 
-    def clock(self):
-        if self._field_clock:
-            name, error = self.world_node.clock.reported(self.run_clock.now_us())
-            source = CLOCK_SOURCE_CODES[name]
-        else:
-            source, error = self.clock_quality
-        if source != CLOCK_NONE and self._stamp_allowance:
-            error = min(CLOCK_ERROR_MAX_US, error + self._stamp_allowance)
-        return source, error
+    def _true_now_us(self) -> int:
+        return self.run_clock.now_us()
 
-    def clock_synced_us(self):
-        """Node time of the board's last sync (firmware/clock.py adds its drift since)."""
-        if not self._field_clock:
-            return None
-        clock = self.world_node.clock
-        synced = clock.synced_true_us(self.run_clock.now_us())
-        return None if synced is None else clock.node_time_us(synced)
-
-    def temperature_c(self):
-        if self.air is None:
-            return self.temperature
-        node = self.world_node
-        t_s = self.run_clock.elapsed_s()
-        self._readings += 1
-        return node.board.thermometer.reading_c(
-            float(self.air.temperature_at(node.lat, node.lon, t_s)),
-            float(self.air.sun(t_s, node.lon)), self._readings)
+    def _elapsed_s(self) -> float:
+        return self.run_clock.elapsed_s()
 
     def accel_read(self):
         if self.tamper is None:
