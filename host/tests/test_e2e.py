@@ -112,6 +112,11 @@ def test_faults_reach_the_commission(run):
     # and shakes 0x0103 at 25 s
     assert any(i["class"] == "tamper" and 0x0103 in i["nodes"] for i in run["incidents"])
     assert run["summary"].left_in_queues == 0
+    # and the aggregator's own log (journalctl's view) tells each of these, in words
+    log = run["desk"].log_tail(chars=10**7)
+    assert "node 0x0202 died (boot 1)" in log and "node 0x0202 born: boot 2" in log
+    assert "node 0x0103: online -> tampered" in log
+    assert "incident formed: " in log and " UTC explosion, located at " in log
 
 
 def test_same_seed_same_truth():

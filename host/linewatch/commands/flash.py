@@ -20,8 +20,10 @@ def register(sub) -> None:
     p.add_argument("--broker", help="host:port of the broker as seen from here (default: the config's)")
     p.add_argument("--credentials", type=Path,
                    help="broker credentials to watch for the birth (default: provisioned/broker/commission.json)")
-    p.add_argument("--self-test-timeout", type=float, default=60.0)
-    p.add_argument("--birth-timeout", type=float, default=60.0)
+    p.add_argument("--self-test-timeout", type=float, default=60.0,
+                   help="seconds to wait for the board's self-test line after the reset (default 60)")
+    p.add_argument("--birth-timeout", type=float, default=60.0,
+                   help="seconds to wait for the node's birth frame on the broker (default 60)")
     p.add_argument("--timeout", type=float, default=30.0, help="limit for each mpremote call, seconds")
     p.set_defaults(func=run)
 

@@ -9,7 +9,7 @@ import getpass
 import json
 import sys
 
-from linewatch.commission import config as cfg
+from linewatch.commission import config as cfg, wording
 from linewatch.commission.incidents import STATUSES, incident_dicts, set_status
 from linewatch.commission.store import StoreError, open_store
 
@@ -18,13 +18,16 @@ def register(sub) -> None:
     p = sub.add_parser("incidents", help="list, export and judge incidents")
     cfg.add_arguments(p)
     inc = p.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
-    inc.add_parser("list", help="one line per incident").set_defaults(func=cmd_list)
+    ls = inc.add_parser("list", help="one line per incident: time, class, how it was placed, nodes, side"
+                                     " (named as [fusion] sides says) with its probability, status")
+    ls.add_argument("--all", action="store_true", help="also the withdrawn ones (reports joined other incidents)")
+    ls.set_defaults(func=cmd_list)
     ex = inc.add_parser("export", help="JSON lines, one incident per line")
     ex.add_argument("file", help="output file ('-' for stdout)")
     ex.set_defaults(func=cmd_export)
     st = inc.add_parser("set-status", help="confirm or dismiss an incident")
-    st.add_argument("incident")
-    st.add_argument("status", choices=STATUSES)
+    st.add_argument("incident", help="incident id as `incidents list` shows it, like I-000001")
+    st.add_argument("status", choices=STATUSES, help="the commission's judgement: " + ", ".join(STATUSES))
     st.add_argument("--note", default="", help="why (kept in the evidence log)")
     st.add_argument("--who", default=getpass.getuser(), help="who decides (default: this user)")
     st.set_defaults(func=cmd_set_status)
@@ -32,6 +35,7 @@ def register(sub) -> None:
 
 def _store(args, readonly: bool):
     config = cfg.from_args(args)
+    args.sides = tuple(config.fusion.sides)
     return open_store(config.store.target, config.store.synchronous, readonly=readonly)
 
 
@@ -49,9 +53,11 @@ def _run(fn, args, readonly: bool = True) -> int:
 
 def cmd_list(args) -> int:
     def list_(store, args) -> int:
-        for d in incident_dicts(store):
-            print(f"{d['id']:>12} {d['status']:10} {d.get('class', d.get('event_class', '?')):12} side={d.get('side', '?')} "
-                  f"lat={d.get('lat', '?')} lon={d.get('lon', '?')}")
+        found = sorted(incident_dicts(store), key=lambda d: (d.get("time_utc_us") or 0, str(d["id"])))
+        if not args.all:
+            found = [d for d in found if d["status"] != "withdrawn"]
+        for line in wording.table(found, args.sides):
+            print(line)
         return 0
     return _run(list_, args)
 
@@ -75,7 +81,11 @@ def cmd_set_status(args) -> int:
         try:
             old = set_status(store, args.incident, args.status, args.note, args.who)
         except KeyError:
-            print(f"linewatch incidents: no incident {args.incident!r}", file=sys.stderr)
+            print(f"linewatch incidents: no incident {args.incident!r} (ids look like I-000001:"
+                  " see `linewatch incidents list`)", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            print(f"linewatch incidents: {exc}", file=sys.stderr)
             return 1
         print(f"incident {args.incident}: {old} -> {args.status}")
         return 0

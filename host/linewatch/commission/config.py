@@ -94,6 +94,9 @@ class FusionConfig:
     # Wind for the fix (speed, and the compass bearing it blows FROM, as a met station reports).
     wind_speed_mps: float = 0.0
     wind_from_deg: float = 0.0
+    # What the commission calls each side of the line: [left, right] as the vertices are drawn
+    # (the parties' names, say). Used wherever an incident is told to a person.
+    sides: tuple[str, ...] = ("side A", "side B")
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,9 @@ def validate(config: Config) -> Config:
     if not (0 <= f.wind_speed_mps <= 60 and 0 <= f.wind_from_deg <= 360):
         raise ConfigError("config: [fusion] wind_speed_mps must be in 0..60 m/s and wind_from_deg in 0..360, "
                           "got %r, %r" % (f.wind_speed_mps, f.wind_from_deg))
+    if not (len(f.sides) == 2 and all(isinstance(s, str) and s.strip() for s in f.sides)):
+        raise ConfigError("config: [fusion] sides must be two names, [left, right] of the line, got %r"
+                          % (f.sides,))
     line = f.line
     if line:
         if len(line) < 2 or not all(_is_point(p) for p in line):

@@ -10,16 +10,19 @@ import time
 
 from linewatch.commission.evidence import commission_entry
 from linewatch.commission.store import Batch
+from linewatch.commission.wording import withdrawn
 
 STATUSES = ("new", "confirmed", "dismissed")
 
 
 def incident_dicts(store) -> list[dict]:
+    """Every incident's latest version with the commission's status; one whose reports all
+    joined other incidents has the status "withdrawn"."""
     out = []
     for incident_id, status, updated_us, body in store.incidents():
         d = json.loads(body)
         d["id"] = d.get("id", incident_id)
-        d["status"] = status
+        d["status"] = "withdrawn" if withdrawn(d) else status
         d["updated_us"] = updated_us
         out.append(d)
     return out
@@ -32,6 +35,9 @@ def set_status(store, incident_id: str, status: str, note: str, who: str) -> str
     known = store.incident_get(incident_id)
     if known is None:
         raise KeyError(incident_id)
+    if withdrawn(json.loads(known[3])):
+        raise ValueError(f"incident {incident_id} was withdrawn (its reports joined other incidents):"
+                         " judge those instead")
     at = time.time_ns() // 1000
     entry = commission_entry("incident_status", 0, {"incident": incident_id, "old": known[1],
                                                     "new": status, "note": note}, who=who, at_us=at)

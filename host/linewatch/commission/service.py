@@ -35,6 +35,7 @@ from linewatch.commission.fusionhook import make_fusion
 from linewatch.commission.health import HealthTracker
 from linewatch.commission.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
 from linewatch.commission.mqtt import MqttLink
+from linewatch.commission.oplog import OperatorLog
 from linewatch.commission.quarantine import Quarantine
 from linewatch.commission.registry import Registry
 from linewatch.commission.store import (
@@ -49,6 +50,7 @@ from linewatch.commission.store import (
 
 log = logging.getLogger("linewatch.aggregator")
 RESEND_ACK = ("replay", "given_up")
+LIFE = (const.BIRTH, const.DEATH)        # frames that change a node's life: told in the log
 
 
 # A checked round: (batch to commit, accepted frames, health changes, (node, boot) streams).
@@ -73,6 +75,7 @@ class Aggregator:
         self.boot = 0
         self.link: MqttLink | None = None
         self.fusion = make_fusion(config)
+        self.oplog = OperatorLog(log, tuple(config.fusion.sides))
         self.rounds = 0
         self.frames_committed = 0
         self._in_flight: tuple[asyncio.Future, Checked] | None = None
@@ -312,8 +315,11 @@ class Aggregator:
         return self.store.commit(batch)
 
     def _after_commit(self, accepted: list[Accepted], ids: list[int], changes: list) -> None:
+        for result in accepted:
+            if result.frame.ftype in LIFE:
+                self.oplog.frame(result.frame)
         for change in changes:
-            log.info("node 0x%04x: %s -> %s (%s)", change.node, change.old, change.new, change.why)
+            self.oplog.health(change)
             self.alerter.node_state(change)
         if self.fusion is None:
             return
@@ -331,17 +337,20 @@ class Aggregator:
             return
         batch = batch or Batch()
         alerts = []
+        first = set()
         for incident in incidents:
             incident_id = str(incident.get("id"))
             known = self.store.incident_get(incident_id)
             status = known[1] if known else str(incident.get("status", "new"))
             batch.incidents[incident_id] = (status, now_us(), json.dumps(incident, sort_keys=True))
             if known is None:
+                first.add(incident_id)
                 batch.evidence.append(commission_entry("incident", 0, {"incident": incident_id, "status": status}))
             if known is None or (alert_known and known[3] != batch.incidents[incident_id][2]):
                 alerts.append(incident)
         self.store.commit(batch)
         for incident in alerts:
+            self.oplog.incident(incident, first=str(incident.get("id")) in first)
             self.alerter.incident(incident)
 
     # -- a segment owner's results (cluster mode) --
@@ -385,6 +394,7 @@ class Aggregator:
             self._flush_acks()
         if now >= t.health_at:
             t.health_at = now + self.config.health.tick_s
+            self.oplog.flush()
             changes = self.health.tick(now_us())
             if changes:
                 self._commit(Batch(), changes)

@@ -1,11 +1,13 @@
 """The whole chain on one machine, in real time: a private Mosquitto, the aggregator (the real
 `linewatch aggregator`, a child process), and an emulated segment playing a bundled scenario.
 
-What the newcomer sees is what crosses the broker, watched by a plain subscriber: a line per
-second with the frames that flowed (verified with each node's key), one line per detection,
-node health changes and incidents as the aggregator publishes them on its alerts topic, and
-at the end the score against the ground truth. Everything started is stopped on the way out,
-also on Ctrl-C or an error.
+What the newcomer sees is what crosses the broker, watched by a plain subscriber, in an
+operator's words (linewatch.commission.wording): which side of the line is which and what the
+ways of placing an incident mean, said once; the nodes coming up; a line of traffic figures
+every 10 s (frames verified with each node's key); node health changes; each incident once
+when it forms and once when it settles; at the end a summary of what the commission saw and
+the score against the ground truth. Everything started is stopped on the way out, also on
+Ctrl-C, SIGTERM or an error.
 """
 from __future__ import annotations
 
@@ -26,11 +28,22 @@ from linewatch import keys
 from linewatch.emulator import scenario as sc, vclock
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, Runner, prepare
-from linewatch.emulator.score import format_text, score, withdrawn
+from linewatch.emulator.score import format_text, score
+from linewatch.commission import config as cfg, wording
 from linewatch.commission.mqtt import MqttLink
+from linewatch.fusion.config import FusionConfig
 from linewatch.mosquitto import Mosquitto
 
 ALERTS_FILTER = topics.ALERTS + "/#"
+
+
+FORM_DELAY_S = 2.0         # an incident is announced once it has stood this long (early
+                           # incidents are often merged into others within a second)
+TALLY_EVERY_S = 10.0       # one line of traffic figures this often
+BIRTHS_TOGETHER_S = 1.0
+# An incident settles (is final) once no later report can belong to it: the sound's longest
+# way between nodes, then fusion's lateness allowance.
+SETTLE_S = FusionConfig().max_baseline_m / 340.0 + FusionConfig().lateness_us / 1e6
 
 
 @dataclass
@@ -38,20 +51,31 @@ class Watch:
     """What the demo's subscriber saw."""
     frames: Counter = field(default_factory=Counter)
     refused: int = 0
-    incidents: dict = field(default_factory=dict)
+    detections: int = 0
+    incidents: dict = field(default_factory=dict)        # id -> latest alert
     node_states: list = field(default_factory=list)
+    nodes_up: set = field(default_factory=set)
+    reboots: int = 0
 
 
 class Viewer:
-    """Subscribes to every node topic and the alerts; prints what happens, rate-limited."""
+    """Subscribes to every node topic and the alerts; tells what happens in a few lines: node
+    births together, traffic every TALLY_EVERY_S, health changes, and each incident twice: when
+    it forms (once it has stood FORM_DELAY_S) and when it settles (final)."""
 
-    def __init__(self, broker: tuple[str, int], master: bytes, out: TextIO, started: float) -> None:
+    def __init__(self, broker: tuple[str, int], master: bytes, out: TextIO, started: float,
+                 sides: tuple[str, str] = wording.DEFAULT_SIDES) -> None:
         self.link = MqttLink("linewatch-demo-viewer", broker[0], broker[1], clean_session=True)
         self.master = master
         self.out = out
         self.started = started
+        self.sides = sides
         self.watch = Watch()
-        self._second: Counter = Counter()
+        self._tally: Counter = Counter()
+        self._births: list[tuple[int, int]] = []
+        self._last_birth = 0.0
+        self._pending: dict[str, float] = {}                # incident id -> first seen (monotonic)
+        self._told: dict[str, str] = {}                     # incident id -> "formed" | "settled" | "withdrawn"
         self._keys: dict[int, bytes] = {}
 
     def say(self, text: str) -> None:
@@ -62,25 +86,28 @@ class Viewer:
         await self.link.connect(retries=10, delay_s=0.5)
         await self.link.subscribe(topics.uplink_filter(), qos=0)
         await self.link.subscribe(ALERTS_FILTER, qos=0)
-        next_line = time.monotonic() + 1.0
+        next_tally = time.monotonic() + TALLY_EVERY_S
         try:
             while not stop.is_set():
                 await self.link.wait(timeout=0.2)
                 for topic, payload, _ in self.link.take(10_000):
                     self._show(topic, payload)
-                if time.monotonic() >= next_line:
-                    next_line += 1.0
-                    self._summary()
+                self._flush_births()
+                self._announce(time.monotonic())
+                if time.monotonic() >= next_tally:
+                    next_tally += TALLY_EVERY_S
+                    self._tally_line()
         finally:
+            self._flush_births(force=True)
+            self._announce(float("inf"))
             await self.link.disconnect()
 
-    def _summary(self) -> None:
-        if not self._second:
+    def _tally_line(self) -> None:
+        if not self._tally:
             return
-        total = sum(self.watch.frames.values())
-        parts = ", ".join("%d %s" % (n, kind) for kind, n in sorted(self._second.items()))
-        self.say("frames this second: %s  (all: %d verified, %d refused)" % (parts, total, self.watch.refused))
-        self._second.clear()
+        parts = ", ".join("%d %s" % (n, kind) for kind, n in sorted(self._tally.items()))
+        self.say("last %.0f s: frames verified with their nodes' keys: %s" % (TALLY_EVERY_S, parts))
+        self._tally.clear()
 
     def _show(self, topic: str, payload: bytes) -> None:
         if topic.startswith(topics.ALERTS + "/"):
@@ -95,13 +122,29 @@ class Viewer:
             return
         name = f.type_name()
         self.watch.frames[name] += 1
-        self._second[name] += 1
+        self._tally[name] += 1
         if f.ftype == const.EVENT:
-            v = f.fields()
-            self.say("node 0x%04x reports %s (confidence %.2f, %.0f dB above its noise)"
-                     % (f.node, const.CLASS_NAMES[v["event_class"]], v["confidence"], v["snr_db"]))
-        elif f.ftype in (const.BIRTH, const.DEATH):
-            self.say("node 0x%04x %s (boot %d)" % (f.node, name, f.boot))
+            self.watch.detections += 1
+        elif f.ftype == const.BIRTH:
+            self._births.append((f.node, f.boot))
+            self._last_birth = time.monotonic()
+        elif f.ftype == const.DEATH:
+            self.say("node 0x%04x went silent (its last will, boot %d)" % (f.node, f.boot))
+
+    def _flush_births(self, force: bool = False) -> None:
+        """Births that came together (within BIRTHS_TOGETHER_S of each other) in one line."""
+        if not self._births or (not force and time.monotonic() - self._last_birth < BIRTHS_TOGETHER_S):
+            return
+        again = [(n, b) for n, b in self._births if n in self.watch.nodes_up]
+        first = sorted(n for n, _ in self._births if n not in self.watch.nodes_up)
+        if first:
+            self.say("%s up (birth frames verified): %s" % (
+                wording.plural(len(first), "node"), " ".join("0x%04x" % n for n in first)))
+        for node, boot in again:
+            self.watch.reboots += 1
+            self.say("node 0x%04x up again (boot %d)" % (node, boot))
+        self.watch.nodes_up.update(n for n, _ in self._births)
+        self._births.clear()
 
     def _alert(self, topic: str, payload: bytes) -> None:
         try:
@@ -112,20 +155,52 @@ class Viewer:
             self.watch.node_states.append(alert)
             self.say("health: node %s %s -> %s (%s)" % (alert.get("node"), alert.get("old"),
                                                         alert.get("new"), alert.get("why")))
-        elif alert.get("kind") == "incident":
-            before = self.watch.incidents.get(alert.get("id"))
-            self.watch.incidents[alert.get("id")] = alert
-            if before is None or before.get("fix") != alert.get("fix"):
-                self.say("incident %s: %s" % (alert.get("id"), describe_incident(alert)))
+        elif alert.get("kind") == "incident" and alert.get("id"):
+            self.watch.incidents[alert["id"]] = alert
+            self._pending.setdefault(alert["id"], time.monotonic())
+
+    def _announce(self, now: float) -> None:
+        """The formed / settled / withdrawn lines that are due."""
+        for incident_id, first_seen in sorted(self._pending.items(), key=lambda kv: kv[1]):
+            incident = self.watch.incidents[incident_id]
+            told = self._told.get(incident_id)
+            if wording.withdrawn(incident):
+                if told in ("formed", "settled"):
+                    self.say("%s withdrawn: its reports joined other incidents" % incident_id)
+                self._told[incident_id] = "withdrawn"
+            elif incident.get("provisional") is False and told != "settled":
+                self.say("%s: %s" % ("settled" if told else "formed and settled", describe_incident(incident, self.sides)))
+                self._told[incident_id] = "settled"
+            elif told is None and now - first_seen >= FORM_DELAY_S:
+                self.say("formed: %s" % describe_incident(incident, self.sides))
+                self._told[incident_id] = "formed"
+
+    def summary(self, scenario_s: float) -> str:
+        """What the commission saw, in an operator's words."""
+        w = self.watch
+        kept = [i for i in w.incidents.values() if not wording.withdrawn(i)]
+        kept.sort(key=lambda i: (i.get("time_utc_us") or 0, str(i.get("id"))))
+        kinds = Counter(wording.fix_words({**i, "lat": None}) for i in kept)
+        lines = ["", "What the commission saw in %.0f s:" % scenario_s,
+                 "  %s reporting, %s verified, %d refused; %s reported by nodes"
+                 % (wording.plural(len(w.nodes_up), "node"), wording.plural(sum(w.frames.values()), "frame"),
+                    w.refused, wording.plural(w.detections, "detection")),
+                 "  node health: %s" % ("; ".join("%s %s -> %s" % (a.get("node"), a.get("old"), a.get("new"))
+                                                  for a in w.node_states) or "no changes")]
+        lines.append("  %s (%s)%s" % (
+            wording.plural(len(kept), "incident"), ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())) or "none",
+            "; %d more were withdrawn as their reports joined these (their ids are not reused)"
+            % (len(w.incidents) - len(kept)) if len(w.incidents) > len(kept) else ""))
+        lines += ["    " + line for line in wording.table(kept, self.sides)]
+        still_open = sum(1 for i in kept if i.get("provisional") is not False)
+        if still_open:
+            lines.append("  %d of them still open when the run ended: an incident settles about %.0f s after"
+                         " its first report, when no later report can still belong to it" % (still_open, SETTLE_S))
+        return "\n".join(lines) + "\n"
 
 
-def describe_incident(i: dict) -> str:
-    if withdrawn(i):
-        return "%s, withdrawn: its reports now belong to other incidents" % i.get("class")
-    where = ("at %.5f, %.5f" % (i["lat"], i["lon"])) if i.get("lat") is not None else "position unknown"
-    side = {"L": "left", "R": "right"}.get(i.get("side") or "", "undecided")
-    return "%s, fix %s, %s, side of the line: %s, %d nodes" % (
-        i.get("class"), i.get("fix"), where, side, len(i.get("nodes") or ()))
+def describe_incident(i: dict, sides: tuple[str, str] = wording.DEFAULT_SIDES) -> str:
+    return wording.describe(i, sides)
 
 
 def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path | None = None,
@@ -144,18 +219,25 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
         world, truth = prepare(scenario, real_time=True)
         address = (broker.host, broker.port)
         desk = Commission.prepare(folder / "commission", world, address)
+        fusion = cfg.load(desk.config_path).fusion
+        sides = tuple(fusion.sides)
         out.write("LineWatch demo: scenario %r, %d nodes in %d segments, %.0f s in real time\n"
                   "  broker     Mosquitto on %s:%d (private)\n"
                   "  commission linewatch aggregator, registry and master key in %s\n"
+                  "  the line   %s (names from [fusion] sides)\n"
+                  "How each incident was placed:\n%s\n\n"
                   % (scenario.name, len(world.nodes), len(world.segments), scenario.duration_s,
-                     broker.host, broker.port, desk.folder))
+                     broker.host, broker.port, desk.folder, wording.side_legend(fusion.line, sides),
+                     wording.LEGEND))
         desk.start_aggregator()
         options = RunOptions(address, folder / "nodes", desk.master_key, virtual=False,
                              drain_s=drain_s, progress=False)
-        viewer = Viewer(address, desk.master_key, out, started)
+        viewer = Viewer(address, desk.master_key, out, started, sides)
         summary = vclock.run(lambda: _play(Runner(scenario, world, options), viewer))
         code = desk.stop_aggregator()
-        out.write("\n%s\naggregator stopped (exit %s)\n\n" % (summary.text(), code))
+        out.write(viewer.summary(scenario.duration_s))
+        out.write("\n%s\naggregator stopped (exit %s)\n\nScore against the scenario's ground truth:\n"
+                  % (summary.text(), code))
         result = score(truth, desk.incidents())
         out.write(format_text(result))
         return result
