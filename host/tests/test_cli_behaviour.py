@@ -102,3 +102,46 @@ def test_a_signal_stops_the_run_and_every_child_it_started(tmp_path, command, si
             proc.wait()
         for pid in _children_of_run(folder):
             os.kill(pid, signal.SIGKILL)
+
+
+def _parsers(parser, path=("linewatch",)):
+    import argparse
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, path + (name,))
+
+
+def test_every_option_and_argument_has_help_text():
+    import argparse
+    missing = [(" ".join(path), action.option_strings or action.dest)
+               for path, parser in _parsers(cli.build_parser()) for action in parser._actions
+               if not isinstance(action, argparse._SubParsersAction)
+               and (not action.help or action.help == argparse.SUPPRESS)]
+    assert missing == []
+
+
+def test_the_aggregator_creates_the_master_key_only_for_a_new_commission(tmp_path, mosquitto):
+    (tmp_path / "my.toml").write_text(f'[broker]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n')
+    service = subprocess.Popen([LINEWATCH, "aggregator", "--config", "my.toml"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = ""
+        deadline = time.monotonic() + 30
+        while "listening on" not in err and time.monotonic() < deadline:
+            err += service.stderr.readline()
+        assert "created" in err and "listening on" in err, err
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(20) == 0
+    assert (tmp_path / "master.key").stat().st_mode & 0o777 == 0o600
+    # a commission with nodes whose keys came from a key that is now missing: an error, no new key
+    added = subprocess.run([LINEWATCH, "nodes", "--config", "my.toml", "add", "0x0102", "--segment", "3",
+                            "--lat", "48.0", "--lon", "37.0"], cwd=tmp_path, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    (tmp_path / "master.key").unlink()
+    result = subprocess.run([LINEWATCH, "aggregator", "--config", "my.toml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "master key" in result.stderr and "no such file" in result.stderr
+    assert not (tmp_path / "master.key").exists()

@@ -5,9 +5,10 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from linewatch.commission import config as cfg
-from linewatch.keys import KeyFileError, load_master_key
+from linewatch.keys import KeyFileError, create_master_key, load_master_key
 from linewatch.commission.mqtt import BrokerUnreachable
 from linewatch.commission.store import StoreError, open_store
 
@@ -29,18 +30,43 @@ def run(args) -> int:
         config = cfg.from_args(args)
         if not args.verbose:
             logging.getLogger().setLevel(config.log_level.upper())
-        master = load_master_key(config.keys.master_key_file)
         store = open_store(config.store.target, config.store.synchronous)
-    except (cfg.ConfigError, KeyFileError) as exc:
+    except cfg.ConfigError as exc:
         print(f"linewatch aggregator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StoreError as exc:
         print(f"linewatch aggregator: {exc}", file=sys.stderr)
         return EXIT_STORE
     try:
+        master = master_key(config.keys.master_key_file, store)
+    except KeyFileError as exc:
+        store.close()
+        print(f"linewatch aggregator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
         return asyncio.run(serve(config, master, store))
     finally:
         store.close()
+
+
+def master_key(path: str, store) -> bytes:
+    """The master key; a new one only for a new commission (no node registered, no evidence):
+    otherwise every node key was derived from the missing one, and a new key would make the
+    service refuse every frame."""
+    if Path(path).exists() or store.nodes() or _has_evidence(store):
+        return load_master_key(path)
+    key = create_master_key(path)
+    print(f"linewatch aggregator: no master key yet: created {path} (mode 0600); keep a copy offline",
+          file=sys.stderr)
+    return key
+
+
+def _has_evidence(store) -> bool:
+    rows = store.evidence()
+    try:
+        return next(rows, None) is not None
+    finally:
+        getattr(rows, "close", lambda: None)()
 
 
 async def serve(config, master, store) -> int:

@@ -55,8 +55,9 @@ def cmd_add(args) -> int:
 
 @_guard
 def cmd_list(args) -> int:
+    nodes = _registry(args, readonly=True).list()
     print(f"{'node':8} {'segment':>7} {'lat':>12} {'lon':>12} {'alt_m':>7}")
-    for r in _registry(args, readonly=True).list():
+    for r in nodes:
         print(f"0x{r.id:04x}   {r.segment:7d} {r.lat:12.7f} {r.lon:12.7f} {r.alt_m:7.0f}")
     return 0
 
