@@ -132,9 +132,15 @@ def copy_files(remote, steps: Plan, progress) -> None:
 
 
 # The nearest thing to a reset on the unix port: forget every imported module (so new .mpy
-# files are loaded), then run main.py as a board does at boot.
+# files are loaded), then run main.py as a board does at boot. A node that stops (a failed
+# self-test exits 2 on the unix port) or is interrupted (Ctrl-C: the next flash) leaves the
+# interpreter at its REPL with its heap freed, as a board's would be after a reset: exiting
+# would end the unix port and its PTY with it.
 VIRTUAL_BOOT = ("exec(%r)" % "import sys\nfor m in list(sys.modules):\n    del sys.modules[m]\n"
-                "exec(open('main.py').read(), {'__name__': '__main__'})\n")
+                "try:\n    exec(open('main.py').read(), {'__name__': '__main__'})\n"
+                "except (SystemExit, KeyboardInterrupt) as e:\n    print('main.py stopped (%r): back at the REPL' % e)\n"
+                "for m in list(sys.modules):\n    del sys.modules[m]\n"
+                "import gc\ngc.collect()\n")
 
 # Typed on the board's REPL (after Ctrl-C, Ctrl-C): a hard reset, or for the virtual board,
 # which would exit on a reset, main.py started the way a board starts it.

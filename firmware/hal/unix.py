@@ -4,7 +4,7 @@
 # "x y z" lines in milli-g, time from the host clock.
 #
 # config "feed" (see README): the file fields of hal/feed.py (audio, realtime, plays,
-# start_us), and here also
+# start_us), and here also (without a feed section the microphone hears silence: hal/quiet.py)
 #   socket     "host:port" instead of a file
 #   accel      path of the accelerometer file (one line per audio block, last line repeats)
 #   exit_at_end  the node stops when the feed ends (benchmarks)
@@ -52,8 +52,12 @@ class Board(BoardBase):
         elif self.feed.get("socket"):
             from .sockfeed import SocketFeed   # test rigs only: loaded when configured
             feed = SocketFeed(self.feed, _wall_us)
-        else:
+        elif self.feed:
             raise OSError("unix board: config feed needs 'audio' (a raw int16 file) or 'socket'")
+        else:
+            from .quiet import QuietFeed        # no feed at all: a quiet field
+            feed = QuietFeed(_wall_us)
+            self.log("hal: no feed in the config: the microphone hears %s" % feed.describe())
         feed.start_us = self._start_us
         feed.start(rate_hz)
         self._feed = feed

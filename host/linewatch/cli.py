@@ -26,6 +26,7 @@ COMMANDS = [
     "linewatch.commands.sniff",
     "linewatch.commands.flash",
     "linewatch.commands.bench",
+    "linewatch.commands.virtual_board",
 ]
 
 

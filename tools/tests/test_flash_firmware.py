@@ -1,86 +1,117 @@
-"""`linewatch flash` with the REAL firmware: `linewatch build --target unix`, a node made with
-`linewatch provision`, flashed onto the virtual board (the unix port behind a PTY, real mpremote),
-then the self-test on its console and its birth frame on a private Mosquitto, checked by the
-flash tool and again here with the key derived from the commission's master key."""
+"""The field guide's virtual-board path, run as written: `linewatch nodes init-key`, `provision
+--board unix` (no feed: the board hears a quiet field), Mosquitto started from the provisioned
+mosquitto.conf, `build --target unix`, `virtual-board`, `frames tail` with the commission's
+credentials, and `flash --virtual` with the REAL firmware onto the unix port at a board's
+128 KB heap: the self-test line, the birth frame verified by the flash tool with the config's
+key and by `frames tail` with the key derived from the master key."""
+from __future__ import annotations
+
 import json
+import os
 import queue
-import struct
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
-import uuid
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
+import pytest
 
-from linewatch.keys import create_master_key
-from lwproto import const, frame, topic
-from lwproto.auth import derive_node_key
+from linewatch.mosquitto import find_mosquitto, free_port, wait_for_port
 from lwtools.remote import Mpremote
 
+REPO = Path(__file__).resolve().parents[2]
 LINEWATCH = str(Path(sys.executable).parent / "linewatch")
-NODE, SEGMENT = 0x0102, 3
-# The node's heap budget is 128K (a board's), and the real firmware runs in it on the 64-bit
-# unix port too, with the REPL mpremote drives (firmware/README.md "Memory").
-HEAP = "128K"
-FEED = "hil-feed.raw"
 
 
-def run(*args, timeout=120):
-    result = subprocess.run([LINEWATCH, *args], capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"linewatch {args[0]}: {result.stdout}{result.stderr}"
-    return result.stdout
+def guide_block() -> list[str]:
+    """The command lines of the first code block under "## The virtual board"."""
+    text = (REPO / "docs" / "field-guide.md").read_text()
+    section = text[text.index("## The virtual board"):]
+    block = section[section.index("```sh\n") + 6:]
+    block = block[:block.index("```")]
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
-def quiet_feed(seconds=2, rate=16000) -> bytes:
-    """A faint alternating signal: the microphone of a node in a quiet field."""
-    return struct.pack("<%dh" % (seconds * rate), *([40, -40] * (seconds * rate // 2)))
-
-
-def subscribe_birth(broker) -> tuple[mqtt.Client, "queue.Queue[bytes]"]:
-    births: "queue.Queue[bytes]" = queue.Queue()
-    ready: queue.Queue = queue.Queue()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic.uplink(SEGMENT, NODE, const.BIRTH), qos=1)
-    client.on_subscribe = lambda c, u, mid, codes, p: ready.put(codes)
-    client.on_message = lambda c, u, m: births.put(bytes(m.payload))
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    ready.get(timeout=10)
-    return client, births
-
-
-def test_the_real_firmware_flashed_boots_and_its_birth_verifies(virtual_board_with_heap, mosquitto, tmp_path):
-    out = tmp_path / "build"
-    run("build", "--target", "unix", "--out", str(out))
-    master = create_master_key(tmp_path / "master.key")
-    # hal/unix's sample feed (what a microphone is on a real board): a file on the board's
-    # filesystem, played in real time, over and over
-    extra = tmp_path / "unix-feed.json"
-    extra.write_text(json.dumps({"feed": {"audio": FEED, "realtime": True, "plays": 0},
-                                 "heartbeat_s": 5}))
-    run("provision", "0x0102", "--segment", str(SEGMENT), "--lat", "48.0123", "--lon", "37.7654",
-        "--board", "unix", "--broker-host", mosquitto.host, "--broker-port", str(mosquitto.port),
-        "--extra", str(extra), "--registry", str(tmp_path / "registry.db"),
-        "--master-key", str(tmp_path / "master.key"), "--out", str(tmp_path / "provisioned"))
-    config = tmp_path / "provisioned" / "node-0102.json"
-
-    board = virtual_board_with_heap(HEAP)
-    (tmp_path / FEED).write_bytes(quiet_feed())
-    Mpremote(board.port).copy([(tmp_path / FEED, FEED)])
-    watcher, births = subscribe_birth(mosquitto)
+def test_the_guides_virtual_board_path_works_as_written(micropython):
+    if not shutil.which("socat"):
+        pytest.skip("socat not installed (tools/setup.sh test installs it)")
+    lines = guide_block()
+    assert [shlex.split(line, comments=True)[:2] for line in lines] == [
+        ["linewatch", "nodes"], ["linewatch", "provision"], ["mosquitto", "-c"], ["linewatch", "build"],
+        ["linewatch", "virtual-board"], ["linewatch", "frames"], ["linewatch", "flash"]]
+    port = free_port()
+    # a folder the `mosquitto` user may enter (a root-started broker drops to it)
+    folder = Path(tempfile.mkdtemp(prefix="lw-guide-"))
+    folder.chmod(0o755)
+    background: list[subprocess.Popen] = []
+    tail_lines: queue.Queue = queue.Queue()
     try:
-        flashed = run("flash", "--port", board.port, "--node", "0x0102", "--build", str(out),
-                      "--config", str(config), "--virtual", "--self-test-timeout", "30",
-                      "--birth-timeout", "30", timeout=180)
-        payload = births.get(timeout=10)
+        for line in lines:
+            words = shlex.split(line.replace("1884", str(port)), comments=True)
+            in_background = words[-1] == "&"
+            words = [w for w in words if w != "&"]
+            program = LINEWATCH if words[0] == "linewatch" else find_mosquitto()
+            if in_background:
+                proc = subprocess.Popen([program, *words[1:]], cwd=folder, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                background.append(proc)
+                if words[0] == "mosquitto":
+                    wait_for_port("127.0.0.1", port)
+                elif words[1] == "virtual-board":
+                    assert "virtual board on" in proc.stdout.readline()
+                elif words[1] == "frames":
+                    threading.Thread(target=lambda p=proc: [tail_lines.put(x) for x in p.stdout],
+                                     daemon=True).start()
+                    _wait_for(tail_lines, "listening on")
+                continue
+            result = subprocess.run([program, *words[1:]], cwd=folder, capture_output=True, text=True,
+                                    timeout=240)
+            assert result.returncode == 0, f"{line}\n{result.stdout}{result.stderr}"
+        flashed = result.stdout
+        assert "linewatch node 0x0102 self-test ok (board unix" in flashed, flashed
+        assert "birth of node 0x0102 verified: firmware" in flashed and "board unix, boot 1" in flashed, flashed
+        birth = _wait_for(tail_lines, "birth node=0x0102")
+        assert "boot=1 seq=1" in birth and "tag_ok" in birth, birth   # master key -> node key: verified
+        fs = folder / "board" / "fs"
+        assert (fs / "lib/lwnode/node.mpy").exists() and (fs / "lw-manifest.json").exists()
+        assert (fs / "lib/lwnode/hal/quiet.mpy").exists()
+        # a node that fails its self-test (its feed file is missing) stops, and the board stays
+        # at its REPL: the unix port and its PTY live on for the next flash
+        config = json.loads((folder / "provisioned" / "node-0102.json").read_text())
+        (folder / "bad.json").write_text(json.dumps({**config, "feed": {"audio": "missing.raw"}}))
+        failed = subprocess.run([LINEWATCH, "flash", "--port", "board/tty", "--node", "0x0102", "--build",
+                                 "build/unix", "--virtual", "--config", "bad.json"], cwd=folder,
+                                capture_output=True, text=True, timeout=240)
+        assert failed.returncode == 1 and "self-test failed" in failed.stderr and "microphone" in failed.stderr
+        assert Mpremote(str(folder / "board" / "tty")).exec("print(6 * 7)").strip() == "42"
     finally:
-        watcher.disconnect()
-        watcher.loop_stop()
+        for proc in reversed(background):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
-    assert "linewatch node 0x0102 self-test ok (board unix" in flashed, flashed
-    assert "waiting up to 30 s for the node's birth frame" in flashed
-    assert "birth of node 0x0102 verified: firmware" in flashed and "board unix, boot 1" in flashed, flashed
-    birth = frame.decode(payload, derive_node_key(master, NODE))
-    assert (birth.ftype, birth.node, birth.boot, birth.seq) == (const.BIRTH, NODE, 1, 1)
-    assert abs(birth.field("lat") - 48.0123) < 1e-6 and birth.field("segment") == SEGMENT
-    assert (board.fs / "lib/lwnode/node.mpy").exists() and (board.fs / "lw-manifest.json").exists()
+
+def _wait_for(lines: queue.Queue, text: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line:
+            return line
+    raise AssertionError(f"no {text!r} within {timeout:.0f} s: {seen}")
+
+
