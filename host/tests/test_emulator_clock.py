@@ -61,9 +61,21 @@ async def test_real_clock_sleeps_in_wall_time_and_speeds_up():
         RealClock(speed=0)
 
 
-def test_progress_draws_only_on_a_tty():
+def test_progress_is_a_bar_on_a_tty_and_plain_lines_elsewhere(monkeypatch):
+    from linewatch.emulator import progress
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    log = io.StringIO()                        # not a terminal: lines, every 10 % but >= 5 s apart
+    with Progress(3600, "emulate x", stream=log, describe=hms) as bar:
+        for k in range(1, 37):                 # 100 s of scenario per second of wall time
+            now[0] += 1.0
+            bar.update(k * 100)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "emulate x: 13% (0:08:20), 0:00:05 so far, about 0:00:30 left"
+    assert lines[-1] == "emulate x: 100% (1:00:00), 0:00:36 so far, about 0:00:00 left"
+    assert len(lines) == 8 and "\r" not in log.getvalue()
     quiet = io.StringIO()
-    with Progress(10, "run", stream=quiet) as bar:
+    with Progress(10, "run", stream=quiet, enabled=False) as bar:
         bar.update(5, force=True)
     assert quiet.getvalue() == ""
     shown = io.StringIO()

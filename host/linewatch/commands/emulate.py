@@ -20,9 +20,11 @@ EXIT_USAGE, EXIT_BROKER, EXIT_AGGREGATOR = 2, 3, 4
 def register(sub) -> None:
     p = sub.add_parser("emulate", help="play a scenario through virtual nodes running the firmware")
     p.add_argument("scenario", nargs="?", help="scenario TOML file, or the name of a bundled one (demo, ...)")
-    p.add_argument("--seed", type=int, help="generate a random day on the line from this seed instead")
-    p.add_argument("--hours", type=float, default=24.0, help="length of a generated scenario (default 24)")
-    p.add_argument("--line-km", type=float, default=1200.0, help="length of a generated line (default 1200)")
+    p.add_argument("--seed", type=int, help="generate a random stretch of time on the line from this seed instead")
+    p.add_argument("--hours", type=float, default=0.5,
+                   help="length of a generated scenario (default 0.5; the run's time grows with hours x nodes)")
+    p.add_argument("--line-km", type=float, default=10.0,
+                   help="length of a generated line (default 10 km, about 10 nodes; the whole line is 1200)")
     p.add_argument("--profile", choices=("ideal", "field"),
                    help="realism profile (default: the scenario's own, field when it says none; "
                         "see docs/scenarios.md)")

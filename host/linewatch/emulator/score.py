@@ -392,6 +392,9 @@ def format_text(result: dict) -> str:
         "tamper              %d of %d reported" % (tamper["reported"], tamper["heard"]),
         "artillery pairs     %d of %d paired (launch and impact both located)"
         % (pairs["linked"], pairs["both_located"]),
+        "alert latency       not measured: a virtual-time run (incidents formed on the commission's"
+        " clock, not the scenario's: %d)" % lat["not_comparable"]
+        if lat["not_comparable"] and not lat["count"] else
         "alert latency       median %s, p90 %s  (%d incidents%s)"
         % (num(lat["median"], "s"), num(lat["p90"], "s"), lat["count"],
            "; %d formed outside the run's time: a virtual-time run" % lat["not_comparable"]
