@@ -21,7 +21,7 @@ class Clock:
 
 
 def birth(node=0x0102, boot=3):
-    data = wire.encode(KEY, const.BIRTH, node, boot, 0, 1_795_000_000_000_000, const.CLOCK_NTP, 900,
+    data = wire.encode(KEY, const.BIRTH, node, boot, 1, 1_795_000_000_000_000, const.CLOCK_NTP, 900,
                        {"fw_major": 0, "fw_minor": 1, "fw_patch": 0, "board": 0, "segment": 1, "lat": 48.0,
                         "lon": 37.0, "alt_m": 0, "position_error_m": 5, "sensors": 0, "capabilities": 0,
                         "sample_rate_hz": 16000})

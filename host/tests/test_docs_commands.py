@@ -138,7 +138,8 @@ def test_the_aggregator_guide_runs_as_written(tmp_path, mosquitto):
                                    stderr=subprocess.PIPE, text=True)
         key = keys.derive(keys.load_master_key(tmp_path / "master.key"), 0x0102)
         beat = {"battery_mv": 3900, "temperature_c": 9.5, "uptime_s": 5, "rssi_dbm": -60, "queue_depth": 0,
-                "free_memory": 40000, "detections": 0, "dropped": 0, "reconnects": 0, "refused_commands": 0}
+                "free_memory": 40000, "detections": 0, "dropped": 0, "reconnects": 0, "refused_commands": 0,
+                "radio_ms": 0, "slept_s": 0, "heartbeat_s": 60, "power": 0}
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(x) for x in watcher.stdout], daemon=True).start()
         seq, line = 0, ""
