@@ -172,11 +172,8 @@ def mpremote_board(tmp_path):
         binary = mp.find_micropython()
     except mp.MicroPythonMissing as exc:
         pytest.skip(str(exc))
-    path = Path(__file__).resolve().parents[1] / "tools" / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("lw_virtual_board", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    board = module.VirtualBoard(tmp_path / "vboard", binary).start()
+    from lwtools.virtual_board import VirtualBoard
+    board = VirtualBoard(tmp_path / "vboard", "2M", binary).start()
     yield board
     board.stop()
 

@@ -137,6 +137,7 @@ def copy_files(remote, steps: Plan, progress) -> None:
 # interpreter at its REPL with its heap freed, as a board's would be after a reset: exiting
 # would end the unix port and its PTY with it.
 VIRTUAL_BOOT = ("exec(%r)" % "import sys\nfor m in list(sys.modules):\n    del sys.modules[m]\n"
+                "import gc\ngc.collect()\n"
                 "try:\n    exec(open('main.py').read(), {'__name__': '__main__'})\n"
                 "except (SystemExit, KeyboardInterrupt) as e:\n    print('main.py stopped (%r): back at the REPL' % e)\n"
                 "for m in list(sys.modules):\n    del sys.modules[m]\n"

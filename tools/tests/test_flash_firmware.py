@@ -1,8 +1,8 @@
 """The field guide's virtual-board path, run as written: `linewatch nodes init-key`, `provision
 --board unix` (no feed: the board hears a quiet field), Mosquitto started from the provisioned
 mosquitto.conf, `build --target unix`, `virtual-board`, `frames tail` with the commission's
-credentials, and `flash --virtual` with the REAL firmware onto the unix port at a board's
-128 KB heap: the self-test line, the birth frame verified by the flash tool with the config's
+credentials, and `flash --virtual` with the REAL firmware onto the unix port (160 KB: a
+board's 128 KB plus what the REPL keeps, docs/field-guide.md): the self-test line, the birth frame verified by the flash tool with the config's
 key and by `frames tail` with the key derived from the master key."""
 from __future__ import annotations
 
