@@ -118,7 +118,7 @@ def test_every_option_and_argument_has_help_text():
     missing = [(" ".join(path), action.option_strings or action.dest)
                for path, parser in _parsers(cli.build_parser()) for action in parser._actions
                if not isinstance(action, argparse._SubParsersAction)
-               and (not action.help or action.help == argparse.SUPPRESS)]
+               and not action.help]          # argparse.SUPPRESS: hidden on purpose, not forgotten
     assert missing == []
 
 
