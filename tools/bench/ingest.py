@@ -112,7 +112,7 @@ async def main():
     await agg.start()
     task = asyncio.create_task(agg.serve(stop))
     if instance:     # shared ingest: done when the database holds the whole stream
-        while store.frames_since(0) < frames:
+        while store.last_evidence_id() < frames or store.frames_since(0) < frames:
             await asyncio.sleep(0.02)
     while not instance and agg.frames_committed < frames:
         await asyncio.sleep(0.005)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.returncode = os.waitstatus_to_exitcode(status)
         cpu_sub = usage.ru_utime + usage.ru_stime
         out, _ = agg.communicate()
-        done, cpu_agg = (float(x) for x in out.strip().splitlines()[-1].split())
+        done, cpu_agg = (float(x) for x in out.strip().splitlines()[-1].split()[:2])
         t_agg = done - t0
     sub_rate, agg_rate = args.frames / t_sub, args.frames / t_agg
     print(f"machine: {cores} cores, {cpu_model()}, Python {platform.python_version()}")

@@ -93,11 +93,12 @@ class SegmentOwner:
         """Committed frames of the area, in chain order: (incidents to publish, health changes)."""
         incidents: list[dict] = []
         changes: list = []
-        key_of = self.agg.ingest.key_of
         for row in rows:
             self.last_id = row.id
             try:
-                frame = hostframe.decode(row.raw, key_of(row.node))
+                # verified when it was stored (by whichever instance), and the chain keeps it so;
+                # checking the tag again would cost each frame ~1.5 us more on its owner
+                frame = hostframe.decode_unverified(row.raw)
             except ProtocolError as exc:     # stored frames were verified: only a bug gets here
                 log.error("segment %d: stored frame %d does not decode: %s", self.segment, row.id, exc)
                 continue
