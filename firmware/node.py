@@ -45,6 +45,9 @@ _RADIO_US = const(0)             # radio active since boot: connecting, publishi
 _SLEPT_S = const(1)              # the deep sleep this boot woke from (lwnode.boot.self_test sets it)
 _INTERVAL = const(2)             # heartbeat interval in force, s (follows the battery)
 _MODE = const(3)                 # 0 normal, 1 saving (battery under power.save_below_mv)
+_OOM = const(4)                  # uplink sessions in a row that ended in MemoryError
+_DEGRADED = const(5)             # 2 once the node cannot publish: heartbeat `power` bit 1 (SPEC 3.2)
+_FAULT_AFTER = const(3)          # that many sessions out of memory in a row: the node is degraded
 _CAP_UPDATE = const(64)          # lwproto.const CAP_UPDATE
 _SAVE_HYSTERESIS_MV = const(50)  # leave the saving mode 50 mV over where it began
 _SLEEP_WAIT_MS = const(30000)    # at most this long for the sleep notice's ack before sleeping
@@ -119,7 +122,7 @@ class Node:
         self._logged = {}
         self._last_ticks = board.ticks_us()
         self._uptime_us = 0
-        self._power = [0, 0, config.heartbeat_s, 0]    # _RADIO_US, _SLEPT_S, _INTERVAL, _MODE
+        self._power = [0, 0, config.heartbeat_s, 0, 0, 0]   # _RADIO_US .. _DEGRADED
 
     async def run(self):
         """Run every task; returns only when the audio feed ends and the config says to stop
@@ -302,7 +305,7 @@ class Node:
                                     self.detections, self.queue.dropped_events,
                                     max(0, self.connections - 1), self.refused_commands,
                                     self._power[_RADIO_US] // 1000, self._power[_SLEPT_S],
-                                    self._power[_INTERVAL], self._power[_MODE]))
+                                    self._power[_INTERVAL], self._power[_MODE] | self._power[_DEGRADED]))
         self.log("heartbeat seq %d queue %d detections %d dropped %d refused %d heap peak %d"
                  % (self.seq, self.queue.depth, self.detections, self.queue.dropped_events,
                     self.refused_commands, self.heap_peak))
@@ -353,9 +356,31 @@ class Node:
                     delays = mqtt.backoff_delays()   # it was up: start the backoff afresh
             except Exception as exc:   # every failure of a session ends in a reconnect
                 self.log_once(_UPLINK, "uplink failed: %s" % (str(exc) or repr(exc)))
+                if isinstance(exc, MemoryError):
+                    self._out_of_memory()
             finally:
                 self._client = None
-            await asyncio.sleep(next(delays))
+            wait_s = next(delays)
+            if not self._power[_DEGRADED]:
+                await asyncio.sleep(wait_s)
+            led = self.board.led
+            while self._power[_DEGRADED] and wait_s > 0:   # two short blinks every 2 s
+                for on in (1, 0, 1, 0):
+                    led(on)
+                    await asyncio.sleep(0.15)
+                await asyncio.sleep(1.4)
+                wait_s -= 2
+
+    def _out_of_memory(self):
+        """A node that cannot publish says so: a heartbeat flag (the next one that gets out),
+        the LED's blink between tries on a board, exit 4 on the unix port (board.degraded)."""
+        p = self._power
+        p[_OOM] += 1
+        if p[_OOM] == _FAULT_AFTER:
+            p[_DEGRADED] = 2
+            self.log("uplink: DEGRADED: %d sessions in a row ran out of memory; frames stay queued"
+                     % _FAULT_AFTER)
+            self.board.degraded()
 
     async def _session(self):
         # The will names the birth of this connection, so the birth is made and queued before
@@ -415,6 +440,7 @@ class Node:
         await self._client.publish(topic.uplink(self.config.segment, self.config.node, ftype),
                                    data, 1)
         self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)
+        self._power[_OOM] = 0
         self._sent[(boot, seq)] = True
 
     async def _idle(self):

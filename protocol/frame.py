@@ -29,7 +29,7 @@ _TABLE = {
                "queue_depth H 1 0 65535 1; free_memory I 1 0 4294967295 1; "
                "detections H 1 0 65535 1; dropped H 1 0 65535 1; reconnects H 1 0 65535 1; "
                "refused_commands H 1 0 65535 1; radio_ms I 1 0 4294967295 1; "
-               "slept_s I 1 0 4294967295 1; heartbeat_s H 1 0 65535 1; power B 1 0 1 0",
+               "slept_s I 1 0 4294967295 1; heartbeat_s H 1 0 65535 1; power B 1 0 3 0",
     BIRTH: "fw_major B 1 0 255 0; fw_minor B 1 0 255 0; fw_patch B 1 0 255 0; "
            "board B 1 0 4 0; segment B 1 0 255 0; lat i 10000000 -900000000 900000000 0; "
            "lon i 10000000 -1800000000 1800000000 0; alt_m h 1 -32768 32767 1; "

@@ -41,6 +41,7 @@ SLEEP_LOW_BATTERY = const(1)
 # Heartbeat power modes
 POWER_NORMAL = const(0)
 POWER_SAVE = const(1)           # battery under power.save_mv: longer heartbeats, radio power save
+POWER_DEGRADED = const(2)       # bit: the node could not publish (out of memory) this boot
 
 # Commission state (retained)
 OFFLINE = const(0)

@@ -37,6 +37,26 @@ VALID = [
     ("ack", c.ACK, NODE, {"boot": 7, "seq": 42}),
     ("state", c.STATE, c.COMMISSION_NODE, {"state": c.ONLINE}),
 ]
+# Values a field's widened raw range allows within version 1 (SPEC.md section 7): an older
+# receiver refuses them as out_of_range, this one decodes and encodes them like "valid".
+WIDENED = [
+    ("heartbeat of a node saving power and degraded (power bits 1 and 2)", c.HEARTBEAT, NODE,
+     {"battery_mv": 3480, "temperature_c": -3.5, "uptime_s": 7200, "rssi_dbm": -80, "queue_depth": 256,
+      "free_memory": 2048, "detections": 4, "dropped": 12, "reconnects": 9, "refused_commands": 0,
+      "radio_ms": 90500, "slept_s": 0, "heartbeat_s": 300, "power": c.POWER_SAVE | c.POWER_DEGRADED}),
+]
+
+
+def golden(frames) -> list:
+    out = []
+    for name, ftype, node, values in frames:
+        key = auth.derive_node_key(MASTER, node)
+        data = frame.encode(key, ftype, node, 7, 42, T0, c.CLOCK_GPS_PPS, 3, values)
+        out.append({"name": name, "type": ftype, "node": node, "key": key.hex(), "hex": data.hex(),
+                    "header": {"boot": 7, "seq": 42, "time_us": T0, "clock_source": c.CLOCK_GPS_PPS,
+                               "clock_error_us": 3},
+                    "fields": frame.decode(data, key).fields()})
+    return out
 
 
 def build() -> dict:
@@ -84,6 +104,7 @@ def build() -> dict:
         "note": "keys are derived from master_key for each node; tags are HMAC-SHA256 truncated to 8 bytes",
         "valid": vectors,
         "older": older,
+        "widened": golden(WIDENED),
         "invalid": [{"name": n, "node": NODE, "key": key.hex(),
                      "hex": h if isinstance(h, str) else h.hex(), "error": e} for n, h, e in invalid],
         "rounding": rounding(),

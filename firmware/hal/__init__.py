@@ -69,6 +69,10 @@ class BoardBase:
     def led(self, on):
         pass
 
+    def degraded(self):
+        """The node can no longer publish (out of memory): a board blinks its LED for it
+        (the node does, between tries); a board nobody watches says it otherwise."""
+
     def reset(self):
         raise SystemExit("reset requested")
 

@@ -106,6 +106,11 @@ class Board(BoardBase):
         print("unix board: reset requested")
         sys.exit(3)
 
+    def degraded(self):
+        import sys
+        print("unix board: the node cannot publish: exit 4")
+        sys.exit(4)             # nobody watches a unix port's LED: its exit status says it
+
     def deep_sleep(self, ms):
         import sys
         print("unix board: deep sleep %d ms" % ms)

@@ -177,3 +177,35 @@ def test_downlink_order_and_commands_from_the_golden_vectors(tmp_path):
         fresh.on_downlink("t", bytes.fromhex(case["hex"]))
         assert fresh.refused_commands == 0, case["name"]
         assert fresh.detector.refractory_ms(1) == case["applies"]["refractory_ms"]
+
+
+async def test_a_node_that_cannot_publish_says_so(tmp_path, monkeypatch):
+    """Out of memory in every session: after 3 in a row the node is degraded (the heartbeat's
+    power bit 2, the board told once, its LED blinking between tries), and it stays so."""
+    from lwnode import mqtt
+    monkeypatch.setattr(mqtt, "backoff_delays", lambda: iter(lambda: 0.01, None))
+    node, board = make_node(tmp_path)
+    told, blinks = [], []
+    board.degraded = lambda: told.append(True)
+    board.led = blinks.append
+
+    async def out_of_memory(host, port):
+        raise MemoryError("memory allocation failed, allocating 272 bytes")
+    board.open_connection = out_of_memory
+    uplink = asyncio.get_running_loop().create_task(node._uplink())
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if len(blinks) >= 2:
+                break
+    finally:
+        uplink.cancel()
+        await asyncio.gather(uplink, return_exceptions=True)
+    assert told == [True] and blinks[:2] == [1, 0]
+    assert any("DEGRADED: 3 sessions in a row ran out of memory" in line for line in board.lines)
+    node.heartbeat()
+    beat = frame.decode(node.queue.pending(10)[-1][3], KEY)
+    assert beat.field("power") & c.POWER_DEGRADED
+    node._power[4] = 0                         # a publish that got out: the count starts again ...
+    node.heartbeat()
+    assert frame.decode(node.queue.pending(10)[-1][3], KEY).field("power") & c.POWER_DEGRADED   # ... the flag stays

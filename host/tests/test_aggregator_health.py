@@ -118,3 +118,13 @@ def test_lateness_follows_the_heartbeat_interval_the_node_announced():
     assert h.tick(200 * S) == []                                         # 30 s would be late
     assert states(h.tick(601 * S)) == [("online", "late", "silence")]    # two intervals
     assert states(h.tick(1201 * S)) == [("late", "offline", "silence")]  # four
+
+
+def test_a_node_that_says_it_could_not_publish_is_degraded_until_a_heartbeat_says_otherwise():
+    h = HealthTracker(HealthConfig(low_battery_mv=3400))
+    h.observe(frame(const.EVENT, 1, EVENT), 1 * S)
+    degraded = dict(HEARTBEAT, power=const.POWER_DEGRADED | const.POWER_SAVE, battery_mv=3300)
+    assert states(h.observe(frame(const.HEARTBEAT, 2, degraded), 2 * S)) == [
+        ("online", "degraded", "heartbeat: the node could not publish this boot (out of memory)")]
+    assert states(h.observe(frame(const.HEARTBEAT, 1, HEARTBEAT, boot=2), 3 * S)) == [
+        ("degraded", "online", "heartbeat")]            # the next boot publishes again

@@ -1,28 +1,35 @@
 """Peak heap of the node firmware on the MicroPython unix port: 10 minutes of simulated audio.
 
 Runs the `unix` build (the same .mpy files a board gets) on a fast-playing sample file with
-impulses, no broker reachable (the queue fills as in an outage), and prints, side by side:
-the heap the code takes once imported, the peak live heap at quiet points (after gc.collect),
-and for each heap size tried whether the 10 minutes ran without a MemoryError.
+impulses, publishing to a private Mosquitto (the uplink runs: connect, birth, every frame),
+where a small stand-in for the commission acks every frame as it comes (`--no-acks`: none,
+the queue fills and every frame stays in flight, as when the commission is down but the
+broker is up), and prints, side by side: the heap
+the code takes once imported, the peak live heap at quiet points (after gc.collect), and for
+each heap size tried whether the 10 minutes ran without a MemoryError, how many frames the
+broker received, or how the node stopped (self-test failed: exit 2; cannot publish: exit 4).
 Goal (issue 3): peak < 64 KB with a 128 KB heap. `python -m lwtools.bench.node_memory`
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from linewatch.mosquitto import Mosquitto
 from linewatch.testing import micropython as mp
 from lwtools.build import build
 
 RATE = 16000
-HEAPS = ("128K", "144K", "160K", "192K")
+HEAPS = ("112K", "116K", "120K", "128K", "144K", "160K", "192K")
 CODE_PROBE = """
 import gc
 gc.collect(); base = gc.mem_alloc()
@@ -43,11 +50,12 @@ def sample_file(path: Path, seconds: int = 20) -> None:
     path.write_bytes(struct.pack("<%dh" % n, *(max(-32768, min(32767, s)) for s in samples)))
 
 
-def write_config(work: Path, storage: str, plays: int) -> Path:
-    """The node's config for these benches: no broker reachable (port 9), so the queue fills
-    as in an outage; the sample file played `plays` times as fast as the node takes it."""
+def write_config(work: Path, storage: str, plays: int, broker: tuple[str, int] = ("127.0.0.1", 9)) -> Path:
+    """The node's config for these benches: by default no broker reachable (port 9), so the
+    queue fills as in an outage; the sample file played `plays` times as fast as the node
+    takes it."""
     cfg = {"node": 0x0102, "segment": 3, "key": "ab" * 32, "board": "unix",
-           "position": {"lat": 48.0, "lon": 37.7}, "broker": {"host": "127.0.0.1", "port": 9},
+           "position": {"lat": 48.0, "lon": 37.7}, "broker": {"host": broker[0], "port": broker[1]},
            "heartbeat_s": 10, "storage": str(work / storage),
            "feed": {"audio": str(work / "audio.raw"), "realtime": False, "plays": plays,
                     "exit_at_end": True}}
@@ -56,17 +64,62 @@ def write_config(work: Path, storage: str, plays: int) -> Path:
     return path
 
 
-def run(build_dir: Path, work: Path, heap: str, minutes: int = 10) -> str:
-    write_config(work, "flash-" + heap, minutes * 3)
-    result = subprocess.run(mp.command(build_dir / "main.py", str(work / "config.json"), heap=heap),
-                            capture_output=True, text=True, timeout=600,
-                            env=mp.environment(build_dir / "lib"))
-    out = result.stdout + result.stderr
+class Acker:
+    """The commission's acks, no more: each uplink frame of the node is acked (its seq) on its
+    downlink, tagged with the node's key (the config's "ab" * 32)."""
+
+    def __init__(self, broker) -> None:
+        from linewatch import broker as brokers
+        from linewatch.commission.acks import Downlink
+        from lwproto import frame as wire
+        self.received = 0
+        key = bytes.fromhex("ab" * 32)
+        downlink = Downlink(1, lambda node: key, lambda node: 3)
+        self.client = brokers.client(brokers.BrokerAccess(broker.host, broker.port), "bench-acker")
+
+        def on_message(client, userdata, message) -> None:
+            self.received += 1
+            if self.enabled and not message.topic.endswith("/down"):
+                f = wire.decode(message.payload, key)
+                client.publish(*downlink.ack(f.node, f.boot, f.seq), qos=1)
+        self.enabled = True
+        self.client.on_message = on_message
+        self.client.on_connect = lambda c, u, flags, rc, p: c.subscribe("lw/3/0102/+", qos=1)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def run(build_dir: Path, work: Path, heap: str, broker, acks: bool = True, minutes: int = 10) -> str:
+    write_config(work, "flash-" + heap, minutes * 3, (broker.host, broker.port))
+    acker = Acker(broker)
+    acker.enabled = acks
+    time.sleep(0.5)
+    try:
+        proc = subprocess.Popen(mp.command(build_dir / "main.py", str(work / "config.json"), heap=heap),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=mp.environment(build_dir / "lib"))
+        out, _ = proc.communicate(timeout=600)
+        time.sleep(0.5)
+    finally:
+        acker.close()
+    received = acker.received
     ended = re.search(r"audio feed ended after \d+ samples \((\d+) s\); heap peak (\d+)", out)
-    if "MemoryError" in out or not ended:
-        return "%-6s  failed: %s" % (heap, (out.strip().splitlines() or ["?"])[-1][:90])
-    return "%-6s  ran %s s of audio, peak live heap %6d bytes (%.0f KB)" % (
-        heap, ended.group(1), int(ended.group(2)), int(ended.group(2)) / 1024)
+    if proc.returncode == 4:
+        return "%-6s  cannot publish: the node said DEGRADED and exited 4 (broker got %d frames)" % (heap, received)
+    if proc.returncode == 2:
+        return "%-6s  self-test failed (exit 2): %s" % (heap, (out.strip().splitlines() or ["?"])[-1][:80])
+    if os.environ.get("LW_BENCH_LOG"):
+        Path(os.environ["LW_BENCH_LOG"] + "-" + heap).write_text(out)
+    errors = [line for line in out.splitlines() if "memory allocation failed" in line or "MemoryError" in line]
+    if errors or not ended:
+        return "%-6s  failed (exit %s, broker got %d frames, %d MemoryError lines): %s" % (
+            heap, proc.returncode, received, len(errors), (errors or out.strip().splitlines() or ["?"])[-1][:80])
+    return "%-6s  ran %s s of audio, peak live heap %6d bytes (%.0f KB), broker got %d frames" % (
+        heap, ended.group(1), int(ended.group(2)), int(ended.group(2)) / 1024, received)
 
 
 def main() -> int:
@@ -84,10 +137,14 @@ def main() -> int:
         probe.write_text(CODE_PROBE)
         code = subprocess.run(mp.command(probe, heap="1M"), capture_output=True, text=True,
                               env=mp.environment(build_dir / "lib"), timeout=60).stdout.strip()
-        print("node memory on the MicroPython unix port (64-bit), 10 min of 16 kHz audio, broker down")
+        acks = "--no-acks" not in sys.argv
+        print("node memory on the MicroPython unix port (64-bit), 10 min of 16 kHz audio, publishing to"
+              " a private Mosquitto, %s" % ("every frame acked" if acks else "no acks (commission down)"))
         print("code once imported: %s bytes" % code.replace("CODE ", ""))
-        for heap in sys.argv[1:] or HEAPS:      # heap sizes to try: all of HEAPS by default
-            print(run(build_dir, work, heap))
+        heaps = [a for a in sys.argv[1:] if not a.startswith("--")] or HEAPS
+        with Mosquitto(workdir=work / "broker") as broker:
+            for heap in heaps:
+                print(run(build_dir, work, heap, broker, acks), flush=True)
     print("goal: peak < 64 KB within a 128 KB heap")
     return 0
 

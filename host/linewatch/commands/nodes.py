@@ -89,8 +89,10 @@ def cmd_status(args) -> int:
         note = ""
         if h.state == "asleep" and counters.get(ASLEEP_UNTIL):
             note = f"  asleep until {utc_text(counters[ASLEEP_UNTIL])}"
-        elif counters.get("power"):
+        elif counters.get("power", 0) & 1:
             note = f"  saving power: heartbeat every {counters.get('heartbeat_s', '?')} s"
+        if counters.get("power", 0) & 2:
+            note += "  DEGRADED: could not publish this boot (out of memory); reboot or reflash it"
         print(f"0x{r.id:04x}   {h.state:12} {(now - h.last_seen_us) / 1e6:10.1f} {h.boot:5d} {h.battery_mv:10d} "
               f"{h.rssi_dbm:5d} {h.queue_depth:5d} {clock:>8} {h.clock_error_us:7d} {h.firmware}{note}")
     return 0

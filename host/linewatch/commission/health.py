@@ -4,7 +4,8 @@ States, strongest first: offline (death frame, or silent past `offline_after_s`)
 tamper event within `tamper_hold_s`, or a birth from a position away from the registered
 one), asleep (a sleep notice: until its planned wake plus the lateness allowance; no alarm),
 late (silent past `late_after_s`: missed heartbeats, or no word after a planned wake),
-low_battery, online. The allowances grow with the node's own heartbeat interval (a node on a
+degraded (its last heartbeat says it could not publish this boot: out of memory, `power` bit
+2), low_battery, online. The allowances grow with the node's own heartbeat interval (a node on a
 low battery sends fewer): late after at least 2, offline after at least 4 intervals. Each
 state change is returned as a HealthChange: the caller stores and alerts it.
 """
@@ -23,7 +24,8 @@ from linewatch.geo import haversine_m
 
 ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY, ASLEEP = ("online", "late", "offline", "tampered",
                                                        "low_battery", "asleep")
-STATES = (ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY, ASLEEP)
+DEGRADED = "degraded"
+STATES = (ONLINE, LATE, OFFLINE, TAMPERED, LOW_BATTERY, ASLEEP, DEGRADED)
 _EVENT_CLASS = [spec[0] for spec in fields(const.EVENT)].index("event_class")
 # heartbeat fields kept per node (the power ones are absent from a 51-byte heartbeat)
 _COUNTERS = ("uptime_s", "free_memory", "detections", "dropped", "reconnects", "refused_commands",
@@ -128,6 +130,8 @@ class HealthTracker:
             n.heartbeat_s = int(f.get("heartbeat_s", 0))
             n.counters = {k: f[k] for k in _COUNTERS if k in f}
             self._keep(n)
+            if f.get("power", 0) & const.POWER_DEGRADED:
+                return "heartbeat: the node could not publish this boot (out of memory)"
             return "heartbeat"
         if woke:
             self._keep(n)
@@ -184,6 +188,8 @@ class HealthTracker:
             return LATE
         if n.awake_after_us:
             return ASLEEP
+        if n.counters.get("power", 0) & const.POWER_DEGRADED:
+            return DEGRADED
         if n.battery_mv and n.battery_mv < self.config.low_battery_mv:
             return LOW_BATTERY
         return ONLINE
