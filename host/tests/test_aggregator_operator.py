@@ -74,7 +74,8 @@ def test_operator_view_and_the_commissions_last_will(tmp_path, mosquitto):
         tail = subprocess.Popen([sys.executable, "-m", "linewatch.cli", "frames", "--config", str(config),
                                  "tail", "--count", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        time.sleep(1.0)      # let tail subscribe: frames are not retained
+        ready = tail.stderr.readline()     # frames are not retained: publish once it has subscribed
+        assert "listening on" in ready, ready
         node = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="node-0201")
         node.connect(mosquitto.host, mosquitto.port)
         node.loop_start()
