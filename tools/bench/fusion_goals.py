@@ -1,50 +1,52 @@
-"""Fusion against its goals on whole scenarios, without audio: the world's own propagation
-gives each node's arrivals, a detector model turns them into reports, the fusion engine turns
-those into incidents, and the strict scorer (linewatch.emulator.score) counts.
+"""Fusion against its goals on whole scenarios, without audio: the world's own propagation,
+clocks and block stamps give each node's reports, the fusion engine turns those into
+incidents, and the strict scorer (linewatch.emulator.score) counts.
 
-What comes from the emulator's world, unchanged: the scenario (generated, or a storm), the
-nodes (true and surveyed positions, clocks), who hears what and when (hearing.impulse_arrivals,
-the same call truth.json is made from). What this bench models itself, in place of the audio
-chain (stated, so a figure can be read): the onset is picked with a jitter that grows as the
-SNR falls (0.3 ms at 40 dB, ~3 ms at 10 dB); a weak sound is named "unknown" (SNR under 16 dB:
-half the time); each report reaches the commission 0.5-1.5 s after its onset; a node's false
-alarms are lone reports at `--false-per-hour`; a repeat of a class within the detector's
-refractory time (firmware/detector.py) is not reported. Drones, vehicles and tampering are left out
-(no audio here; their figures come from `linewatch emulate`).
+Everything a report carries comes from the emulator's world through
+`linewatch.emulator.observe` (the call benchmarks draw arrivals with): the scenario (generated,
+or a storm) and its realism profile (`--profile field`, the default, or `ideal`), the air
+between source and node (air.py: varying temperature and wind, per-path jitter), each node's
+clock as its board keeps it and the clock error its frame states, the block stamps of its
+sampling loop and the detector's onset error (`profiles.TimingProfile.pick_sd_ms`). Who hears
+what uses the same per-source paths truth.json is built from. The commission is given only
+what a field commission has (`commission_config`): the met station's reading when its config
+is written (met.py; under `ideal` the world's true wind), the nodes' own thermometers when the
+station gives no temperature, and every node's surveyed position. What this bench still
+models itself, in place of the audio chain (stated, so a figure can be read): a weak sound is
+named "unknown" (SNR under 16 dB: half the time); each report reaches the commission 0.5-1.5 s
+after its onset; a node's false alarms are lone reports at `--false-per-hour`; a repeat of a
+class within the detector's refractory time (firmware/detector.py) is not reported. Drones,
+vehicles and tampering are left out (no audio here; their figures come from `linewatch
+emulate`).
 
-    python -m lwtools.bench.fusion_goals [--seeds 7,11,23] [--hours 0.5] [--line-km 50]
+    python -m lwtools.bench.fusion_goals [--seeds 7,11,23] [--hours 0.5] [--line-km 50] [--rows 1|2] [--profile field|ideal]
     python -m lwtools.bench.fusion_goals --storm 50 [--minutes 10] [--line-km 50]
 """
 from __future__ import annotations
 
 import argparse
-import math
+import statistics
 import sys
 import time
 from dataclasses import replace
 
 import numpy as np
-
-from linewatch.emulator import hearing, propagation
 from linewatch.emulator.generator import generate_scenario
+from linewatch.emulator.met import read_met
+from linewatch.emulator.observe import observe
+from linewatch.emulator.randomness import stream
 from linewatch.emulator.score import format_text, score
-from linewatch.emulator.sources import Impulse
+from linewatch.emulator.sources import Impulse, node_down
 from linewatch.emulator.truth import build_truth
 from linewatch.fusion import FusionConfig, FusionEngine, Report
 from linewatch.geo import ContactLine
+from lwproto.const import CLOCK_ERROR_MAX_US
 
-CLOCK_ERROR_MAX_US = 65_535          # the wire's clock error saturates here
 WEAK_SNR_DB = 16.0                   # below this a sound is named "unknown" half the time
 # The node's detector stays silent this long after a report of a class (firmware/detector.py).
 REFRACTORY_US = {"unknown": 500_000, "explosion": 500_000, "small_arms": 100_000}
-IMPULSES_PER_HOUR = ("artillery", "explosion", "small_arms")
 QUIET = {"drone": 0.0, "vehicle": 0.0, "tamper": 0.0, "node_reboot": 0.0, "node_failure": 0.0,
          "network_outage": 0.0, "broker_outage": 0.0}
-
-
-def pick_jitter_s(snr_db: np.ndarray) -> np.ndarray:
-    """Onset-picking error (1 sigma): 0.3 ms at 40 dB SNR, ten times that at 10 dB."""
-    return 0.3e-3 * 10.0 ** ((40.0 - np.clip(snr_db, 10.0, 40.0)) / 30.0)
 
 
 def reports_of(scenario, world, rng: np.random.Generator, false_per_hour: float):
@@ -55,21 +57,24 @@ def reports_of(scenario, world, rng: np.random.Generator, false_per_hour: float)
     for source in scenario.sources:
         if not isinstance(source, Impulse):
             continue
-        arrivals = hearing.impulse_arrivals(world, source, propagation.DETECTION_SNR_DB, scenario.faults)
-        if not arrivals:
-            continue
-        snr = np.array([a.snr_db for a in arrivals])
-        jitter = rng.normal(0.0, pick_jitter_s(snr))
-        weak = (snr < WEAK_SNR_DB) & (rng.random(len(arrivals)) < 0.5)
-        for a, dt, unnamed in zip(arrivals, jitter, weak):
-            true_us = t0 + (a.arrival_s + dt) * 1e6
-            cls = "unknown" if unnamed else source.event_class
-            out.append(_report(nodes[a.node_id], cls, true_us, a.snr_db, rng))
+        for shot in range(len(source.shot_times_s())):
+            paths_rng = stream(world.seed, "path", source.id)     # truth.json's paths
+            heard = [o for o in observe(source, world, rng, shot, paths_rng=paths_rng) if o.heard
+                     and not node_down(scenario.faults, o.node_id, (o.true_arrival_utc_us - t0) / 1e6)]
+            weak = rng.random(len(heard)) < 0.5
+            for o, coin in zip(heard, weak):
+                cls = "unknown" if (o.snr_db < WEAK_SNR_DB and coin) else source.event_class
+                out.append(_report(nodes[o.node_id], cls, o.true_arrival_utc_us, o.reported_utc_us,
+                                   o.error_us, o.clock_source, o.snr_db, rng))
     hours = scenario.duration_s / 3600.0
     for node in world.nodes:
         for t in rng.uniform(0.0, scenario.duration_s, rng.poisson(false_per_hour * hours)):
             cls = ("unknown", "small_arms", "explosion")[int(rng.integers(0, 3))]
-            out.append(_report(node, cls, t0 + t * 1e6, float(rng.uniform(10.0, 20.0)), rng))
+            true_us = t0 + t * 1e6
+            source_name, error = node.clock.reported(true_us)
+            out.append(_report(node, cls, true_us, node.clock.node_time_us(true_us, rng),
+                               min(error, CLOCK_ERROR_MAX_US), source_name,
+                               float(rng.uniform(10.0, 20.0)), rng))
     out = _refractory(out)
     out.sort(key=lambda x: x[0])
     # evidence ids, as the commission's log numbers the frames it stores
@@ -89,14 +94,14 @@ def _refractory(reports):
     return kept
 
 
-def _report(node, cls: str, true_us: float, snr_db: float, rng) -> tuple[int, Report]:
-    clock = node.clock
-    onset_us = clock.node_time_us(true_us, rng)
-    error_us = min(CLOCK_ERROR_MAX_US, int(clock.error_estimate_us))
+def _report(node, cls: str, true_us: float, onset_us: int, error_us: int, clock_source: str,
+            snr_db: float, rng) -> tuple[int, Report]:
+    """The event frame as the commission reads it: the node's surveyed position, its dating
+    of the onset and the clock error it states."""
     delivered = int(true_us + rng.uniform(0.5e6, 1.5e6))
-    report = Report(node.id, node.reported_lat, node.reported_lon, 0.0, cls, onset_us, error_us,
-                    0.8, float(snr_db) + 40.0, 100, 0, float(snr_db), None, delivered,
-                    clock_source=clock.source)
+    report = Report(node.id, node.reported_lat, node.reported_lon, 0.0, cls, int(onset_us),
+                    int(error_us), 0.8, float(snr_db) + 40.0, 100, 0, float(snr_db), None, delivered,
+                    clock_source=clock_source)
     return delivered, report
 
 
@@ -124,21 +129,35 @@ def run_fusion(scenario, world, reports, config: FusionConfig) -> tuple[list[dic
 
 
 def commission_config(world) -> FusionConfig:
-    """What the commission is told of the air: the scenario's temperature and wind (the
-    emulator's commission config and the nodes' thermometers)."""
-    env = world.environment
-    return FusionConfig(temperature_c=env.temperature_c, wind_speed_mps=env.wind_speed_mps,
-                        wind_from_deg=env.wind_from_deg)
+    """What the commission is told of the air, as the emulator's commission is (commission.py):
+    the met station's reading when its config is written (met.py: under `field` a cheap
+    station behind the line, with its error; under `ideal` the world's true wind), and when
+    the station gives no temperature the median of the nodes' own thermometers (the
+    aggregator's fusion hook takes the median of the heartbeats' readings)."""
+    met = read_met(world)
+    temperature = met.temperature_c
+    if temperature is None:
+        temperature = statistics.median(thermometer_c(world, n, 0.0) for n in world.nodes)
+    return FusionConfig(temperature_c=float(temperature), wind_speed_mps=float(met.wind_speed_mps or 0.0),
+                        wind_from_deg=float(met.wind_from_deg or 0.0))
 
 
-def storm_scenario(seed: int, per_minute: float, minutes: float, line_km: float):
+def thermometer_c(world, node, t_s: float) -> float:
+    """What the node's board thermometer reads at t_s (boardview.WorldBoard.temperature_c)."""
+    air = world.air
+    return node.board.thermometer.reading_c(float(air.temperature_at(node.lat, node.lon, t_s)),
+                                            float(air.sun(t_s, node.lon)), 0)
+
+
+def storm_scenario(seed: int, per_minute: float, minutes: float, line_km: float,
+                   profile: str = "field", rows: int = 1):
     """Artillery (launch and impact), explosions and bursts at `per_minute` sources a minute
     along `line_km` (the generator's rates, scaled to this line and rate)."""
     share = {"artillery": 0.25, "explosion": 0.25, "small_arms": 0.25}    # artillery gives 2 sources
     per_hour_line = per_minute * 60.0 * 1200.0 / line_km
     rates = dict(QUIET, **{k: v * per_hour_line for k, v in share.items()})
     return generate_scenario(seed, hours=minutes / 60.0, line_km=line_km, rates_per_hour=rates,
-                             name="storm-%d" % seed)
+                             name="storm-%d" % seed, profile=profile, rows=rows)
 
 
 def measure(scenario, false_per_hour: float, seed: int) -> dict:
@@ -157,6 +176,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="7,11,23", help="generated scenarios (comma-separated seeds)")
     parser.add_argument("--hours", type=float, default=0.5)
     parser.add_argument("--line-km", type=float, default=50.0)
+    parser.add_argument("--rows", type=int, choices=(1, 2), default=1,
+                        help="rows of nodes (1: 300 m behind the line, the generator's default; "
+                             "2: also 900 m behind)")
+    parser.add_argument("--profile", choices=("field", "ideal"), default="field",
+                        help="realism profile of the world (default field)")
     parser.add_argument("--storm", type=float, metavar="PER_MINUTE",
                         help="a storm of this many impulsive sources a minute instead")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of a storm")
@@ -167,14 +191,15 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     for seed in seeds:
         if args.storm:
-            scenario = storm_scenario(seed, args.storm, args.minutes, args.line_km)
+            scenario = storm_scenario(seed, args.storm, args.minutes, args.line_km, args.profile,
+                                      args.rows)
         else:
             scenario = generate_scenario(seed, hours=args.hours, line_km=args.line_km,
-                                         rates_per_hour=QUIET)
+                                         rates_per_hour=QUIET, profile=args.profile, rows=args.rows)
         started = time.monotonic()
         result = measure(scenario, args.false_per_hour, seed)
-        print("== %s: %d reports, fusion CPU %.1f s, %.0f s in all"
-              % (scenario.name, result["reports"], result["fusion_cpu_s"], time.monotonic() - started))
+        print("== %s (%s): %d reports, fusion CPU %.1f s, %.0f s in all"
+              % (scenario.name, args.profile, result["reports"], result["fusion_cpu_s"], time.monotonic() - started))
         if not args.quiet:
             sys.stdout.write(format_text(result))
     return 0

@@ -53,9 +53,13 @@ class Observation:
 
 
 def observe(source: Impulse, world: w.World, rng: np.random.Generator, shot: int = 0,
-            threshold_db: float = DETECTION_SNR_DB) -> list[Observation]:
-    """One observation per node of the world (heard or not), in world.nodes order."""
-    paths = impulse_paths(world, source, rng)
+            threshold_db: float = DETECTION_SNR_DB,
+            paths_rng: np.random.Generator | None = None) -> list[Observation]:
+    """One observation per node of the world (heard or not), in world.nodes order.
+    `paths_rng` draws the per-path jitter and scatter instead of `rng` (the world's own
+    stream for the source, `randomness.stream(world.seed, "path", source.id)`, gives the
+    paths truth.json is built from)."""
+    paths = impulse_paths(world, source, rng if paths_rng is None else paths_rng)
     gain = DETECTION_GAIN_DB.get(source.event_class, 0.0)
     snr = paths.level_db - world.noise_floors_db + gain
     pick_sd_us = world.profile.timing.pick_sd_ms * 1000.0
