@@ -56,6 +56,7 @@ SLEEP = const(5)
 _ACK = const(0x80)  # boot, seq: every pending frame of that boot with seq <= this is acked
 _REMOVE = const(0x81)  # boot, seq: that one frame was coalesced or dropped
 _BASE = const(0x82)  # first record of a compacted segment: older segments are superseded
+_BATCH = const(16)  # removals written, and index entries dropped, at a time
 
 # record kinds and magic: storeload.py repeats them (a test holds the two to the same values)
 _MAGIC = const(b"LQ")
@@ -156,12 +157,14 @@ class _Index:
             j += 1
         self.n = j
 
-    def matching(self, boot, seq, upto):
-        """Indices of `boot` with seq == `seq` (or <= it when `upto`)."""
+    def matching(self, boot, seq, upto, limit):
+        """Up to `limit` indices of `boot` with seq == `seq` (or <= it when `upto`)."""
         out = []
         for i in range(self.n):
             if self.boot[i] == boot and (self.seq[i] == seq or (upto and self.seq[i] < seq)):
                 out.append(i)
+                if len(out) >= limit:
+                    break
         return out
 
 
@@ -217,16 +220,19 @@ class FrameQueue:
             raise ValueError("queue: frame kind %r out of range 1..127" % (kind,))
         if len(frame) > _MAX_FRAME:
             raise ValueError("queue: frame of %d bytes exceeds %d" % (len(frame), _MAX_FRAME))
-        self._ensure_segment()  # a compaction here renumbers the index, so do it first
-        victims = self._victims(kind)
-        live = self._live
-        records = [encode_record(_REMOVE, live.boot[i], live.seq[i], b"") for i in victims]
-        records.append(encode_record(kind, boot, seq, frame))
-        segment, offset = self._write(records)
-        for i in victims:
-            self._count_removal(live.kind[i])
-        self._drop(victims)
-        live.append(boot, seq, kind, segment, offset)
+        while True:  # room first, a batch of removals at a time
+            self._ensure_segment()  # a compaction here renumbers the index, so do it first
+            victims = self._victims(kind)
+            if not victims:
+                break
+            live = self._live
+            self._write([encode_record(_REMOVE, live.boot[i], live.seq[i], b"") for i in victims])
+            for i in victims:
+                self._count_removal(live.kind[i])
+            self._drop(victims)
+        self._ensure_segment()
+        segment, offset = self._write([encode_record(kind, boot, seq, frame)])
+        self._live.append(boot, seq, kind, segment, offset)
         self._seg_live[segment] += 1
         self._collect()
 
@@ -256,13 +262,12 @@ class FrameQueue:
     def ack(self, boot, upto_seq):
         """Remove the pending frames of `boot` with seq <= upto_seq; returns how many."""
         upto_seq = min(upto_seq, 0xFFFFFFFF)
-        acked = self._live.matching(boot, upto_seq, True)
-        if not acked:
+        if not self._live.matching(boot, upto_seq, True, 1):
             return 0
         self._write([encode_record(_ACK, boot, upto_seq, b"")])
-        self._drop(acked)
+        count = self._drop_matching(boot, upto_seq, True)
         self._collect()
-        return len(acked)
+        return count
 
     # ---- the index ----------------------------------------------------------------------
 
@@ -291,6 +296,16 @@ class FrameQueue:
             if f is not None:
                 f.close()
 
+    def _drop_matching(self, boot, seq, upto):
+        """Drop the pending frames an ack (upto) or a removal names, a batch at a time."""
+        count = 0
+        while True:
+            batch = self._live.matching(boot, seq, upto, _BATCH)
+            if not batch:
+                return count
+            self._drop(batch)
+            count += len(batch)
+
     def _drop(self, indices):
         for i in indices:
             self._seg_live[self._live.segment[i]] -= 1
@@ -298,15 +313,28 @@ class FrameQueue:
             self._live.remove(indices)
 
     def _victims(self, kind):
-        """Sorted indices to remove so one more frame fits: older heartbeats, then the
-        oldest events, and only if no event is left, the oldest records of any kind."""
+        """Sorted indices to remove so one more frame fits, at most _BATCH of them (callers
+        repeat until none are left): older heartbeats are coalesced first (the newest stays
+        when another kind comes), then the oldest events go, and only if no event is left, the
+        oldest records of any kind. Never a list the size of the queue: a full queue of 256
+        heartbeats made 2 KB lists on the 64-bit port and ran out of a 128K heap."""
         live = self._live
         excess = len(live) + 1 - self.capacity
         if excess <= 0:
             return []
-        victims = [i for i in range(len(live)) if live.kind[i] == HEARTBEAT]
-        if kind != HEARTBEAT and victims:
-            victims.pop()  # the newest heartbeat stays until a newer one arrives
+        newest = -1
+        if kind != HEARTBEAT:
+            for i in range(len(live) - 1, -1, -1):
+                if live.kind[i] == HEARTBEAT:
+                    newest = i
+                    break
+        victims = []
+        for i in range(len(live)):
+            if live.kind[i] == HEARTBEAT and i != newest:
+                victims.append(i)
+                if len(victims) >= _BATCH:
+                    return victims
+        excess = min(excess, _BATCH)
         for wanted in (EVENT, 0):
             for i in range(len(live)):
                 if len(victims) >= excess:
@@ -391,28 +419,29 @@ class FrameQueue:
         segment = self._last_segment + 1
         tmp = "%s/compact.tmp" % self.path
         live = self._live
-        offsets = []
         damaged = []
         with open(tmp, "wb") as out:
             base = encode_record(_BASE, 0, 0, b"")
             out.write(base)
-            offset = len(base)
             for i, frame in self._frames(len(live)):
                 if frame is None:
                     damaged.append(i)
                     continue
-                record = encode_record(live.kind[i], live.boot[i], live.seq[i], frame)
-                out.write(record)
-                offsets.append(offset)
-                offset += len(record)
-        os.rename(tmp, self._segment_path(segment))
+                out.write(encode_record(live.kind[i], live.boot[i], live.seq[i], frame))
+        name = self._segment_path(segment)
+        os.rename(tmp, name)
         for old in self._segments:
             _remove(self._segment_path(old))
         self.damaged_records += len(damaged)
         live.remove(damaged)
-        for i in range(len(live)):
-            live.segment[i] = segment
-            live.offset[i] = offsets[i]
+        # the new offsets from the copy's headers: no capacity-sized list on the heap
+        offset = len(base)
+        with open(name, "rb") as f:
+            for i in range(len(live)):
+                live.segment[i] = segment
+                live.offset[i] = offset
+                f.seek(offset)
+                offset += HEADER_SIZE + _decode_header(f.read(HEADER_SIZE))[0] + _CRC_SIZE
         self._last_segment = segment
         self._segments = [segment]
         self._seg_live = {segment: len(live)}

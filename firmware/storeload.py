@@ -83,7 +83,7 @@ def _replay(q, segment, overflow):
                 continue
             kind, boot, seq = record[0], record[1], record[2]
             if kind == _ACK or kind == _REMOVE:
-                q._drop(live.matching(boot, seq, kind == _ACK))
+                q._drop_matching(boot, seq, kind == _ACK)
             elif kind < _ACK:
                 victims = q._victims(kind)
                 for i in victims:
