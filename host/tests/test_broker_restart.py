@@ -9,6 +9,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,8 +94,11 @@ async def test_commission_and_node_hear_each_other_after_a_broker_crash(tmp_path
             await node.connect()
             await node.send(1, 5)
             assert await wait_for(lambda: node.acked == 5, 20), "no ack before the crash"
-            if persistence:
-                await asyncio.sleep(1.5)       # one autosave (every 1 s) with the sessions in it
+            if persistence:                    # an autosave (every 1 s) with the sessions in it:
+                saved_after = time.time()      # a fixed wait lost the race at load ~25
+                db = tmp_path / "broker" / "mosquitto.db"
+                assert await wait_for(lambda: db.exists() and db.stat().st_mtime > saved_after + 0.1, 30), \
+                    "the broker saved nothing"
             broker.kill()                      # kill -9: no goodbye, nothing saved since the last autosave
             broker.start()
             await node.connect()               # the firmware reconnects (and subscribes) as always
