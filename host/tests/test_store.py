@@ -167,6 +167,15 @@ def test_stream_queries(store):
     assert store.frames_after(0, []) == []
     assert store.evidence_id_at(T0 + 2) == 7         # the last row received before T0 + 2 (seq 1)
     assert store.evidence_id_at(T0) == 0
+    # what the daily report reads: frames of some types received in a window, oldest first
+    assert store.frame_times(("birth", "death"), T0, T0 + 2) == [(node, T0 + 1, "birth"), (node, T0 + 1, "death"),
+                                                                (node, T0 + 1, "birth"), (node, T0 + 1, "birth")]
+    assert store.frame_times(("event",), T0 + 2, T0 + 5) == [(node, T0 + 2, "event"), (node, T0 + 4, "event")]
+    assert store.frame_times((), 0, T0 * 2) == []
+    # an incident's reports by their evidence ids, in chain order, unknown ids skipped
+    assert [(r.id, r.seq, r.type) for r in store.evidence_rows([3, 2, 999])] == [(2, 2, "event"), (3, 4, "event")]
+    assert store.evidence_rows([3])[0] == next(iter(store.evidence(after_id=2)))
+    assert store.evidence_rows([]) == []
 
 
 def test_registry(store):
@@ -191,6 +200,10 @@ def test_quarantine_health_and_changes(store):
     h2 = NodeHealth(0x0102, "late", T0 + 9, T0 + 5, 2, 3800, 6.0, -61, 0, 1, 20, "0.1.0", "{}")
     store.commit(Batch(health={h2.node: h2}))
     assert store.health() == [h2]
+    later = HealthChange(0x0102, T0 + 9, "online", "late", "silent 180 s")
+    store.commit(Batch(health_changes=[later]))
+    assert store.health_changes(T0, T0 + 10) == [HealthChange(0x0102, T0, "unknown", "online", "birth"), later]
+    assert store.health_changes(T0 + 1, T0 + 9) == []
     assert store.refusals_by_reason() == {"bad_tag": 2, "replay": 1}
     assert [r.raw for r in store.refusals(limit=2)] == [bytes([2]) * 5, bytes([1]) * 5]
     assert store.refusals()[0] == refusals[2]

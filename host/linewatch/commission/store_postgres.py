@@ -25,6 +25,7 @@ from linewatch.commission.store import (
     GENESIS,
     Batch,
     EvidenceRow,
+    HealthChange,
     NodeHealth,
     NodeRecord,
     Refusal,
@@ -258,6 +259,12 @@ class PostgresStore:
         return [EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
                             r[10], bytes(r[11]), bytes(r[12])) for r in rows]
 
+    def evidence_rows(self, ids: list[int]) -> list[EvidenceRow]:
+        """The rows with these ids (an incident's reports), in chain order; unknown ids are skipped."""
+        return [EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
+                            r[10], bytes(r[11]), bytes(r[12])) for r in self.db.execute(
+            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id = ANY(%s) ORDER BY id", (list(ids),))]
+
     def last_evidence_id(self) -> int:
         row = self.db.execute("SELECT max(id) FROM evidence").fetchone()
         return int(row[0] or 0)
@@ -299,6 +306,18 @@ class PostgresStore:
     def health(self) -> list[NodeHealth]:
         return [NodeHealth(*r) for r in self.db.execute(
             f"SELECT {NODE_HEALTH_COLUMNS} FROM node_health ORDER BY node")]
+
+    def health_changes(self, since_us: int, until_us: int) -> list[HealthChange]:
+        """Node state changes made at or after `since_us` and before `until_us`, in order."""
+        return [HealthChange(*r) for r in self.db.execute(
+            "SELECT node, at_us, old, new, why FROM health_changes WHERE at_us >= %s AND at_us < %s "
+            "ORDER BY at_us, id", (since_us, until_us))]
+
+    def frame_times(self, types: tuple[str, ...], since_us: int, until_us: int) -> list[tuple[int, int, str]]:
+        """(node, received_us, type) of the frames of these types received in [since_us, until_us), in order."""
+        return [(r[0], int(r[1]), r[2]) for r in self.db.execute(
+            "SELECT node, received_us, type FROM evidence WHERE kind = %s AND type = ANY(%s) AND received_us >= %s "
+            "AND received_us < %s ORDER BY received_us, id", (FRAME, list(types), since_us, until_us))]
 
     def incidents(self) -> list[tuple[str, str, int, str]]:
         return [tuple(r) for r in self.db.execute(

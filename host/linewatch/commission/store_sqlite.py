@@ -20,6 +20,7 @@ from linewatch.commission.store import (
     GENESIS,
     Batch,
     EvidenceRow,
+    HealthChange,
     NodeHealth,
     NodeRecord,
     Refusal,
@@ -231,6 +232,17 @@ class SQLiteStore:
             f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > ? AND kind = ? AND node IN ({marks}) "
             f"ORDER BY id LIMIT ?", (after_id, FRAME, *nodes, limit))]
 
+    def evidence_rows(self, ids: list[int]) -> list[EvidenceRow]:
+        """The rows with these ids (an incident's reports), in chain order; unknown ids are skipped."""
+        out: list[EvidenceRow] = []
+        for k in range(0, len(ids), 500):       # SQLite's bound on parameters per statement
+            chunk = list(ids[k:k + 500])
+            marks = ",".join("?" * len(chunk))
+            out += [EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _blob(r[8]), r[9], r[10],
+                                _blob(r[11]), _blob(r[12])) for r in self.db.execute(
+                f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id IN ({marks})", chunk)]
+        return sorted(out, key=lambda r: r.id)
+
     def last_evidence_id(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence").fetchone()[0]
 
@@ -271,6 +283,19 @@ class SQLiteStore:
 
     def health(self) -> list[NodeHealth]:
         return [NodeHealth(*r) for r in self.db.execute("SELECT * FROM node_health ORDER BY node")]
+
+    def health_changes(self, since_us: int, until_us: int) -> list[HealthChange]:
+        """Node state changes made at or after `since_us` and before `until_us`, in order."""
+        return [HealthChange(*r) for r in self.db.execute(
+            "SELECT node, at_us, old, new, why FROM health_changes WHERE at_us >= ? AND at_us < ? ORDER BY at_us, id",
+            (since_us, until_us))]
+
+    def frame_times(self, types: tuple[str, ...], since_us: int, until_us: int) -> list[tuple[int, int, str]]:
+        """(node, received_us, type) of the frames of these types received in [since_us, until_us), in order."""
+        marks = ",".join("?" * len(types)) or "NULL"
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            f"SELECT node, received_us, type FROM evidence WHERE kind = ? AND type IN ({marks}) AND received_us >= ? "
+            f"AND received_us < ? ORDER BY received_us, id", (FRAME, *types, since_us, until_us))]
 
     def incidents(self) -> list[tuple[str, str, int, str]]:
         return list(self.db.execute("SELECT id, status, updated_us, body FROM incidents ORDER BY updated_us, id"))
