@@ -23,6 +23,8 @@ def test_documented_example_loads_and_equals_the_defaults():
     assert loaded.broker == cfg.Config().broker and loaded.acks == cfg.Config().acks
     assert loaded.health == cfg.Config().health and loaded.alerts == cfg.Config().alerts
     assert loaded.evidence == cfg.Config().evidence
+    assert [p.name for p in loaded.report.places] == ["Novoselivka", "Krasnyi Yar"]
+    assert cfg.validate(loaded) == loaded          # validating twice keeps the places as they are
 
 
 @pytest.mark.parametrize("text, message", [
@@ -33,6 +35,13 @@ def test_documented_example_loads_and_equals_the_defaults():
     ("[store]\nsynchronous = \"OFF\"\n", "synchronous 'OFF'"),
     ("[fusion]\nline = [[48.0, 37.0]]\n", "at least two"),
     ("[broker\n", "not valid TOML"),
+    ('[report]\nplaces = [{ name = "Pisky", lat = 95, lon = 37.7 }]\n', "entry 1 (Pisky): lat must be a number in -90..90"),
+    ('[report]\nplaces = [{ name = " ", lat = 48, lon = 37 }]\n', "entry 1: name must be a non-empty text"),
+    ('[report]\nplaces = [{ name = "A", lat = 48, lon = 37, alt = 3 }]\n', "entry 1: unknown field 'alt'"),
+    ('[report]\nplaces = [{ name = "A", lat = 48, lon = 37 }, "B"]\n', "entry 2: 'B' is not a table"),
+    ('[report]\nplaces = [{ name = "A", lat = 48, lon = 37 }, { name = "A", lat = 47, lon = 37 }]\n',
+     "entry 2: the name 'A' is given twice"),
+    ('[report]\nplaces = { name = "A" }\n', "[report] places"),
 ])
 def test_bad_config_is_refused_with_the_field_named(tmp_path, capsys, text, message):
     path = write(tmp_path, text)

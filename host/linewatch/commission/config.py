@@ -134,6 +134,22 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class Place:
+    """A named reference point: the daily report tells each incident as a bearing and distance
+    from the nearest one ("2-5 km south-west of Krasnohorivka"), as monitors do."""
+    name: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    # Named reference points (villages, crossroads, landmarks): [{name, lat, lon}, ...].
+    # None given: the report names the nearest node instead.
+    places: tuple[Place, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -145,13 +161,14 @@ class Config:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     log_level: str = "INFO"
 
 
 SECTIONS = {"broker": BrokerConfig, "store": StoreConfig, "keys": KeysConfig,
             "ingest": IngestConfig, "acks": AcksConfig, "health": HealthConfig,
             "alerts": AlertsConfig, "fusion": FusionConfig, "cluster": ClusterConfig,
-            "evidence": EvidenceConfig}
+            "evidence": EvidenceConfig, "report": ReportConfig}
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -283,7 +300,31 @@ def validate(config: Config) -> Config:
     if line:
         if len(line) < 2 or not all(_is_point(p) for p in line):
             raise ConfigError("config: [fusion] line must be a list of at least two [lat, lon] points")
-    return config
+    return replace(config, report=replace(config.report, places=_places(config.report.places)))
+
+
+def _places(values: tuple) -> tuple[Place, ...]:
+    """[report] places as Place objects; each bad entry named by its position and its fault."""
+    out: list[Place] = []
+    for k, value in enumerate(values, 1):
+        where = f"config: [report] places entry {k}"
+        if isinstance(value, Place):
+            value = {"name": value.name, "lat": value.lat, "lon": value.lon}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {value!r} is not a table like {{ name = \"...\", lat = 48.1, lon = 37.7 }}")
+        unknown = sorted(set(value) - {"name", "lat", "lon"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown field {unknown[0]!r} (known: name, lat, lon)")
+        name, lat, lon = value.get("name"), value.get("lat"), value.get("lon")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: name must be a non-empty text, got {name!r}")
+        if isinstance(lat, bool) or isinstance(lon, bool) or not _is_point((lat, lon)):
+            raise ConfigError(f"{where} ({name}): lat must be a number in -90..90 and lon in -180..180,"
+                              f" got {lat!r}, {lon!r}")
+        if any(p.name == name.strip() for p in out):
+            raise ConfigError(f"{where}: the name {name.strip()!r} is given twice")
+        out.append(Place(name.strip(), float(lat), float(lon)))
+    return tuple(out)
 
 
 def _is_point(p: Any) -> bool:
