@@ -19,6 +19,7 @@ COMMANDS = [
     "linewatch.commands.aggregator", "linewatch.commands.nodes", "linewatch.commands.frames",
     "linewatch.commands.stats", "linewatch.commands.evidence", "linewatch.commands.incidents",
     "linewatch.commands.score",
+    "linewatch.commands.report",
     "linewatch.commands.emulate",
     "linewatch.commands.build",
     "linewatch.commands.provision",

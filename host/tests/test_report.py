@@ -1,0 +1,390 @@
+"""The daily report and its exports on a database from an emulated day.
+
+One short scenario (the demo's 12 nodes on two segments, 30 s: an artillery launch and its
+impact, a mortar, a rifle burst, a drone crossing the line, a node shaken) runs once through the
+emulator's direct tier (the firmware's detectors and frames, the commission's own ingest,
+evidence chain, health and fusion, in-process), starting now so the day's heartbeats and
+incidents fall on one UTC day. Then, against that real store: the report's counts equal what
+SQL finds in the database, the page holds no external reference, the GeoJSON validates
+(geojson-pydantic's RFC 7946 models) in lon/lat order with flat typed properties, the CSV
+round-trips, and bad input is refused with a clear message and a non-zero exit.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import io
+import json
+import re
+import sqlite3
+import time
+from html.parser import HTMLParser
+
+import pytest
+from geojson_pydantic import FeatureCollection
+
+from linewatch import cli, keys
+from linewatch.emulator import scenario as sc
+from linewatch.emulator.commission import Commission
+from linewatch.emulator.direct import emulate_direct
+from linewatch.emulator.runner import prepare
+from linewatch.report import categories, exports, pdf, places
+from linewatch.report.day import ReportError, parse_day
+
+pytestmark = pytest.mark.timeout(600)
+
+SCENARIO = """
+[scenario]
+name = "report-day"
+seed = 7
+duration_s = 30
+start_utc = "2026-11-25T06:00:00Z"
+heartbeat_s = 10
+profile = "field"
+
+[line]
+vertices = [[48.000, 37.800], [48.030, 37.850], [48.060, 37.920]]
+segment_length_m = 5000
+
+[nodes]
+row_offsets_m = [-300, -1200]
+spacing_m = 1800
+stagger = true
+start_m = 0
+end_m = 10000
+position_error_m = 3
+clock_sources = { gps_pps = 0.75, ntp = 0.25 }
+battery = { capacity_mah = 3000, draw_ma = 40, charge_min = 0.7, charge_max = 1.0 }
+
+[environment]
+temperature_c = 8
+noise_floor_db = 42
+noise_floor_spread_db = 3
+wind = { speed_mps = 3, from_deg = 270 }
+
+[radio]
+latency_ms = 60
+latency_jitter_ms = 20
+loss_probability = 0.0
+
+[[event]]
+id = "drone"
+type = "drone"
+time_s = 2
+path = [{ along_m = 3000, offset_m = 800 }, { along_m = 4000, offset_m = -1200 }]
+speed_mps = 45
+level_db = 100
+altitude_m = 60
+fundamental_hz = 190
+
+[[event]]
+id = "howitzer"
+type = "artillery"
+time_s = 4
+launch = { along_m = 6000, offset_m = 6000 }
+impact = { along_m = 5500, offset_m = -800 }
+
+[[event]]
+id = "mortar"
+type = "explosion"
+time_s = 12
+at = { along_m = 8000, offset_m = -1500 }
+
+[[event]]
+id = "rifles"
+type = "small_arms"
+time_s = 16
+at = { along_m = 4000, offset_m = 500 }
+shots = 8
+interval_s = 0.12
+
+[[event]]
+id = "tamper"
+type = "tamper"
+time_s = 20
+node = 0x0102
+action = "shake"
+duration_s = 4
+"""
+
+PLACES = """
+[report]
+places = [
+    { name = "Novoselivka", lat = 48.005, lon = 37.795 },
+    { name = "Krasnyi Yar", lat = 48.032, lon = 37.860 },
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    import tomllib
+    folder = tmp_path_factory.mktemp("report-day")
+    now = time.time_ns() // 1000
+    if (now // 1_000_000) % 86400 > 86400 - 600:       # so close to midnight the run would span two days
+        time.sleep(86400 - (now // 1_000_000) % 86400 + 1)
+        now = time.time_ns() // 1000
+    scenario = dataclasses.replace(sc.parse(tomllib.loads(SCENARIO)), start_utc_us=now)
+    world, _ = prepare(scenario, real_time=False)
+    desk = Commission.prepare(folder / "commission", world, ("127.0.0.1", 1))
+    with open(desk.config_path, "a") as f:
+        f.write(PLACES)
+    emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, folder / "nodes")
+    text = datetime.datetime.fromtimestamp(now / 1e6, datetime.timezone.utc).date().isoformat()
+    out = folder / "out"
+    out.mkdir()
+    return {"config": str(desk.config_path), "db": str(desk.db_path), "day": text, "out": out, "desk": desk}
+
+
+@pytest.fixture(scope="module")
+def report(day):
+    code = cli.main(["report", "--config", day["config"], "--day", day["day"], "--out", str(day["out"]), "--no-pdf"])
+    assert code == 0
+    return (day["out"] / f"linewatch-report-{day['day']}.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def exported(day):
+    for form in exports.FORMATS:
+        assert cli.main(["export", "--config", day["config"], "--day", day["day"], "--format", form,
+                         "--out", str(day["out"])]) == 0
+    return {(what, form): (day["out"] / f"linewatch-{what}-{day['day']}.{form}").read_text()
+            for what in exports.WHAT for form in exports.FORMATS}
+
+
+# -- what the database holds, by SQL of its own --
+
+def _db_incidents(day) -> list[dict]:
+    start = int(datetime.datetime.fromisoformat(day["day"] + "T00:00:00+00:00").timestamp()) * 1_000_000
+    db = sqlite3.connect(day["db"])
+    try:
+        rows = db.execute(
+            "SELECT id, json_extract(body, '$.class'), json_extract(body, '$.launch_id'), "
+            "json_extract(body, '$.impact_id'), json_extract(body, '$.shots'), json_extract(body, '$.side'), "
+            "json_extract(body, '$.provisional') = 0 AND json_array_length(body, '$.reports') = 0 "
+            "FROM incidents WHERE json_extract(body, '$.time_utc_us') >= ? AND json_extract(body, '$.time_utc_us') < ?",
+            (start, start + 86_400_000_000)).fetchall()
+    finally:
+        db.close()
+    return [{"id": r[0], "class": r[1], "launch": r[2], "impact": r[3], "shots": r[4], "side": r[5],
+             "withdrawn": bool(r[6])} for r in rows]
+
+
+def _table(html: str, table_id: str) -> list[list[str]]:
+    body = re.search(r'<table id="%s">(.*?)</table>' % table_id, html, re.S).group(1)
+    return [[re.sub("<[^>]+>", "", c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_the_emulated_day_has_what_the_report_must_tell(day):
+    found = [i for i in _db_incidents(day) if not i["withdrawn"]]
+    kinds = {i["class"] for i in found}
+    assert {"explosion", "small_arms", "drone"} <= kinds, found
+    assert any(i["launch"] for i in found) and any(i["impact"] for i in found), found
+
+
+def test_counts_in_the_report_equal_the_database(day, report):
+    found = [i for i in _db_incidents(day) if not i["withdrawn"]]
+    totals = {row[0]: int(row[-1]) for row in _table(report, "counts-by-side")[1:]}
+    expected = {
+        "explosions: impacts": sum(1 for i in found if i["class"] == "explosion" and i["launch"]),
+        "explosions: outgoing (launches)": sum(1 for i in found if i["class"] == "explosion" and i["impact"]),
+        "explosions: undetermined": sum(1 for i in found if i["class"] == "explosion"
+                                        and not i["launch"] and not i["impact"]),
+        "small arms: bursts": sum(1 for i in found if i["class"] == "small_arms" and (i["shots"] or 1) >= 2),
+        "small arms: single shots": sum(1 for i in found if i["class"] == "small_arms" and (i["shots"] or 1) < 2),
+        "vehicles": sum(1 for i in found if i["class"] == "vehicle"),
+        "unclassified sounds": sum(1 for i in found if i["class"] == "unknown"),
+        "nodes handled (tampering, not a violation)": sum(1 for i in found if i["class"] == "tamper"),
+    }
+    for words, n in expected.items():
+        assert totals[words] == n, words
+    drones = sum(1 for i in found if i["class"] == "drone")
+    assert totals["drones: crossings of the line"] + totals["drones: overflights"] == drones
+    assert sum(totals.values()) == len(found)
+    # by side: the side columns add up to each total, and a side's column counts the incidents
+    # the database places on it (named as the config names the sides: the defaults here)
+    rows = _table(report, "counts-by-side")
+    assert rows[0][1:4] == ["side A", "side B", "undecided"]
+    for row in rows[1:]:
+        assert sum(int(c) for c in row[1:4]) == int(row[4])
+    for col, code in ((1, "L"), (2, "R")):
+        assert sum(int(r[col]) for r in rows[1:]) == sum(1 for i in found if i["side"] == code)
+    # every incident of the day has its row, withdrawn ones marked as such
+    rows_html = dict(re.findall(r'<tr(?: class="withdrawn")? id="(I-\d+)">.*?<td class="status">(\w+)</td>', report))
+    every = _db_incidents(day)
+    assert set(rows_html) == {i["id"] for i in every}
+    assert {k for k, v in rows_html.items() if v == "withdrawn"} == {i["id"] for i in every if i["withdrawn"]}
+    # the summary's violation count is explosions + small arms
+    violations = sum(v for k, v in expected.items() if k.startswith(("explosions", "small arms")))
+    assert f"recorded <b>{violations}</b> ceasefire violations" in report
+
+
+def test_node_availability_counts_equal_the_database(day, report):
+    db = sqlite3.connect(day["db"])
+    try:
+        heartbeats = dict(db.execute("SELECT node, COUNT(*) FROM evidence WHERE kind = 'frame' AND type = "
+                                     "'heartbeat' GROUP BY node"))
+        nodes = [r[0] for r in db.execute("SELECT id FROM nodes ORDER BY id")]
+    finally:
+        db.close()
+    rows = _table(report, "availability")[1:]
+    assert [int(r[0], 16) for r in rows] == nodes
+    assert {int(r[0], 16): int(r[5]) for r in rows} == {n: heartbeats.get(n, 0) for n in nodes}
+    assert all(r[2].endswith("%") for r in rows)
+    tampered = {int(r[0], 16): r[7] for r in rows}[0x0102]
+    assert tampered == "tampered"
+
+
+def test_incidents_are_told_from_the_named_places_with_the_evidence_verified(report):
+    assert re.search(r"<td>(under 500 m|500 m-1 km|1-2 km|2-5 km|5-10 km) [a-z-]+ of (Novoselivka|Krasnyi Yar)</td>",
+                     report)
+    assert '<span class="ok">verified</span>: The evidence log' in report
+
+
+class _References(HTMLParser):
+    """Every URL-bearing attribute, url() and @import of a page, and every element that loads."""
+    ATTRIBUTES = {"src", "href", "srcset", "action", "poster", "data", "background", "formaction", "xlink:href",
+                  "manifest", "cite", "longdesc", "usemap", "codebase", "archive", "ping"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.tags: set[str] = set()
+        self._style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self._style = tag == "style"
+        for name, value in attrs:
+            if name in self.ATTRIBUTES and value is not None:
+                self.urls.append(value)
+            if name == "style" and value:
+                self.urls += _css_urls(value)
+
+    def handle_data(self, data):
+        if self._style:
+            self.urls += _css_urls(data)
+
+
+def _css_urls(css: str) -> list[str]:
+    return re.findall(r"url\(\s*['\"]?([^'\")]*)", css) + re.findall(r"@import\s+['\"]([^'\"]+)", css)
+
+
+def test_the_page_holds_no_external_reference(report):
+    parser = _References()
+    parser.feed(report)
+    assert parser.urls, "the map should be there as a data: URI"
+    external = [u[:60] for u in parser.urls if not u.startswith(("data:", "#"))]
+    assert external == []
+    assert not parser.tags & {"script", "link", "iframe", "object", "embed", "base", "frame", "video", "audio"}
+    assert any(u.startswith("data:image/png;base64,") for u in parser.urls)
+    text = re.sub(r"data:[^\"')\s]+", "", report)       # base64 may hold "//"
+    assert "http:" not in text and "https:" not in text and "//" not in text
+
+
+def test_geojson_is_rfc7946_with_lon_lat_order_and_flat_typed_properties(day, exported):
+    for what in exports.WHAT:
+        data = json.loads(exported[(what, "geojson")])
+        FeatureCollection.model_validate(data)      # raises on any structural fault
+        assert "crs" not in data and data["features"], what
+        kinds: dict[str, set] = {}
+        for feature in data["features"]:
+            for name, value in feature["properties"].items():
+                assert not isinstance(value, (dict, list)), (what, name)
+                if value is not None:
+                    kinds.setdefault(name, set()).add(type(value).__name__.replace("int", "number")
+                                                      .replace("float", "number"))
+            geometry = feature["geometry"]
+            if geometry is None:
+                continue
+            points = [geometry["coordinates"]] if geometry["type"] == "Point" else geometry["coordinates"]
+            for lon, lat in points:
+                assert 37.6 < lon < 38.1 and 47.9 < lat < 48.2, (what, lon, lat)   # the scenario's area
+        assert all(len(k) == 1 for k in kinds.values()), (what, kinds)
+    kinds = {f["properties"]["kind"] for f in json.loads(exported[("tracks", "geojson")])["features"]}
+    assert "launch_impact" in kinds
+    placed = [f for f in json.loads(exported[("incidents", "geojson")])["features"] if f["geometry"]]
+    assert placed and all(f["geometry"]["type"] == "Point" for f in placed)
+
+
+def test_csv_round_trips_and_agrees_with_the_geojson(exported):
+    for what in exports.WHAT:
+        rows = list(csv.DictReader(io.StringIO(exported[(what, "csv")])))
+        features = json.loads(exported[(what, "geojson")])["features"]
+        assert [r["id"] for r in rows] == [f["id"] for f in features]
+        for row, feature in zip(rows, features):
+            for name, value in feature["properties"].items():
+                if (what, name) == ("nodes", "available"):   # of the day so far: it moves between the two runs
+                    assert 0 <= float(row[name]) <= 1 and 0 <= value <= 1
+                    continue
+                assert row[name] == exports._cell(value), (what, name)
+            if feature["geometry"] and feature["geometry"]["type"] == "Point":
+                assert [float(row["lon"]), float(row["lat"])] == feature["geometry"]["coordinates"]
+        again = io.StringIO()
+        writer = csv.DictWriter(again, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        assert again.getvalue() == exported[(what, "csv")]
+
+
+@pytest.mark.parametrize("bad", ["2026-13-01", "yesterday", "2026-1-5", "20261125"])
+def test_a_bad_day_is_refused_with_a_clear_error(day, capsys, bad):
+    for command in ("report", "export"):
+        assert cli.main([command, "--config", day["config"], "--day", bad, "--out", str(day["out"])]) == 2
+        err = capsys.readouterr().err
+        assert f"linewatch {command}: --day {bad!r}: not a day (expected YYYY-MM-DD" in err
+
+
+def test_a_missing_database_or_folder_is_refused_and_nothing_created(tmp_path, capsys):
+    missing = tmp_path / "nowhere.db"
+    for command in ("report", "export"):
+        assert cli.main([command, "--db", str(missing), "--day", "2026-11-25", "--out", str(tmp_path)]) == 2
+        assert "does not exist" in capsys.readouterr().err
+        assert cli.main([command, "--db", str(missing), "--day", "2026-11-25", "--out", str(tmp_path / "no")]) == 2
+        assert "--out" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_wrong_master_key_says_the_evidence_is_not_verified(day, tmp_path, capsys):
+    other = tmp_path / "other.key"
+    keys.create_master_key(other)
+    assert cli.main(["report", "--config", day["config"], "--master-key", str(other), "--day", day["day"],
+                     "--out", str(tmp_path), "--no-pdf"]) == 0
+    assert "evidence NOT verified" in capsys.readouterr().out
+    assert '<span class="bad">NOT verified</span>' in (tmp_path / f"linewatch-report-{day['day']}.html").read_text()
+
+
+def test_pdf_where_a_converter_is_installed_else_said_so(day, tmp_path, capsys):
+    assert cli.main(["report", "--config", day["config"], "--day", day["day"], "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    written = tmp_path / f"linewatch-report-{day['day']}.pdf"
+    if pdf.converter() is None:
+        assert "no PDF: no PDF converter installed" in out and not written.exists()
+    else:
+        assert written.read_bytes()[:5] == b"%PDF-", out
+
+
+# -- the parts, on their own --
+
+def test_days_bearings_bands_and_categories():
+    d = parse_day("2026-11-25")
+    assert d.end_us - d.start_us == 86_400_000_000 and d.holds(d.start_us) and not d.holds(d.end_us)
+    with pytest.raises(ReportError):
+        parse_day("2026-02-30")
+    assert places.compass(0) == "north" and places.compass(200) == "south-south-west"
+    assert places.band(499) == "under 500 m" and places.band(3000) == "2-5 km" and places.band(60000) == "over 50 km"
+    ref = [places.Reference("Pisky", 48.0, 37.8)]
+    east = places.place(ref, 48.0, 37.8 + 2000 / (111320 * 0.6691))
+    assert east.compass == "east" and east.band == "1-2 km" and east.text == "1-2 km east of Pisky"
+    assert places.place(ref, 48.0005, 37.8).text == "at Pisky"
+    assert places.place([], 48.0, 37.8) is None and places.place(ref, None, 37.8) is None
+    assert categories.category({"class": "explosion", "launch_id": "I-1"}, None) == "explosion_impact"
+    assert categories.category({"class": "explosion", "impact_id": "I-2"}, None) == "explosion_outgoing"
+    assert categories.category({"class": "small_arms", "shots": 1}, None) == "small_arms_shot"
+    from linewatch.geo import ContactLine
+    line = ContactLine([(48.0, 37.8), (48.03, 37.85)])
+    across = {"class": "drone", "track": [[1, 48.02, 37.80], [2, 48.00, 37.85]]}
+    assert categories.category(across, line) == "drone_crossing"
+    assert categories.category(across, None) == "drone_overflight"
