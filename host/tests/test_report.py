@@ -20,11 +20,15 @@ import re
 import sqlite3
 import time
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from geojson_pydantic import FeatureCollection
 
 from linewatch import cli, keys
+from linewatch.commission import config as cfg
+from linewatch.commission import evidencehead
+from linewatch.commission.store import open_store
 from linewatch.emulator import scenario as sc
 from linewatch.emulator.commission import Commission
 from linewatch.emulator.direct import emulate_direct
@@ -354,6 +358,31 @@ def test_a_wrong_master_key_says_the_evidence_is_not_verified(day, tmp_path, cap
                      "--out", str(tmp_path), "--no-pdf"]) == 0
     assert "evidence NOT verified" in capsys.readouterr().out
     assert '<span class="bad">NOT verified</span>' in (tmp_path / f"linewatch-report-{day['day']}.html").read_text()
+
+
+def test_the_evidence_statement_checks_the_signed_head(day, tmp_path, capsys):
+    config = cfg.load(day["config"])
+    head_path = config.evidence.head_path(config.store)
+    master = day["desk"].master_key
+    store = open_store(day["db"], readonly=True)
+    try:
+        head = evidencehead.from_store(store, master, time.time_ns() // 1000)
+    finally:
+        store.close()
+    argv = ["report", "--config", day["config"], "--day", day["day"], "--out", str(tmp_path), "--no-pdf"]
+    try:
+        evidencehead.write(head_path, head)
+        assert cli.main(argv) == 0
+        assert f"and the signed head of {head.made_utc} ({head.rows} rows) matches" in capsys.readouterr().out
+        # a head naming rows the log no longer holds: the newest rows were removed
+        evidencehead.write(head_path, evidencehead.make(head.rows + 3, head.hash, head.made_us, master))
+        assert cli.main(argv) == 0
+        out = capsys.readouterr().out
+        assert "evidence NOT verified: The evidence log does NOT match its signed head: truncated" in out
+        page = (tmp_path / f"linewatch-report-{day['day']}.html").read_text()
+        assert '<span class="bad">NOT verified</span>' in page
+    finally:
+        Path(head_path).unlink(missing_ok=True)
 
 
 def test_pdf_where_a_converter_is_installed_else_said_so(day, tmp_path, capsys):

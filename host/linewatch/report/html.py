@@ -14,7 +14,7 @@ from html import escape
 from linewatch import __version__
 from linewatch.commission import wording
 from linewatch.report.availability import HOUR_US, LISTENING
-from linewatch.report.categories import CATEGORIES, SHORT, WORDS
+from linewatch.report.categories import CATEGORIES, SHORT
 from linewatch.report.gather import UNDECIDED, DayData, Entry
 
 VIOLATIONS = ("explosion_impact", "explosion_outgoing", "explosion_undetermined", "small_arms_burst",
@@ -29,7 +29,8 @@ h1 { font-size: 17pt; margin-bottom: 0.1em; } h2 { font-size: 13pt; border-botto
 .sub { color: #555; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.5em 0 1em 0; font-size: 9.5pt; }
 th, td { border: 1px solid #bbb; padding: 2px 6px; text-align: left; vertical-align: top; }
-th { background: #eee; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #eee; } td:first-child { white-space: nowrap; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.withdrawn td { color: #888; text-decoration: line-through; }
 tr.withdrawn td.status { text-decoration: none; }
 .ok { color: #1a7f37; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
@@ -69,7 +70,7 @@ def _summary(data: DayData) -> str:
             f"{c['explosion_undetermined']} undetermined) and {_n(len(small), 'incident')} of small-arms fire "
             f"({_n(c['small_arms_burst'], 'burst')} and {_n(c['small_arms_shot'], 'single shot')}, "
             f"{sum(e.shots for e in small)} shots in all). It also recorded {_n(drones, 'drone flight')} "
-            f"({c['drone_crossing']} crossing the contact line, {c['drone_overflight']} overflights)")
+            f"({c['drone_crossing']} crossing the contact line, {_n(c['drone_overflight'], 'overflight')})")
     others = [_n(c[k], w) for k, w in (("vehicle", "vehicle"), ("unknown", "unclassified sound"))]
     text += ", " + " and ".join(others) + "."
     if c["tamper"]:
@@ -132,10 +133,24 @@ def _narrative(entries: list[Entry]) -> str:
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.category] = counts.get(e.category, 0) + 1
-    said = [f"{n} &times; {escape(WORDS[k])}" for k, _ in CATEGORIES if (n := counts.get(k))]
+    said = [_n(n, *NOUNS[k]) for k, _ in CATEGORIES if (n := counts.get(k))]
     first, last = _clock(entries[0].time_us), _clock(entries[-1].time_us)
     return f"Between {first} and {last} UTC: " + "; ".join(said) + "."
 
+
+# each category as a countable noun (singular, plural) for the narrative
+NOUNS = {
+    "explosion_impact": ("impact", "impacts"),
+    "explosion_outgoing": ("outgoing explosion (a launch)", "outgoing explosions (launches)"),
+    "explosion_undetermined": ("undetermined explosion", "undetermined explosions"),
+    "small_arms_burst": ("burst of small-arms fire", "bursts of small-arms fire"),
+    "small_arms_shot": ("single shot", "single shots"),
+    "drone_crossing": ("drone crossing the line", "drones crossing the line"),
+    "drone_overflight": ("drone overflight", "drone overflights"),
+    "vehicle": ("vehicle", "vehicles"),
+    "unknown": ("unclassified sound", "unclassified sounds"),
+    "tamper": ("node handled (tampering)", "nodes handled (tampering)"),
+}
 
 COLUMNS = ("id", "time (UTC)", "category", "place", "side (probability)", "confidence", "nodes", "how placed",
            "status")
@@ -237,8 +252,8 @@ def _segment(seg) -> str:
     return "segment %d" % seg if seg is not None else "no segment (nodes not registered)"
 
 
-def _n(n: int, word: str) -> str:
-    return wording.plural(n, word)
+def _n(n: int, word: str, words: str | None = None) -> str:
+    return wording.plural(n, word, words)
 
 
 def _clock(time_us: int) -> str:
