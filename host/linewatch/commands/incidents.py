@@ -22,7 +22,8 @@ def register(sub) -> None:
                                      " (named as [fusion] sides says) with its probability, status")
     ls.add_argument("--all", action="store_true", help="also the withdrawn ones (reports joined other incidents)")
     ls.set_defaults(func=cmd_list)
-    ex = inc.add_parser("export", help="JSON lines, one incident per line")
+    ex = inc.add_parser("export", help="JSON lines, one incident per line, every day (CSV and GeoJSON of a day"
+                                       " for QGIS: linewatch export)")
     ex.add_argument("file", help="output file ('-' for stdout)")
     ex.set_defaults(func=cmd_export)
     st = inc.add_parser("set-status", help="confirm or dismiss an incident")
