@@ -15,11 +15,11 @@ from linewatch import keys
 from linewatch.commission import config as cfg
 from linewatch.commission.store import StoreError, open_store
 from linewatch.keys import KeyFileError
-from linewatch.report import exports, pdf
+from linewatch.report import FORMATS, WHAT
 from linewatch.report.day import ReportError, parse_day
-from linewatch.report.figure import map_png
-from linewatch.report.gather import DayData, gather
-from linewatch.report.html import render
+
+# The report's own modules (and matplotlib, seconds to import on a loaded Pi) are imported when
+# a report or an export is made: every other command builds this parser too.
 
 EXIT_FAILED = 2
 
@@ -36,16 +36,18 @@ def register(sub) -> None:
     e = sub.add_parser("export", help="the day's incidents, tracks and nodes as CSV or GeoJSON (RFC 7946) for QGIS")
     cfg.add_arguments(e)
     e.add_argument("--day", required=True, help="the UTC day to export, YYYY-MM-DD")
-    e.add_argument("--format", choices=exports.FORMATS, default="geojson", help="file format (default: geojson)")
-    e.add_argument("--what", choices=exports.WHAT, action="append",
-                   help="what to export (repeatable; default: all of " + ", ".join(exports.WHAT) + ")")
+    e.add_argument("--format", choices=FORMATS, default="geojson", help="file format (default: geojson)")
+    e.add_argument("--what", choices=WHAT, action="append",
+                   help="what to export (repeatable; default: all of " + ", ".join(WHAT) + ")")
     e.add_argument("--out", default=".", help="folder to write linewatch-WHAT-DAY.FORMAT into (default: the"
                                               " current folder)")
     e.set_defaults(func=cmd_export)
 
 
-def day_data(args) -> DayData:
-    """The day's data as the report and the exports tell it; ReportError with one clear line."""
+def day_data(args):
+    """The day's data (a linewatch.report.gather.DayData) as the report and the exports tell
+    it; ReportError with one clear line."""
+    from linewatch.report.gather import gather
     day = parse_day(args.day)
     out = Path(args.out)
     if not out.is_dir():
@@ -70,6 +72,9 @@ def day_data(args) -> DayData:
 
 
 def cmd_report(args) -> int:
+    from linewatch.report import pdf
+    from linewatch.report.figure import map_png
+    from linewatch.report.html import render
     try:
         data = day_data(args)
     except ReportError as exc:
@@ -89,12 +94,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from linewatch.report import exports
     try:
         data = day_data(args)
     except ReportError as exc:
         print(f"linewatch export: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    for what in args.what or exports.WHAT:
+    for what in args.what or WHAT:
         path = Path(args.out) / f"linewatch-{what}-{data.day.text}.{args.format}"
         text = exports.render(data, what, args.format)
         path.write_text(text, encoding="utf-8")

@@ -14,3 +14,8 @@
 
 Data flows one way: store -> gather -> (html | exports). Nothing here writes to the store.
 """
+
+# What `linewatch export` writes, named here so the command line knows them without importing
+# the modules (every `linewatch` command builds the whole parser at start).
+WHAT = ("incidents", "tracks", "nodes")
+FORMATS = ("csv", "geojson")

@@ -20,11 +20,10 @@ import json
 
 from linewatch.commission import wording
 from linewatch.geo import ContactLine, haversine_m
+from linewatch.report import FORMATS, WHAT
 from linewatch.report.categories import crossed, track_points
 from linewatch.report.gather import DayData, Entry
 
-WHAT = ("incidents", "tracks", "nodes")
-FORMATS = ("csv", "geojson")
 DIGITS = 7         # ~1 cm: more than any fix is worth, less than float noise
 
 INCIDENT_FIELDS = ("id", "time_utc", "time_utc_us", "class", "category", "status", "segment", "place",

@@ -9,12 +9,7 @@ import base64
 import io
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-
-from linewatch.report.categories import SHORT, track_points  # noqa: E402
+from linewatch.report.categories import SHORT, track_points
 
 # category -> (marker, colour): explosions in reds, small arms in orange, drones in blue
 STYLE = {
@@ -32,6 +27,7 @@ def map_png(data, width_in: float = 9.0) -> str | None:
     if not points:
         return None
     lat0 = sum(p[0] for p in points) / len(points)
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(width_in, width_in * 0.62), dpi=110)
     try:
         _draw(ax, data)
@@ -47,6 +43,16 @@ def map_png(data, width_in: float = 9.0) -> str | None:
     finally:
         plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _pyplot():
+    """matplotlib on its Agg backend, imported when a map is drawn: it takes seconds to import
+    on a loaded Raspberry Pi, and every other `linewatch` command (the aggregator first) must
+    not pay for it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def _extent_points(data) -> list[tuple[float, float]]:
