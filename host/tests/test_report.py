@@ -417,3 +417,64 @@ def test_days_bearings_bands_and_categories():
     across = {"class": "drone", "track": [[1, 48.02, 37.80], [2, 48.00, 37.85]]}
     assert categories.category(across, line) == "drone_crossing"
     assert categories.category(across, None) == "drone_overflight"
+
+
+# -- the same day on both store backends --
+
+T_DAY = parse_day("2026-11-25")
+BEAT = {"battery_mv": 3900, "temperature_c": 9.5, "uptime_s": 5, "rssi_dbm": -60, "queue_depth": 0,
+        "free_memory": 40000, "detections": 0, "dropped": 0, "reconnects": 0, "refused_commands": 0,
+        "radio_ms": 0, "slept_s": 0, "heartbeat_s": 60, "power": 0}
+EVENT = {"event_class": 1, "confidence": 0.8, "onset_offset_us": -100, "peak_db": -10.0, "duration_ms": 100,
+         "frequency_hz": 90, "snr_db": 20.0}
+
+
+def _frame(master: bytes, ftype: int, node: int, seq: int, at_us: int, values: dict):
+    from lwproto import const, frame as wire, topic as topics
+    from linewatch.commission.store import FRAME, EvidenceRow
+    raw = wire.encode(keys.derive(master, node), ftype, node, 1, seq, at_us, const.CLOCK_GPS_PPS, 3, values)
+    return EvidenceRow(0, FRAME, const.TYPE_NAMES[ftype], node, 1, seq, topics.uplink(1, node, ftype), at_us, raw,
+                       "tag_ok", "")
+
+
+def test_the_same_day_reads_the_same_on_sqlite_and_postgresql(store_target, tmp_path):
+    from lwproto import const
+    from linewatch.commission.store import Batch, HealthChange, NodeRecord
+    from linewatch.report.gather import gather
+    master = bytes(range(32))
+    t0 = T_DAY.start_us + 6 * 3_600_000_000                    # 06:00 UTC
+    store = open_store(store_target)
+    try:
+        store.node_put(NodeRecord(0x0101, 1, 48.00, 37.80, added_us=T_DAY.start_us - 1))
+        store.node_put(NodeRecord(0x0102, 1, 48.01, 37.81, added_us=T_DAY.start_us - 1))
+        rows = [_frame(master, const.HEARTBEAT, n, k + 1, t0 + k * 60_000_000, BEAT)
+                for n in (0x0101, 0x0102) for k in range(3)]
+        rows += [_frame(master, const.EVENT, n, 10, t0 + 200_000_000, EVENT) for n in (0x0101, 0x0102)]
+        rows.append(_frame(master, const.HEARTBEAT, 0x0101, 20, T_DAY.end_us + 5, BEAT))   # the next day
+        ids = store.commit(Batch(evidence=rows))
+        explosion = {"id": "I-000001", "class": "explosion", "fix": "tdoa", "provisional": False,
+                     "time_utc_us": t0 + 200_000_000, "lat": 48.02, "lon": 37.80, "side": "L",
+                     "side_probability": 0.9, "nodes": [0x0101, 0x0102], "reports": ids[6:8]}
+        withdrawn = {**explosion, "id": "I-000002", "reports": [], "nodes": []}
+        other_day = {**explosion, "id": "I-000003", "time_utc_us": T_DAY.start_us - 1}
+        store.commit(Batch(
+            incidents={d["id"]: ("new", t0, json.dumps(d)) for d in (explosion, withdrawn, other_day)},
+            health_changes=[HealthChange(0x0102, T_DAY.start_us - 10, "online", "offline", "silence"),
+                            HealthChange(0x0102, T_DAY.start_us + 12 * 3_600_000_000, "offline", "online",
+                                         "heartbeat")]))
+        config = cfg.from_dict({"fusion": {"sides": ["north", "south"]},
+                                "report": {"places": [{"name": "Pisky", "lat": 48.0, "lon": 37.8}]}})
+        data = gather(store, config, T_DAY, master, now_us=T_DAY.end_us + 10**9)
+    finally:
+        store.close()
+    assert [e.id for e in data.entries] == ["I-000001", "I-000002"]
+    assert [e.id for e in data.counted] == ["I-000001"]
+    e = data.counted[0]
+    assert (e.category, e.segment, e.side, e.side_probability, e.confidence) == \
+        ("explosion_undetermined", 1, "north", 0.9, pytest.approx(0.8, abs=0.01))
+    assert e.placing.text == "2-5 km north of Pisky"
+    assert data.counts["explosion_undetermined"] == 1 and data.by_side["north"]["explosion_undetermined"] == 1
+    a = {x.node: x for x in data.availability}
+    assert (a[0x0101].heartbeats, a[0x0101].frames, a[0x0101].fraction) == (3, 4, 1.0)
+    assert a[0x0102].fraction == pytest.approx(0.5) and a[0x0102].changes == 1 and a[0x0102].last_state == "online"
+    assert data.statement.ok
