@@ -128,3 +128,38 @@ def test_a_node_that_says_it_could_not_publish_is_degraded_until_a_heartbeat_say
         ("online", "degraded", "heartbeat: the node could not publish this boot (out of memory)")]
     assert states(h.observe(frame(const.HEARTBEAT, 1, HEARTBEAT, boot=2), 3 * S)) == [
         ("degraded", "online", "heartbeat")]            # the next boot publishes again
+
+
+def test_a_clock_fusion_flags_is_marked_in_the_stored_row_until_it_agrees_again():
+    h = HealthTracker(HealthConfig())
+    h.observe(frame(const.HEARTBEAT, 1, HEARTBEAT), 1 * S)
+    h.take_dirty()
+    assert h.clock_checks({NODE: {"offset_us": 81_234, "spread_us": 900, "fixes": 5, "flagged": False}}) == []
+    assert h.clock_checks({NODE: {"offset_us": 81_234, "spread_us": 900, "fixes": 5, "flagged": True}}) == [NODE]
+    assert json.loads(h.take_dirty()[NODE].counters)["clock_offset_us"] == 81_234
+    h.observe(frame(const.HEARTBEAT, 2, HEARTBEAT), 2 * S)        # a heartbeat keeps the mark
+    assert json.loads(h.take_dirty()[NODE].counters)["clock_offset_us"] == 81_234
+    assert h.clock_checks({}) == [NODE]
+    assert "clock_offset_us" not in json.loads(h.take_dirty()[NODE].counters)
+    assert h.state(NODE) == "online"
+
+
+def test_nodes_status_says_when_fusion_flags_a_nodes_clock(tmp_path):
+    import subprocess
+    import sys
+
+    from linewatch.commission.registry import Registry
+    from linewatch.commission.store import Batch, open_store
+    h = HealthTracker(HealthConfig())
+    h.observe(frame(const.HEARTBEAT, 1, HEARTBEAT), 1 * S)
+    h.clock_checks({NODE: {"offset_us": -81_234, "spread_us": 900, "fixes": 5, "flagged": True}})
+    store = open_store(str(tmp_path / "lw.db"))
+    Registry(store).add(NODE, 1, 48.0, 37.0)
+    store.commit(Batch(health=h.take_dirty()))
+    store.close()
+    (tmp_path / "aggregator.toml").write_text('[store]\npath = "lw.db"\n')
+    out = subprocess.run([sys.executable, "-m", "linewatch.cli", "nodes", "--config",
+                          str(tmp_path / "aggregator.toml"), "status"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "CLOCK: its arrivals miss located sources by -81 ms" in out.stdout

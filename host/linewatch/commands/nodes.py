@@ -7,7 +7,7 @@ import time
 
 from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError, create_master_key
-from linewatch.commission.health import ASLEEP_UNTIL, utc_text
+from linewatch.commission.health import ASLEEP_UNTIL, CLOCK_OFFSET, utc_text
 from linewatch.commission.registry import Registry, RegistryError, parse_node_id
 from linewatch.commission.store import StoreError, open_store
 
@@ -91,6 +91,9 @@ def cmd_status(args) -> int:
             note = f"  asleep until {utc_text(counters[ASLEEP_UNTIL])}"
         elif counters.get("power", 0) & 1:
             note = f"  saving power: heartbeat every {counters.get('heartbeat_s', '?')} s"
+        if counters.get(CLOCK_OFFSET) is not None:
+            note += (f"  CLOCK: its arrivals miss located sources by {counters[CLOCK_OFFSET] / 1000:+.0f} ms"
+                     " (fusion weighs them less); check its time source")
         if counters.get("power", 0) & 2:
             note += "  DEGRADED: could not publish this boot (out of memory); reboot or reflash it"
         print(f"0x{r.id:04x}   {h.state:12} {(now - h.last_seen_us) / 1e6:10.1f} {h.boot:5d} {h.battery_mv:10d} "

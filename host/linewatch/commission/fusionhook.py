@@ -54,6 +54,10 @@ class FusionHook:
     def tick(self, at_us: int) -> list[dict[str, Any]]:
         return [incident_dict(i) for i in self.engine.tick(at_us)]
 
+    def node_timing(self) -> dict[int, dict]:
+        """Fusion's estimate of each node's clock ({node: {offset_us, flagged, ...}})."""
+        return self.engine.node_timing() if hasattr(self.engine, "node_timing") else {}
+
     def parked(self) -> int:
         return self.engine.parked() if hasattr(self.engine, "parked") else 0
 

@@ -31,6 +31,7 @@ _EVENT_CLASS = [spec[0] for spec in fields(const.EVENT)].index("event_class")
 _COUNTERS = ("uptime_s", "free_memory", "detections", "dropped", "reconnects", "refused_commands",
              "radio_ms", "slept_s", "heartbeat_s", "power")
 ASLEEP_UNTIL = "asleep_until_us"     # in the stored counters while a node sleeps
+CLOCK_OFFSET = "clock_offset_us"     # in the stored counters while fusion flags the node's clock
 _SLEEP_REASONS = {const.SLEEP_SCHEDULED: "quiet window", const.SLEEP_LOW_BATTERY: "low battery"}
 
 
@@ -60,6 +61,7 @@ class _Node:
     firmware: str = ""
     counters: dict = field(default_factory=dict)
     counters_json: str = ""   # json of counters, made when they change, not per stored row
+    clock_offset_us: int | None = None   # fusion's estimate while it flags the node's clock
 
 
 class HealthTracker:
@@ -145,11 +147,31 @@ class HealthTracker:
             return "tamper event"
         return "awake: %s" % frame.type_name() if woke else frame.type_name()
 
+    def clock_checks(self, timing: dict[int, dict]) -> list[int]:
+        """Fusion's view of the nodes' clocks ({node: {offset_us, flagged, ...}}, from
+        FusionEngine.node_timing): a node whose arrivals keep missing well-located sources is
+        marked in its stored counters (CLOCK_OFFSET, shown by `nodes status`) until they agree
+        again. Returns the nodes whose mark changed."""
+        changed = []
+        for node, n in self._nodes.items():
+            judged = timing.get(node)
+            offset = judged["offset_us"] if judged and judged.get("flagged") else None
+            if offset != n.clock_offset_us:
+                n.clock_offset_us = offset
+                self._keep(n)
+                self._dirty.add(node)
+                changed.append(node)
+        return changed
+
     def _keep(self, n: _Node) -> None:
-        """The stored counters: the heartbeat's, and the planned wake while asleep."""
+        """The stored counters: the heartbeat's, the planned wake while asleep, and fusion's
+        estimate of the clock's offset while it flags the node."""
         n.counters.pop(ASLEEP_UNTIL, None)
+        n.counters.pop(CLOCK_OFFSET, None)
         if n.awake_after_us:
             n.counters[ASLEEP_UNTIL] = n.awake_after_us
+        if n.clock_offset_us is not None:
+            n.counters[CLOCK_OFFSET] = n.clock_offset_us
         n.counters_json = json.dumps(n.counters, sort_keys=True)
 
     def _moved_m(self, node: int, f: dict) -> float:

@@ -395,6 +395,8 @@ class Aggregator:
         if now >= t.health_at:
             t.health_at = now + self.config.health.tick_s
             self.oplog.flush()
+            if self.fusion is not None:
+                self._clock_checks(self.fusion.node_timing())
             changes = self.health.tick(now_us())
             if changes:
                 self._commit(Batch(), changes)
@@ -402,6 +404,17 @@ class Aggregator:
         if self.fusion is not None and now >= t.fusion_at:
             t.fusion_at = now + self.config.fusion.tick_s
             self._record_incidents(self.fusion.tick(now_us()))
+
+    def _clock_checks(self, timing: dict[int, dict]) -> None:
+        """Fusion's flags on nodes' clocks into their health (stored with the next round)."""
+        for node in self.health.clock_checks(timing):
+            judged = timing.get(node)
+            if judged and judged["flagged"]:
+                log.warning("node 0x%04x: its arrivals miss located sources by %+.0f ms over %d fixes; "
+                            "fusion weighs them less (check its time source)", node,
+                            judged["offset_us"] / 1000, judged["fixes"])
+            else:
+                log.info("node 0x%04x: its arrivals agree with located sources again", node)
 
     def _cluster_timers(self, t: Timers, now: float) -> None:
         self.cluster.run(now)

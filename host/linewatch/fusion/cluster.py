@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import tdoa
+from . import tdoa, timing
 from .config import FusionConfig
 from .hearing import SILENT_MIN
 from .report import Report, timed as is_timed
@@ -44,7 +44,8 @@ class Source:
 
 
 def timing_sigma_s(report: Report, config: FusionConfig) -> float:
-    return math.hypot(report.clock_error_us, config.timing_floor_us) / 1e6
+    """The arrival's standard error before the path's jitter (timing.arrival_sigma_s)."""
+    return timing.arrival_sigma_s(report, config)
 
 
 def pair_consistent(a: Arrival, b: Arrival, c: float, config: FusionConfig) -> bool:
@@ -355,7 +356,9 @@ def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.T
     t = [arrivals[i].t_s for i in chosen]
     sigma = [arrivals[i].sigma_s for i in chosen]
     # The mirror solution (a second fit) only for a fix that passes every test below.
-    fix = tdoa.locate(xy, t, sigma, c, start=start, outlier_p=config.outlier_p, mirror=False, wind=config.wind)
+    air = config.air
+    fix = tdoa.locate(xy, t, sigma, c, start=start, outlier_p=config.outlier_p, mirror=False, wind=config.wind,
+                      air=air)
     if fix is None or not (math.isfinite(fix.x) and math.isfinite(fix.y)):
         return None
     if fix.dof == 0 and fix.chi2 > 1.0:
@@ -369,7 +372,7 @@ def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.T
         return None        # emitted after it was heard
     if judge is not None and judge.refutes(fix, [arrivals[chosen[k]] for k in fix.used]):
         return None        # heard too far away, or nearer nodes stayed silent (hearing.py)
-    return tdoa.with_mirror(fix, xy, t, sigma, c) if mirror else fix
+    return tdoa.with_mirror(fix, xy, t, sigma, c, air) if mirror else fix
 
 
 def fit_checked(arrivals, chosen, c, config, start, judge=None) -> tdoa.TdoaFix | None:

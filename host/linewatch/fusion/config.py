@@ -1,6 +1,7 @@
 """Tunable assumptions of the fusion engine, in one place, with their reasons."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .sound import wind_vector
@@ -16,6 +17,20 @@ class FusionConfig:
     # Onset picking and propagation (wind, terrain) error, added in quadrature to each node's
     # clock error: even a GPS-timed node does not know when a blast front reached it to 1 us.
     timing_floor_us: int = 1_000
+    # Where the nodes are is known only as surveyed: 1 sigma per axis; along the ray it is a
+    # timing error of its own (1.5 m ~ 4.4 ms). Half what a hurried handheld survey gives
+    # (3 m, the emulator's field profile): wider weights let four arrivals of different
+    # sounds pass the chi-square test as one phantom more often (docs/fusion.md).
+    position_sd_m: float = 1.5
+    # Turbulent travel-time scatter, 1 sigma, growing with the square root of the path
+    # (0.5-1 ms at 1 km in the outdoor-acoustics literature): far arrivals weigh less.
+    path_jitter_ms_per_sqrt_km: float = 0.7
+    # How far the told air may be off (1 sigma): the speed of sound (a met station's or the
+    # nodes' thermometers, away from the station and hours later: ~3 C is 2 m/s) and each
+    # wind component (a cheap station, gusts, the wind elsewhere on the line). A fix with
+    # spare arrivals estimates both; its ellipse carries what stays unknown. 0: taken as known.
+    sound_speed_sd_mps: float = 2.0
+    wind_sd_mps: float = 1.5
     # A clock worse than this (no GPS, no NTP) times nothing: its reports are detections only.
     max_clock_error_us: int = 500_000
     # Nodes further apart than this do not hear one source together (explosions: ~10 km each).
@@ -55,6 +70,14 @@ class FusionConfig:
     crossing_hysteresis_m: float = 50.0
 
     @property
+    def air(self):
+        """The air a fit is told (tdoa.Air): the configured wind as the prior's centre, the
+        uncertainties above, the path's jitter."""
+        from .tdoa import Air
+        from .timing import jitter_s2_per_m
+        return Air(0.0, self.wind, self.sound_speed_sd_mps, self.wind_sd_mps, jitter_s2_per_m(self))
+
+    @property
     def wind(self) -> tuple[float, float]:
         """(east, north) air velocity, m/s."""
         return wind_vector(self.wind_speed_mps, self.wind_from_deg)
@@ -63,6 +86,10 @@ class FusionConfig:
         self.wind    # raises ValueError for an implausible wind
         if self.timing_floor_us <= 0:
             raise ValueError("timing_floor_us must be positive (it keeps every weight finite)")
+        for name in ("position_sd_m", "path_jitter_ms_per_sqrt_km", "sound_speed_sd_mps", "wind_sd_mps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 100.0):
+                raise ValueError("%s must be a number from 0 to 100, got %r" % (name, value))
         if self.max_baseline_m <= 0 or self.search_margin_m < 0:
             raise ValueError("max_baseline_m must be positive and search_margin_m not negative")
         if self.impulse_hearing_range_m <= 0:

@@ -30,6 +30,7 @@ from .index import ReportIndex
 from .lifecycle import Context, Ledger, unique_incidents
 from .report import CONTINUOUS, IMPULSIVE, Report
 from .sound import speed_of_sound
+from .timing import NodeTiming
 from .tracking import TrackIncidents
 
 
@@ -42,7 +43,8 @@ class FusionEngine:
         self._pairing = None
         self._ledger = Ledger(self._ctx, self._index, lambda incident_id: self._pairing.forget_blast(incident_id))
         self._pairing = artillery.Pairing(self._ledger, self._ctx.config)
-        self._fixes = Fixes(self._ctx, self._ledger, self._index)
+        self._timing = NodeTiming(self._ctx.config)
+        self._fixes = Fixes(self._ctx, self._ledger, self._index, self._timing)
         self._bursts = Bursts(self._ctx, self._ledger, self._index, self._fixes)
         self._duplicates = Duplicates(self._ctx, self._ledger, self._index)
         self._association = Association(self._ctx, self._ledger, self._index, self._fixes, self._bursts,
@@ -89,6 +91,7 @@ class FusionEngine:
             raise TypeError("fusion takes Report values, not %s" % type(report).__name__)
         if report.key in self._seen:
             return []                                   # the same frame delivered twice
+        report = self._timing.weigh(report)             # a node whose clock disagrees weighs less
         self._ctx.clock.observe(report, now_us, self.config.max_clock_error_us)
         self._seen[report.key] = self.event_now(now_us)
         self._ctx.hearing.observe(report, self.event_now(now_us))
@@ -98,6 +101,11 @@ class FusionEngine:
         if report.event_class in IMPULSIVE:
             return self._ledger.visible(self._joined(self._association.add(report, now_us), now_us))
         return [self._ledger.new_detection(report, now_us).snapshot]
+
+    def node_timing(self) -> dict[int, dict]:
+        """What fusion learned of each node's clock from fixes many nodes agree on:
+        {node: {offset_us, spread_us, fixes, flagged}} (timing.NodeTiming)."""
+        return self._timing.status()
 
     def parked(self) -> int:
         """Reports whose wide search add() deferred (defer_wide), not yet settled."""

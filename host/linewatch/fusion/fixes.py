@@ -4,21 +4,27 @@ fields (position, ellipse, side of the line)."""
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 from ..geo import LocalFrame, haversine_m
-from . import cluster, hearing, hyperbola, side as side_of_line
+from . import cluster, hearing, hyperbola, side as side_of_line, timing
 from .ellipse import error_ellipse
 from .incident import Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
-from .report import Report
+from .report import Report, timed
 from .sound import CALM, travel_time_s
+
+AIR_KEPT = 10_000          # located incidents whose fitted air is remembered for their gates
 
 
 class Fixes:
-    def __init__(self, ctx: Context, ledger: Ledger, index) -> None:
+    def __init__(self, ctx: Context, ledger: Ledger, index, node_timing: timing.NodeTiming | None = None) -> None:
         self.ctx = ctx
         self.ledger = ledger
         self.index = index              # index.ReportIndex
+        self.node_timing = node_timing or timing.NodeTiming(ctx.config)
+        # incident id -> (speed of sound, wind, their 1-sigma) its fix estimated
+        self.air_of: OrderedDict[str, tuple[float, tuple[float, float], float, float]] = OrderedDict()
 
     @property
     def config(self):
@@ -37,19 +43,26 @@ class Fixes:
         return self.ctx.hearing.judge(frame, t_ref, self.speed_of_sound, self.ctx.event_now(now_us))
 
     def predicted_us(self, snap: Incident, report: Report) -> float:
-        """When the incident's located source is heard at the report's node (with the wind)."""
-        wind = self.config.wind
+        """When the incident's located source is heard at the report's node, in the air its
+        fix estimated (else the configured speed of sound and wind)."""
+        c, wind, _, _ = self.air_of.get(snap.id, (self.speed_of_sound, self.config.wind, 0.0, 0.0))
         if wind == CALM:
-            return snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / self.speed_of_sound * 1e6
+            return snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / c * 1e6
         dx, dy = LocalFrame(snap.lat, snap.lon).to_xy(report.lat, report.lon)
-        return snap.time_utc_us + float(travel_time_s(dx, dy, self.speed_of_sound, wind)) * 1e6
+        return snap.time_utc_us + float(travel_time_s(dx, dy, c, wind)) * 1e6
 
     def gate_us(self, snap: Incident, report: Report) -> float:
         """How far from the prediction an arrival of the fix's source may lie: gate_sigmas
-        standard errors, the fix's spread (95% major semi-axis) over c, and the margin."""
-        sigma_s = cluster.timing_sigma_s(report, self.config)
+        standard errors (the arrival's, the path's jitter at its range, what the fix left
+        unknown of the air over the travel time), the fix's spread (95% major semi-axis) over c,
+        and the margin."""
+        c, _, c_sd, wind_sd = self.air_of.get(snap.id, (self.speed_of_sound, CALM, 0.0, 0.0))
+        distance_m = haversine_m(snap.lat, snap.lon, report.lat, report.lon)
+        sigma_s = math.sqrt(cluster.timing_sigma_s(report, self.config) ** 2
+                            + timing.jitter_s2_per_m(self.config) * distance_m
+                            + (distance_m / c * math.hypot(c_sd, wind_sd) / c) ** 2)
         spread_m = snap.ellipse_95.major_m if snap.ellipse_95 else 0.0
-        return (self.config.gate_sigmas * sigma_s + spread_m / self.speed_of_sound) * 1e6 + self.config.window_margin_us
+        return (self.config.gate_sigmas * sigma_s + spread_m / c) * 1e6 + self.config.window_margin_us
 
     def miss_us(self, state: IncidentState, report: Report) -> float | None:
         """How far the report's onset is from the fix's prediction, None outside its gate."""
@@ -121,6 +134,8 @@ class Fixes:
                 alternatives.append((fix.mirror.x, fix.mirror.y, fix.mirror.covariance, weight))
             where = side_of_line.side_of_fix(self.ctx.line, frame, fix.x, fix.y, fix.covariance, alternatives)
             lat, lon = frame.to_latlon(fix.x, fix.y)
+            self._remember_air(state, fix)
+            self._learn_timing(state, fix, arrivals, source)
             fields.update(fix="tdoa", time_utc_us=t_ref + int(round(fix.t0_s * 1e6)), lat=lat, lon=lon,
                           ellipse_95=error_ellipse(fix.covariance), side=where.side,
                           side_probability=where.probability, distance_from_line_m=where.distance_m)
@@ -138,3 +153,24 @@ class Fixes:
         state.close_at_us = max(min(r.onset_utc_us for r in state.reports) + reach_us,
                                 state.formed_event_us) + self.config.lateness_us
         self.ledger.snapshot(state, now_us, **fields)
+
+    def _remember_air(self, state: IncidentState, fix) -> None:
+        self.air_of.pop(state.id, None)
+        if fix.c_mps:
+            self.air_of[state.id] = (fix.c_mps, fix.wind, fix.air_sd[0], math.hypot(*fix.air_sd[1:]))
+            while len(self.air_of) > AIR_KEPT:
+                self.air_of.popitem(last=False)
+
+    def _learn_timing(self, state: IncidentState, fix, arrivals, source: cluster.Source) -> None:
+        """Each node's miss from a fix that many nodes agree on (timing.NodeTiming)."""
+        if len(source.members) < timing.LEARN_MIN_NODES:
+            return
+        c = fix.c_mps or self.speed_of_sound
+        for i in list(source.members) + list(source.rejected):
+            a = arrivals[i]
+            if not timed(a.report, self.config.max_clock_error_us):
+                continue
+            predicted = fix.t0_s + float(travel_time_s(a.x - fix.x, a.y - fix.y, c, fix.wind))
+            sigma_us = math.sqrt(timing.model_sigma_us(a.report, self.config) ** 2
+                                 + timing.jitter_s2_per_m(self.config) * math.hypot(a.x - fix.x, a.y - fix.y) * 1e12)
+            self.node_timing.learn(state.number, a.report.node_id, (a.t_s - predicted) * 1e6, sigma_us)

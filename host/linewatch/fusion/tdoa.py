@@ -27,6 +27,27 @@ from .sound import CALM, travel_time_s
 
 MIN_NODES = 3          # unknowns x, y, t0
 MIN_TESTABLE = 4       # one redundant arrival: the least that can reveal a bad one
+AIR_MIN_ARRIVALS = 6   # fewest arrivals whose fit estimates the air (3 spare for 3 unknowns)
+
+
+@dataclass(frozen=True)
+class Air:
+    """What a fit may assume of the air between source and nodes: the speed of sound and the
+    wind it was told (a met station, the nodes' thermometers, the segment's recent fixes),
+    each with a 1-sigma uncertainty, and the turbulent travel-time scatter that grows with the
+    path (variance per metre). With uncertainties the fit estimates the effective speed of
+    sound and the wind as nuisance unknowns, the told values as their prior: a blast heard by
+    many nodes corrects them, and the position's covariance carries what stays unknown (three
+    arrivals cannot tell, so their ellipse grows by what the air's uncertainty makes of it)."""
+    c_offset_mps: float = 0.0                  # prior centre: the caller's c plus this
+    wind: tuple[float, float] = CALM           # prior centre of the wind (east, north) m/s
+    c_sd_mps: float = 0.0
+    wind_sd_mps: float = 0.0                   # per component
+    jitter_s2_per_m: float = 0.0
+
+    @property
+    def estimated(self) -> bool:
+        return self.c_sd_mps > 0.0 or self.wind_sd_mps > 0.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,11 @@ class TdoaFix:
     used: tuple[int, ...]
     rejected: tuple[int, ...]
     mirror: "TdoaFix | None" = None    # the other solution when the node layout is nearly a line
-    wind: tuple[float, float] = CALM   # (east, north) m/s the fix was computed with
+    wind: tuple[float, float] = CALM   # (east, north) m/s the fix was computed with (estimated
+                                       # when the fit was given an uncertain Air)
+    c_mps: float = 0.0                 # effective speed of sound of the fit (0: the caller's c)
+    air_sd: tuple[float, float, float] = (0.0, 0.0, 0.0)   # 1-sigma of (c, wind east, north)
+                                       # after the fit (0: taken as known)
 
     @property
     def covariance(self) -> np.ndarray:
@@ -167,19 +192,151 @@ def _solve(xy, range_m, sigma_m, start, wind=CALM, c=1.0):
     return params, cov, r, chi2, normal
 
 
+def _air_free(air: Air) -> list[int]:
+    """The unknowns of (x, y, s, dc, wind east, wind north) a fit with this air estimates."""
+    free = [0, 1, 2]
+    if air.c_sd_mps > 0.0:
+        free.append(3)
+    if air.wind_sd_mps > 0.0:
+        free += [4, 5]
+    return free
+
+
+def _air_residuals(p, xy, range_m, sigma_m, c, air: Air, free):
+    """Residuals and Jacobian of the arrivals and of the air's prior, with the speed of
+    sound c + dc and the wind (p[4], p[5]) unknowns: range c*d/g, g = c + dc + w.u."""
+    dx = p[0] - xy[:, 0]
+    dy = p[1] - xy[:, 1]
+    d = np.sqrt(dx * dx + dy * dy)
+    d_safe = np.maximum(d, 1e-6)
+    ux, uy = -dx / d_safe, -dy / d_safe
+    along = p[4] * ux + p[5] * uy
+    c_eff = c + p[3]
+    g = c_eff + along
+    r = (range_m - p[2] - c * d / g) / sigma_m
+    q = c / (g * g * sigma_m)
+    columns = (q * (ux * c_eff - p[4] + 2.0 * ux * along), q * (uy * c_eff - p[5] + 2.0 * uy * along),
+               -1.0 / sigma_m, q * d, q * d * ux, q * d * uy)
+    jac = np.column_stack([columns[k] for k in free])
+    centre = (air.c_offset_mps, air.wind[0], air.wind[1])
+    sd = (air.c_sd_mps, air.wind_sd_mps, air.wind_sd_mps)
+    prior = [k for k in free if k >= 3]
+    prior_r = np.array([(p[k] - centre[k - 3]) / sd[k - 3] for k in prior])
+    prior_j = np.zeros((len(prior), len(free)))
+    for row, k in enumerate(prior):
+        prior_j[row, free.index(k)] = 1.0 / sd[k - 3]
+    return np.concatenate([r, prior_r]), np.vstack([jac, prior_j])
+
+
+def _air_solve(xy, range_m, sigma_m, start, c, air: Air, iterations=60):
+    """Levenberg-Marquardt over the free unknowns of (x, y, s, dc, we, wn) from `start` (6
+    values). Returns (params, covariance of the free unknowns, data residuals, chi2 with
+    the prior's terms, data Jacobian)."""
+    free = _air_free(air)
+    n = len(range_m)
+    params = np.array(start, dtype=float)
+    r, jac = _air_residuals(params, xy, range_m, sigma_m, c, air, free)
+    cost = float(r @ r)
+    lam = 1e-3
+    for _ in range(iterations):
+        normal = jac.T @ jac
+        damped = normal + lam * np.diag(np.maximum(np.diag(normal), 1e-12))
+        try:
+            step = -np.linalg.solve(damped, jac.T @ r)
+        except np.linalg.LinAlgError:
+            lam *= 10.0
+            continue
+        if not np.isfinite(step).all():
+            break
+        if float(np.abs(step[:3]).max()) < 1e-4 and (len(step) == 3 or float(np.abs(step[3:]).max()) < 1e-6):
+            break
+        trial = params.copy()
+        trial[free] += step
+        if abs(trial[0] - start[0]) + abs(trial[1] - start[1]) > 100_000.0 or abs(trial[3]) > 0.3 * c:
+            break
+        r_t, jac_t = _air_residuals(trial, xy, range_m, sigma_m, c, air, free)
+        cost_t = float(r_t @ r_t)
+        if cost_t <= cost:
+            params, r, jac = trial, r_t, jac_t
+            stalled = cost - cost_t <= 1e-9 * cost
+            cost = cost_t
+            lam = max(lam / 3.0, 1e-12)
+            if stalled:
+                break
+        else:
+            lam *= 4.0
+            if lam > 1e8:
+                break
+    try:
+        cov = np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        cov = np.full((len(free), len(free)), np.inf)
+    return params, cov, r[:n], cost, jac[:n]
+
+
+def _air_spread(params, xy, range_m, sigma_m, c, air: Air, cov3):
+    """The position block of a fit that took the air as told, grown by what the air's
+    uncertainty makes of it (linear propagation: dp = -(Jp'Jp)^-1 Jp'Ja da)."""
+    free = _air_free(air)
+    _, jac = _air_residuals(params, xy, range_m, sigma_m, c, air, free)
+    jp, ja = jac[:len(range_m), :3], jac[:len(range_m), 3:]
+    sd = np.array([air.c_sd_mps if k == 3 else air.wind_sd_mps for k in free[3:]])
+    gain = -cov3 @ jp.T @ ja
+    return cov3 + (gain * sd * sd) @ gain.T
+
+
+def _solve_in(xy, range_m, base_m, start6, wind, c, air: Air | None):
+    """One fit of the arrivals: the air taken as known (3 unknowns) or, with an uncertain air
+    and AIR_MIN_ARRIVALS or more, estimated (fewer cannot tell the air from the place, and
+    its freedom would let arrivals of different sounds fit one phantom: their covariance
+    grows by the air's uncertainty instead). With path jitter each timing error grows with
+    the node's range from the fit, which is repeated once. Returns (params of 6, covariance
+    and Jacobian of the fitted unknowns, data residuals, chi2, the position's covariance)."""
+    jitter = air.jitter_s2_per_m * c * c if air is not None else 0.0
+    estimate = air is not None and air.estimated and len(range_m) >= AIR_MIN_ARRIVALS
+    sigma_m = base_m
+    if jitter > 0.0:
+        d = np.hypot(xy[:, 0] - start6[0], xy[:, 1] - start6[1])
+        sigma_m = np.sqrt(base_m * base_m + jitter * d)
+    passes = 2 if jitter > 0.0 else 1
+    for k in range(passes):
+        if estimate:
+            params, cov, r, chi2, jac = _air_solve(xy, range_m, sigma_m, start6, c, air)
+        else:
+            params3, cov, r, chi2, _ = _solve(xy, range_m, sigma_m, start6[:3], wind, c)
+            _, jac = _residuals(params3, xy, range_m, sigma_m, wind, c)
+            params = np.array([*params3, start6[3], start6[4], start6[5]])
+        if k + 1 < passes:
+            d = np.hypot(xy[:, 0] - params[0], xy[:, 1] - params[1])
+            sigma_m = np.sqrt(base_m * base_m + jitter * d)
+            start6 = params
+    cov_xy = cov[:2, :2]
+    if not estimate and air is not None and air.estimated and np.isfinite(cov).all():
+        cov_xy = _air_spread(params, xy, range_m, sigma_m, c, air, cov)[:2, :2]
+    return params, cov, r, chi2, jac, cov_xy
+
+
 def _studentized(r, jac_normal_inv, jac):
     leverage = np.einsum("ij,jk,ik->i", jac, jac_normal_inv, jac)
     return np.abs(r) / np.sqrt(np.clip(1.0 - leverage, 1e-6, None))
 
 
-def _make_fix(params, cov, chi2, dof, c, used, rejected, mirror=None, wind=CALM):
+def _make_fix(params, cov, cov_xy, chi2, dof, c, used, rejected, mirror=None, wind=CALM,
+              air: Air | None = None):
     inflate = max(1.0, chi2 / dof) if dof > 0 else 1.0
-    cxy = cov[:2, :2] * inflate
+    cxy = np.asarray(cov_xy) * inflate
+    c_mps, air_sd = 0.0, (0.0, 0.0, 0.0)
+    if air is not None and air.estimated and len(cov) > 3:
+        free = _air_free(air)
+        wind = (params[4], params[5])
+        c_mps = c + float(params[3])
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None) * inflate)
+        air_sd = tuple(float(sd[free.index(k)]) if k in free else 0.0 for k in (3, 4, 5))
     return TdoaFix(
         x=float(params[0]), y=float(params[1]), t0_s=float(params[2] / c),
         cov_xy=((float(cxy[0, 0]), float(cxy[0, 1])), (float(cxy[1, 0]), float(cxy[1, 1]))),
         chi2=float(chi2), dof=dof, used=tuple(used), rejected=tuple(rejected), mirror=mirror,
-        wind=(float(wind[0]), float(wind[1])))
+        wind=(float(wind[0]), float(wind[1])), c_mps=c_mps, air_sd=air_sd)
 
 
 def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
@@ -191,7 +348,7 @@ def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
 
 
 def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
-           outlier_p: float = 0.999, mirror: bool = True, wind=CALM) -> TdoaFix | None:
+           outlier_p: float = 0.999, mirror: bool = True, wind=CALM, air: Air | None = None) -> TdoaFix | None:
     """Robust TDOA fix from >= 3 arrivals, or None when fewer than three are given.
 
     xy: (n, 2) node positions in metres; t_s: arrival times; sigma_s: their standard errors
@@ -199,8 +356,11 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
     start: optional (x, y, t0_s) guess, otherwise a coarse grid search around the nodes;
     mirror: also look for the mirror solution of a nearly straight row (a search trying
     candidate groups skips it and asks again for the fix it keeps);
-    wind: (east, north) air velocity in m/s, taken as known (the covariance does not include
-    its uncertainty). The grid seed and the closed-form start ignore it: they only start the fit.
+    wind: (east, north) air velocity in m/s, taken as known unless `air` says how uncertain
+    the speed of sound and the wind are (then both are estimated, `air.wind` their prior
+    centre, and the covariance carries their uncertainty; `air.jitter_s2_per_m` lets each
+    arrival's error grow with its range). The grid seed and the closed-form start ignore the
+    wind: they only start the fit.
     """
     xy = np.asarray(xy, dtype=float)
     t_s = np.asarray(t_s, dtype=float)
@@ -210,6 +370,8 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         return None
     if xy.shape != (n, 2) or sigma_s.shape != (n,) or not (sigma_s > 0).all():
         raise ValueError("tdoa: need (n,2) positions and n positive timing errors for n arrivals")
+    if air is not None:
+        wind = air.wind
     range_m = t_s * c
     sigma_m = sigma_s * c
     if start is None:
@@ -220,30 +382,32 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         exact = exact_three(xy, range_m)
         if exact:
             guess = min(exact, key=lambda p: math.hypot(p[0] - guess[0], p[1] - guess[1]))
+    guess = (*guess[:3], air.c_offset_mps if air is not None else 0.0, wind[0], wind[1])
     keep = list(range(n))
     rejected: list[int] = []
     while True:
-        params, cov, r, chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep], guess, wind, c)
+        params, cov, r, chi2, jac, cov_xy = _solve_in(xy[keep], range_m[keep], sigma_m[keep], guess, wind, c, air)
         dof = len(keep) - 3
         if dof < 1 or len(keep) - 1 < MIN_TESTABLE or chi2 <= chi2_quantile(dof, outlier_p):
             break
-        _, jac = _residuals(params, xy[keep], range_m[keep], sigma_m[keep], wind, c)
         worst = int(np.argmax(_studentized(r, cov, jac)))
         rejected.append(keep.pop(worst))
         guess = params
-    other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind) if mirror else None
-    return _make_fix(params, cov, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind)
+    other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind, air) if mirror else None
+    return _make_fix(params, cov, cov_xy, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind, air)
 
 
-def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float) -> TdoaFix:
+def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float, air: Air | None = None) -> TdoaFix:
     """The fix (from locate with mirror=False on the same arrivals) with its mirror solution
     added as locate(mirror=True) would: a search asks for it only once a fix has passed its
     cheaper tests, since most candidate fits are refused."""
     xy = np.asarray(xy, dtype=float)
     range_m = np.asarray(t_s, dtype=float) * c
     sigma_m = np.asarray(sigma_s, dtype=float) * c
-    params = (fix.x, fix.y, fix.t0_s * c)
-    other = _mirror_solution(xy, range_m, sigma_m, list(fix.used), params, fix.chi2, c, fix.wind)
+    dc = fix.c_mps - c if fix.c_mps else 0.0
+    params = (fix.x, fix.y, fix.t0_s * c, dc, fix.wind[0], fix.wind[1])
+    wind = air.wind if air is not None else fix.wind
+    other = _mirror_solution(xy, range_m, sigma_m, list(fix.used), params, fix.chi2, c, wind, air)
     return replace(fix, mirror=other)
 
 
@@ -281,7 +445,7 @@ def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float,
     return out
 
 
-def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind=CALM):
+def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind=CALM, air: Air | None = None):
     """Nodes on (nearly) one straight row cannot tell a source from its reflection across
     the row. Solve from the reflected point; return it when it fits about as well."""
     flat, centre, axis = _nearly_collinear(xy[keep])
@@ -289,13 +453,14 @@ def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind=CALM):
         return None
     p = np.array(params[:2]) - centre
     reflected = centre + 2.0 * axis * (p @ axis) - p
-    m_params, m_cov, _, m_chi2, _ = _solve(xy[keep], range_m[keep], sigma_m[keep],
-                                          (reflected[0], reflected[1], params[2]), wind, c)
+    start = (reflected[0], reflected[1], *params[2:6])
+    m_params, m_cov, _, m_chi2, _, m_xy = _solve_in(xy[keep], range_m[keep], sigma_m[keep], start, wind, c, air)
     if math.dist(m_params[:2], params[:2]) < 1.0 or m_chi2 > chi2 + 25.0:
         return None
-    return _make_fix(m_params, m_cov, m_chi2, len(keep) - 3, c, keep, [], wind=wind)
+    return _make_fix(m_params, m_cov, m_xy, m_chi2, len(keep) - 3, c, keep, [], wind=wind, air=air)
 
 
 def predicted_arrival_s(fix: TdoaFix, x, y, c: float):
-    """When the fix's source is heard at (x, y) (arrays welcome), with the fix's wind."""
-    return fix.t0_s + travel_time_s(np.asarray(x) - fix.x, np.asarray(y) - fix.y, c, fix.wind)
+    """When the fix's source is heard at (x, y) (arrays welcome), with the fix's wind and, when
+    it estimated one, its speed of sound."""
+    return fix.t0_s + travel_time_s(np.asarray(x) - fix.x, np.asarray(y) - fix.y, fix.c_mps or c, fix.wind)
