@@ -112,15 +112,6 @@ def test_nodes_with_no_time_source_form_no_incident_and_do_not_move_a_fix():
         assert not {0x103, 0x205, 0x108} & set(fix.nodes)
 
 
-def test_a_saturated_clock_error_times_nothing_whatever_source_it_names():
-    from linewatch.fusion.report import timed
-    lat, lon = FRAME.to_latlon(0.0, 0.0)
-    never_set = Report(0x101, lat, lon, 0.0, "explosion", T0, SATURATED_US, 0.9, 120.0, 200, 0, 25.0,
-                       1, T0, clock_source="ntp")
-    assert not timed(never_set, FusionConfig().max_clock_error_us)
-    assert timed(Report(**{**never_set.__dict__, "clock_error_us": 30_000}), FusionConfig().max_clock_error_us)
-
-
 @pytest.mark.parametrize("estimated", [True, False])
 def test_an_air_nobody_told_fusion_is_estimated_from_a_blast_many_nodes_hear(estimated):
     """25 C and 6 m/s from 250 deg, the commission told 15 C and calm: with the air as nuisance

@@ -9,7 +9,8 @@ what a field commission has (the met station's reading or, under `ideal`, the wo
 the surveyed node positions; each frame's stated clock error), run the same association and
 fix code the engine runs (cluster.partition), and compare the error with the bound for the
 same geometry at the arrivals' real timing error (the spread of reported minus true arrival
-times in the cell, with the profile's path jitter at each node's range). Side of the line is
+times in the cell, with the profile's path jitter at each node's range and its survey error
+along each ray). Side of the line is
 scored for sources more than 200 m from it.
 
     python -m lwtools.bench.fusion_accuracy [--trials N] [--profile field|ideal]
@@ -115,6 +116,7 @@ def run(layout_name, region, clock, trials, seed, profile):
                         TEMPERATURE_C, WIND, ((clock, 1.0),), line=LINE)
     config, c = commission(world)
     jitter_s = world.profile.air.jitter_ms_per_sqrt_km / 1e3
+    survey_s = world.profile.board.survey_error_m / c      # per axis; along the ray, per node
     errors, sides, missed, heard = [], [], 0, []
     for k, source in enumerate(sources(layout, region, rng, trials)):
         error, side, true_xy, timing, distance = one_trial(world, source, k, rng, config, c)
@@ -126,8 +128,9 @@ def run(layout_name, region, clock, trials, seed, profile):
         if abs(source[1]) > 200.0:
             sides.append(side == ("L" if source[1] > 0 else "R"))
     # The bound at the cell's real timing error: every arrival's reported minus true time
-    # (clock, block stamp, onset pick; a common offset is the emission time's), and the
-    # air's per-path jitter at each node's range.
+    # (clock, block stamp, onset pick; a common offset is the emission time's), the air's
+    # per-path jitter at each node's range, and the profile's survey error along the ray
+    # (its rare blunders left out).
     # Frames stating the wire's saturated error (a clock never set) are left out: fusion
     # does not time them.
     timed = np.concatenate([h[2][np.isfinite(h[2])] for h in heard]) if heard else []
@@ -136,7 +139,7 @@ def run(layout_name, region, clock, trials, seed, profile):
     for source, true_xy, _, distance in heard:
         if len(true_xy) < 3:
             continue
-        sigma = np.sqrt(spread ** 2 + jitter_s ** 2 * distance / 1000.0)
+        sigma = np.sqrt(spread ** 2 + jitter_s ** 2 * distance / 1000.0 + survey_s ** 2)
         bound = crlb.position_bound(true_xy, source, sigma, c, config.wind)
         if np.isfinite(bound).all():
             values, vectors = np.linalg.eigh(bound)

@@ -71,15 +71,10 @@ class Report:
         return (self.node_id, self.event_class, self.onset_utc_us)
 
 
-SATURATED_US = 65_535     # the wire's clock error saturates here: "65.5 ms or worse"
-
-
 def timed(report: Report, max_clock_error_us: int) -> bool:
     """The report's onset can time a source: the node has a time source and states an error
-    within the limit (a node with none is not timed, whatever error it states, nor one stating
-    the wire's saturated error: its clock was never set, whatever source it names)."""
-    return report.clock_source != "none" and report.clock_error_us <= max_clock_error_us \
-        and report.clock_error_us < SATURATED_US
+    within the limit (a node with none is not timed, whatever error it states)."""
+    return report.clock_source != "none" and report.clock_error_us <= max_clock_error_us
 
 
 def family(event_class: str) -> str:

@@ -6,8 +6,8 @@ and the block-dating allowance), the detector's onset error (`timing_floor_us`, 
 SNR falls: a weak onset is picked late), and the node's surveyed position (`position_sd_m`: a
 node 3 m from where it was surveyed is ~9 ms off along the ray, more than any GPS clock). What
 grows with the path (turbulent travel-time scatter, `path_jitter_ms_per_sqrt_km`) is added by
-the fit, which knows each node's range. A node with no time source, or one stating the wire's
-saturated error ("65.5 ms or worse": a clock never set) times nothing (`report.timed`).
+the fit, which knows each node's range. A node with no time source times nothing
+(`report.timed`).
 
 `NodeTiming` learns from located sources heard by many nodes how far each node's arrivals lie
 from where the fix predicts them. A node whose arrivals keep disagreeing, by more than its own
@@ -26,7 +26,6 @@ from dataclasses import replace
 from .config import FusionConfig
 from .report import Report
 
-SATURATED_US = 65_535            # the wire's clock error saturates here (lwproto.const)
 NOMINAL_C = 340.0                # m/s, for turning a position error into a time
 KEEP = 16                        # latest fixes remembered per node
 MIN_FIXES = 3                    # a node is judged from at least this many fixes
@@ -103,7 +102,7 @@ class NodeTiming:
             return report
         median, spread, _ = self.offset_us(report.node_id)
         grown = math.hypot(report.clock_error_us, abs(median) + 3.0 * spread)
-        return replace(report, clock_error_us=int(min(grown, 10 * self.config.max_clock_error_us)))
+        return replace(report, clock_error_us=int(min(grown, self.config.max_clock_error_us)))
 
     def status(self) -> dict[int, dict]:
         """Nodes judged so far: {node: {offset_us, spread_us, fixes, flagged}}."""
