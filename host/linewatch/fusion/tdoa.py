@@ -28,6 +28,8 @@ from .sound import CALM, travel_time_s
 MIN_NODES = 3          # unknowns x, y, t0
 MIN_TESTABLE = 4       # one redundant arrival: the least that can reveal a bad one
 AIR_MIN_ARRIVALS = 6   # fewest arrivals whose fit estimates the air (3 spare for 3 unknowns)
+AIR_TEST_P = 0.99      # ... and only when the told air fails the chi-square test at this level
+AIR_GAIN = 0.5         # ... and the fit narrows the speed of sound to half its prior or better
 
 
 @dataclass(frozen=True)
@@ -285,11 +287,24 @@ def _air_spread(params, xy, range_m, sigma_m, c, air: Air, cov3):
     return cov3 + (gain * sd * sd) @ gain.T
 
 
+def _tells_air(cov, air: Air) -> bool:
+    """The fit narrowed the speed of sound well below its prior (sources inside or near the
+    array); a far source on one side of the nodes trades its range against c, and estimating
+    c there only adds variance."""
+    free = _air_free(air)
+    if 3 not in free:
+        return True
+    var = float(cov[free.index(3), free.index(3)])
+    return math.isfinite(var) and math.sqrt(max(var, 0.0)) <= AIR_GAIN * air.c_sd_mps
+
+
 def _solve_in(xy, range_m, base_m, start6, wind, c, air: Air | None):
-    """One fit of the arrivals: the air taken as known (3 unknowns) or, with an uncertain air
-    and AIR_MIN_ARRIVALS or more, estimated (fewer cannot tell the air from the place, and
-    its freedom would let arrivals of different sounds fit one phantom: their covariance
-    grows by the air's uncertainty instead). With path jitter each timing error grows with
+    """One fit of the arrivals: the air taken as told (3 unknowns) or, with an uncertain air,
+    AIR_MIN_ARRIVALS or more and the told air failing the chi-square test (AIR_TEST_P),
+    estimated. Fewer arrivals cannot tell the air from the place, and its freedom would let
+    arrivals of different sounds fit one phantom; arrivals the told air fits gain less from
+    estimating it than its variance costs. A fit that keeps the told air has its position's
+    covariance grown by the air's uncertainty. With path jitter each timing error grows with
     the node's range from the fit, which is repeated once. Returns (params of 6, covariance
     and Jacobian of the fitted unknowns, data residuals, chi2, the position's covariance)."""
     jitter = air.jitter_s2_per_m * c * c if air is not None else 0.0
@@ -300,18 +315,22 @@ def _solve_in(xy, range_m, base_m, start6, wind, c, air: Air | None):
         sigma_m = np.sqrt(base_m * base_m + jitter * d)
     passes = 2 if jitter > 0.0 else 1
     for k in range(passes):
-        if estimate:
-            params, cov, r, chi2, jac = _air_solve(xy, range_m, sigma_m, start6, c, air)
-        else:
-            params3, cov, r, chi2, _ = _solve(xy, range_m, sigma_m, start6[:3], wind, c)
-            _, jac = _residuals(params3, xy, range_m, sigma_m, wind, c)
-            params = np.array([*params3, start6[3], start6[4], start6[5]])
+        params3, cov, r, chi2, _ = _solve(xy, range_m, sigma_m, start6[:3], wind, c)
+        _, jac = _residuals(params3, xy, range_m, sigma_m, wind, c)
+        params = np.array([*params3, start6[3], start6[4], start6[5]])
+        if estimate and chi2 > chi2_quantile(len(range_m) - 3, AIR_TEST_P):
+            # the told air does not fit these arrivals: estimate it, and keep the estimate
+            # when the arrivals tell the speed of sound apart from the place (AIR_GAIN)
+            solved = _air_solve(xy, range_m, sigma_m, params, c, air)
+            if _tells_air(solved[1], air):
+                params, cov, r, chi2, jac = solved
+        estimated = len(cov) > 3
         if k + 1 < passes:
             d = np.hypot(xy[:, 0] - params[0], xy[:, 1] - params[1])
             sigma_m = np.sqrt(base_m * base_m + jitter * d)
             start6 = params
     cov_xy = cov[:2, :2]
-    if not estimate and air is not None and air.estimated and np.isfinite(cov).all():
+    if not estimated and air is not None and air.estimated and np.isfinite(cov).all():
         cov_xy = _air_spread(params, xy, range_m, sigma_m, c, air, cov)[:2, :2]
     return params, cov, r, chi2, jac, cov_xy
 
