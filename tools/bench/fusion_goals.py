@@ -21,6 +21,7 @@ emulate`).
 
     python -m lwtools.bench.fusion_goals [--seeds 7,11,23] [--hours 0.5] [--line-km 50] [--rows 1|2] [--profile field|ideal]
     python -m lwtools.bench.fusion_goals --storm 50 [--minutes 10] [--line-km 50]
+    python -m lwtools.bench.fusion_goals --quiet-line --false-per-hour 2 [--hours 24]
 """
 from __future__ import annotations
 
@@ -186,6 +187,8 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of a storm")
     parser.add_argument("--false-per-hour", type=float, default=0.0,
                         help="lone false reports per node and hour (default 0)")
+    parser.add_argument("--quiet-line", action="store_true",
+                        help="no sources at all: only the false reports (--false-per-hour)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary line per run")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -194,8 +197,9 @@ def main(argv=None) -> int:
             scenario = storm_scenario(seed, args.storm, args.minutes, args.line_km, args.profile,
                                       args.rows)
         else:
+            rates = dict(QUIET, artillery=0.0, explosion=0.0, small_arms=0.0) if args.quiet_line else QUIET
             scenario = generate_scenario(seed, hours=args.hours, line_km=args.line_km,
-                                         rates_per_hour=QUIET, profile=args.profile, rows=args.rows)
+                                         rates_per_hour=rates, profile=args.profile, rows=args.rows)
         started = time.monotonic()
         result = measure(scenario, args.false_per_hour, seed)
         print("== %s (%s): %d reports, fusion CPU %.1f s, %.0f s in all"
