@@ -334,6 +334,53 @@ def test_csv_round_trips_and_agrees_with_the_geojson(exported):
         assert again.getvalue() == exported[(what, "csv")]
 
 
+# How QGIS opens them: GDAL/OGR's GeoJSON and CSV drivers (the CSV with the options QGIS's
+# "Delimited Text" layer sets: X = lon, Y = lat, or the WKT column; field types detected)
+CSV_OPTIONS = {"X_POSSIBLE_NAMES": "lon", "Y_POSSIBLE_NAMES": "lat", "GEOM_POSSIBLE_NAMES": "wkt",
+               "KEEP_GEOM_COLUMNS": "NO", "AUTODETECT_TYPE": "YES"}
+GEOMETRY = {"incidents": "Point", "tracks": "LineString", "nodes": "Point"}
+TYPES = {"incidents": {"time_utc_us": "int64", "time_utc": "datetime64[ms]", "side_probability": "float64",
+                       "nodes": "int32", "class": "object"},
+         "tracks": {"crosses_line": "bool", "length_m": "float64", "start_utc_us": "int64"},
+         "nodes": {"node": "int32", "segment": "int32", "heartbeats": "int32", "alt_m": "float64"}}
+
+
+def test_gdal_opens_every_export_as_qgis_would(day, exported):
+    import pyogrio
+    for what in exports.WHAT:
+        features = json.loads(exported[(what, "geojson")])["features"]
+        for form in exports.FORMATS:
+            path = day["out"] / f"linewatch-{what}-{day['day']}.{form}"
+            options = CSV_OPTIONS if form == "csv" else {}
+            info = pyogrio.read_info(path, **options)
+            assert info["features"] == len(features), (what, form)
+            types = dict(zip(info["fields"], info["dtypes"]))
+            for name, kind in TYPES[what].items():
+                assert types[name] == kind, (what, form, name, types[name])
+            if form == "geojson":
+                assert info["geometry_type"] == GEOMETRY[what] and info["crs"] == "EPSG:4326", (what, info)
+            meta, _, geometry, _ = pyogrio.raw.read(path, **options)
+            placed = [(f["geometry"], g) for f, g in zip(features, geometry) if f["geometry"]]
+            assert placed, (what, form)
+            for mine, theirs in placed:
+                coordinates = mine["coordinates"] if mine["type"] == "LineString" else [mine["coordinates"]]
+                flat = [v for point in coordinates for v in point]
+                assert [v for point in _wkb_points(theirs) for v in point] == pytest.approx(flat, abs=1e-9), \
+                    (what, form)
+
+
+def _wkb_points(wkb: bytes) -> list[list[float]]:
+    """The (x, y) pairs of a 2D WKB Point or LineString (what GDAL hands back)."""
+    import struct
+    order = "<" if wkb[0] == 1 else ">"
+    kind = struct.unpack_from(order + "I", wkb, 1)[0]
+    if kind == 1:
+        return [list(struct.unpack_from(order + "dd", wkb, 5))]
+    assert kind == 2, kind
+    n = struct.unpack_from(order + "I", wkb, 5)[0]
+    return [list(struct.unpack_from(order + "dd", wkb, 9 + 16 * k)) for k in range(n)]
+
+
 @pytest.mark.parametrize("bad", ["2026-13-01", "yesterday", "2026-1-5", "20261125"])
 def test_a_bad_day_is_refused_with_a_clear_error(day, capsys, bad):
     for command in ("report", "export"):
