@@ -1,6 +1,6 @@
 """The emulator's direct tier on the issue's two loads, timed (projected when shortened).
 
-    python -m lwtools.bench.emulator_tiers [--day-minutes 10] [--storm-minutes 10] [--seed 7]
+    python -m lwtools.bench.emulator_tiers [--day-minutes 10] [--storm-minutes 10] [--seed 7] [--compare]
 
 - day: the generated whole line (1,200 km, 1 km spacing: ~1,200 nodes, 10 s heartbeats, the
   generator's realistic mix of events) for `--day-minutes` of scenario; the 24 h figure is
@@ -10,6 +10,9 @@
 
 Each prints the wall time, frames, seconds of audio through the firmware's detectors and the
 share of the wall time the commission took. The full tier's speed is `emulator_scale`'s.
+The direct tier runs the detectors' DSP loops as numpy twins (linewatch.emulator.dsp_numpy, the
+same integers); `--compare` first runs each load with the firmware's plain-Python loops
+(lwnode.dsp_py), so both are measured side by side under the same load.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ STORM_MIX = {"artillery": 10000.0, "explosion": 20000.0, "small_arms": 30000.0, 
              "network_outage": 0.0, "broker_outage": 0.0}
 
 
-def run_direct(scenario, label: str) -> dict:
+def run_direct(scenario, label: str, numpy_dsp: bool = True) -> dict:
     from linewatch.emulator.commission import Commission
     from linewatch.emulator.direct import emulate_direct
     from linewatch.emulator.runner import prepare
@@ -41,11 +44,13 @@ def run_direct(scenario, label: str) -> dict:
         desk = Commission.prepare(folder / "commission", world, ("127.0.0.1", 1))
         setup_s = time.monotonic() - started
         cpu = time.process_time()
-        summary = emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, folder / "nodes")
+        summary = emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, folder / "nodes",
+                                 numpy_dsp=numpy_dsp)
         cpu = time.process_time() - cpu
         incidents = len(desk.incidents())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    label += " [%s DSP loops]" % ("numpy" if numpy_dsp else "plain-Python")
     print("%s: %d nodes, %d sources, %.0f s of scenario: %.1f s wall, %.1f s CPU (+%.1f s setup), %d frames, "
           "%d detections, %.0f s of audio (%.1f us CPU per sample), commission %.1f s, %d incidents"
           % (label, summary.nodes, len(scenario.sources), summary.duration_s, summary.wall_s, cpu, setup_s,
@@ -62,24 +67,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--day-minutes", type=float, default=10.0, help="minutes of the whole-line day to play (0: skip)")
     ap.add_argument("--storm-minutes", type=float, default=STORM_MINUTES, help="minutes of the storm to play (0: skip)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--compare", action="store_true",
+                    help="run each load with the plain-Python DSP loops first (before/after, side by side)")
     args = ap.parse_args(argv)
+    loops = (False, True) if args.compare else (True,)
     if args.day_minutes > 0:
         day = generate_scenario(args.seed, hours=args.day_minutes / 60, line_km=1200.0)
-        r = run_direct(day, "day slice (1,200 km)")
-        projected = r["wall_s"] * 1440 / args.day_minutes
-        print("24 h of the whole line, projected: %.0f s = %.1f min (goal <= 10 min): %s; by CPU time %.1f min"
-              % (projected, projected / 60, "met" if projected <= 600 else "NOT met",
-                 r["cpu_s"] * 1440 / args.day_minutes / 60), flush=True)
+        for numpy_dsp in loops:
+            r = run_direct(day, "day slice (1,200 km)", numpy_dsp)
+            project_day(r, args.day_minutes)
     if args.storm_minutes > 0:
         storm = generate_scenario(args.seed, hours=args.storm_minutes / 60, line_km=STORM_KM,
                                   rates_per_hour=STORM_MIX, name="storm-%d" % args.seed)
-        r = run_direct(storm, "storm (%.0f km, %.1f min)" % (STORM_KM, args.storm_minutes))
-        projected = r["wall_s"] * STORM_MINUTES / args.storm_minutes
-        print("10 min of a %d-source storm over %.0f km, projected: %.0f s = %.1f min (goal <= 2 min): %s; "
-              "by CPU time %.1f min" % (STORM_SOURCES, STORM_KM, projected, projected / 60,
-                                        "met" if projected <= 120 else "NOT met",
-                                        r["cpu_s"] * STORM_MINUTES / args.storm_minutes / 60))
+        for numpy_dsp in loops:
+            r = run_direct(storm, "storm (%.0f km, %.1f min)" % (STORM_KM, args.storm_minutes), numpy_dsp)
+            project_storm(r, args.storm_minutes)
     return 0
+
+
+def project_day(r: dict, day_minutes: float) -> None:
+    projected = r["wall_s"] * 1440 / day_minutes
+    print("24 h of the whole line, projected: %.0f s = %.1f min (goal <= 10 min): %s; by CPU time %.1f min"
+          % (projected, projected / 60, "met" if projected <= 600 else "NOT met",
+             r["cpu_s"] * 1440 / day_minutes / 60), flush=True)
+
+
+def project_storm(r: dict, storm_minutes: float) -> None:
+    projected = r["wall_s"] * STORM_MINUTES / storm_minutes
+    print("10 min of a %d-source storm over %.0f km, projected: %.0f s = %.1f min (goal <= 2 min): %s; "
+          "by CPU time %.1f min" % (STORM_SOURCES, STORM_KM, projected, projected / 60,
+                                    "met" if projected <= 120 else "NOT met",
+                                    r["cpu_s"] * STORM_MINUTES / storm_minutes / 60), flush=True)
 
 
 if __name__ == "__main__":

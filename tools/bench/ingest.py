@@ -14,6 +14,11 @@ With `--instances N` the same stream goes to N aggregator instances on one priva
 (started here, as the tests do) through an MQTT 5 shared subscription (docs/scale-out.md),
 timed until the database holds the whole stream; `--instances 1` is one instance on the same
 PostgreSQL (no sharing), the figure to compare N against.
+
+`--in-process` times the aggregator's own work without MQTT, in this process: the stream's
+rounds (the service's batch size) checked alone on one fresh commission, then checked and
+committed on another (SQLite, synchronous=FULL: the fsync's wait is not CPU); `--profile N`
+adds cProfile's N most costly functions of the second pass.
 """
 from __future__ import annotations
 
@@ -128,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--instances", type=int, default=0,
                     help="N aggregator instances on PostgreSQL with a shared subscription (0: one, on SQLite)")
+    ap.add_argument("--in-process", action="store_true", help="check and store without MQTT, in this process")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="with --in-process: cProfile's top N")
     args = ap.parse_args(argv)
+    if args.in_process:
+        return in_process(args)
     if args.instances:
         return shared(args)
     work = Path(tempfile.mkdtemp(prefix="lw-bench-ingest-"))
@@ -181,6 +190,63 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU per frame: mosquitto_sub {cpu_sub / args.frames * 1e6:.1f} us, "
           f"aggregator {cpu_agg / args.frames * 1e6:.1f} us; frames/s per busy core: "
           f"{args.frames / cpu_sub:.0f} vs {args.frames / cpu_agg:.0f}, ratio {cpu_sub / cpu_agg:.2f}")
+    return 0
+
+
+def in_process(args) -> int:
+    """CPU per frame of check alone and check + commit, one thread, no broker."""
+    import cProfile
+    import pstats
+    from linewatch.commission.alerts import Alerter
+    from linewatch.commission.config import Config
+    from linewatch.commission.registry import Registry
+    from linewatch.commission.service import Aggregator
+    from linewatch.commission.store import open_store
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-ingest-"))
+    master = keys.create_master_key(work / "master.key")
+    stream = make_stream(master, args.frames, args.nodes)
+    received = time.time_ns() // 1000
+    messages = [(t, d, received + i) for i, (t, d) in enumerate(stream)]
+
+    def commission(name: str) -> Aggregator:
+        db = str(work / name)
+        store = open_store(db)
+        registry = Registry(store)
+        for n in range(1, args.nodes + 1):
+            registry.add(n, SEGMENT, 48.0 + n * 1e-3, 37.0)
+        config = Config()
+        agg = Aggregator(replace(config, store=replace(config.store, path=db)), master, store)
+        agg._setup()
+        agg.alerter = Alerter(config.alerts, lambda topic, data: None)
+        return agg
+
+    size = Config().store.batch_max
+    rounds = [messages[i:i + size] for i in range(0, len(messages), size)]
+    check = commission("check.db")
+    cpu = time.process_time()
+    for r in rounds:
+        check.check_round(r)
+    check_us = (time.process_time() - cpu) / args.frames * 1e6
+    full = commission("full.db")
+    profile = cProfile.Profile() if args.profile else None
+    cpu, wall = time.process_time(), time.monotonic()
+    if profile:
+        profile.enable()
+    for r in rounds:
+        full.ingest_round(r)
+    if profile:
+        profile.disable()
+    full_us = (time.process_time() - cpu) / args.frames * 1e6
+    wall_s = time.monotonic() - wall
+    stored = full.store.last_evidence_id()
+    for agg in (check, full):
+        agg.alerter.close()
+        agg.store.close()
+    print(f"in process, {args.frames} event frames from {args.nodes} nodes in rounds of {size}, SQLite FULL: "
+          f"check alone {check_us:.1f} us CPU per frame, check + commit {full_us:.1f} us "
+          f"({wall_s:.1f} s wall, {stored} rows stored){' [under cProfile]' if profile else ''}")
+    if profile:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
     return 0
 
 

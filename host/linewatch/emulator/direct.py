@@ -36,6 +36,7 @@ from lwproto.const import BIRTH as BIRTH_FRAME
 from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch.emulator.boardview import WorldBoard
+from linewatch.emulator.dsp_numpy import numpy_loops, prefetch_drone
 from linewatch.emulator.runner import FALSE_ALARM_SPAN_S, TAMPER_PAD_S, _array, _merge, _with_knocks
 from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
 from linewatch.emulator.scenario import Scenario
@@ -159,8 +160,9 @@ class DirectSummary:
 
 class DirectRun:
     def __init__(self, scenario: Scenario, world: World, master_key: bytes, aggregator: Any,
-                 workdir: Path, false_alarms_per_hour: dict | None = None) -> None:
+                 workdir: Path, false_alarms_per_hour: dict | None = None, numpy_dsp: bool = True) -> None:
         self.scenario, self.world, self.aggregator = scenario, world, aggregator
+        self.numpy_dsp = numpy_dsp
         self.clock = SteppedClock(world.start_utc_us)
         self.synth = Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
         self.outbox: list[tuple[str, bytes]] = []
@@ -234,6 +236,14 @@ class DirectRun:
     # -- the run --
 
     def run(self) -> DirectSummary:
+        """The run, with the detectors' DSP loops as numpy twins (dsp_numpy: the same integers)
+        unless numpy_dsp is False (the firmware's plain-Python loops, for comparison)."""
+        if not self.numpy_dsp:
+            return self._run()
+        with numpy_loops():
+            return self._run()
+
+    def _run(self) -> DirectSummary:
         started = time.monotonic()
         heap = self._events()
         next_round = self.world.start_utc_us + int(ROUND_S * 1e6)
@@ -294,6 +304,8 @@ class DirectRun:
             self.summary.audio_s += len(samples) / SAMPLE_RATE
         board = node.board
         stop = min(k + CHUNK, base + len(samples))
+        if self.numpy_dsp:
+            prefetch_drone(node.detector.drone, samples[k - base:stop - base].astype(np.int16), self.index[node_id])
         for at in range(k, stop, AUDIO_BLOCK):
             i = at - base
             piece = samples[i:i + AUDIO_BLOCK]
@@ -349,10 +361,10 @@ def in_process_commission(config_path: Path, master_key: bytes) -> Any:
 
 
 def emulate_direct(scenario: Scenario, world: World, commission_folder: Path, master_key: bytes,
-                   config_path: Path, workdir: Path) -> DirectSummary:
+                   config_path: Path, workdir: Path, numpy_dsp: bool = True) -> DirectSummary:
     agg = in_process_commission(config_path, master_key)
     try:
-        return DirectRun(scenario, world, master_key, agg, workdir).run()
+        return DirectRun(scenario, world, master_key, agg, workdir, numpy_dsp=numpy_dsp).run()
     finally:
         agg.alerter.close()
         agg.store.close()
