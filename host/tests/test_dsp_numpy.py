@@ -124,13 +124,15 @@ def test_goertzel_outside_the_fast_paths_bounds_is_the_plain_loop():
     assert got == want
 
 
-def chain_run(audio: np.ndarray, prefetch: bool):
+def chain_run(audio: np.ndarray, prefetch: bool, misguide: int = 0):
+    """Detections and the drone detector's state after each second; with `misguide`, each
+    second's prefetch is given audio shifted by that many samples (a wrong guess)."""
     chain = DetectorChain(16000, 512)
     found, states = [], []
     for first in range(0, len(audio), 16000):
         second = audio[first:first + 16000]
         if prefetch:
-            fast.prefetch_drone(chain.drone, second, first)
+            fast.prefetch(chain, audio[first + misguide:first + misguide + 16000], first, 512)
         for k in range(0, len(second) - 511, 512):
             for d in chain.feed_audio(h(second[k:k + 512]), first + k, 512):
                 found.append((d.cls, d.onset_index, d.confidence, d.peak_db, d.snr_db))
@@ -154,5 +156,19 @@ def test_the_detector_chain_reports_the_same_with_either_loops():
         assert dsp.goertzel is fast.goertzel
         ahead = chain_run(audio, True)
         alone = chain_run(audio, False)       # no prefetch: every window computed on its own
+        wrong = chain_run(audio, True, misguide=16)
+        hits = (len(fast._ahead.states), len(fast._ahead.hops), len(fast._ahead.means))
     assert dsp.goertzel is dsp_py.goertzel      # restored
-    assert ahead == plain and alone == plain
+    assert ahead == plain and alone == plain and wrong == plain
+    assert all(hits)
+
+
+def test_silence_repeats_blocks_with_different_histories():
+    """Identical blocks (digital silence, a clipped stretch) with a different sample before
+    each: the results looked up by a block's samples still depend on what came before."""
+    audio = np.zeros(16000 * 2, np.int16)
+    audio[5000:5003] = (30000, -32768, 32767)
+    audio[16000 + 511] = -7                     # the last sample of a block differs
+    plain = chain_run(audio, False)
+    with fast.numpy_loops():
+        assert chain_run(audio, True) == plain

@@ -36,7 +36,7 @@ from lwproto.const import BIRTH as BIRTH_FRAME
 from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch.emulator.boardview import WorldBoard
-from linewatch.emulator.dsp_numpy import numpy_loops, prefetch_drone
+from linewatch.emulator.dsp_numpy import numpy_loops, prefetch
 from linewatch.emulator.runner import FALSE_ALARM_SPAN_S, TAMPER_PAD_S, _array, _merge, _with_knocks
 from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
 from linewatch.emulator.scenario import Scenario
@@ -305,7 +305,7 @@ class DirectRun:
         board = node.board
         stop = min(k + CHUNK, base + len(samples))
         if self.numpy_dsp:
-            prefetch_drone(node.detector.drone, samples[k - base:stop - base].astype(np.int16), self.index[node_id])
+            prefetch(node.detector, samples[k - base:stop - base].astype(np.int16), self.index[node_id], AUDIO_BLOCK)
         for at in range(k, stop, AUDIO_BLOCK):
             i = at - base
             piece = samples[i:i + AUDIO_BLOCK]

@@ -14,10 +14,11 @@ Only the host chooses them (`numpy_loops()`, used by linewatch.emulator.direct):
 and the boards keep their own loops and never import numpy.
 
 The Goertzel bank is the one loop with no vector form over time (each step floors), so its
-twin works across windows instead: `prefetch_drone` computes, before a stretch of audio is fed,
-every window the drone detector will evaluate in it (decimate, Hann, the bank; the windows in
-one numpy pass per step), and `goertzel` looks each window up by its exact samples. A window
-it does not find is computed on its own (still exact, slower).
+twin works across windows instead: `prefetch` computes, before a stretch of audio is fed, every
+window the drone detector will evaluate in it (decimate, Hann, the bank; the windows in one
+numpy pass per step), and `goertzel` looks each window up by its exact samples. The hop levels
+and box means of every block are computed ahead the same way (numpy's cost per call is
+larger than a block's work). Anything not found is computed on its own (still exact, slower).
 """
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def _fits(values: np.ndarray, out: np.ndarray) -> bool:
 
 
 def hop_levels(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
+    known = _ahead.hops.get(_key(buf, start, hops * hop)) if _ahead.hops else None
+    if known is not None and known[0] == prev and known[1] == hop and len(known[2]) == hops \
+            and all(type(o) is array and o.typecode == "i" and len(o) >= hops for o in (abs_out, diff_out, peak_out)):
+        abs_out[:hops], diff_out[:hops], peak_out[:hops] = known[2], known[3], known[4]
+        return known[5]
     x = _view(buf)
     outs = [_view(o, True) for o in (abs_out, diff_out, peak_out)]
     n = hops * hop
@@ -77,6 +83,11 @@ def hop_levels(buf, start, hops, hop, prev, abs_out, diff_out, peak_out):
 
 
 def decimate(buf, start, count, factor, out, pos):
+    known = _ahead.means.get(_key(buf, start, count * factor)) if _ahead.means else None
+    if known is not None and known[0] == factor and type(out) is array and out.typecode == "h" \
+            and 0 <= pos and pos + count <= len(out):
+        out[pos:pos + count] = known[1]
+        return
     x = _view(buf)
     o = _view(out, True)
     if (x is None or o is None or count <= 0 or factor <= 0 or start < 0 or pos < 0
@@ -147,12 +158,26 @@ def goertzel_states(windows: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> tupl
 
 
 class _Prefetched:
-    """Bank states of windows computed ahead, by the exact samples of each window."""
+    """Results computed ahead, each by the exact samples it was computed from: the bank's
+    states of each window, hop levels and box means of each block."""
 
     def __init__(self) -> None:
         self.coef = b""
         self.n = 0
         self.states: dict[bytes, np.ndarray] = {}
+        self.hops: dict[bytes, tuple] = {}      # (prev, hop, abs, diff, peak, last sample)
+        self.means: dict[bytes, tuple] = {}     # (factor, means as array('h'))
+
+    def clear(self) -> None:
+        self.states, self.hops, self.means = {}, {}, {}
+
+
+def _key(buf, start: int, n: int) -> bytes | None:
+    """The samples buf[start:start+n] as bytes (array('h') or a memoryview of one), or None."""
+    if type(buf) is array and buf.typecode == "h" or type(buf) is memoryview and buf.format == "h":
+        if 0 <= start and start + n <= len(buf):
+            return memoryview(buf)[start:start + n].tobytes()
+    return None
 
 
 _ahead = _Prefetched()
@@ -182,6 +207,64 @@ def _coef_key(coef, bins: int) -> bytes:
     return b"" if c is None else c[:2 * bins].tobytes() + bins.to_bytes(4, "little")
 
 
+def prefetch(chain, samples: np.ndarray, first_index: int, block: int) -> None:
+    """Compute ahead what lwnode.detector.DetectorChain `chain` will ask of the DSP loops while it
+    is fed `samples` (int16, from absolute sample `first_index`) in blocks of `block` samples
+    with no gap: hop levels and box means of each block, and the bank's states of each window
+    (prefetch_drone). Only a guess: each loop checks the exact samples (and the scalar inputs)
+    of what it is asked, so a wrong guess costs time, never a wrong figure."""
+    _ahead.clear()
+    usable = len(samples) // block * block
+    if usable == 0:
+        return
+    _prefetch_hops(chain.impulse, samples[:usable], first_index, block)
+    _prefetch_means(chain.drone, samples[:usable], first_index, block)
+    prefetch_drone(chain.drone, samples[:usable], first_index)
+
+
+def _prefetch_hops(impulse, samples: np.ndarray, first_index: int, block: int) -> None:
+    hop = impulse.hop
+    if block % hop or block // hop > len(impulse._abs):
+        return
+    seg = samples.astype(np.int64)
+    prev = impulse._prev_sample
+    if not isinstance(prev, int) or not -2 ** 40 < prev < 2 ** 40:
+        return
+    mag = np.abs(seg).reshape(-1, hop)
+    diff = np.abs(np.diff(seg, prepend=np.int64(prev))).reshape(-1, hop)
+    sums, dsums, peaks = (mag.sum(axis=1).astype(np.int32), diff.sum(axis=1).astype(np.int32),
+                          mag.max(axis=1).astype(np.int32))
+    per = block // hop
+    raw = samples.astype(np.int16)
+    for b in range(len(samples) // block):
+        rows = slice(b * per, (b + 1) * per)
+        before = prev if b == 0 else int(seg[b * block - 1])
+        _ahead.hops[raw[b * block:(b + 1) * block].tobytes()] = (
+            before, hop, array("i", sums[rows].tobytes()), array("i", dsums[rows].tobytes()),
+            array("i", peaks[rows].tobytes()), int(seg[(b + 1) * block - 1]))
+
+
+def _prefetch_means(drone, samples: np.ndarray, first_index: int, block: int) -> None:
+    """The box means of each piece the drone detector cuts a block into (drone.feed)."""
+    f, wlen = drone.factor, drone.window_len
+    if block % f:
+        return
+    raw = samples.astype(np.int16)
+    means = samples.astype(np.int64).reshape(-1, f).sum(axis=1) // f
+    means16 = means.astype(np.int16)
+    pos = drone._pos if first_index == drone._next_index else 0
+    for b in range(len(samples) // block):
+        src, left = 0, block // f
+        while left:
+            take = min(left, wlen - pos)
+            first = b * block + src
+            _ahead.means[raw[first:first + take * f].tobytes()] = (
+                f, array("h", means16[first // f:first // f + take].tobytes()))
+            pos = (pos + take) % wlen
+            src += take * f
+            left -= take
+
+
 def prefetch_drone(drone, samples: np.ndarray, first_index: int) -> None:
     """Compute ahead the bank states of every window lwnode.drone.DroneDetector `drone` will
     evaluate while it is fed `samples` (int16, from absolute sample `first_index`, in
@@ -196,7 +279,6 @@ def prefetch_drone(drone, samples: np.ndarray, first_index: int) -> None:
     rows = len(stream) // wlen
     bins = len(drone._ks)
     bank = _bank(drone._coef, bins)
-    _ahead.states = {}
     if rows == 0 or bank is None:
         return
     hann = np.frombuffer(drone._hann, np.int16).astype(np.int64)[:wlen]
@@ -225,4 +307,4 @@ def numpy_loops():
     finally:
         for name, loop in before.items():
             setattr(dsp, name, loop)
-        _ahead.states = {}
+        _ahead.clear()
