@@ -8,8 +8,10 @@
 - storm: 500 sources over 50 km in 10 minutes (the generator's classes, rates scaled up);
   `--storm-minutes` plays that much of it (goal: the 10 minutes in <= 2 min).
 
-Each prints the wall time, frames, seconds of audio through the firmware's detectors and the
-share of the wall time the commission took. The full tier's speed is `emulator_scale`'s.
+Each prints the wall time, frames, seconds of audio through the firmware's detectors and where
+the CPU went (audio through the detectors, the commission, the rest: heartbeats and the event
+loop); the projection scales the run and adds booting the nodes' firmware objects once. On a
+shared machine read the CPU-time projection: it is what the tier takes with a core of its own. The full tier's speed is `emulator_scale`'s.
 The direct tier runs the detectors' DSP loops as numpy twins (linewatch.emulator.dsp_numpy, the
 same integers); `--compare` first runs each load with the firmware's plain-Python loops
 (lwnode.dsp_py), so both are measured side by side under the same load.
@@ -35,7 +37,7 @@ STORM_MIX = {"artillery": 10000.0, "explosion": 20000.0, "small_arms": 30000.0, 
 
 def run_direct(scenario, label: str, numpy_dsp: bool = True) -> dict:
     from linewatch.emulator.commission import Commission
-    from linewatch.emulator.direct import emulate_direct
+    from linewatch.emulator.direct import DirectRun, in_process_commission
     from linewatch.emulator.runner import prepare
     folder = Path(tempfile.mkdtemp(prefix="lw-bench-tiers-"))
     try:
@@ -43,22 +45,33 @@ def run_direct(scenario, label: str, numpy_dsp: bool = True) -> dict:
         world, _truth = prepare(scenario, real_time=False)
         desk = Commission.prepare(folder / "commission", world, ("127.0.0.1", 1))
         setup_s = time.monotonic() - started
-        cpu = time.process_time()
-        summary = emulate_direct(scenario, world, desk.folder, desk.master_key, desk.config_path, folder / "nodes",
-                                 numpy_dsp=numpy_dsp)
-        cpu = time.process_time() - cpu
+        agg = in_process_commission(desk.config_path, desk.master_key)
+        try:
+            cpu, wall = time.process_time(), time.monotonic()
+            run = DirectRun(scenario, world, desk.master_key, agg, folder / "nodes", numpy_dsp=numpy_dsp)
+            boot_cpu, boot_s = time.process_time() - cpu, time.monotonic() - wall
+            cpu = time.process_time()
+            summary = run.run()
+            cpu = time.process_time() - cpu
+        finally:
+            agg.alerter.close()
+            agg.store.close()
         incidents = len(desk.incidents())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     label += " [%s DSP loops]" % ("numpy" if numpy_dsp else "plain-Python")
-    print("%s: %d nodes, %d sources, %.0f s of scenario: %.1f s wall, %.1f s CPU (+%.1f s setup), %d frames, "
-          "%d detections, %.0f s of audio (%.1f us CPU per sample), commission %.1f s, %d incidents"
-          % (label, summary.nodes, len(scenario.sources), summary.duration_s, summary.wall_s, cpu, setup_s,
-             summary.frames, summary.detections, summary.audio_s, cpu / max(1.0, summary.audio_s * 16000) * 1e6,
-             summary.commission_s, incidents), flush=True)
+    print("%s: %d nodes, %d sources, %.0f s of scenario: %.1f s wall, %.1f s CPU (audio %.1f, commission %.1f, "
+          "the rest: heartbeats and the loop %.1f; +%.1f s CPU to boot the nodes, +%.1f s setup), %d frames, "
+          "%d detections, %.0f s of audio (%.1f us CPU per sample), %d incidents"
+          % (label, summary.nodes, len(scenario.sources), summary.duration_s, summary.wall_s, cpu,
+             summary.audio_cpu_s, summary.commission_cpu_s, cpu - summary.audio_cpu_s - summary.commission_cpu_s,
+             boot_cpu, setup_s, summary.frames, summary.detections, summary.audio_s,
+             summary.audio_cpu_s / max(1.0, summary.audio_s * 16000) * 1e6, incidents), flush=True)
     return {"nodes": summary.nodes, "sources": len(scenario.sources), "scenario_s": summary.duration_s,
-            "wall_s": summary.wall_s, "cpu_s": cpu, "setup_s": setup_s, "frames": summary.frames, "audio_s": summary.audio_s,
-            "commission_s": summary.commission_s, "incidents": incidents}
+            "wall_s": summary.wall_s, "cpu_s": cpu, "boot_cpu_s": boot_cpu, "boot_s": boot_s, "setup_s": setup_s,
+            "frames": summary.frames, "audio_s": summary.audio_s, "audio_cpu_s": summary.audio_cpu_s,
+            "commission_s": summary.commission_s, "commission_cpu_s": summary.commission_cpu_s,
+            "incidents": incidents}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,18 +99,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def project_day(r: dict, day_minutes: float) -> None:
-    projected = r["wall_s"] * 1440 / day_minutes
-    print("24 h of the whole line, projected: %.0f s = %.1f min (goal <= 10 min): %s; by CPU time %.1f min"
-          % (projected, projected / 60, "met" if projected <= 600 else "NOT met",
-             r["cpu_s"] * 1440 / day_minutes / 60), flush=True)
+    project(r, 1440 / day_minutes, "24 h of the whole line", 600)
 
 
 def project_storm(r: dict, storm_minutes: float) -> None:
-    projected = r["wall_s"] * STORM_MINUTES / storm_minutes
-    print("10 min of a %d-source storm over %.0f km, projected: %.0f s = %.1f min (goal <= 2 min): %s; "
-          "by CPU time %.1f min" % (STORM_SOURCES, STORM_KM, projected, projected / 60,
-                                    "met" if projected <= 120 else "NOT met",
-                                    r["cpu_s"] * STORM_MINUTES / storm_minutes / 60), flush=True)
+    project(r, STORM_MINUTES / storm_minutes, "10 min of a %d-source storm over %.0f km" % (STORM_SOURCES, STORM_KM), 120)
+
+
+def project(r: dict, factor: float, what: str, goal_s: float) -> None:
+    """The run scaled to the whole load, plus booting the nodes once (not scaled)."""
+    wall = r["boot_s"] + r["wall_s"] * factor
+    cpu = r["boot_cpu_s"] + r["cpu_s"] * factor
+    print("%s, projected: %.0f s = %.1f min wall (goal <= %.0f min): %s; by CPU time (a core of its own) "
+          "%.1f min: %s" % (what, wall, wall / 60, goal_s / 60, "met" if wall <= goal_s else "NOT met", cpu / 60,
+                            "met" if cpu <= goal_s else "NOT met"), flush=True)
 
 
 if __name__ == "__main__":

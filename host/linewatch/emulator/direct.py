@@ -149,6 +149,8 @@ class DirectSummary:
     detections: int = 0
     audio_s: float = 0.0
     commission_s: float = 0.0       # wall seconds inside the commission's code
+    commission_cpu_s: float = 0.0   # and CPU seconds there
+    audio_cpu_s: float = 0.0        # CPU seconds rendering audio and feeding the detectors
 
     def text(self) -> str:
         return ("%s (direct tier): %d nodes, %.0f s of scenario in %.1f s wall (%.0fx); %d frames "
@@ -275,7 +277,9 @@ class DirectRun:
             elif what == BIRTH:
                 node._enqueue(BIRTH_FRAME, node.birth())
             else:
+                cpu = time.process_time()
                 later = self._listen(node_id, node, span)
+                self.summary.audio_cpu_s += time.process_time() - cpu
                 if later is not None:        # the rest of a long stretch, in time order with the others
                     heapq.heappush(heap, (self.world.start_utc_us + later[0] * 1_000_000 // SAMPLE_RATE,
                                           node_id, AUDIO, later))
@@ -329,7 +333,7 @@ class DirectRun:
     def _deliver(self, at_us: int, final: bool = False) -> None:
         """Hand what the nodes made to the commission: one ingest round (check, commit,
         health, fusion), then fusion's timers as the service runs them."""
-        t = time.monotonic()
+        t, cpu = time.monotonic(), time.process_time()
         agg = self.aggregator
         if self.outbox:
             received = time.time_ns() // 1000
@@ -343,6 +347,7 @@ class DirectRun:
                 agg._record_incidents(agg.fusion.settle(time.time_ns() // 1000))
             agg._record_incidents(agg.fusion.tick(time.time_ns() // 1000))
         self.summary.commission_s += time.monotonic() - t
+        self.summary.commission_cpu_s += time.process_time() - cpu
 
 
 def in_process_commission(config_path: Path, master_key: bytes) -> Any:
