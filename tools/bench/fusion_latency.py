@@ -88,6 +88,8 @@ def main(argv=None) -> int:
             timing.run(engine.tick, next_tick, next_tick)
             next_tick += 1.0
         start = max(arrival, timing.busy_until)
+        if target is not None:
+            timing.heard[target] = timing.heard.get(target, 0) + 1
         incidents = timing.run(engine.add, start, start, report)
         timing.service.append(timing.last)
         if target is not None and target not in timing.fixed and any(
@@ -104,8 +106,8 @@ def main(argv=None) -> int:
     third = np.array(timing.third_latency) * 1e3
     print("%d reports in %.0f virtual s (%.0f/s incl. targets), %d target blasts, %d fixed, %d fixed from 3 arrivals on"
           % (n, args.seconds, n / args.seconds, int(args.seconds / args.every), len(timing.fixed), len(third)))
-    print("engine (%s): %.0f reports/s of CPU time in add() (wall %.1f s, settle() %.1f s of CPU)"
-          % ("wide searches deferred" if args.defer_wide else "every search in add()", n / s.sum() * 1e3,
+    print("engine throughput: %.0f reports/s of CPU time in add() (%s; wall %.1f s, settle() %.1f s of CPU)"
+          % (n / s.sum() * 1e3, "wide searches deferred" if args.defer_wide else "every search in add()",
              wall, timing.settle_s))
     print("add() service time ms:      p50 %.2f  p99 %.2f  max %.2f" % tuple(np.quantile(s, [0.5, 0.99, 1.0])))
     if len(f):
@@ -114,6 +116,9 @@ def main(argv=None) -> int:
     if len(third):
         print("fix latency ms (w/ queue):  p50 %.2f  p99 %.2f  max %.2f  (from the 3rd arrival)"
               % tuple(np.quantile(third, [0.5, 0.99, 1.0])))
+        counts = np.bincount(np.minimum(timing.fixed_at_arrival, 6), minlength=7)
+        print("first fix made once the blast's reports in were: 3: %d, 4: %d, 5: %d, 6 or more: %d"
+              % (counts[3], counts[4], counts[5], counts[6]))
     return 0
 
 
@@ -138,6 +143,8 @@ class Timing:
                 arrivals.setdefault(target, []).append(arrival)
         self.third_at = {t: sorted(a)[2] for t, a in arrivals.items() if len(a) >= 3}
         self.first_fixed: set = set()
+        self.heard: dict[int, int] = {}          # target -> its reports added so far
+        self.fixed_at_arrival: list[int] = []    # per target: reports added when first fixed
 
     def run(self, call, start_s: float, now_s: float, *args):
         t = time.process_time()
@@ -158,6 +165,7 @@ class Timing:
                 if c >= 3 and t_ not in self.first_fixed and t_ in self.third_at:
                     self.first_fixed.add(t_)
                     self.third_latency.append(self.busy_until - self.third_at[t_])
+                    self.fixed_at_arrival.append(self.heard.get(t_, 0))
         return incidents
 
 
