@@ -39,6 +39,10 @@ if [ "$EXTRA" = test ] || [ "$EXTRA" = dev ]; then
     have socat || missing="$missing socat"   # drives mpremote against the virtual board
     # the storage suite also runs against a private PostgreSQL cluster (initdb/pg_ctl from here)
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+    # the desk's browser tests: Debian's Chromium, driven by Playwright at /usr/bin/chromium
+    # (Playwright never downloads a browser here; chromium-driver serves Selenium users)
+    [ -x /usr/bin/chromium ] || missing="$missing chromium"
+    have chromedriver || missing="$missing chromium-driver"
 fi
 [ -z "$missing" ] || apt_install $missing
 

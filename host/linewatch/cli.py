@@ -16,7 +16,7 @@ from linewatch import __version__
 
 COMMANDS = [
     "linewatch.commands.demo",
-    "linewatch.commands.aggregator", "linewatch.commands.nodes", "linewatch.commands.frames",
+    "linewatch.commands.aggregator", "linewatch.commands.desk", "linewatch.commands.nodes", "linewatch.commands.frames",
     "linewatch.commands.stats", "linewatch.commands.evidence", "linewatch.commands.incidents",
     "linewatch.commands.score",
     "linewatch.commands.report",

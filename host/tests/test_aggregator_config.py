@@ -22,7 +22,7 @@ def test_documented_example_loads_and_equals_the_defaults():
     loaded = cfg.load(example)
     assert loaded.broker == cfg.Config().broker and loaded.acks == cfg.Config().acks
     assert loaded.health == cfg.Config().health and loaded.alerts == cfg.Config().alerts
-    assert loaded.evidence == cfg.Config().evidence
+    assert loaded.evidence == cfg.Config().evidence and loaded.desk == cfg.Config().desk
     assert [p.name for p in loaded.report.places] == ["Novoselivka", "Krasnyi Yar"]
     assert cfg.validate(loaded) == loaded          # validating twice keeps the places as they are
 
@@ -42,6 +42,12 @@ def test_documented_example_loads_and_equals_the_defaults():
     ('[report]\nplaces = [{ name = "A", lat = 48, lon = 37 }, { name = "A", lat = 47, lon = 37 }]\n',
      "entry 2: the name 'A' is given twice"),
     ('[report]\nplaces = { name = "A" }\n', "[report] places"),
+    ("[desk]\nlisten = \"8470\"\n", "[desk] listen '8470': expected HOST:PORT"),
+    ("[desk]\nlisten = \"127.0.0.1:99999\"\n", "[desk] listen"),
+    ("[desk]\nsession_minutes = 0\n", "[desk] session_minutes must be in 1..10080"),
+    ("[desk]\nobservers = \"yes\"\n", "[desk] observers"),
+    ("[desk]\nbasemap_file = \"map.png\"\n", "basemap_file and basemap_bounds go together"),
+    ("[desk]\nbasemap_file = \"m.png\"\nbasemap_bounds = [48, 37, 47, 38]\n", "south < north"),
 ])
 def test_bad_config_is_refused_with_the_field_named(tmp_path, capsys, text, message):
     path = write(tmp_path, text)

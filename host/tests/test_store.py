@@ -207,6 +207,23 @@ def test_quarantine_health_and_changes(store):
     assert store.refusals_by_reason() == {"bad_tag": 2, "replay": 1}
     assert [r.raw for r in store.refusals(limit=2)] == [bytes([2]) * 5, bytes([1]) * 5]
     assert store.refusals()[0] == refusals[2]
+    store.commit(Batch(health_changes=[HealthChange(0x0102, T0 + 9, "online", "late", "silent 180 s"),
+                                       HealthChange(0x0103, T0 + 9, "unknown", "online", "birth")]))
+    assert [(c.new, c.why) for c in store.health_changes(0x0102)] == [("late", "silent 180 s"), ("online", "birth")]
+    assert store.health_changes(0x0102, limit=1)[0].at_us == T0 + 9
+
+
+def test_commission_entries_by_type_and_node_newest_first(store):
+    from linewatch.commission.evidence import commission_entry
+    store.commit(Batch(evidence=[commission_entry("command", 0x0102, {"command": "rebirth"}, who="ana"),
+                                 commission_entry("command", 0x0103, {"command": "reboot"}, who="bo"),
+                                 commission_entry("lost", 0x0102, {"boot": 1, "first_seq": 2, "last_seq": 3})]))
+    store.commit(Batch(evidence=[commission_entry("command", 0x0102, {"command": "reboot"}, who="ana")]))
+    rows = store.commission_entries("command", 0x0102)
+    assert [(r.verified, json.loads(r.note)["command"]) for r in rows] == [("ana", "reboot"), ("ana", "rebirth")]
+    assert [r.node for r in store.commission_entries("command")] == [0x0102, 0x0103, 0x0102]
+    assert len(store.commission_entries("command", limit=1)) == 1
+    assert verify(store, MASTER) == (4, None)
 
 
 def test_incidents_and_their_judgement_are_evidence(store):

@@ -76,6 +76,8 @@ async def serve(config, master, store) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     aggregator = Aggregator(config, master, store)
+    from linewatch.desk.app import start_desk
+    desk = await start_desk(config, master, aggregator)
     try:
         await aggregator.run(stop)
     except BrokerUnreachable as exc:
@@ -85,4 +87,7 @@ async def serve(config, master, store) -> int:
         # nothing uncommitted was acked: nodes resend after the restart
         print(f"linewatch aggregator: {exc}", file=sys.stderr)
         return EXIT_STORE
+    finally:
+        if desk is not None:
+            await desk.stop()
     return 0

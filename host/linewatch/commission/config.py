@@ -150,6 +150,38 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class DeskConfig:
+    """The commission's desk: the web page and JSON API the aggregator serves (docs/desk.md)."""
+    # HOST:PORT to serve on; "" = no desk. Loopback by default: put it on the commission's
+    # network on purpose (e.g. "0.0.0.0:8470"), never by accident. Port 0: any free port.
+    listen: str = "127.0.0.1:8470"
+    # Operators who may log in (linewatch desk add-operator); names and scrypt hashes only.
+    # "" = the database's name + "-operators.json" (next to a SQLite file).
+    operators_file: str = ""
+    # A logged-in session ends this long after its last request.
+    session_minutes: float = 480.0
+    # Observers: anyone who can reach the address may read (map, incidents, nodes) without
+    # logging in; acting (confirm, dismiss, node commands) still needs an operator.
+    observers: bool = False
+    # Optional offline basemap: an image file the operator provides and the corners it covers
+    # as [south, west, north, east]; drawn under the line (docs/desk.md).
+    basemap_file: str = ""
+    basemap_bounds: tuple[float, ...] = ()
+
+    def operators_path(self, store: StoreConfig) -> str:
+        if self.operators_file:
+            return self.operators_file
+        return (store.path if not store.url else "linewatch") + "-operators.json"
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port), or None when the desk is off; validate() has checked the form."""
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -162,13 +194,15 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    desk: DeskConfig = field(default_factory=DeskConfig)
     log_level: str = "INFO"
 
 
 SECTIONS = {"broker": BrokerConfig, "store": StoreConfig, "keys": KeysConfig,
             "ingest": IngestConfig, "acks": AcksConfig, "health": HealthConfig,
             "alerts": AlertsConfig, "fusion": FusionConfig, "cluster": ClusterConfig,
-            "evidence": EvidenceConfig, "report": ReportConfig}
+            "evidence": EvidenceConfig, "report": ReportConfig,
+            "desk": DeskConfig}
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -194,7 +228,10 @@ def load(path: str | Path | None) -> Config:
         store=replace(config.store, path=_resolve(base, config.store.path)),
         keys=replace(config.keys, master_key_file=_resolve(base, config.keys.master_key_file)),
         evidence=replace(config.evidence, head_file=config.evidence.head_file
-                         and _resolve(base, config.evidence.head_file)))
+                         and _resolve(base, config.evidence.head_file)),
+        desk=replace(config.desk,
+                     operators_file=config.desk.operators_file and _resolve(base, config.desk.operators_file),
+                     basemap_file=config.desk.basemap_file and _resolve(base, config.desk.basemap_file)))
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -296,6 +333,7 @@ def validate(config: Config) -> Config:
     if not (len(f.sides) == 2 and all(isinstance(s, str) and s.strip() for s in f.sides)):
         raise ConfigError("config: [fusion] sides must be two names, [left, right] of the line, got %r"
                           % (f.sides,))
+    _validate_desk(config.desk)
     line = f.line
     if line:
         if len(line) < 2 or not all(_is_point(p) for p in line):
@@ -325,6 +363,26 @@ def _places(values: tuple) -> tuple[Place, ...]:
             raise ConfigError(f"{where}: the name {name.strip()!r} is given twice")
         out.append(Place(name.strip(), float(lat), float(lon)))
     return tuple(out)
+
+
+def _validate_desk(d: DeskConfig) -> None:
+    if d.listen:
+        host, colon, port = d.listen.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError("config: [desk] listen %r: expected HOST:PORT (port 0..65535), "
+                              "e.g. \"127.0.0.1:8470\", or \"\" for no desk" % d.listen)
+    if not 1 <= d.session_minutes <= 7 * 24 * 60:
+        raise ConfigError("config: [desk] session_minutes must be in 1..10080 (a week), got %r"
+                          % d.session_minutes)
+    if bool(d.basemap_file) != bool(d.basemap_bounds):
+        raise ConfigError("config: [desk] basemap_file and basemap_bounds go together "
+                          "(the image and the [south, west, north, east] it covers)")
+    if d.basemap_bounds:
+        b = d.basemap_bounds
+        if not (len(b) == 4 and all(isinstance(v, (int, float)) for v in b)
+                and -90 <= b[0] < b[2] <= 90 and -180 <= b[1] < b[3] <= 180):
+            raise ConfigError("config: [desk] basemap_bounds must be [south, west, north, east] in degrees "
+                              "with south < north and west < east, got %r" % (b,))
 
 
 def _is_point(p: Any) -> bool:

@@ -15,17 +15,19 @@ names only frames on disk.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from lwproto import const
 from lwproto import topic as topics
 from lwproto.const import TYPE_NAMES
 
+from linewatch.commission import commands
 from linewatch.commission.acks import Acknowledger, Downlink
 from linewatch.commission.alerts import Alerter
 from linewatch.commission.config import Config
@@ -84,6 +86,10 @@ class Aggregator:
         # The replay guard has already admitted the frames of the failed round, so an ack made
         # now could name frames that are not on disk.
         self.failed: StoreError | None = None
+        # The desk (linewatch.desk): told of every incident stored and health change, and its
+        # acts (a status change, a node command) run here between rounds, never beside a commit.
+        self.listeners: list[Callable[[str, Any], None]] = []
+        self._acts: collections.deque = collections.deque()
 
     def _setup(self) -> None:
         self.boot = self.store.bump_boot()
@@ -169,6 +175,8 @@ class Aggregator:
                 messages = self.link.take(self.config.store.batch_max)
                 checked = self.check_round(messages) if messages else None
                 await self._land()
+                if self._acts:
+                    self._run_acts()
                 if checked is not None:
                     self._in_flight = (loop.run_in_executor(writer, self.store.commit, checked[0]), checked)
                 now = time.monotonic()
@@ -179,6 +187,39 @@ class Aggregator:
         finally:
             await self._land()
             writer.shutdown()
+
+    def act(self, fn: Callable[["Aggregator"], Any]) -> asyncio.Future:
+        """Run fn(self) in the service's task between rounds (no commit in flight); the future
+        has its result or its exception."""
+        future = asyncio.get_running_loop().create_future()
+        self._acts.append((fn, future))
+        return future
+
+    def _run_acts(self) -> None:
+        while self._acts:
+            fn, future = self._acts.popleft()
+            if future.cancelled():
+                continue
+            try:
+                future.set_result(fn(self))
+            except Exception as exc:      # the caller's: told to it, the service goes on
+                future.set_exception(exc)
+
+    def command(self, node: int, name: str, args: dict[str, Any], who: str):
+        """A command to a node, recorded with who gave it, then sent (commands.py)."""
+        if self.cluster is not None:
+            raise commands.CommandError("node commands are sent by a single aggregator; this instance "
+                                        "shares the line (docs/scale-out.md)")
+        health = next((h for h in self.store.health() if h.node == node), None)
+        return commands.send(self.store, self.downlink, self._publish, node, name, args, who,
+                             commands.node_before(health))
+
+    def _tell(self, kind: str, what: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, what)
+            except Exception:            # a listener's fault never stops the ingest
+                log.exception("desk listener failed on %s", kind)
 
     def _settle(self) -> bool:
         """One wide fusion search that fusion deferred (FusionEngine.defer_wide), only while no
@@ -321,6 +362,7 @@ class Aggregator:
         for change in changes:
             self.oplog.health(change)
             self.alerter.node_state(change)
+            self._tell("health", change)
         if self.fusion is None:
             return
         incidents = []
@@ -349,6 +391,8 @@ class Aggregator:
             if known is None or (alert_known and known[3] != batch.incidents[incident_id][2]):
                 alerts.append(incident)
         self.store.commit(batch)
+        for incident in incidents:
+            self._tell("incident", incident)
         for incident in alerts:
             self.oplog.incident(incident, first=str(incident.get("id")) in first)
             self.alerter.incident(incident)
@@ -369,6 +413,7 @@ class Aggregator:
         for change in changes:
             log.info("node 0x%04x: %s -> %s (%s)", change.node, change.old, change.new, change.why)
             self.alerter.node_state(change)
+            self._tell("health", change)
 
     def flush_owner_acks(self, owner: Any) -> None:
         self._flush_acks(owner.acks)

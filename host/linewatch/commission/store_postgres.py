@@ -352,6 +352,19 @@ class PostgresStore:
         return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=%s AND received_us >= %s",
                                (FRAME, since_us)).fetchone()[0]
 
+    def health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
+        return [HealthChange(r[0], int(r[1]), r[2], r[3], r[4]) for r in self.db.execute(
+            "SELECT node, at_us, old, new, why FROM health_changes WHERE node=%s ORDER BY id DESC LIMIT %s",
+            (node, limit)).fetchall()]
+
+    def commission_entries(self, entry_type: str, node: int | None = None, limit: int = 100) -> list[EvidenceRow]:
+        where, args = ("AND node = %s ", (node,)) if node is not None else ("", ())
+        rows = self.db.execute(
+            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE kind = 'commission' AND type = %s {where}"
+            f"ORDER BY id DESC LIMIT %s", (entry_type, *args, limit)).fetchall()
+        return [EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
+                            r[10], bytes(r[11]), bytes(r[12])) for r in rows]
+
     def refusals(self, limit: int = 100) -> list[Refusal]:
         return [Refusal(*r) for r in self.db.execute(
             "SELECT received_us, topic, raw, reason, detail, node FROM quarantine ORDER BY id DESC LIMIT %s",

@@ -326,6 +326,18 @@ class SQLiteStore:
         return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=? AND received_us >= ?",
                                (FRAME, since_us)).fetchone()[0]
 
+    def health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
+        return [HealthChange(*r) for r in self.db.execute(
+            "SELECT node, at_us, old, new, why FROM health_changes WHERE node=? ORDER BY id DESC LIMIT ?",
+            (node, limit))]
+
+    def commission_entries(self, entry_type: str, node: int | None = None, limit: int = 100) -> list[EvidenceRow]:
+        where, args = ("AND node=? ", (node,)) if node is not None else ("", ())
+        return [EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
+                            bytes(r[11]), bytes(r[12])) for r in self.db.execute(
+            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE kind=? AND type=? {where}ORDER BY id DESC LIMIT ?",
+            (COMMISSION, entry_type, *args, limit))]
+
     def refusals(self, limit: int = 100) -> list[Refusal]:
         return [Refusal(*r) for r in self.db.execute(
             "SELECT received_us, topic, raw, reason, detail, node FROM quarantine ORDER BY id DESC LIMIT ?",

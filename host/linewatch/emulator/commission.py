@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,8 @@ class Commission:
             "[store]\npath = \"linewatch.db\"\nsynchronous = \"NORMAL\"\n\n"
             "[keys]\nmaster_key_file = \"master.key\"\n\n"
             "[health]\nlate_after_s = 35.0\noffline_after_s = 120.0\ntick_s = 1.0\n\n"
+            "[desk]\n# Any free port: several emulated runs may share a machine; the log says which.\n"
+            "listen = \"127.0.0.1:0\"\nobservers = true\n\n"
             "[fusion]\nline = [%s]\n%s"
             % (json.dumps(broker[0]), broker[1], json.dumps(client_id), line,
                met_lines(read_met(world))))
@@ -107,6 +110,11 @@ class Commission:
         self.process = None
         self._log.close()
         return code
+
+    def desk_url(self) -> str | None:
+        """The desk's address, as the aggregator's log says it (None: no desk)."""
+        match = re.search(r"desk at (http://\S+)", self.log_tail(chars=10 ** 6))
+        return match.group(1) if match else None
 
     def log_tail(self, path: Path | None = None, chars: int = 2000) -> str:
         path = path or self.folder / "aggregator.log"

@@ -1,0 +1,224 @@
+"""The desk's JSON API against the real service: a private Mosquitto, the Aggregator running in
+this test's loop with its desk (as `linewatch aggregator` runs them), and HTTP from aiohttp's
+client. Malformed parameters get a 400 that names them; reading needs a session unless
+observers are allowed; every write needs a login and the session's CSRF token; judging and
+commanding land in the evidence log with the operator's name; a command goes out signed and
+the node's next frames tell its effect."""
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+
+import aiohttp
+import paho.mqtt.client as paho
+import pytest
+from linewatch import keys
+from linewatch.commission import config as cfg
+from linewatch.commission.registry import Registry
+from linewatch.commission.service import Aggregator
+from linewatch.commission.store import Batch, open_store
+from linewatch.desk.app import start_desk
+from linewatch.desk.auth import Operators
+from lwproto import const
+from lwproto import frame as wire
+from lwproto import topic as topics
+
+NODE, SEGMENT, BOOT = 0x0201, 2, 3
+T0 = 1795000000000000
+PASSWORD = "correct horse battery"
+INCIDENT = {"id": "I-000001", "class": "explosion", "status": "new", "provisional": False, "fix": "tdoa",
+            "time_utc_us": T0, "lat": 48.01, "lon": 37.01, "side": "L", "side_probability": 0.97,
+            "distance_from_line_m": 900.0, "nodes": [NODE], "reports": [99], "rejected_nodes": [],
+            "ellipse_95": {"major_m": 40.0, "minor_m": 20.0, "angle_deg": 30.0},
+            "formed_at_us": T0, "updated_at_us": T0, "version": 1}
+
+
+def heartbeat(key, seq, refused=0):
+    return wire.encode(key, const.HEARTBEAT, NODE, BOOT, seq, T0 + seq, const.CLOCK_NTP, 900,
+                       {"battery_mv": 3900, "temperature_c": 10.0, "uptime_s": seq, "rssi_dbm": -60,
+                        "queue_depth": 0, "free_memory": 50000, "detections": 0, "dropped": 0,
+                        "reconnects": 0, "refused_commands": refused, "radio_ms": 0, "slept_s": 0,
+                        "heartbeat_s": 60, "power": 0})
+
+
+class Chain:
+    def __init__(self, broker, folder, observers=False):
+        self.broker, self.folder = broker, folder
+        self.master = keys.create_master_key(folder / "master.key")
+        store = open_store(str(folder / "lw.db"))
+        Registry(store).add(NODE, SEGMENT, 48.0, 37.0)
+        store.commit(Batch(incidents={"I-000001": ("new", T0, json.dumps(INCIDENT))}))
+        store.close()
+        config = cfg.from_dict({
+            "broker": {"host": broker.host, "port": broker.port, "client_id": "agg-desk"},
+            "store": {"path": str(folder / "lw.db"), "synchronous": "NORMAL"},
+            "fusion": {"line": [[47.99, 36.9], [48.02, 37.1]]},
+            "desk": {"listen": "127.0.0.1:0", "observers": observers}})
+        self.config = config
+        Operators(config.desk.operators_path(config.store)).add("ana", PASSWORD)
+        self.service = Aggregator(config, self.master, open_store(config.store.target, "NORMAL"))
+
+    async def __aenter__(self):
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(self.service.run(self.stop))
+        for _ in range(200):
+            if self.service.link is not None and hasattr(self.service, "downlink"):
+                break
+            await asyncio.sleep(0.05)
+        self.desk = await start_desk(self.config, self.master, self.service)
+        self.url = self.desk.url.rstrip("/")
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.http.close()
+        await self.desk.stop()
+        self.stop.set()
+        await self.task
+        self.service.store.close()
+
+    async def get(self, path):
+        async with self.http.get(self.url + path) as r:
+            return r.status, await r.json(), r.headers
+
+    async def post(self, path, body, csrf=None):
+        headers = {"X-CSRF-Token": csrf} if csrf else {}
+        async with self.http.post(self.url + path, json=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def login(self):
+        status, body = await self.post("/api/login", {"name": "ana", "password": PASSWORD})
+        assert status == 200, body
+        return body["csrf"]
+
+    def publish(self, ftype, data):
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="node-0201")
+        client.connect(self.broker.host, self.broker.port)
+        client.loop_start()
+        client.publish(topics.uplink(SEGMENT, NODE, ftype), data, qos=1).wait_for_publish(10)
+        client.loop_stop()
+        client.disconnect()
+
+
+@pytest.mark.timeout(120)
+async def test_reads_refuse_malformed_parameters_and_need_a_session(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path) as chain:
+        status, body, headers = await chain.get("/api/nodes")
+        assert status == 401 and "log in" in body["error"]
+        assert "default-src 'self'" in headers["Content-Security-Policy"] and "http" not in \
+            headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        status, body = await chain.post("/api/login", {"name": "ana", "password": "wrong password!"})
+        assert status == 401 and PASSWORD not in json.dumps(body)
+        await chain.login()
+        for query, words in [("since=yesterday", "since 'yesterday'"), ("segment=x", "segment 'x'"),
+                             ("segment=300", "outside 0..255"), ("class=tank", "class 'tank'"),
+                             ("side=north", "side 'north'"), ("status=open", "status 'open'"),
+                             ("limit=0", "limit 0"), ("order=1", "unknown parameter 'order'"),
+                             ("since=2026-12-05&until=2026-12-04", "until must be later"),
+                             ("segment=1%3B%20DROP%20TABLE%20evidence", "segment")]:
+            status, body, _ = await chain.get("/api/incidents?" + query)
+            assert status == 400 and words in body["error"], (query, body)
+        assert (await chain.get("/api/nodes/zz"))[0] == 400
+        assert (await chain.get("/api/nodes/0x0999"))[0] == 404
+        assert (await chain.get("/api/incidents/I-000404"))[0] == 404
+        status, body, _ = await chain.get("/api/incidents?class=explosion&side=left&status=new&segment=2"
+                                          "&since=2026-01-01T00:00:00Z")
+        assert status == 200 and [i["id"] for i in body["incidents"]] == ["I-000001"]
+        assert len(body["incidents"][0]["ellipse_polygon"]) == 36
+        for query in ("class=drone", "side=R", "status=confirmed", "segment=3", "until=2026-01-01"):
+            assert (await chain.get("/api/incidents?" + query))[1]["count"] == 0, query
+        status, body, _ = await chain.get("/api/line")
+        assert status == 200 and body["segments"][0]["nodes"] == [NODE] and len(body["line"]) == 2
+        status, body, _ = await chain.get("/api/nodes")
+        assert [n["name"] for n in body["nodes"]] == ["0x0201"]
+
+
+@pytest.mark.timeout(120)
+async def test_observers_read_but_cannot_act(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path, observers=True) as chain:
+        assert (await chain.get("/api/nodes"))[0] == 200
+        status, body = await chain.post("/api/incidents/I-000001/status", {"status": "confirmed"})
+        assert status == 401
+
+
+@pytest.mark.timeout(120)
+async def test_judging_needs_login_and_csrf_and_is_evidence(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path) as chain:
+        csrf = await chain.login()
+        status, body = await chain.post("/api/incidents/I-000001/status", {"status": "confirmed", "note": "x"})
+        assert status == 403 and "CSRF" in body["error"]
+        async with chain.http.get(chain.url + "/api/events") as events:
+            assert (await events.content.readuntil(b"\n\n")).startswith(b"retry")
+            status, body = await chain.post("/api/incidents/I-000001/status",
+                                            {"status": "confirmed", "note": "two craters seen"}, csrf)
+            assert status == 200 and body == {"incident": "I-000001", "old": "new", "new": "confirmed",
+                                              "who": "ana"}
+            event = await asyncio.wait_for(events.content.readuntil(b"\n\n"), 10)
+            assert event.startswith(b"event: incident") and b"I-000001" in event
+        status, body, _ = await chain.get("/api/incidents/I-000001")
+        assert body["status"] == "confirmed"
+        assert [(j["who"], j["new"], j["note"]) for j in body["judgements"]] == [("ana", "confirmed",
+                                                                                   "two craters seen")]
+        status, body = await chain.post("/api/incidents/I-000001/status", {"status": "maybe"}, csrf)
+        assert status == 400 and "status must be one of" in body["error"]
+        store = open_store(chain.config.store.target, readonly=True)
+        entry = [r for r in store.evidence() if r.type == "incident_status"][-1]
+        store.close()
+        assert entry.verified == "ana" and json.loads(entry.note)["note"] == "two craters seen"
+        status, _ = await chain.post("/api/logout", {}, csrf)
+        assert (await chain.get("/api/incidents"))[0] == 401
+
+
+@pytest.mark.timeout(120)
+async def test_a_command_is_recorded_signed_sent_and_its_effect_read(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path) as chain:
+        key = keys.derive(chain.master, NODE)
+        csrf = await chain.login()
+        await asyncio.to_thread(chain.publish, const.HEARTBEAT, heartbeat(key, 1))
+        for _ in range(100):
+            if (await chain.get("/api/nodes"))[1]["nodes"][0]["state"] != "unknown":
+                break
+            await asyncio.sleep(0.1)
+        got: queue.Queue = queue.Queue()
+        listener = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        listener.on_message = lambda c, u, m: got.put(m.payload)
+        listener.connect(mosquitto.host, mosquitto.port)
+        listener.subscribe(topics.downlink(SEGMENT, NODE), 1)
+        listener.loop_start()
+        try:
+            await asyncio.sleep(0.5)
+            status, body = await chain.post("/api/nodes/0x0201/commands",
+                                            {"command": "set_threshold", "args": {"event_class": "tank"}}, csrf)
+            assert status == 400 and "event_class" in body["error"]
+            status, body = await chain.post("/api/nodes/0x0201/commands",
+                                            {"command": "set_threshold",
+                                             "args": {"event_class": "explosion", "threshold": 25,
+                                                      "refractory_ms": 300}}, csrf)
+            assert status == 200 and body["who"] == "ana", body
+            commands = []
+            while not commands:
+                f = wire.decode(await asyncio.to_thread(got.get, True, 10), key)
+                if f.ftype == const.COMMAND:
+                    commands.append(f)
+            v = commands[0].fields()
+            assert (const.COMMAND_NAMES[v["command"]], v["event_class"], v["threshold"], v["refractory_ms"]) == \
+                ("set_threshold", const.CLASS_NAMES.index("explosion"), 25.0, 300)
+        finally:
+            listener.loop_stop()
+            listener.disconnect()
+        status, body, _ = await chain.get("/api/commands?node=0x0201")
+        assert body["commands"][0]["effect"]["state"] == "waiting"
+        assert body["commands"][0]["who"] == "ana"
+        await asyncio.to_thread(chain.publish, const.HEARTBEAT, heartbeat(key, 2))
+        for _ in range(100):
+            status, body, _ = await chain.get("/api/nodes/0x0201")
+            if body["commands"][0]["effect"]["state"] != "waiting":
+                break
+            await asyncio.sleep(0.1)
+        assert body["commands"][0]["effect"]["state"] == "obeyed", body["commands"]
+        assert [f["type"] for f in body["recent_frames"]] == ["heartbeat", "heartbeat"]
+        assert body["recent_frames"][0]["check"] == "tag verified with the node's key"
+        assert len(body["day"]["heartbeats"]) == 0 or body["day"]["heartbeats"][0][1] == 3900
+        assert len(body["day"]["frames_per_hour"]) == 24
