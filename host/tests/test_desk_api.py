@@ -43,7 +43,7 @@ def heartbeat(key, seq, refused=0):
 
 
 class Chain:
-    def __init__(self, broker, folder, observers=False):
+    def __init__(self, broker, folder, observers=False, desk=None):
         self.broker, self.folder = broker, folder
         self.master = keys.create_master_key(folder / "master.key")
         store = open_store(str(folder / "lw.db"))
@@ -54,7 +54,7 @@ class Chain:
             "broker": {"host": broker.host, "port": broker.port, "client_id": "agg-desk"},
             "store": {"path": str(folder / "lw.db"), "synchronous": "NORMAL"},
             "fusion": {"line": [[47.99, 36.9], [48.02, 37.1]]},
-            "desk": {"listen": "127.0.0.1:0", "observers": observers}})
+            "desk": {"listen": "127.0.0.1:0", "observers": observers, **(desk or {})}})
         self.config = config
         Operators(config.desk.operators_path(config.store)).add("ana", PASSWORD)
         self.service = Aggregator(config, self.master, open_store(config.store.target, "NORMAL"))
@@ -222,3 +222,58 @@ async def test_a_command_is_recorded_signed_sent_and_its_effect_read(tmp_path, m
         assert body["recent_frames"][0]["check"] == "tag verified with the node's key"
         assert len(body["day"]["heartbeats"]) == 0 or body["day"]["heartbeats"][0][1] == 3900
         assert len(body["day"]["frames_per_hour"]) == 24
+
+
+@pytest.mark.timeout(120)
+async def test_the_command_line_sends_through_the_desk_as_an_operator(tmp_path, mosquitto):
+    import subprocess
+    import sys
+
+    def linewatch(*args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "linewatch.cli", *args], input=stdin, capture_output=True,
+                              text=True, timeout=60)
+
+    async with Chain(mosquitto, tmp_path) as chain:
+        key = keys.derive(chain.master, NODE)
+        base = ["nodes", "command", "0x0201"]
+        desk = ["--desk", chain.url, "--operator", "ana", "--password-stdin"]
+        bad = await asyncio.to_thread(linewatch, *base, "set_threshold", "--class", "tank", "--threshold", "3", *desk)
+        assert bad.returncode == 2 and "event_class must be one of" in bad.stderr
+        wrong = await asyncio.to_thread(linewatch, *base, "rebirth", *desk, "--wait", "0", stdin="not the password\n")
+        assert wrong.returncode == 2 and "unknown operator or wrong password" in wrong.stderr
+        assert "not the password" not in wrong.stderr + wrong.stdout
+        sent = asyncio.create_task(asyncio.to_thread(linewatch, *base, "rebirth", *desk, "--wait", "30",
+                                                     stdin=PASSWORD + "\n"))
+        for _ in range(200):             # the command is in the log: the node answers with a birth
+            store = open_store(chain.config.store.target, readonly=True)
+            given = store.commission_entries("command", NODE)
+            store.close()
+            if given:
+                break
+            await asyncio.sleep(0.1)
+        assert given and given[0].verified == "ana"
+        birth = wire.encode(key, const.BIRTH, NODE, BOOT, 10, T0, const.CLOCK_NTP, 900,
+                            {"fw_major": 0, "fw_minor": 1, "fw_patch": 0, "board": 3, "segment": SEGMENT,
+                             "lat": 48.0, "lon": 37.0, "alt_m": 0, "position_error_m": 5, "sensors": 1,
+                             "capabilities": 1, "sample_rate_hz": 16000})
+        await asyncio.to_thread(chain.publish, const.BIRTH, birth)
+        result = await sent
+        assert result.returncode == 0, result.stderr
+        assert "rebirth {} sent to node 0x0201 by ana (evidence row" in result.stdout
+        assert "node 0x0201: obeyed: birth received (boot 3 seq 10)" in result.stdout
+        nowhere = await asyncio.to_thread(linewatch, *base, "rebirth", "--desk", "http://127.0.0.1:1/",
+                                          "--password-stdin", stdin="x\n")
+        assert nowhere.returncode == 2 and "no desk at http://127.0.0.1:1" in nowhere.stderr
+
+
+@pytest.mark.timeout(120)
+async def test_an_offline_basemap_from_the_operators_file(tmp_path, mosquitto):
+    image = tmp_path / "area.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    async with Chain(mosquitto, tmp_path, observers=True,
+                     desk={"basemap_file": str(image), "basemap_bounds": [47.9, 36.8, 48.1, 37.2]}) as chain:
+        status, body, _ = await chain.get("/api/line")
+        assert body["basemap"] == {"url": "/basemap", "bounds": [47.9, 36.8, 48.1, 37.2]}
+        async with chain.http.get(chain.url + "/basemap") as r:
+            assert r.status == 200 and await r.read() == image.read_bytes()
+            assert r.headers["Content-Type"] == "image/png"

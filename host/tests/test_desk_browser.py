@@ -68,6 +68,11 @@ def chain(tmp_path_factory):
         finally:
             if run is not None:
                 run.join(120)
+                try:       # the whole demo on the map (docs/img/desk-map.png is one of these)
+                    watcher.wait_for_timeout(2000)
+                    watcher.screenshot(path=str(shots / "map-after-demo.png"))
+                except Exception:
+                    pass
             browser.close()
             desk.stop_aggregator()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)

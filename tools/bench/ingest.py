@@ -1,6 +1,6 @@
 """Sustained ingest of the aggregator vs `mosquitto_sub`, same stream, same private broker.
 
-    python -m lwtools.bench.ingest [--frames 50000] [--nodes 100] [--instances N]
+    python -m lwtools.bench.ingest [--frames 50000] [--nodes 100] [--instances N] [--desk off|on|both]
 
 Both receivers subscribe (QoS 1, persistent session) while offline, the stream is published
 into the broker's queues, then both are started together and timed until they have the whole
@@ -19,6 +19,11 @@ PostgreSQL (no sharing), the figure to compare N against.
 rounds (the service's batch size) checked alone on one fresh commission, then checked and
 committed on another (SQLite, synchronous=FULL: the fsync's wait is not CPU); `--profile N`
 adds cProfile's N most costly functions of the second pass.
+
+With `--desk on` the aggregator serves its desk (docs/desk.md) while it ingests, with a page
+open on it the whole time (this process holds its event stream and reads the nodes and the
+incidents every 2 s, more often than the page does); `--desk both` measures off then on in
+one run and prints them side by side (the desk's goal: the ratio down by no more than 5 %).
 """
 from __future__ import annotations
 
@@ -26,9 +31,11 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -104,14 +111,21 @@ c = Config()
 c = replace(c, broker=replace(c.broker, host=host, port=port, client_id="bench-agg"),
             store=replace(c.store, path=db))
 instance = sys.argv[6] if len(sys.argv) > 6 else ""
+desk_on = len(sys.argv) > 7 and sys.argv[7] == "desk"
+c = replace(c, desk=replace(c.desk, listen="127.0.0.1:0" if desk_on else "", observers=True))
 if db.startswith("postgresql"):
     c = replace(c, store=replace(c.store, url=db),
                 cluster=replace(c.cluster, instance=instance, session_expiry_s=600 if instance else 0))
 async def main():
     store = open_store(db)
+    agg = Aggregator(c, load_master_key(key), store)
+    desk = None
+    if desk_on:
+        from linewatch.desk.app import start_desk
+        desk = await start_desk(c, load_master_key(key), agg)
+        print("desk", desk.url if desk else "", flush=True)
     if frames:
         sys.stdin.readline()   # imports done: wait for the go, so start-up is not timed
-    agg = Aggregator(c, load_master_key(key), store)
     stop = asyncio.Event()
     cpu = time.process_time()   # every thread of the process: the writer's too
     await agg.start()
@@ -123,6 +137,8 @@ async def main():
         await asyncio.sleep(0.005)
     print(time.monotonic(), time.process_time() - cpu, agg.frames_committed, flush=True)
     stop.set(); await task; await agg.shutdown()
+    if desk is not None:
+        await desk.stop()
 asyncio.run(main())
 """
 
@@ -135,11 +151,66 @@ def main(argv: list[str] | None = None) -> int:
                     help="N aggregator instances on PostgreSQL with a shared subscription (0: one, on SQLite)")
     ap.add_argument("--in-process", action="store_true", help="check and store without MQTT, in this process")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="with --in-process: cProfile's top N")
+    ap.add_argument("--desk", choices=("off", "on", "both"), default="off",
+                    help="serve the desk with a page open on it while ingesting (both: off, then on)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each (with --desk both: alternated)")
     args = ap.parse_args(argv)
     if args.in_process:
         return in_process(args)
     if args.instances:
         return shared(args)
+    cores = os.cpu_count() or 1
+    print(f"machine: {cores} cores, {cpu_model()}, Python {platform.python_version()}")
+    print(f"stream: {args.frames} event frames of {wire.SIZES[const.EVENT]} bytes from {args.nodes} nodes, QoS 1, "
+          f"queued in one private Mosquitto, both receivers started together")
+    runs = {"off": [False], "on": [True], "both": [False, True]}[args.desk] * args.repeat
+    results: dict[bool, list] = {False: [], True: []}
+    for desk in runs:
+        result = measure(args, desk)
+        if result is None:
+            return 1
+        results[desk].append(result)
+        report(args, result, desk if args.desk != "off" else None)
+    if results[False] and results[True]:
+        ratio = {d: statistics.median(a / s for s, a, _, _ in results[d]) for d in results}
+        cpu = {d: statistics.median(ca for _, _, _, ca in results[d]) / args.frames * 1e6 for d in results}
+        print(f"desk on vs off, medians of {args.repeat} run(s) each, alternated: ratio {ratio[True]:.2f} vs "
+              f"{ratio[False]:.2f} ({(ratio[True] / ratio[False] - 1) * 100:+.1f} %; goal: no more than -5 %), "
+              f"aggregator CPU per frame {cpu[True]:.1f} vs {cpu[False]:.1f} us ({(cpu[True] / cpu[False] - 1) * 100:+.1f} %)")
+    return 0
+
+
+def report(args, result, desk: bool | None) -> None:
+    sub_rate, agg_rate, cpu_sub, cpu_agg = result
+    t_sub, t_agg = args.frames / sub_rate, args.frames / agg_rate
+    if desk is not None:
+        print(f"-- desk {'on, a page open on it' if desk else 'off'}")
+    print(f"mosquitto_sub (receive only):              {sub_rate:10.0f} frames/s ({t_sub:.2f} s)")
+    print(f"aggregator (verify + store + ack, FULL):   {agg_rate:10.0f} frames/s ({t_agg:.2f} s)")
+    print(f"ratio aggregator / mosquitto_sub: {agg_rate / sub_rate:.2f} (goal >= 0.8)")
+    # Both receivers share the broker and a busy machine, so wall-clock rates move together;
+    # CPU time per frame is each receiver's own cost on its core.
+    print(f"CPU per frame: mosquitto_sub {cpu_sub / args.frames * 1e6:.1f} us, "
+          f"aggregator {cpu_agg / args.frames * 1e6:.1f} us; frames/s per busy core: "
+          f"{args.frames / cpu_sub:.0f} vs {args.frames / cpu_agg:.0f}, ratio {cpu_sub / cpu_agg:.2f}")
+
+
+def open_page(url: str, stop: threading.Event) -> None:
+    """What an open desk page asks of the server, a little more often: the event stream held
+    open, the nodes and the incidents read every 2 s."""
+    import urllib.request
+    events = urllib.request.urlopen(url + "api/events", timeout=60)
+    try:
+        while not stop.wait(2.0):
+            for path in ("api/nodes", "api/incidents?limit=500"):
+                with urllib.request.urlopen(url + path, timeout=30) as r:
+                    r.read()
+    finally:
+        events.close()
+
+
+def measure(args, desk: bool) -> tuple[float, float, float, float] | None:
+    """(mosquitto_sub frames/s, aggregator frames/s, CPU s of each) on a fresh database and broker."""
     work = Path(tempfile.mkdtemp(prefix="lw-bench-ingest-"))
     master_path = work / "master.key"
     master = keys.create_master_key(master_path)
@@ -153,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     store.close()
     stream = make_stream(master, args.frames, args.nodes)
     cores = os.cpu_count() or 1
+    extra = ["", "desk"] if desk else []
     with Mosquitto(workdir=work / "broker", extra_config="max_queued_messages 0\n") as broker:
         # register both persistent sessions and the aggregator's boot, then fill the queues
         subscribe_offline(broker, "bench-sub")
@@ -160,37 +232,34 @@ def main(argv: list[str] | None = None) -> int:
                                str(master_path), "0"], capture_output=True, text=True)
         if warm.returncode:
             print(warm.stderr, file=sys.stderr)
-            return 1
+            return None
         publish(broker, stream)
         agg = subprocess.Popen(pin(1 % cores) + [sys.executable, "-c", AGGREGATOR, broker.host, str(broker.port), db,
-                                                 str(master_path), str(args.frames)],
+                                                 str(master_path), str(args.frames), *extra],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert agg.stdin is not None and agg.stdout is not None
+        page_stop, page = threading.Event(), None
+        if desk:
+            url = agg.stdout.readline().split()[-1]
+            page = threading.Thread(target=open_page, args=(url, page_stop), daemon=True)
+            page.start()
         time.sleep(2.0)   # the aggregator's imports
         t0 = time.monotonic()
         sub = run_mosquitto_sub(broker, args.frames, 0)
-        assert agg.stdin is not None
         agg.stdin.write("go\n")
         agg.stdin.flush()
         _, status, usage = os.wait4(sub.pid, 0)
         t_sub = time.monotonic() - t0
         sub.returncode = os.waitstatus_to_exitcode(status)
         cpu_sub = usage.ru_utime + usage.ru_stime
-        out, _ = agg.communicate()
-        done, cpu_agg = (float(x) for x in out.strip().splitlines()[-1].split()[:2])
+        line = agg.stdout.readline()
+        page_stop.set()
+        agg.communicate()
+        done, cpu_agg = (float(x) for x in line.strip().split()[:2])
+        if page is not None:
+            page.join(10)
         t_agg = done - t0
-    sub_rate, agg_rate = args.frames / t_sub, args.frames / t_agg
-    print(f"machine: {cores} cores, {cpu_model()}, Python {platform.python_version()}")
-    print(f"stream: {args.frames} event frames of {wire.SIZES[const.EVENT]} bytes from {args.nodes} nodes, QoS 1, "
-          f"queued in one private Mosquitto, both receivers started together")
-    print(f"mosquitto_sub (receive only):              {sub_rate:10.0f} frames/s ({t_sub:.2f} s)")
-    print(f"aggregator (verify + store + ack, FULL):   {agg_rate:10.0f} frames/s ({t_agg:.2f} s)")
-    print(f"ratio aggregator / mosquitto_sub: {agg_rate / sub_rate:.2f} (goal >= 0.8)")
-    # Both receivers share the broker and a busy machine, so wall-clock rates move together;
-    # CPU time per frame is each receiver's own cost on its core.
-    print(f"CPU per frame: mosquitto_sub {cpu_sub / args.frames * 1e6:.1f} us, "
-          f"aggregator {cpu_agg / args.frames * 1e6:.1f} us; frames/s per busy core: "
-          f"{args.frames / cpu_sub:.0f} vs {args.frames / cpu_agg:.0f}, ratio {cpu_sub / cpu_agg:.2f}")
-    return 0
+    return args.frames / t_sub, args.frames / t_agg, cpu_sub, cpu_agg
 
 
 def in_process(args) -> int:

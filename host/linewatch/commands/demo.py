@@ -10,6 +10,9 @@ def register(sub) -> None:
                                     "an emulated segment, incidents and the score")
     p.add_argument("--scenario", default="demo", help="bundled scenario name or TOML file (default: demo)")
     p.add_argument("--keep", help="keep the run's files (DB, key, logs) in this folder")
+    p.add_argument("--stay", action="store_true",
+                   help="keep the broker and the aggregator (and so the desk) running after the demo, "
+                        "until Ctrl-C")
     p.set_defaults(func=run)
 
 
@@ -19,7 +22,7 @@ def run(args) -> int:
     from linewatch.emulator.scenario import ScenarioError
     from linewatch.mosquitto import BrokerError
     try:
-        run_demo(args.scenario, keep=Path(args.keep) if args.keep else None)
+        run_demo(args.scenario, keep=Path(args.keep) if args.keep else None, stay=args.stay)
     except BrokerError as exc:
         print("linewatch demo: needs Mosquitto: %s" % exc, file=sys.stderr)
         return 3

@@ -1,11 +1,13 @@
-"""`linewatch nodes`: the registry (add/list/remove), health (status) and the master key."""
+"""`linewatch nodes`: the registry (add/list/remove), health (status), the master key, and commands to a node (through the desk)."""
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 import time
 
 from linewatch.commission import config as cfg
+from linewatch.commission.commands import COMMANDS, CommandError, arguments
 from linewatch.keys import KeyFileError, create_master_key
 from linewatch.commission.health import ASLEEP_UNTIL, CLOCK_OFFSET, utc_text
 from linewatch.commission.registry import Registry, RegistryError, parse_node_id
@@ -29,6 +31,30 @@ def register(sub) -> None:
     rm.set_defaults(func=cmd_remove)
     nodes.add_parser("status", help="health of every node").set_defaults(func=cmd_status)
     nodes.add_parser("init-key", help="create the master key file (0600)").set_defaults(func=cmd_init_key)
+    _command_parser(nodes)
+
+
+def _command_parser(nodes) -> None:
+    c = nodes.add_parser("command", help="send a signed command to a node through the running aggregator's desk "
+                                         "(recorded in the evidence log with the operator's name)")
+    c.add_argument("node", help="node id in hex, like 0x0102")
+    c.add_argument("command", choices=COMMANDS, help="what the node is to do")
+    c.add_argument("--class", dest="event_class", help="set_threshold: the event class (explosion, small_arms, "
+                                                       "drone, vehicle, tamper)")
+    c.add_argument("--threshold", type=float, help="set_threshold: the class's new detection threshold")
+    c.add_argument("--refractory-ms", type=int, help="set_threshold: quiet time after a detection (0: unchanged)")
+    c.add_argument("--delay-s", type=int, help="reboot: seconds before the node reboots (default 0)")
+    c.add_argument("--boot", type=int, help="resend: the boot whose frames are asked for again")
+    c.add_argument("--first-seq", type=int, help="resend: first sequence asked for")
+    c.add_argument("--last-seq", type=int, help="resend: last sequence asked for (default: --first-seq)")
+    c.add_argument("--operator", default=getpass.getuser(),
+                   help="the desk operator sending it (default: this user's login name)")
+    c.add_argument("--desk", help="the desk's address (default: from [desk] listen)")
+    c.add_argument("--password-stdin", action="store_true",
+                   help="read the operator's password from standard input instead of asking")
+    c.add_argument("--wait", type=float, default=30.0,
+                   help="seconds to wait for the node's answer (0: do not wait; default 30)")
+    c.set_defaults(func=cmd_command)
 
 
 def _registry(args, readonly: bool = False) -> Registry:
@@ -99,6 +125,42 @@ def cmd_status(args) -> int:
         print(f"0x{r.id:04x}   {h.state:12} {(now - h.last_seen_us) / 1e6:10.1f} {h.boot:5d} {h.battery_mv:10d} "
               f"{h.rssi_dbm:5d} {h.queue_depth:5d} {clock:>8} {h.clock_error_us:7d} {h.firmware}{note}")
     return 0
+
+
+def cmd_command(args) -> int:
+    from linewatch.desk.client import DeskClient, DeskClientError, url_of
+    try:
+        node = parse_node_id(args.node)
+        wanted = {"set_threshold": {"event_class": args.event_class, "threshold": args.threshold,
+                                    "refractory_ms": args.refractory_ms},
+                  "reboot": {"delay_s": args.delay_s}, "rebirth": {},
+                  "resend": {"boot": args.boot, "first_seq": args.first_seq, "last_seq": args.last_seq}}
+        values = {k: v for k, v in wanted[args.command].items() if v is not None}
+        arguments(args.command, values)           # refused here, before asking for a password
+        client = DeskClient(args.desk or url_of(cfg.from_args(args)))
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass(f"desk password for {args.operator}: ")
+        client.login(args.operator, password)
+        sent = client.command(node, args.command, values)
+    except (cfg.ConfigError, RegistryError, CommandError, DeskClientError) as exc:
+        print(f"linewatch nodes command: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.command} {json.dumps(sent['args'])} sent to node 0x{node:04x} by {sent['who']} "
+          f"(evidence row {sent['evidence_id']})")
+    if args.wait <= 0:
+        return 0
+    try:
+        effect = client.wait_effect(node, sent["evidence_id"], args.wait)
+    except DeskClientError as exc:
+        print(f"linewatch nodes command: {exc}", file=sys.stderr)
+        return 2
+    if effect is None or effect["state"] == "waiting":
+        print(f"node 0x{node:04x}: no answer within {args.wait:g} s (the desk keeps watching: node page)")
+        return 1
+    print(f"node 0x{node:04x}: {effect['state']}: {effect['detail']}")
+    return 0 if effect["state"] == "obeyed" else 1
 
 
 @_guard

@@ -40,7 +40,7 @@ class Commission:
 
     @classmethod
     def prepare(cls, folder: Path, world: World, broker: tuple[str, int],
-                client_id: str = "linewatch-emulated-commission") -> "Commission":
+                client_id: str = "linewatch-emulated-commission", desk_listen: str = "127.0.0.1:0") -> "Commission":
         """Write (or reuse) the master key, register every node of the world (reported
         position, like `linewatch nodes add`), and write the aggregator's config with what
         the commission knows of the air (met.py: a station's reading under the `field`
@@ -63,10 +63,10 @@ class Commission:
             "[store]\npath = \"linewatch.db\"\nsynchronous = \"NORMAL\"\n\n"
             "[keys]\nmaster_key_file = \"master.key\"\n\n"
             "[health]\nlate_after_s = 35.0\noffline_after_s = 120.0\ntick_s = 1.0\n\n"
-            "[desk]\n# Any free port: several emulated runs may share a machine; the log says which.\n"
-            "listen = \"127.0.0.1:0\"\nobservers = true\n\n"
+            "[desk]\n# Port 0: any free port (several emulated runs may share a machine); the log says which.\n"
+            "listen = %s\nobservers = true\n\n"
             "[fusion]\nline = [%s]\n%s"
-            % (json.dumps(broker[0]), broker[1], json.dumps(client_id), line,
+            % (json.dumps(broker[0]), broker[1], json.dumps(client_id), json.dumps(desk_listen), line,
                met_lines(read_met(world))))
         return cls(folder, master, config, db_path)
 

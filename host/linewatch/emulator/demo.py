@@ -32,7 +32,7 @@ from linewatch.emulator.score import format_text, score
 from linewatch.commission import config as cfg, wording
 from linewatch.commission.mqtt import MqttLink
 from linewatch.fusion.config import FusionConfig
-from linewatch.mosquitto import Mosquitto
+from linewatch.mosquitto import Mosquitto, free_port
 
 ALERTS_FILTER = topics.ALERTS + "/#"
 
@@ -204,8 +204,10 @@ def describe_incident(i: dict, sides: tuple[str, str] = wording.DEFAULT_SIDES) -
 
 
 def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path | None = None,
-             drain_s: float = 5.0) -> dict:
-    """Run the demo to its end; returns the score. Raises BrokerError without Mosquitto."""
+             drain_s: float = 5.0, stay: bool = False) -> dict:
+    """Run the demo to its end; returns the score. Raises BrokerError without Mosquitto.
+    `stay`: the broker and the aggregator (and so the desk) go on after the score until
+    interrupted (SIGINT/SIGTERM)."""
     import sys
     out = out or sys.stdout
     scenario = sc.load(scenario_name)
@@ -218,7 +220,7 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
         broker.start()
         world, truth = prepare(scenario, real_time=True)
         address = (broker.host, broker.port)
-        desk = Commission.prepare(folder / "commission", world, address)
+        desk = Commission.prepare(folder / "commission", world, address, desk_listen="127.0.0.1:%d" % free_port())
         fusion = cfg.load(desk.config_path).fusion
         sides = tuple(fusion.sides)
         out.write("LineWatch demo: scenario %r, %d nodes in %d segments, %.0f s in real time\n"
@@ -230,6 +232,9 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
                      broker.host, broker.port, desk.folder, wording.side_legend(fusion.line, sides),
                      wording.LEGEND))
         desk.start_aggregator()
+        out.write("The desk (map, incidents, nodes; live): %s\n  open it now; it stays open while the demo "
+                  "runs%s\n\n" % (desk.desk_url() or "not serving (see %s)" % (desk.folder / "aggregator.log"),
+                                    "" if stay else " (add --stay to keep it open afterwards)"))
         options = RunOptions(address, folder / "nodes", desk.master_key, virtual=False,
                              drain_s=drain_s, progress=False)
         viewer = Viewer(address, desk.master_key, out, started, sides)
@@ -240,6 +245,10 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
                   % (summary.text(), code))
         result = score(truth, desk.incidents())
         out.write(format_text(result))
+        if stay:
+            _stay(desk, out)
+        else:
+            out.write("\nThe desk closed with the demo. To keep it open afterwards: linewatch demo --stay\n")
         return result
     finally:
         if desk is not None:
@@ -247,6 +256,21 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
         broker.stop()
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stay(desk: Commission, out: TextIO) -> None:
+    """The aggregator again on the demo's database, its desk at the same address, until
+    interrupted (KeyboardInterrupt: linewatch's SIGINT/SIGTERM handling)."""
+    desk.start_aggregator()
+    out.write("\nThe desk stays open at %s with the demo's database (the nodes are gone; operators: "
+              "linewatch desk --config %s add-operator NAME). Ctrl-C to stop.\n"
+              % (desk.desk_url(), desk.config_path))
+    out.flush()
+    try:
+        while desk.process is not None and desk.process.poll() is None:
+            time.sleep(0.5)
+    finally:
+        desk.stop_aggregator()
 
 
 async def _play(runner: Runner, viewer: Viewer):
