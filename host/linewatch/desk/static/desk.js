@@ -7,6 +7,7 @@ const STATE_COLOURS = {online: "#12b76a", late: "#f79009", offline: "#d92d20", t
   degraded: "#dc6803", asleep: "#2e90fa", dead: "#98a2b3", unknown: "#98a2b3"};
 const CLASS_COLOURS = {explosion: "#d92d20", small_arms: "#f79009", drone: "#2e90fa", vehicle: "#667085",
   tamper: "#7a5af8", unknown: "#1d2330"};
+const SIDE_FILLS = {L: "#b2ddff", R: "#fedf89"};   // left / right of the line as drawn; undecided: white
 const CLASSES = ["unknown", "explosion", "small_arms", "drone", "vehicle", "tamper"];
 const desk = {session: null, line: null, nodes: [], incidents: [], route: "", filters: {}, map: null,
   layers: null, fitted: false, pending: {}};
@@ -220,8 +221,9 @@ function drawIncidents(map, group, incidents) {
       L.polygon(i.ellipse_polygon, {color: colour, weight: 1, fillOpacity: 0.12, dashArray: "3 3",
         className: "lw-ellipse"}).addTo(group);
     }
-    const m = L.circleMarker([i.lat, i.lon], {radius: 6, color: colour, weight: 2, fillColor: "#fff",
-      fillOpacity: 1, className: "lw-incident lw-incident-" + i.class});
+    const m = L.circleMarker([i.lat, i.lon], {radius: 6, color: colour, weight: 3,
+      fillColor: SIDE_FILLS[i.side] || "#fff", fillOpacity: 1,
+      className: "lw-incident lw-incident-" + i.class + " lw-side-" + (i.side || "undecided")});
     m.bindTooltip(i.id + " " + i.class + ", " + i.words.when + "; " + i.words.side);
     m.on("click", () => { location.hash = "#/incident/" + i.id; });
     m.addTo(group);
@@ -259,7 +261,13 @@ function mapSide() {
     return el("div", {}, dot, s + ": " + c);
   }));
   const recent = desk.incidents.filter((i) => i.status !== "withdrawn").slice(0, 30);
-  side.replaceChildren(el("h3", {text: "Nodes"}), legend,
+  const sides = (desk.session && desk.session.sides) || ["side A", "side B"];
+  const classes = el("div", {class: "legend"}, "Incidents: ring = class, fill = side of the line",
+    CLASSES.map((c) => el("div", {}, el("i", {class: "ring-" + c}), c)),
+    el("div", {}, el("i", {class: "fill-L"}), sides[0]), el("div", {}, el("i", {class: "fill-R"}), sides[1]),
+    el("div", {}, el("i", {class: "fill-undecided"}), "side undecided"),
+    el("div", {class: "muted", text: "dashed: 95 % ellipse; red arrow: launch -> impact; dashed line: drone track"}));
+  side.replaceChildren(el("h3", {text: "Nodes"}), legend, classes,
     el("h3", {text: "Latest incidents (" + recent.length + ")"}),
     el("table", {id: "map-incidents"}, recent.map((i) => el("tr", {"data-id": i.id},
       el("td", {}, el("a", {href: "#/incident/" + i.id, text: i.id})),
