@@ -202,7 +202,7 @@ class Store(Protocol):
     def quarantine_dropped(self) -> dict[str, int]: ...     # refusals counted but not kept, by reason
     def frames_since(self, since_us: int) -> int: ...
     # the desk's reads (linewatch.desk.views)
-    def health_changes(self, node: int, limit: int = 100) -> list[HealthChange]: ...   # newest first
+    def node_health_changes(self, node: int, limit: int = 100) -> list[HealthChange]: ...   # newest first
     def commission_entries(self, entry_type: str, node: int | None = None,
                            limit: int = 100) -> list[EvidenceRow]: ...   # newest first
     def refusals(self, limit: int = 100) -> list[Refusal]: ...

@@ -352,7 +352,7 @@ class PostgresStore:
         return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=%s AND received_us >= %s",
                                (FRAME, since_us)).fetchone()[0]
 
-    def health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
+    def node_health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
         return [HealthChange(r[0], int(r[1]), r[2], r[3], r[4]) for r in self.db.execute(
             "SELECT node, at_us, old, new, why FROM health_changes WHERE node=%s ORDER BY id DESC LIMIT %s",
             (node, limit)).fetchall()]

@@ -326,7 +326,7 @@ class SQLiteStore:
         return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=? AND received_us >= ?",
                                (FRAME, since_us)).fetchone()[0]
 
-    def health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
+    def node_health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
         return [HealthChange(*r) for r in self.db.execute(
             "SELECT node, at_us, old, new, why FROM health_changes WHERE node=? ORDER BY id DESC LIMIT ?",
             (node, limit))]

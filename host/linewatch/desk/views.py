@@ -101,7 +101,7 @@ class Views:
         return {
             "node": self._node(record, health),
             "history": [{"at_us": c.at_us, "old": c.old, "new": c.new, "why": c.why}
-                        for c in self.store.health_changes(node_id, 50)],
+                        for c in self.store.node_health_changes(node_id, 50)],
             "recent_frames": [self._frame(r) for r in reversed(day[-RECENT_FRAMES:])],
             "day": {"since_us": now_us - DAY_US, "heartbeats": series, "frames_per_hour": per_hour,
                     "truncated": len(day) >= DAY_FRAMES},
