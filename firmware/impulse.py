@@ -91,9 +91,13 @@ class ImpulseDetector:
         self._prev_sample = 0
         self._prev_hop_abs = 0
         self._prev_hop_diff = 0
-        self._lta = 0          # mean |x| sum per hop, Q4
-        self._lta_d = 0        # mean |dx| sum per hop, Q4
-        self._dev = 0          # mean |sta2 - 2*lta|, Q4
+        # Q9 (Q4 and 5 bits more): in Q4 a 1/512 step of the average fell below one unit at
+        # quiet levels (|x| of 2-3 counts: 42 dB SPL), so the averages stuck low and pink
+        # noise triggered ~2,700 times an hour (lwtools.bench.false_alarms); Q9 of a hop's
+        # sum stays under 2**29, a small int on the boards
+        self._lta = 0          # mean |x| sum per hop, Q9
+        self._lta_d = 0        # mean |dx| sum per hop, Q9
+        self._dev = 0          # mean |sta2 - 2*lta|, Q9
         self._dev_d = 0        # the same for |dx|
         self._next_index = -1
         self._active = False
@@ -148,8 +152,8 @@ class ImpulseDetector:
         # Two channels: |x| for low-frequency blasts, |dx| (a high-pass) for cracks that pink or
         # wind noise would bury. The ratio alone suits white noise; low-frequency noise swings
         # a 2 ms average far more, so a trigger also stands _DEV_K mean deviations above the mean.
-        elif (_above(sta2, self._lta, self._dev, self._on_q)
-              or _above(sta2d, self._lta_d, self._dev_d, self._on_q)):
+        elif (_above(sta2, self._lta >> 5, self._dev >> 5, self._on_q)
+              or _above(sta2d, self._lta_d >> 5, self._dev_d >> 5, self._on_q)):
             self._start(block, j, level, sta2, sta2d, first_index)
         else:
             self._learn(level, dlevel, sta2, sta2d, _LTA_SHIFT)
@@ -157,17 +161,17 @@ class ImpulseDetector:
         self._prev_hop_diff = dlevel
 
     def _learn(self, level, dlevel, sta2, sta2d, shift):
-        d = (sta2 << 4) - 2 * self._lta
+        d = (sta2 << 9) - 2 * self._lta
         self._dev += ((d if d >= 0 else -d) - self._dev) >> shift
-        d = (sta2d << 4) - 2 * self._lta_d
+        d = (sta2d << 9) - 2 * self._lta_d
         self._dev_d += ((d if d >= 0 else -d) - self._dev_d) >> shift
-        self._lta += ((level << 4) - self._lta) >> shift
-        self._lta_d += ((dlevel << 4) - self._lta_d) >> shift
+        self._lta += ((level << 9) - self._lta) >> shift
+        self._lta_d += ((dlevel << 9) - self._lta_d) >> shift
 
     # ------------------------------------------------------------ an event
     def _start(self, block, j, level, sta2, sta2d, first_index):
         hop = self.hop
-        noise = self._lta // (16 * hop)               # mean noise |x| per sample
+        noise = self._lta // (512 * hop)               # mean noise |x| per sample
         onset = self._onset(block, j, noise)
         self._active = True
         ev = self._ev
@@ -231,7 +235,7 @@ class ImpulseDetector:
             ev[_PEAK] = p
             ev[_PEAK_AT] = first_index + dsp.first_above(block, j * hop, (j + 1) * hop, p - 1)
         off = self._off_q
-        if sta2 * 256 >= off * self._lta * 2 or sta2d * 256 >= off * self._lta_d * 2:
+        if sta2 * 256 >= off * (self._lta >> 4) or sta2d * 256 >= off * (self._lta_d >> 4):
             ev[_QUIET] = 0
             ev[_END_AT] = first_index + (j + 1) * hop
             ev[_KEEP_HOPS] = ev[_HOPS]
@@ -244,8 +248,8 @@ class ImpulseDetector:
         if ev[_HOPS] >= self._max_hops:
             # no impulse lasts this long: the background changed, adopt its level silently
             self._active = False
-            self._lta = (ev[_ABS] << 4) // ev[_HOPS]
-            self._lta_d = (ev[_DIFF] << 4) // ev[_HOPS]
+            self._lta = ((ev[_ABS] << 4) // ev[_HOPS]) << 5
+            self._lta_d = ((ev[_DIFF] << 4) // ev[_HOPS]) << 5
         elif ev[_QUIET] >= self._gap_hops:
             self._active = False
             self._holdoff = self._holdoff_hops
@@ -255,10 +259,10 @@ class ImpulseDetector:
 
     def _classify(self):
         ev = self._ev
-        lta = self._lta / 16.0
+        lta = self._lta / 512.0
         n = ev[_KEEP_HOPS]
         sig_abs = ev[_KEEP_ABS] - n * lta
-        lta_d = self._lta_d / 16.0
+        lta_d = self._lta_d / 512.0
         sig_diff = ev[_KEEP_DIFF] - n * lta_d
         balance = sig_diff / sig_abs if sig_abs > 0 else 2.0
         balance = min(2.0, max(0.0, balance))

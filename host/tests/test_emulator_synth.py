@@ -130,17 +130,6 @@ def test_drone_sounds_at_its_blade_pass_frequency_with_doppler():
     assert 180.0 * c / (c + 40.0) - 2 <= receding < 180.0
 
 
-def test_background_false_alarms_are_poisson_per_node_and_class():
-    alarms = synth.background_false_alarms([1, 2, 3, 4], 36_000, seed=9,
-                                           rates_per_hour={"explosion": 2.0, "drone": 0.0})
-    assert 50 < len(alarms) < 110                                    # 4 nodes * 10 h * 2/h = 80
-    assert {c for _, _, c in alarms} == {"explosion"}
-    assert alarms == sorted(alarms)
-    assert alarms == synth.background_false_alarms([1, 2, 3, 4], 36_000, seed=9,
-                                                   rates_per_hour={"explosion": 2.0})
-    assert synth.background_false_alarms([1], 3600, seed=1) == []  # unmeasured: zero
-
-
 def test_long_spans_come_as_contiguous_chunks():
     s, world, sy = world_for("gps_pps")
     node = world.nodes[0]                       # hears the drone for most of a minute

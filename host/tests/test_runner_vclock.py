@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from linewatch.emulator import scenario as sc, vclock
-from linewatch.emulator.runner import _merge, _with_knocks
+from linewatch.emulator.feedplan import merge as _merge
+from linewatch.emulator.feedplan import with_stand_ins
 from linewatch.emulator.virtual_node import AUDIO_BLOCK, VirtualBoard, cancel_all, node_config_dict
 from lwnode import config as node_config
 
@@ -145,12 +146,13 @@ def test_cancel_all_ends_tasks_that_shrug_off_one_cancel():
 
 
 def test_feed_spans_merge_and_keep_false_alarm_times():
-    merged = _merge([(5.0, 7.0, []), (0.0, 2.0, [1.0]), (1.5, 3.0, [2.5]), (10.0, 11.0, [])])
-    assert merged == [(0.0, 3.0, [1.0, 2.5]), (5.0, 7.0, []), (10.0, 11.0, [])]
+    merged = _merge([(5.0, 7.0, []), (0.0, 2.0, [(1.0, "drone")]), (1.5, 3.0, [(2.5, "unknown")]),
+                     (10.0, 11.0, [])])
+    assert merged == [(0.0, 3.0, [(1.0, "drone"), (2.5, "unknown")]), (5.0, 7.0, []), (10.0, 11.0, [])]
 
 
 def test_knock_is_added_where_the_false_alarm_is():
     quiet = np.zeros(16000, dtype=np.int16)
-    out = _with_knocks(quiet, 16000, [1.5], 42.0)
+    out = with_stand_ins(quiet, 16000, [(1.5, "small_arms")], 42.0)
     loud = np.flatnonzero(np.abs(out) > 20)
     assert loud.size and 8000 <= loud[0] < 8010 and loud[-1] < 8000 + 160

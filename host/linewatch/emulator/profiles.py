@@ -81,12 +81,28 @@ class TimingProfile:
 
 
 @dataclass(frozen=True)
+class BackgroundProfile:
+    """What a node's microphone hears besides the scenario's sources (background.py)."""
+    model: str = "white"                 # white: the node's floor as white noise; field: the
+                                         # floor as pink noise, wind on the microphone, rain
+    wind_noise_db_at_5mps: float = 0.0   # wind on the microphone (foam screen) at 5 m/s there
+    rain_share: float = 0.0              # share of the time it rains (per segment, in episodes)
+    rain_noise_db: float = 0.0           # drops on the node's box, dB SPL
+    vehicle_per_h: float = 0.0           # transients per node and hour (docs/scenarios.md)
+    thunder_per_h: float = 0.0
+    door_per_h: float = 0.0
+    animal_per_h: float = 0.0
+    work_per_h: float = 0.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     met: MetProfile = field(default_factory=MetProfile)
     board: BoardProfile = field(default_factory=BoardProfile)
     air: AirProfile = field(default_factory=AirProfile)
     timing: TimingProfile = field(default_factory=TimingProfile)
+    background: BackgroundProfile = field(default_factory=BackgroundProfile)
 
     @property
     def is_ideal(self) -> bool:
@@ -110,16 +126,20 @@ FIELD = Profile(
                    level_scatter_db=2.0, upwind_shadow_db_per_mps_km=1.0,
                    upwind_shadow_max_db=20.0),
     timing=TimingProfile(clocks="field", stamps="driver", stall_per_s=1.0, stall_max_ms=40.0,
-                         long_stall_per_h=1.0, wake_latency_ms=0.3, pick_sd_ms=1.0)
+                         long_stall_per_h=1.0, wake_latency_ms=0.3, pick_sd_ms=1.0),
+    background=BackgroundProfile(model="field", wind_noise_db_at_5mps=55.0, rain_share=0.07,
+                                 rain_noise_db=45.0, vehicle_per_h=1.0, thunder_per_h=0.1,
+                                 door_per_h=0.3, animal_per_h=2.0, work_per_h=0.3),
 )
 
 PROFILES = {p.name: p for p in (IDEAL, FIELD)}
-_GROUPS = ("met", "board", "air", "timing")
+_GROUPS = ("met", "board", "air", "timing", "background")
 _CHOICES = {("met", "mode"): ("exact", "station", "none"),
             ("board", "thermometer"): ("air", "board"),
             ("air", "model"): ("uniform", "field"),
             ("timing", "clocks"): ("simple", "field"),
-            ("timing", "stamps"): ("exact", "driver")}
+            ("timing", "stamps"): ("exact", "driver"),
+            ("background", "model"): ("white", "field")}
 
 
 def profile(name: str) -> Profile:

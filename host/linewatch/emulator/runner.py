@@ -15,19 +15,17 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from linewatch.emulator import vclock
-from linewatch.emulator.false_alarms import MEASURED_PER_HOUR
+from linewatch.emulator import feedplan, vclock
 from linewatch.emulator.progress import Progress, hms
 from linewatch.emulator.scenario import Scenario
 from linewatch.emulator.sources import NodeFault, Outage, Tamper
-from linewatch.emulator.synth import (MAX_CHUNK_S, SAMPLE_RATE, Synthesizer, amplitude_rms,
-                                      background_false_alarms)
+from linewatch.emulator.synth import MAX_CHUNK_S, SAMPLE_RATE, Synthesizer
 from linewatch.emulator.truth import build_truth
 from linewatch.emulator.virtual_node import AUDIO_BLOCK, VirtualNode
 from linewatch.emulator.world import World
@@ -38,10 +36,6 @@ log = logging.getLogger("linewatch.emulator.runner")
 # I2S DMA does: the firmware's sampling task reads without yielding while data is ready, so
 # larger pushes overrun its 4-block ring and lose audio.
 PUSH_SAMPLES = AUDIO_BLOCK
-TAMPER_PAD_S = 1.0           # quiet audio around a tamper action: the node reads its
-                             # accelerometer once per audio block, so it must be listening
-FALSE_ALARM_SPAN_S = (1.0, 0.5)
-FALSE_ALARM_SNR_DB = 25.0    # a knock on the mast: loud at this node, unheard by others
 
 
 @dataclass
@@ -54,7 +48,7 @@ class RunOptions:
     drain_s: float = 20.0                    # after the end: wait (run time) for queues to empty
     progress: bool | None = None             # None: when stderr is a TTY
     on_log: Callable[[int, str], None] | None = None
-    false_alarms_per_hour: dict = field(default_factory=lambda: dict(MEASURED_PER_HOUR))
+    false_alarms_per_hour: dict | None = None   # None: measured (false_alarms.py, feedplan.py)
     idle_s: float = 15.0                     # virtual time only (see FirmwareNode)
     workers: int = 1                         # processes, nodes split by segment (see shards.py)
     sync_s: float = 5.0                      # virtual time only: workers meet this often
@@ -202,24 +196,13 @@ class Runner:
     # ---- audio ------------------------------------------------------------------------
 
     def _feed_plan(self) -> dict[int, list[tuple[float, float, list]]]:
-        """Per node, merged (start_s, end_s, false-alarm times) stretches of audio to feed."""
-        raw: dict[int, list[tuple[float, float, list]]] = {}
-        for node_id in (self.synth.arrivals.keys() | self.synth.exposures.keys()) & self.nodes.keys():
-            raw.setdefault(node_id, []).extend((a, b, []) for a, b in self.synth.spans(node_id))
+        """Per node, merged (start_s, end_s, false alarms) stretches of audio to feed."""
         for s in self.scenario.sources:
             if isinstance(s, Tamper) and s.node_id in self.nodes:
                 start_us = self.world.start_utc_us + int(s.time_s * 1e6)
                 self.nodes[s.node_id].set_tamper(s.action, start_us, start_us + int(s.duration_s * 1e6))
-                raw.setdefault(s.node_id, []).append(
-                    (max(0.0, s.time_s - TAMPER_PAD_S), s.end_s + TAMPER_PAD_S, []))
-        alarms = background_false_alarms([n.id for n in self.world.nodes], self.scenario.duration_s,
-                                         self.scenario.seed, self.options.false_alarms_per_hour)
-        for t, node_id, _cls in alarms:
-            if node_id not in self.nodes:          # another worker's node
-                continue
-            before, after = FALSE_ALARM_SPAN_S
-            raw.setdefault(node_id, []).append((max(0.0, t - before), t + after, [t]))
-        return {node_id: _merge(spans) for node_id, spans in raw.items()}
+        return feedplan.plan(self.scenario, self.world, self.synth, self.nodes.keys(),
+                             self.options.false_alarms_per_hour)
 
     async def _feed(self, node_id: int, spans: list[tuple[float, float, list]]) -> None:
         node = self.nodes[node_id]
@@ -235,7 +218,8 @@ class Runner:
                 window = self.synth.window(node_id, k, min(chunk, last - k))
                 samples = window.samples
                 if alarms:
-                    samples = _with_knocks(samples, k, alarms, self.world.node(node_id).noise_floor_db)
+                    samples = feedplan.with_stand_ins(samples, k, alarms,
+                                                      self.world.node(node_id).noise_floor_db)
                 self.summary.windows += 1
                 self.summary.audio_s += len(samples) / SAMPLE_RATE
                 for i in range(0, len(samples), PUSH_SAMPLES):
@@ -272,36 +256,9 @@ class Runner:
                 node.set_link(True)
 
 
-def _merge(spans: list[tuple[float, float, list]]) -> list[tuple[float, float, list]]:
-    merged: list[list] = []
-    for start, end, alarms in sorted(spans, key=lambda s: s[0]):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-            merged[-1][2] = merged[-1][2] + alarms
-        else:
-            merged.append([start, end, list(alarms)])
-    return [(a, b, c) for a, b, c in merged]
-
-
 def _array(samples: np.ndarray):
     from array import array
     return array("h", samples.astype(np.int16).tobytes())
-
-
-def _with_knocks(samples: np.ndarray, first_sample: int, times_s: list[float],
-                 floor_db: float) -> np.ndarray:
-    """A sharp local transient (a knock, a twig on the mast) at each false-alarm time."""
-    out = samples.astype(np.float64)
-    n = int(0.01 * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
-    amp = float(amplitude_rms(floor_db + FALSE_ALARM_SNR_DB)) * 2.0
-    knock = amp * np.sin(2 * np.pi * 900.0 * t) * np.exp(-t / 0.002)
-    for ts in times_s:
-        at = int(ts * SAMPLE_RATE) - first_sample
-        if 0 <= at < len(out):
-            m = min(n, len(out) - at)
-            out[at:at + m] += knock[:m]
-    return np.clip(np.round(out), -32768, 32767).astype(np.int16)
 
 
 def emulate(scenario: Scenario, world: World, options: RunOptions) -> RunSummary:

@@ -5,10 +5,12 @@ Calibration: 0 dBFS = 120 dB SPL, i.e. a sine of 120 dB SPL (RMS) peaks at full 
 microphone. Louder sound clips, as on the board.
 
 Fidelity plan: rendering every sample of 1,200 nodes is too slow, so only windows around
-arrivals (impulses) and audible stretches (tracks) are rendered, with the node's noise floor
-as white Gaussian noise. Between windows the node hears nothing worth detecting; the
-detector's false alarms there are a Poisson process (background_false_alarms) at a rate
-measured once from the real detector (DETECTOR_FALSE_ALARMS_PER_HOUR).
+arrivals (impulses), audible stretches (tracks) and the background's transients are rendered,
+over the node's steady background (background.py: white noise at its floor under `ideal`;
+pink noise, wind on the microphone and rain under `field`). Between windows the node hears
+only the steady background; the detector's false alarms there are a Poisson process
+(feedplan.false_alarms) at the rate measured from the real detector on that background
+(false_alarms.py, `python -m lwtools.bench.false_alarms`).
 
 Time: samples are placed by true time; each window carries the node's own clock stamp of
 its first sample (offset, drift and jitter of its clock source), which is what the node
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linewatch.emulator import propagation as p
+from linewatch.emulator.background import Background
 from linewatch.emulator.hearing import impulse_arrivals, track_exposures, track_propagation
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.sources import Impulse, Track
@@ -37,10 +40,6 @@ SYNTH_MIN_SNR_DB = -6.0
 WINDOW_PRE_S = 1.0                  # noise before an arrival, for the detector to settle
 WINDOW_POST_S = 1.0
 MAX_CHUNK_S = 10.0                  # long windows come in contiguous chunks of at most this
-# Background false alarms of the node's detector per hour of quiet, by class. UNMEASURED:
-# the wiring engineer sets these from the real detector fed with noise_block() output.
-DETECTOR_FALSE_ALARMS_PER_HOUR = {"explosion": 0.0, "small_arms": 0.0, "drone": 0.0,
-                                  "vehicle": 0.0}
 TEMPLATE_S = {"explosion": 0.8, "small_arms": 0.03}
 # The part of an impulse template whose RMS is the source level.
 MAIN_BURST_S = {"explosion": 0.1, "small_arms": 0.01}
@@ -179,6 +178,7 @@ class Synthesizer:
         self._arrival_times = {n: [a.arrival_s for a in v] for n, v in self.arrivals.items()}
         self._templates: dict[str, np.ndarray] = {}
         self._indices = {int(n): i for i, n in enumerate(world.node_ids)}
+        self.background = Background(world, self.seed)
 
     def spans(self, node_id: int) -> list[tuple[float, float]]:
         """Merged (start_s, end_s) true-time stretches worth rendering for a node."""
@@ -217,8 +217,11 @@ class Synthesizer:
     def render(self, node_id: int, first_sample: int, n_samples: int) -> np.ndarray:
         """Float samples (counts) for true sample indices first_sample .. + n_samples."""
         node = self.world.node(node_id)
-        rng = stream(self.seed, "noise", node_id, first_sample)
-        out = rng.normal(0.0, float(amplitude_rms(node.noise_floor_db)), n_samples)
+        if self.background.field:
+            out = self.background.render(node, first_sample, n_samples)
+        else:       # the first model, sample for sample: white noise at the floor
+            rng = stream(self.seed, "noise", node_id, first_sample)
+            out = rng.normal(0.0, float(amplitude_rms(node.noise_floor_db)), n_samples)
         t0, t1 = first_sample / SAMPLE_RATE, (first_sample + n_samples) / SAMPLE_RATE
         times = self._arrival_times.get(node_id, [])
         lo = bisect.bisect_left(times, t0 - max(TEMPLATE_S.values()) - 0.01)
@@ -295,18 +298,3 @@ def _ramp(times: np.ndarray, start_s: float, end_s: float, ramp_s: float = 2.0) 
     up = np.clip((times - start_s) / ramp_s, 0.0, 1.0)
     down = np.clip((end_s - times) / ramp_s, 0.0, 1.0)
     return np.minimum(up, down)
-
-
-def background_false_alarms(node_ids, duration_s: float, seed: int,
-                            rates_per_hour: dict | None = None) -> list[tuple[float, int, str]]:
-    """(time_s, node id, class) of detector false alarms: a Poisson process per node and class."""
-    rates = DETECTOR_FALSE_ALARMS_PER_HOUR if rates_per_hour is None else rates_per_hour
-    out = []
-    for node_id in node_ids:
-        for cls, rate in sorted(rates.items()):
-            if rate <= 0:
-                continue
-            rng = stream(seed, "false-alarm", int(node_id), cls)
-            count = int(rng.poisson(rate * duration_s / 3600.0))
-            out.extend((float(t), int(node_id), cls) for t in rng.uniform(0.0, duration_s, count))
-    return sorted(out)
