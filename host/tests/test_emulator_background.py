@@ -110,3 +110,13 @@ def test_the_measured_rates_are_by_model_wind_and_rain():
             assert set(fa.steady_rates("field", wind + 0.4, rain)) == set(fa.CLASSES)
     total = fa.per_node_hour(pr.FIELD, 4.0)
     assert set(total) >= set(fa.CLASSES)
+
+
+def test_benchmarks_get_the_measured_background_reports():
+    from linewatch.emulator.observe import background_reports
+    w = field_world(4.0)
+    reports = background_reports(w, 36_000, np.random.default_rng(1))
+    expected = sum(fa.per_node_hour(w.profile, 4.0).values()) * 10 * len(w.nodes)
+    assert expected > 0 and abs(len(reports) - expected) < 5 * np.sqrt(expected)
+    ideal = bench_world([(48.0, 37.8)], "ideal", seed=3)
+    assert background_reports(ideal, 36_000, np.random.default_rng(1)) == []

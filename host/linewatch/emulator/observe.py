@@ -134,3 +134,19 @@ def _moved(node: w.Node, lat: float, lon: float, rep_lat: float, rep_lon: float)
     from dataclasses import replace
     return replace(node, lat=lat, lon=lon, reported_lat=rep_lat, reported_lon=rep_lon,
                    along_m=math.nan, offset_m=math.nan)
+
+
+def background_reports(world: w.World, duration_s: float, rng: np.random.Generator,
+                       rain: bool = False) -> list[tuple[int, float, str]]:
+    """(node id, true time s, class) of what the nodes' detectors report from the background
+    alone over a run, at the rates measured with the real detectors (false_alarms.py: the
+    steady background at the world's wind, plus the transients at the profile's rates), for
+    benchmarks that render no audio. Sorted by time."""
+    from linewatch.emulator.false_alarms import per_node_hour
+    rates = per_node_hour(world.profile, world.environment.wind_speed_mps, rain)
+    out = []
+    for node in world.nodes:
+        for cls, rate in sorted(rates.items()):
+            for t in rng.uniform(0.0, duration_s, rng.poisson(rate * duration_s / 3600.0)):
+                out.append((node.id, float(t), cls))
+    return sorted(out, key=lambda x: x[1])
