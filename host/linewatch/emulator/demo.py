@@ -224,12 +224,13 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
         fusion = cfg.load(desk.config_path).fusion
         sides = tuple(fusion.sides)
         out.write("LineWatch demo: scenario %r, %d nodes in %d segments, %.0f s in real time\n"
+                  "  world      realism profile %s (docs/scenarios.md)\n"
                   "  broker     Mosquitto on %s:%d (private)\n"
                   "  commission linewatch aggregator, registry and master key in %s\n"
                   "  the line   %s (names from [fusion] sides)\n"
                   "How each incident was placed:\n%s\n\n"
                   % (scenario.name, len(world.nodes), len(world.segments), scenario.duration_s,
-                     broker.host, broker.port, desk.folder, wording.side_legend(fusion.line, sides),
+                     world.profile.name, broker.host, broker.port, desk.folder, wording.side_legend(fusion.line, sides),
                      wording.LEGEND))
         desk.start_aggregator()
         out.write("The desk (map, incidents, nodes; live): %s\n  open it now; it stays open while the demo "
