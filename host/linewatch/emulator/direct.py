@@ -212,7 +212,7 @@ class DirectRun:
                 last = first + -(-int(math.ceil(end_s * SAMPLE_RATE) - first) // AUDIO_BLOCK) * AUDIO_BLOCK
                 heap.append((start + first * 1_000_000 // SAMPLE_RATE, node_id, AUDIO, [first, last, alarms, None, None, 0]))
         for f in self.scenario.faults:      # failures and reboots; link outages only delay frames
-            if isinstance(f, NodeFault) and f.node_id in self.nodes:
+            if isinstance(f, NodeFault) and f.node_id in self.nodes and f.kind != "silent":
                 heap.append((start + int(f.time_s * 1e6), f.node_id, DOWN, None))
                 if f.duration_s is not None:
                     heap.append((start + int((f.time_s + f.duration_s) * 1e6), f.node_id, UP, None))
@@ -294,6 +294,7 @@ class DirectRun:
             samples = window.samples
             if alarms:
                 samples = feedplan.with_stand_ins(samples, k, alarms, self.world.node(node_id).noise_floor_db)
+            samples = feedplan.silenced(samples, k, self.scenario.faults, node_id)
             self.summary.audio_s += len(samples) / SAMPLE_RATE
         board = node.board
         stop = min(k + CHUNK, base + len(samples))

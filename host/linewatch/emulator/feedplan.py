@@ -2,7 +2,8 @@
 
 A node hears: windows around the arrivals and audible tracks (synth.Synthesizer.spans), the
 background's transients (background.py), quiet around a tamper action (the node reads its
-accelerometer once per audio block), and, between all of these, its detectors' false alarms
+accelerometer once per audio block), digital silence where a node's microphone is dead (a
+`node_silent` fault), and, between all of these, its detectors' false alarms
 on the steady background: a Poisson process per class at the rate measured from the real
 detectors on that background (false_alarms.steady_rates: by the profile's background model,
 the scenario's wind and whether it rains at the node), each played as a short stand-in sound
@@ -16,7 +17,7 @@ import numpy as np
 
 from linewatch.emulator import false_alarms as fa
 from linewatch.emulator.randomness import stream
-from linewatch.emulator.sources import Tamper
+from linewatch.emulator.sources import NodeFault, Tamper
 from linewatch.emulator.synth import SAMPLE_RATE, amplitude_rms
 
 TAMPER_PAD_S = 1.0
@@ -107,3 +108,19 @@ def stand_in(cls: str, floor_db: float) -> np.ndarray:
         return amp * np.sin(2 * np.pi * 900.0 * t) * np.exp(-t / 0.002)
     t = np.arange(int(0.08 * SAMPLE_RATE)) / SAMPLE_RATE     # unknown: a squeak, 80 ms at 3 kHz
     return amp * np.sin(2 * np.pi * 3000.0 * t) * np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.005)
+
+
+def silenced(samples: np.ndarray, first_sample: int, faults, node_id: int) -> np.ndarray:
+    """The samples with digital silence wherever the node's microphone is dead (a `silent`
+    fault: the node stays connected and keeps its heartbeat, its detectors hear nothing)."""
+    out = samples
+    for f in faults:
+        if isinstance(f, NodeFault) and f.kind == "silent" and f.node_id == node_id:
+            lo = int(math.ceil(f.time_s * SAMPLE_RATE)) - first_sample
+            hi = len(samples) if f.duration_s is None else \
+                int(math.ceil((f.time_s + f.duration_s) * SAMPLE_RATE)) - first_sample
+            lo, hi = max(0, lo), min(len(samples), hi)
+            if hi > lo:
+                out = out.copy() if out is samples else out
+                out[lo:hi] = 0
+    return out

@@ -20,7 +20,7 @@ from linewatch.geo import haversine_m
 REFERENCE_LINE_KM = 1200.0
 DEFAULT_RATES_PER_HOUR = {
     "artillery": 30.0, "explosion": 15.0, "small_arms": 40.0, "drone": 10.0, "vehicle": 20.0,
-    "tamper": 0.5, "node_reboot": 2.0, "node_failure": 0.2, "network_outage": 0.5,
+    "tamper": 0.5, "node_reboot": 2.0, "node_failure": 0.2, "node_silent": 0.2, "network_outage": 0.5,
     "broker_outage": 1.0 / 24.0, "clock_fault": 2.0,
 }
 VERTEX_SPACING_M = 20_000.0
@@ -169,6 +169,11 @@ def _failure(rng, ident, t, line, node_ids):
                       None if rng.random() < 0.5 else float(rng.uniform(600.0, 7200.0)))]
 
 
+def _silent(rng, ident, t, line, node_ids):
+    return [NodeFault(int(rng.choice(node_ids)), t, "silent",
+                      None if rng.random() < 0.5 else float(rng.uniform(600.0, 7200.0)))]
+
+
 def _network_outage(rng, ident, t, line, node_ids):
     first = int(rng.integers(0, len(node_ids)))
     group = tuple(node_ids[first:first + int(rng.integers(1, 20))])
@@ -196,6 +201,6 @@ def _broker_outage(rng, ident, t, line, node_ids):
 _EVENT_MAKERS = {
     "artillery": _artillery, "explosion": _explosion, "small_arms": _small_arms,
     "drone": _drone, "vehicle": _vehicle, "tamper": _tamper, "node_reboot": _reboot,
-    "node_failure": _failure, "network_outage": _network_outage, "broker_outage": _broker_outage,
+    "node_failure": _failure, "node_silent": _silent, "network_outage": _network_outage, "broker_outage": _broker_outage,
     "clock_fault": _clock_fault,
 }

@@ -128,7 +128,8 @@ class Runner:
                 node.start()
             self._spawn(self._feed(node_id, spans) for node_id, spans in self._feed_plan().items())
             # clock faults are in the world's clocks already (scenario.build_world)
-            self._spawn(self._fault(f) for f in self.scenario.faults if isinstance(f, (NodeFault, Outage)))
+            self._spawn(self._fault(f) for f in self.scenario.faults
+                        if isinstance(f, Outage) or (isinstance(f, NodeFault) and f.kind != "silent"))
             end_us = self.world.start_utc_us + int(self.scenario.duration_s * 1e6)
             await self._until(end_us)
             await self._drain()
@@ -220,6 +221,7 @@ class Runner:
                 if alarms:
                     samples = feedplan.with_stand_ins(samples, k, alarms,
                                                       self.world.node(node_id).noise_floor_db)
+                samples = feedplan.silenced(samples, k, self.scenario.faults, node_id)
                 self.summary.windows += 1
                 self.summary.audio_s += len(samples) / SAMPLE_RATE
                 for i in range(0, len(samples), PUSH_SAMPLES):

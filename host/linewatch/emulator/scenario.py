@@ -23,7 +23,8 @@ from linewatch.emulator.sources import (TAMPER_ACTIONS, ClockFault, Fault, Impul
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 DEFAULT_START_UTC = "2026-11-25T06:00:00Z"
 EVENT_TYPES = ("explosion", "artillery", "small_arms", "drone", "vehicle", "tamper",
-               "node_failure", "node_reboot", "broker_outage", "network_outage", "clock_fault")
+               "node_failure", "node_reboot", "node_silent", "broker_outage", "network_outage",
+               "clock_fault")
 # what a clock fault does unless the scenario says: (offset ms, drift ppm)
 CLOCK_FAULT_DEFAULTS = {"offset": (50.0, 0.0), "step": (50.0, 0.0), "drift": (0.0, 100.0),
                         "false_lock": (1000.0, 20.0)}
@@ -447,6 +448,11 @@ def _reboot(t, ident, time_s, line):
     return [NodeFault(_node_id(t), time_s, "reboot", t.number("duration_s", 8.0, positive=True))]
 
 
+def _silent(t, ident, time_s, line):
+    t.only("type", "id", "time_s", "node", "duration_s")
+    return [NodeFault(_node_id(t), time_s, "silent", t.number("duration_s", None, positive=True))]
+
+
 def _clock_fault(t, ident, time_s, line):
     t.only("type", "id", "time_s", "node", "fault", "offset_ms", "drift_ppm")
     fault = t.string("fault", choices=CLOCK_FAULTS)
@@ -473,7 +479,7 @@ _EVENT_PARSERS = {
     "explosion": _explosion, "artillery": _artillery, "small_arms": _small_arms,
     "drone": _track("drone", 25.0, 80.0, 95.0, 180.0),
     "vehicle": _track("vehicle", 10.0, 0.0, 105.0, 40.0),
-    "tamper": _tamper, "node_failure": _failure, "node_reboot": _reboot,
+    "tamper": _tamper, "node_failure": _failure, "node_reboot": _reboot, "node_silent": _silent,
     "broker_outage": _broker_outage, "network_outage": _network_outage,
     "clock_fault": _clock_fault,
 }

@@ -94,10 +94,12 @@ class Tamper:
 
 @dataclass(frozen=True)
 class NodeFault:
-    """A node fails (silent for duration_s, or for good when None) or reboots (down briefly)."""
+    """A node fails (dead for duration_s, or for good when None: its will tells the commission),
+    reboots (down briefly), or goes silent (its microphone reads digital silence for duration_s,
+    or for good, while the node stays connected and keeps its heartbeat)."""
     node_id: int
     time_s: float
-    kind: str                    # "failure" | "reboot"
+    kind: str                    # "failure" | "reboot" | "silent"
     duration_s: float | None
 
     def down_during(self, time_s: float) -> bool:
@@ -138,6 +140,6 @@ Fault = NodeFault | Outage | ClockFault
 
 
 def node_down(faults, node_id: int, time_s: float) -> bool:
-    """Whether a node is not listening at a time (failed or rebooting)."""
+    """Whether a node is not listening at a time (failed, rebooting or silent)."""
     return any(isinstance(f, NodeFault) and f.node_id == node_id and f.down_during(time_s)
                for f in faults)
