@@ -22,12 +22,14 @@ except ImportError:  # CPython
 _GRID_HZ = const(25)             # dronesetup.py repeats these two (a test holds them equal)
 _HARMONICS = const(3)
 _MAX_MISSES = const(3)
-_WARMUP_WINDOWS = const(12)      # learn the per-bin noise floor first (~0.5 s)
+_WARMUP_WINDOWS = const(25)      # learn the per-bin noise floor first (1 s, a plain mean)
 _FLOOR_TAU = const(64)           # windows (~2.5 s) for the floor of a quiet bin
 _FLOOR_TAU_BUSY = const(1024)    # windows (~40 s) per 4.3 dB while a bin stands out (tone, new noise)
-_STANDS_OUT = const(4.0)         # bin power over its floor (6 dB)
+_STANDS_OUT = const(4.0)         # bin power over its floor (6 dB): the floor does not learn it
+_STRONG = const(2.0)             # a harmonic counts when its smoothed power is 3 dB over its floor
+_SMOOTH = const(0.25)            # the tracker reads bin power averaged over ~4 windows (160 ms)
 _CAP = const(10000.0)            # one bin adds at most 40 dB to a candidate's score
-_DEFAULT_THRESHOLD_DB = const(8.0)
+_DEFAULT_THRESHOLD_DB = const(5.0)
 _WINDOW_SHIFT = const(17)        # Hann (Q15) and 1/4: keeps the Goertzel states in 32 bits (dsp.goertzel)
 
 
@@ -57,8 +59,9 @@ class DroneDetector:
         if n % f:
             raise ValueError("drone: block of %d samples is not a multiple of %d" % (n, f))
         if first_index != self._next_index:
-            self._pos = 0     # lost samples: restart the window and the run
-            self._run = 0
+            self._pos = 0     # lost samples: restart the window, the run and the floor (the
+            self._run = 0     # noise may have changed meanwhile: a stale low floor hears drones)
+            self._floor_windows = 0
         self._next_index = first_index + n
         wlen = self.window_len
         src = 0
@@ -82,28 +85,45 @@ class DroneDetector:
         dsp.apply_window(self._window, self.window_len, self._hann, _WINDOW_SHIFT)
         dsp.goertzel(self._window, self.window_len, coef, len(ks), state)
         power = self._power
+        avg = self._avg
+        first = self._floor_windows == 0
         for b in range(len(ks)):
-            power[b] = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b],
-                                          coef[2 * b + 1])
+            p = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b], coef[2 * b + 1])
+            power[b] = p
+            avg[b] = p if first else avg[b] + (p - avg[b]) * _SMOOTH
         if self._floor_windows >= _WARMUP_WINDOWS:
             self._track(found)
         # learn the per-bin noise floor
         floor = self._floor
         warm = self._floor_windows < _WARMUP_WINDOWS
         self._floor_windows += 1
-        for b in range(len(power)):
+        nb = len(power)
+        for b in range(nb):
             p = power[b]
             fl = floor[b]
             if warm:
-                floor[b] = p if self._floor_windows == 1 else fl + (p - fl) / 2.0
+                floor[b] = p if self._floor_windows == 1 else fl + (p - fl) / self._floor_windows
             elif p < _STANDS_OUT * fl:
+                # learn at most 3 dB over the bins 2 and 3 away (6 dB at the band's ends, one
+                # side only): a tone leaks into the next bin only, so an approaching drone's
+                # slowly rising tone is not learned as noise (it was: a drone passing 80 m
+                # over a node at 12 dB over the bin's noise stood out of no window)
+                ref = 0.0
+                m = 0
+                for j in (b - 3, b - 2, b + 2, b + 3):
+                    if 0 <= j < nb:
+                        ref += floor[j]
+                        m += 1
+                cap = (2.0 if m == 4 else 4.0) * ref / m
+                if p > cap:
+                    p = cap
                 floor[b] = fl + (p - fl) / _FLOOR_TAU
             else:  # creep up only (4.3 dB per _FLOOR_TAU_BUSY): a drone must not lift its floor
                 floor[b] = fl + fl / _FLOOR_TAU_BUSY
 
     def _track(self, found):
         # the best candidate: its fundamental (Hz), score and first bin, or 0, 0.0, -1
-        power = self._power
+        power = self._avg
         floor = self._floor
         cand_bins = self._cand_bins
         cand_n = self._cand_n
@@ -118,10 +138,13 @@ class DroneDetector:
             for j in range(first, first + n):
                 b = cand_bins[j]
                 fl = floor[b]
-                r = power[b] / fl if fl > 0.0 else _CAP
+                if fl > 0.0:
+                    r = power[b] / fl
+                else:       # digital silence learned (a dead microphone): only sound stands out
+                    r = _CAP if power[b] > 0.0 else 0.0
                 if r > _CAP:
                     r = _CAP
-                if r >= _STANDS_OUT:
+                if r >= _STRONG:
                     strong += 1
                 total += r
             if strong >= 2 and total / n > score:

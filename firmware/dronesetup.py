@@ -57,5 +57,6 @@ def setup(det, rate_hz):
     det._state = array("i", bytearray(8 * len(ks)))
     det._window = array("h", bytearray(2 * n))
     det._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
+    det._avg = array("d", bytearray(8 * len(ks)))     # the same averaged over ~4 windows
     det._floor = array("d", bytearray(8 * len(ks)))
     det._sustain = max(1, (_SUSTAIN_MS * _GRID_HZ + 999) // 1000)

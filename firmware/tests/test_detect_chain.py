@@ -114,3 +114,13 @@ def test_same_detections_under_cpython_and_micropython(micropython):
     mp, _ = Q.run_chain(audio, "micropython", mode="plain")
     assert {1, 2, 3} <= {f.cls for f in cp}
     assert cp == mv == mp
+
+
+def test_a_dead_microphone_is_no_drone_and_no_blast():
+    from lwnode.detector import DetectorChain
+    chain = DetectorChain(16000, 512)
+    zeros = array("h", bytes(1024))
+    found = []
+    for k in range(16000 * 20 // 512):
+        found += chain.feed_audio(zeros, k * 512, 512)
+    assert found == []

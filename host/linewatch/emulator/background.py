@@ -352,3 +352,20 @@ def _engine(rng, t):
 
 _MAKERS = {"vehicle": _vehicle, "thunder": _thunder, "door": _door, "dog": _dog,
            "birds": _birds, "cattle": _cattle, "hammering": _hammering, "engine": _engine}
+
+
+def tone_masking_db(profile, floor_db: float, frequency_hz: float, wind_mps: float = 0.0) -> float:
+    """How much more noise a narrow-band detector meets at a frequency in this background than
+    in white noise of the same broadband level (dB; 0 under `ideal`): the pink floor's share
+    per Hz at f against white's, plus wind on the microphone (1/f^2 from 10 Hz) at the wind."""
+    bg = profile.background
+    if bg.model != "field":
+        return 0.0
+    f = max(20.0, float(frequency_hz))
+    white = 1.0 / 8000.0
+    field = 1.0 / (f * math.log(8000.0 / 20.0))
+    v = MIC_WIND_SHARE * wind_mps
+    if bg.wind_noise_db_at_5mps > 0 and v > 0.2:
+        wind_db = bg.wind_noise_db_at_5mps + 40.0 * math.log10(v / 5.0)
+        field += 10.0 ** ((wind_db - floor_db) / 10.0) * 10.0 / f ** 2
+    return 10.0 * math.log10(field / white)

@@ -142,9 +142,10 @@ def _drone(rng, ident, t, line, node_ids):
     path = (line.point_at(along, side * rng.uniform(2_000.0, 5_000.0)),
             line.point_at(min(line.length_m, along + rng.normal(0.0, 1000.0)),
                           -side * rng.uniform(500.0, 3_000.0)))
-    return [Track(ident, "drone", t, path, float(rng.uniform(15.0, 40.0)),
-                  float(rng.uniform(50.0, 300.0)), float(rng.normal(95.0, 4.0)),
-                  float(rng.uniform(120.0, 260.0)))]
+    # small drones as they are: 5-30 m/s, 30-150 m up, 75-95 dB at 1 m, blade pass 100-400 Hz
+    return [Track(ident, "drone", t, path, float(rng.uniform(5.0, 30.0)),
+                  float(rng.uniform(30.0, 150.0)), float(rng.uniform(75.0, 95.0)),
+                  float(rng.uniform(100.0, 400.0)))]
 
 
 def _vehicle(rng, ident, t, line, node_ids):

@@ -15,13 +15,19 @@ import numpy as np
 
 from linewatch.emulator import propagation as p
 from linewatch.emulator.air import iso9613_absorption_db_per_km, speed_of_sound
+from linewatch.emulator.background import tone_masking_db
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.sources import Impulse, NodeFault, Tamper, Track, node_down
 from linewatch.emulator.world import World
 
 # Narrow-band detectors pull tones out of broadband noise: a drone's blade-pass line stands
 # this much further above the broadband floor than its broadband level says.
-DETECTION_GAIN_DB = {"explosion": 0.0, "small_arms": 0.0, "drone": 15.0, "vehicle": 5.0}
+# The drone detector (firmware/drone.py) reported every blade-pass tone 10 dB under a white
+# floor and 6 dB under a pink one (lwtools.bench.detector_quality, 6 passes a row), so a
+# drone counts as heard 12 dB under a white floor; a field background puts more noise under
+# the tone (pink floor, wind on the microphone): background.tone_masking_db takes that off
+# per node and frequency (7 dB at 250 Hz in calm air: heard 5 dB under a pink floor).
+DETECTION_GAIN_DB = {"explosion": 0.0, "small_arms": 0.0, "drone": 22.0, "vehicle": 5.0}
 # Tracks are sampled at this step to find when they are audible.
 TRACK_STEP_S = 1.0
 
@@ -162,7 +168,9 @@ def track_exposures(world: World, track: Track, min_snr_db: float = -math.inf,
     out = []
     for i in near:
         _dist, travel, level = track_propagation(world, track, int(i), lats, lons, times)
-        snr = level - world.noise_floors_db[i] + gain
+        floor = float(world.noise_floors_db[i])
+        snr = level - floor + gain - tone_masking_db(world.profile, floor, track.fundamental_hz,
+                                                     world.environment.wind_speed_mps)
         if snr.max() >= min_snr_db:
             out.append(Exposure(track.id, int(world.node_ids[i]), times + travel, snr))
     return out

@@ -236,6 +236,17 @@ class Synthesizer:
     def _node_index(self, node_id: int) -> int:
         return self._indices[node_id]
 
+    def _extra_absorption_db(self, fundamental_hz: float, harmonic: int, distance_m) -> np.ndarray:
+        """Absorption of a harmonic beyond the fundamental's, over the distances (dB)."""
+        if harmonic == 1:
+            return np.zeros_like(distance_m)
+        air = self.world.air
+        if air.field:
+            alpha = air.absorption_db_per_km(harmonic * fundamental_hz) - air.absorption_db_per_km(fundamental_hz)
+        else:
+            alpha = p.absorption_db_per_km(harmonic * fundamental_hz) - p.absorption_db_per_km(fundamental_hz)
+        return float(alpha) * np.asarray(distance_m) / 1000.0
+
     def _template(self, impulse: Impulse) -> np.ndarray:
         if impulse.id not in self._templates:
             rng = stream(self.seed, "template", impulse.id)
@@ -277,8 +288,14 @@ class Synthesizer:
         a = np.interp(t, grid, amp)
         phase = 2 * np.pi * track.fundamental_hz * te
         if track.event_class == "drone":
-            wave = (np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.3 * np.sin(3 * phase)) / math.sqrt(
-                (1 + 0.25 + 0.09) / 2)
+            # each harmonic fades with the air's absorption at its own frequency (the level
+            # above is at the fundamental's): a drone's tone and a blast fade differently
+            dist = np.interp(t, grid, _dist)
+            wave = np.zeros(len(out))
+            for h, weight in ((1, 1.0), (2, 0.5), (3, 0.3)):
+                extra = self._extra_absorption_db(track.fundamental_hz, h, dist)
+                wave += weight * 10.0 ** (-extra / 20.0) * np.sin(h * phase)
+            wave /= math.sqrt((1 + 0.25 + 0.09) / 2)
         else:
             rumble = _rumble(stream(self.seed, "rumble", track.id, node.id, first_sample), len(out))
             wave = 0.5 * math.sqrt(2) * np.sin(phase) + math.sqrt(0.75) * rumble
