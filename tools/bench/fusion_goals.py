@@ -14,7 +14,7 @@ is written (met.py; under `ideal` the world's true wind), the nodes' own thermom
 station gives no temperature, and every node's surveyed position. What this bench still
 models itself, in place of the audio chain (stated, so a figure can be read): a weak sound is
 named "unknown" (SNR under 16 dB: half the time); each report reaches the commission 0.5-1.5 s
-after its onset; a node's false alarms are lone reports at `--false-per-hour`; a repeat of a
+after its onset, a node's in the order it made them; a node's false alarms are lone reports at `--false-per-hour`; a repeat of a
 class within the detector's refractory time (firmware/detector.py) is not reported. Drones,
 vehicles and tampering are left out (no audio here; their figures come from `linewatch
 emulate`).
@@ -76,10 +76,21 @@ def reports_of(scenario, world, rng: np.random.Generator, false_per_hour: float)
             out.append(_report(node, cls, true_us, node.clock.node_time_us(true_us, rng),
                                min(error, CLOCK_ERROR_MAX_US), source_name,
                                float(rng.uniform(10.0, 20.0)), rng))
-    out = _refractory(out)
+    out = _in_order(_refractory(out))
     out.sort(key=lambda x: x[0])
     # evidence ids, as the commission's log numbers the frames it stores
     return [(d, replace(r, evidence_id=k)) for k, (d, r) in enumerate(out, 1)]
+
+
+def _in_order(reports):
+    """A node sends its reports in the order it made them (one uplink, frames in sequence):
+    a report is delivered no earlier than the node's previous one."""
+    out, last = [], {}
+    for delivered, r in sorted(reports, key=lambda x: (x[1].node_id, x[1].onset_utc_us)):
+        delivered = max(delivered, last.get(r.node_id, delivered))
+        last[r.node_id] = delivered
+        out.append((delivered, r))
+    return out
 
 
 def _refractory(reports):

@@ -45,6 +45,9 @@ class Association:
     def add(self, report: Report, now_us: int) -> list[Incident]:
         if not timed(report, self.config.max_clock_error_us):
             return [self.ledger.new_detection(report, now_us).snapshot]
+        first = self.bursts.follows(report)
+        if first is not None:
+            return self.bursts.add_follower(first, report, now_us)
         host = self.bursts.of(report) if report.event_class in BURST else None
         if host is not None:
             return [self.bursts.add_shot(host, report, now_us)]

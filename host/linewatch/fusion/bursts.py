@@ -1,5 +1,6 @@
 """Bursts (classes report.BURST: small arms and unknown): one incident is one source or one
-burst from one place. A later shot at a node that heard a located shot joins it at once; a
+burst from one place. A shot heard within `shot_gap_s` of the last one at the same node is a
+later shot of that node's train and is never associated on its own (Bursts.follows). A later shot at a node that heard a located shot joins it at once; a
 new or changed incident of the family joins an open located one fired there a burst's gap
 apart (see docs/fusion.md, Bursts)."""
 from __future__ import annotations
@@ -10,7 +11,7 @@ from .incident import Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
 from .report import BURST, Report, family, timed
 
-_FAMILIES = tuple(family(cls) for cls in sorted(BURST))
+_FAMILIES = tuple(sorted({family(cls) for cls in BURST}))
 
 
 class Bursts:
@@ -19,6 +20,8 @@ class Bursts:
         self.ledger = ledger
         self.index = index              # index.ReportIndex
         self.fixes = fixes
+        # node -> (first shot's key, earliest and latest onset) of the shot train heard there
+        self._trains: dict[int, tuple[tuple, int, int]] = {}
 
     @property
     def config(self):
@@ -51,6 +54,34 @@ class Bursts:
                             all(self._in_window(state, r) for r in loose.reports):
                         self._join(state, loose, out, now_us)
         return sorted((s.snapshot for s in out.values()), key=lambda i: i.id)
+
+    def follows(self, report: Report) -> tuple | None:
+        """The key of the first shot of the train this report continues at its node, or None
+        (then the report starts a train). A burst is heard at each node as a train of shots
+        0.07-0.3 s apart; only the train's first shot dates the burst there (a later shot,
+        fired 0.1 s x k after it, would fit another place), so the later shots never enter
+        association: they stay with the first shot's report, whichever incident holds it
+        (Ledger.followers), and count as its shots."""
+        if report.event_class not in BURST or not timed(report, self.config.max_clock_error_us):
+            return None
+        train = self._trains.get(report.node_id)
+        gap_us = self.config.shot_gap_s * 1e6
+        if train is not None and train[0] in self.index.owner and \
+                train[1] - gap_us <= report.onset_utc_us <= train[2] + gap_us:
+            self._trains[report.node_id] = (train[0], min(train[1], report.onset_utc_us),
+                                            max(train[2], report.onset_utc_us))
+            return train[0]
+        self._trains[report.node_id] = (report.key, report.onset_utc_us, report.onset_utc_us)
+        return None
+
+    def add_follower(self, first: tuple, report: Report, now_us: int) -> list[Incident]:
+        """A later shot of a train: the incident holding its first shot counts one shot more."""
+        self.ledger.followers.setdefault(first, []).append(report)
+        state = self.ledger.open.get(self.index.owner.get(first))
+        if state is None:
+            return []
+        self.ledger.snapshot(state, now_us)
+        return [state.snapshot]
 
     def of(self, report: Report) -> IncidentState | None:
         """A located burst whose later shot this report can be at a node that already heard
@@ -108,12 +139,10 @@ class Bursts:
         host.rejected = host.rejected | other.rejected
         host.burst_end_us = max(max(self._span(host)), int(fired_us))
         host.close_at_us = max(host.close_at_us, other.close_at_us)
-        if host.event_class == "unknown":
-            host.event_class = other.event_class       # a named shot names the burst
         for r in other.reports:
             self.index.owner[r.key] = host.number
         other.reports, other.used, other.rejected, other.shots = [], frozenset(), frozenset(), frozenset()
-        self.ledger.snapshot(host, now_us, event_class=host.event_class)
+        self.ledger.snapshot(host, now_us)     # a named shot names the burst (Ledger.snapshot)
 
     def _join(self, host: IncidentState, other: IncidentState, out: dict, now_us: int) -> None:
         self._merge(host, other, now_us)

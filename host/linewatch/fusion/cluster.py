@@ -21,7 +21,7 @@ import numpy as np
 from . import tdoa, timing
 from .config import FusionConfig
 from .hearing import SILENT_MIN
-from .report import Report, timed as is_timed
+from .report import Report, compatible, timed as is_timed
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def timing_sigma_s(report: Report, config: FusionConfig) -> float:
 
 
 def pair_consistent(a: Arrival, b: Arrival, c: float, config: FusionConfig) -> bool:
-    if a.report.node_id == b.report.node_id:
+    if a.report.node_id == b.report.node_id or not compatible(a.report.event_class, b.report.event_class):
         return False
     distance = math.hypot(a.x - b.x, a.y - b.y)
     if distance > config.max_baseline_m:

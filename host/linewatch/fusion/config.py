@@ -55,6 +55,10 @@ class FusionConfig:
     # Bursts (small arms): a shot joins a located shot of the same family fired at most this
     # long after the burst's last shot and this close to it (plus both 95% ellipses' axes).
     burst_gap_s: float = 2.0
+    # A node hears a burst as a train of shots (0.07-0.15 s apart, every other one within its
+    # detector's refractory time): a shot this soon after the last at the same node is a later
+    # shot of that train, not a new arrival to associate.
+    shot_gap_s: float = 0.5
     burst_radius_m: float = 300.0
     # Artillery: a launch and its impact (flight time, mean ground speed of the shell).
     flight_min_s: float = 5.0

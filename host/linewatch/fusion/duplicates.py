@@ -10,7 +10,7 @@ from ..geo import haversine_m
 from . import hearing
 from .incident import Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
-from .report import BURST, IMPULSIVE
+from .report import BURST, IMPULSIVE, compatible
 
 
 class Duplicates:
@@ -43,7 +43,7 @@ class Duplicates:
         return sorted((s.snapshot for s in out.values()), key=lambda i: i.id)
 
     def _duplicates(self, state: IncidentState):
-        """Open fixes of the same class that are the same source as this one (see above)."""
+        """Open fixes of a compatible class (report.compatible) that are the same source as this one (see above)."""
         snap = state.snapshot
         nodes = {r.node_id for r in state.reports if r.key in state.used}
         seen = {state.number}
@@ -54,7 +54,7 @@ class Duplicates:
             seen.add(number)
             other = self.ledger.open[number]
             o = other.snapshot
-            if other.event_class != state.event_class or o.fix != "tdoa" or \
+            if not compatible(other.event_class, state.event_class) or o.fix != "tdoa" or \
                     nodes & {x.node_id for x in other.reports if x.key in other.used}:
                 continue
             reach_m = self.ctx.config.burst_radius_m + sum(e.major_m for e in (snap.ellipse_95, o.ellipse_95) if e)

@@ -9,7 +9,7 @@ import numpy as np
 from ..geo import EARTH_RADIUS_M, haversine_m
 from . import cluster
 from .config import FusionConfig
-from .report import Report, family
+from .report import Report, compatible, family
 
 _DEG_M = 111_195.0      # metres per degree of latitude
 
@@ -52,9 +52,10 @@ class ReportIndex:
                     yield from self._cells.get((f, i + di, j + dj), {}).values()
 
     def neighbours(self, report: Report, c: float) -> list[Report]:
-        """The open reports that could share a source with this one (consistent()), in the
-        index's order; one numpy pass over the nine cells (hundreds of reports in crowded
-        traffic, which one call each made a tenth of the service's CPU)."""
+        """The open reports that could share a source with this one (consistent(), classes
+        that can name one sound included: report.compatible), in the index's order; one numpy
+        pass over the nine cells (hundreds of reports in crowded traffic, which one call each
+        made a tenth of the service's CPU)."""
         near = list(self.nearby(report))
         if not near:
             return []
@@ -70,15 +71,17 @@ class ReportIndex:
         floor = self.config.timing_floor_us
         sigma_us = math.hypot(report.clock_error_us, floor) + np.hypot(clock, floor)
         slack_us = distance / c * 1e6 + 3.0 * sigma_us + self.config.window_margin_us
+        named = np.fromiter((compatible(m.event_class, report.event_class) for m in near), bool, n)
         ok = (node != report.node_id) & (distance <= self.config.max_baseline_m) & \
-            (np.abs(onset - report.onset_utc_us) <= slack_us)
+            (np.abs(onset - report.onset_utc_us) <= slack_us) & named
         return [near[k] for k in np.flatnonzero(ok)]
 
 
 def consistent(a: Report, b: Report, c: float, config: FusionConfig) -> bool:
-    """Two onsets can share a source: within the travel time between their nodes plus 3 sigma
+    """Two onsets can share a source: classes that can name one sound (report.compatible),
+    within the travel time between their nodes plus 3 sigma
     of both clocks plus the margin."""
-    if a.node_id == b.node_id:
+    if a.node_id == b.node_id or not compatible(a.event_class, b.event_class):
         return False
     distance = haversine_m(a.lat, a.lon, b.lat, b.lon)
     if distance > config.max_baseline_m:

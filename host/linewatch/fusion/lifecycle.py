@@ -12,7 +12,7 @@ from ..geo import ContactLine
 from . import hearing, tracks
 from .config import FusionConfig
 from .incident import Incident, incident_id
-from .report import IMPULSIVE, Report, timed
+from .report import IMPULSIVE, Report, named_class, timed
 from .sound import speed_of_sound
 
 
@@ -97,6 +97,9 @@ class Ledger:
         self.open: dict[int, IncidentState] = {}
         self.by_id: dict[str, IncidentState] = {}
         self.fresh: set[int] = set()    # incidents formed by the current add()
+        # first shot's key -> the later shots of its train at that node (bursts.Bursts.follows):
+        # evidence and shots of whichever incident holds the first shot
+        self.followers: dict[tuple, list[Report]] = {}
 
     def new_state(self, event_class: str, now_us: int) -> IncidentState:
         state = IncidentState(self.next, event_class, now_us)
@@ -122,12 +125,19 @@ class Ledger:
         used_nodes = tuple(r.node_id for r in state.reports if r.key in state.used) \
             if state.used else tuple(dict.fromkeys(r.node_id for r in state.reports))
         rejected_nodes = tuple(r.node_id for r in state.reports if r.key in state.rejected)
-        common = dict(nodes=used_nodes, rejected_nodes=rejected_nodes, shots=shot_count(state),
-                      reports=tuple(r.evidence_id for r in state.reports if r.evidence_id is not None),
+        if state.event_class in IMPULSIVE and state.reports:
+            # One sound named differently by different nodes: the incident takes the named
+            # class most of its (not rejected) reports give (report.named_class).
+            kept = [r.event_class for r in state.reports if r.key not in state.rejected]
+            state.event_class = named_class(kept or [r.event_class for r in state.reports])
+        held = [x for r in state.reports for x in [r] + self.followers.get(r.key, [])]
+        common = dict(event_class=state.event_class, nodes=used_nodes, rejected_nodes=rejected_nodes,
+                      shots=shot_count(state, self.followers),
+                      reports=tuple(r.evidence_id for r in held if r.evidence_id is not None),
                       updated_at_us=now_us, provisional=not state.final)
         if state.snapshot is None:
             state.snapshot = Incident(
-                id=state.id, event_class=state.event_class, status="new", formed_at_us=now_us, version=1,
+                id=state.id, status="new", formed_at_us=now_us, version=1,
                 **{"fix": "detection", "time_utc_us": 0, "lat": None, "lon": None, "ellipse_95": None,
                    "side": None, "side_probability": None, "distance_from_line_m": None,
                    **common, **fields})
@@ -163,6 +173,8 @@ class Ledger:
         self.snapshot(state, now_us)
         self.open.pop(state.number, None)
         for r in state.reports:
+            if self.index.owner.get(r.key) == state.number:
+                self.followers.pop(r.key, None)
             self.index.release(r, state.number)
         return state.snapshot
 
@@ -191,15 +203,16 @@ class Ledger:
         return gone
 
 
-def shot_count(state: IncidentState) -> int:
-    """Shots heard: the most reports any one node gave the incident (echoes not counted).
-    0 for what is not a shot or blast (tracks, tamper) and for a withdrawn incident."""
+def shot_count(state: IncidentState, followers: dict | None = None) -> int:
+    """Shots heard: the most reports any one node gave the incident, later shots of a train
+    included (echoes not counted). 0 for what is not a shot or blast (tracks, tamper) and
+    for a withdrawn incident."""
     if state.event_class not in IMPULSIVE:
         return 0
     per_node: dict[int, int] = {}
     for r in state.reports:
         if r.key not in state.rejected:
-            per_node[r.node_id] = per_node.get(r.node_id, 0) + 1
+            per_node[r.node_id] = per_node.get(r.node_id, 0) + 1 + len((followers or {}).get(r.key, ()))
     return max(per_node.values(), default=0)
 
 

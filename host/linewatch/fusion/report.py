@@ -77,6 +77,31 @@ def timed(report: Report, max_clock_error_us: int) -> bool:
     return report.clock_source != "none" and report.clock_error_us <= max_clock_error_us
 
 
+# Different nodes name one sound differently: a far node that hears a blast faintly names it
+# "unknown", a weak shot may be "unknown" at one node and "small_arms" at the next. So every
+# impulsive class is fused in one family; only two *named* classes that differ (an explosion
+# and a shot) never share a source (compatible()).
+IMPULSIVE_FAMILY = "impulsive"
+NAMED_IMPULSES = ("explosion", "small_arms")     # the order breaks a tie in named_class()
+
+
 def family(event_class: str) -> str:
-    """The class family inside which reports may be fused: each class is its own family."""
-    return event_class
+    """The class family inside which reports may be fused: the impulsive classes are one
+    family (see IMPULSIVE_FAMILY); every other class is its own."""
+    return IMPULSIVE_FAMILY if event_class in IMPULSIVE else event_class
+
+
+def compatible(a: str, b: str) -> bool:
+    """Two reports' classes can name one source: the same class, or one of them "unknown"."""
+    return a == b or a == "unknown" or b == "unknown"
+
+
+def named_class(classes) -> str:
+    """What an incident of these reports' classes is called: the named impulsive class most of
+    them give (a tie: the first of NAMED_IMPULSES), "unknown" when none names it."""
+    counts = {name: 0 for name in NAMED_IMPULSES}
+    for cls in classes:
+        if cls in counts:
+            counts[cls] += 1
+    best = max(NAMED_IMPULSES, key=lambda name: counts[name])
+    return best if counts[best] else "unknown"
