@@ -146,3 +146,24 @@ def test_a_blast_and_a_shot_named_so_never_share_a_source():
     desk.deliver(blast + shot)
     assert sorted((i.event_class, i.fix) for i in desk.live()) == [("explosion", "tdoa"),
                                                                   ("small_arms", "hyperbola")]
+
+
+def test_a_published_pair_left_with_one_node_is_withdrawn_not_a_detection():
+    """A hyperbola of two sounds' arrivals is published; when the second sound's fix takes
+    one of them, the other is a lone report again: held, and the hyperbola withdrawn (it
+    stood as a false 'detection' incident)."""
+    desk = Desk()
+    lone = desk.shots((1900.0, 600.0), T0, 1, 0.0, [0x100], "explosion")
+    blast = desk.shots((4000.0, 200.0), T0 - 1_000_000, 1, 0.0, [0x101, 0x102, 0x103, 0x201, 0x202], "explosion")
+    first = min(blast, key=lambda r: r.onset_utc_us)
+    seen = {}
+    for r in sorted(lone + [first], key=lambda r: r.received_at_us):
+        for inc in desk.engine.add(r, r.received_at_us):
+            seen[inc.id] = inc
+    assert [i.fix for i in seen.values()] == ["hyperbola"]
+    desk.latest = dict(seen)
+    desk.deliver([r for r in blast if r is not first])
+    live = desk.live()
+    assert [(i.fix, len(i.nodes)) for i in live] == [("tdoa", 5)]
+    [pair_id] = seen
+    assert desk.latest[pair_id].reports == () and not desk.latest[pair_id].provisional

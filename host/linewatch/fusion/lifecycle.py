@@ -184,16 +184,38 @@ class Ledger:
         own fault, and it cannot be placed. It is held (and is evidence all the same) until a
         second node's report makes it a hyperbola or a fix; from then on every version of the
         incident goes out, its withdrawal and closing too. An incident never published is
-        never withdrawn or closed in public."""
+        never withdrawn or closed in public. A published incident left with one node's
+        reports is no incident any more either: it is withdrawn, and a new detection that is
+        not published holds its reports (hold())."""
         out = []
         for incident in incidents:
             state = self.by_id.get(incident.id)
+            lone = incident.event_class in IMPULSIVE and (incident.fix == "detection" or not incident.nodes)
             if state is not None and not state.published:
-                if incident.event_class in IMPULSIVE and (incident.fix == "detection" or not incident.nodes):
+                if lone:
                     continue
                 state.published = True
+            elif state is not None and lone and state.reports and state.number in self.open \
+                    and state.snapshot is incident:
+                incident = self.hold(state, incident.updated_at_us).snapshot
             out.append(incident)
         return out
+
+    def hold(self, state: IncidentState, now_us: int) -> IncidentState:
+        """A published incident whose reports all came from one node (the others went to a
+        better source): withdrawn; its reports stay evidence in a new detection, held."""
+        held = self.new_state(state.event_class, now_us)
+        for name in ("reports", "used", "rejected", "shots", "burst_end_us", "close_at_us", "misfit"):
+            setattr(held, name, getattr(state, name))
+        snap = state.snapshot
+        held.formed_event_us = state.formed_event_us
+        self.snapshot(held, now_us, fix="detection", time_utc_us=snap.time_utc_us, lat=snap.lat, lon=snap.lon,
+                      ellipse_95=None, side=None, side_probability=None, distance_from_line_m=None)
+        for r in held.reports:
+            if self.index.owner.get(r.key) == state.number:
+                self.index.owner[r.key] = held.number
+        self.fresh.discard(held.number)
+        return self.withdraw(state, now_us)
 
     def forget(self, horizon_us: int) -> list[str]:
         """Final incidents untouched since the horizon: the ids forgotten."""
