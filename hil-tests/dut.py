@@ -73,11 +73,14 @@ class Target:
     def real_board(cls, config: dict, broker: str | None = None, credentials: dict | None = None) -> "Target":
         """From the board's config.json; `broker` "host:port" as seen from here. The board keeps
         its last command counter across reboots, so downlink counters start from the clock."""
-        host, port = config["broker"]["host"], int(config["broker"].get("port", 1883))
+        creds = credentials or {}
+        # the node's broker host; the commission's listener that provisioning wrote into the
+        # credentials file (the nodes' listener admits no commission user)
+        host = config["broker"]["host"]
+        port = int(creds.get("port") or config["broker"].get("port", 1883))
         if broker:
             host, _, p = broker.rpartition(":")
             port = int(p)
-        creds = credentials or {}
         return cls(int(config["node"]), int(config["segment"]), bytes.fromhex(config["key"]), host, port,
                    creds.get("username"), creds.get("password"), downlink_boot=1,
                    first_counter=(int(time.time()) - 1_750_000_000) * 16)

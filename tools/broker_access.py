@@ -94,22 +94,29 @@ def _lines_by_user(text: str) -> dict[str, str]:
     return out
 
 
-def render(password_file: Path, nodes: list[NodeAccess], new_passwords: dict[str, str],
-           warn=print) -> tuple[str, str]:
-    """The password file (wanted users only) and the ACL, as text; nothing is written.
-    `new_passwords`: users whose password is set now; every other wanted user keeps the line
-    it had in `password_file`."""
-    wanted = [COMMISSION_USER] + [n.user for n in sorted(nodes, key=lambda n: n.node)]
-    old = _lines_by_user(password_file.read_text()) if password_file.exists() else {}
+def render(password_file: Path, commission_password_file: Path, nodes: list[NodeAccess],
+           new_passwords: dict[str, str], warn=print) -> tuple[str, str, str]:
+    """The nodes' password file, the commission's password file and the ACL, as text; nothing
+    is written. The two password files are for the broker's two listeners (broker_conf.py): a
+    node's user must not log in where client ids are free. `new_passwords`: users whose
+    password is set now; every other wanted user keeps the line it had in either file."""
+    node_users = [n.user for n in sorted(nodes, key=lambda n: n.node)]
+    old: dict[str, str] = {}
+    for path in (password_file, commission_password_file):
+        if path.exists():
+            old.update(_lines_by_user(path.read_text()))
+    wanted = [COMMISSION_USER] + node_users
     fresh = hash_passwords({u: p for u, p in new_passwords.items() if u in wanted})
-    lines = []
+    lines = {}
     for user in wanted:
         line = fresh.get(user) or old.get(user)
         if line is None:
             warn(f"provision: warning: broker user {user} has no password yet: provision it again")
             continue
-        lines.append(line)
-    return "\n".join(lines) + "\n", acl_text(nodes)
+        lines[user] = line
+    nodes_text = "".join(lines[u] + "\n" for u in node_users if u in lines)
+    commission_text = lines[COMMISSION_USER] + "\n" if COMMISSION_USER in lines else ""
+    return nodes_text, commission_text, acl_text(nodes)
 
 
 def write_private(path: Path, text: str) -> None:

@@ -18,20 +18,49 @@ from lwtools.broker_access import write_private
 
 BROKER_USER = "mosquitto"
 CONF_NAME = "linewatch.conf"
+NODE_PORT = 1883
+COMMISSION_PORT = 1884
+# What provisioning writes into its broker folder and `install` copies: the nodes' password
+# file, the commission's, and the ACL both listeners share.
+FILES = ("passwd", "commission.passwd", "acl")
 
 
-def mosquitto_conf(password_file: Path, acl_file: Path, port: int = 1883) -> str:
+def check_ports(port: int, commission_port: int) -> None:
+    if port == commission_port:
+        raise ValueError(f"the nodes' and the commission's listeners need two ports (both {port})")
+
+
+def mosquitto_conf(password_file: Path, commission_password_file: Path, acl_file: Path,
+                   port: int = NODE_PORT, commission_port: int = COMMISSION_PORT) -> str:
     """A complete Mosquitto configuration for the line (alone with `mosquitto -c`, or as
-    conf.d/linewatch.conf of a stock Debian Mosquitto)."""
+    conf.d/linewatch.conf of a stock Debian Mosquitto).
+
+    Two listeners, because a client id is the key to a session: whoever connects with a
+    connected client's id knocks it off (MQTT 3.1.1 section 3.1.4). On the nodes' listener the
+    broker replaces every client id with the user name, so a node's credentials can only ever
+    take its own session. The commission's listener admits only the commission's users; there
+    the aggregator keeps its persistent session under its configured client id (cluster
+    instances `<id>-<n>`) and tools connect under ids of their own, several at once."""
+    check_ports(port, commission_port)
+    acl = Path(acl_file).resolve()
     return ("# LineWatch (written by `linewatch provision` / `linewatch broker install`): every client\n"
             "# authenticates; what it may touch is in the ACL.\n"
-            f"listener {port}\n"
-            "allow_anonymous false\n"
-            f"password_file {Path(password_file).resolve()}\n"
-            f"acl_file {Path(acl_file).resolve()}\n"
+            "per_listener_settings true\n"
             "# Alerts and acks are small packets: without this the broker holds each one until\n"
             "# the previous is acknowledged (Nagle's algorithm), up to 40 ms per alert.\n"
-            "set_tcp_nodelay true\n")
+            "set_tcp_nodelay true\n\n"
+            "# The nodes: the client id is the user name (node-0102), whatever the client sends,\n"
+            "# so no node can take over the commission's session or another node's.\n"
+            f"listener {port}\n"
+            "use_username_as_clientid true\n"
+            "allow_anonymous false\n"
+            f"password_file {Path(password_file).resolve()}\n"
+            f"acl_file {acl}\n\n"
+            "# The commission (aggregator, sniff, frames tail, flash): only its users log in here.\n"
+            f"listener {commission_port}\n"
+            "allow_anonymous false\n"
+            f"password_file {Path(commission_password_file).resolve()}\n"
+            f"acl_file {acl}\n")
 
 
 def broker_account() -> pwd.struct_passwd | None:
@@ -76,18 +105,22 @@ def _groups():
     return grp.getgrall()
 
 
-def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = 1883) -> list[str]:
-    """Copy <source>/passwd and <source>/acl into <etc>/linewatch/ (the broker's user owns
-    them, mode 0600) and write <etc>/conf.d/linewatch.conf. Returns what to tell the operator."""
+def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = NODE_PORT,
+            commission_port: int = COMMISSION_PORT) -> list[str]:
+    """Copy the password files and the ACL from <source> into <etc>/linewatch/ (the broker's
+    user owns them, mode 0600) and write <etc>/conf.d/linewatch.conf. Returns what to tell the
+    operator."""
     source, etc = Path(source), Path(etc)
-    missing = [name for name in ("passwd", "acl") if not (source / name).is_file()]
+    missing = [name for name in FILES if not (source / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{source}: no {' or '.join(missing)} (run `linewatch provision` first)")
+        raise FileNotFoundError(f"{source}: no {' or '.join(missing)} (run `linewatch provision` first"
+                                " or again: it writes every broker file)")
+    check_ports(port, commission_port)
     folder = etc / "linewatch"
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o750)
     copies = []
-    for name in ("passwd", "acl"):
+    for name in FILES:
         write_private(folder / name, (source / name).read_text())
         copies.append(folder / name)
     account = broker_account() if os.geteuid() == 0 else None
@@ -97,18 +130,17 @@ def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = 1883) 
         warning = give_to_broker(*copies)
     conf = etc / "conf.d" / CONF_NAME
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(mosquitto_conf(copies[0], copies[1], port))
+    conf.write_text(mosquitto_conf(copies[0], copies[1], copies[2], port, commission_port))
     conf.chmod(0o644)
     owner = account.pw_name if account is not None else pwd.getpwuid(os.geteuid()).pw_name
-    notes = [f"broker install: {copies[0]} and {copies[1]} (mode 0600, owner {owner}),"
-             f" {conf} (listener {port})"]
+    notes = [f"broker install: {', '.join(str(c) for c in copies)} (mode 0600, owner {owner}),"
+             f" {conf} (nodes' listener {port}, the commission's {commission_port})"]
     if warning:
         notes.append(f"broker install: warning: {warning}")
     main = etc / "mosquitto.conf"
     if main.exists() and f"include_dir {conf.parent}" not in main.read_text():
         notes.append(f"broker install: {main} does not include {conf.parent}: add the line"
                      f" `include_dir {conf.parent}` to it")
-    notes.append("broker install: apply with `systemctl restart mosquitto` the first time (a new listener),"
+    notes.append("broker install: apply with `systemctl restart mosquitto` the first time (new listeners),"
                  " `systemctl reload mosquitto` after later provisioning")
     return notes
-

@@ -226,6 +226,7 @@ class Options:
     broker: tuple[str, int] | None = None   # override the config's broker address (as seen from here)
     broker_user: str | None = None
     broker_password: str | None = None
+    broker_port: int | None = None          # the commission's listener (the credentials file's)
 
 
 def flash(remote, build_dir: Path, config_path: Path, node: int, options: Options | None = None,
@@ -291,7 +292,9 @@ def flash(remote, build_dir: Path, config_path: Path, node: int, options: Option
 def _birth_watch(config: dict, options: Options, progress) -> BirthWatch | None:
     from linewatch.broker import BrokerAccess, BrokerError
     from lwproto import const, topic
-    host, port = options.broker or (config["broker"]["host"], int(config["broker"].get("port", 1883)))
+    # the node's broker host, but the commission's listener: the nodes' admits no commission user
+    host, port = options.broker or (config["broker"]["host"],
+                                    options.broker_port or int(config["broker"].get("port", 1883)))
     access = BrokerAccess(host, port, options.broker_user or "", options.broker_password or "")
     if not broker_reachable(host, port):
         progress(f"flash: broker {access.where} not reachable from here: the birth frame is not checked")

@@ -37,6 +37,7 @@ class NodeSpec:
     wifi_password: str | None = None
     broker_host: str = ""
     broker_port: int = 1883
+    commission_port: int = 1884             # the generated broker's listener for the commission
     extra: dict = field(default_factory=dict)   # further config sections (pins, audio, thresholds...)
 
 
@@ -47,6 +48,8 @@ class Provisioned:
     acl_file: Path
     commission_credentials: Path
     broker_user: str
+    commission_password_file: Path
+    mosquitto_conf: Path
 
 
 def config_path(out: Path, node: int) -> Path:
@@ -86,6 +89,10 @@ def check_spec(spec: NodeSpec) -> None:
         raise ProvisionError(f"board {spec.board!r} not one of {', '.join(BOARDS)}")
     if not spec.broker_host:
         raise ProvisionError("the broker's address as the node will reach it is needed (--broker-host)")
+    try:
+        broker_conf.check_ports(spec.broker_port, spec.commission_port)
+    except ValueError as exc:
+        raise ProvisionError(f"{exc}: give --commission-port another")
     if spec.board in ("esp32", "rp2") and not spec.wifi_ssid:
         raise ProvisionError(f"a {spec.board} board needs --wifi-ssid")
 
@@ -120,22 +127,24 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
     passwords = {broker_access.node_user(spec.node): node_password, COMMISSION_USER: commission_pw}
     nodes = {r.id: NodeAccess(r.id, r.segment) for r in registry.list()}
     nodes[spec.node] = NodeAccess(spec.node, spec.segment)
-    password_file, acl_file = broker_dir / "passwd", broker_dir / "acl"
+    password_file, commission_file, acl_file = (broker_dir / name for name in broker_conf.FILES)
     warnings: list[str] = []
     try:
-        passwd_text, acl = broker_access.render(password_file, list(nodes.values()), passwords,
-                                                warn=warnings.append)
+        passwd_text, commission_text, acl = broker_access.render(
+            password_file, commission_file, list(nodes.values()), passwords, warn=warnings.append)
     except broker_access.AccessError as exc:
         raise ProvisionError(str(exc))
     path = config_path(out, spec.node)
-    files = {path: json.dumps(config, indent=1) + "\n", password_file: passwd_text, acl_file: acl,
-             broker_dir / "mosquitto.conf": broker_conf.mosquitto_conf(password_file, acl_file, spec.broker_port)}
-    if new_commission:
-        files[credentials] = json.dumps({"username": COMMISSION_USER, "password": commission_pw}) + "\n"
+    conf = broker_conf.mosquitto_conf(password_file, commission_file, acl_file, spec.broker_port,
+                                      spec.commission_port)
+    files = {path: json.dumps(config, indent=1) + "\n", password_file: passwd_text,
+             commission_file: commission_text, acl_file: acl, broker_dir / "mosquitto.conf": conf,
+             credentials: json.dumps({"username": COMMISSION_USER, "password": commission_pw,
+                                      "port": spec.commission_port}) + "\n"}
     with _all_or_nothing(files):
         for file, text in files.items():
             broker_access.write_private(file, text)
-        unreachable = broker_conf.give_to_broker(password_file, acl_file)
+        unreachable = broker_conf.give_to_broker(password_file, commission_file, acl_file)
         try:
             registry.add(spec.node, spec.segment, spec.lat, spec.lon, spec.alt_m)
         except ValueError as exc:
@@ -144,14 +153,16 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
         progress(line)
     progress("provision: node 0x%04x in segment %d added to the registry" % (spec.node, spec.segment))
     progress(f"provision: board config written to {path} (mode 0600; it holds the node's key)")
-    progress(f"provision: broker password file, ACL and mosquitto.conf for {len(nodes)} nodes written to"
+    progress(f"provision: broker password files, ACL and mosquitto.conf for {len(nodes)} nodes written to"
              f" {broker_dir}; for the system's Mosquitto: sudo linewatch broker install --from {broker_dir}")
     if unreachable:
         progress(f"provision: note: {unreachable}")
     if new_commission:
         progress(f"provision: the aggregator's broker credentials are in {credentials}:"
-                 " put them in the aggregator's [broker] username/password")
-    return Provisioned(path, password_file, acl_file, credentials, broker_access.node_user(spec.node))
+                 " put them in the aggregator's [broker] username/password, and port"
+                 f" {spec.commission_port} (the commission's listener)")
+    return Provisioned(path, password_file, acl_file, credentials, broker_access.node_user(spec.node),
+                       commission_file, broker_dir / "mosquitto.conf")
 
 
 @contextlib.contextmanager

@@ -75,10 +75,21 @@ def read_credentials(path: str | Path) -> tuple[str, str]:
                          ' {"username": ..., "password": ...}') from None
 
 
+def credentials_port(path: str | Path) -> int | None:
+    """The commission's listener that a provisioned credentials file names (its "port"), if any."""
+    try:
+        port = json.loads(Path(path).read_text()).get("port")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return port if isinstance(port, int) and 0 < port < 65536 else None
+
+
 def access_from(broker_config: Any = None, broker: str | None = None, credentials: str | Path | None = None,
                 username: str | None = None, password: str | None = None) -> BrokerAccess:
     """The aggregator config's [broker] (host, port, username, password), with a command's
-    overrides applied: --broker HOST:PORT, --credentials FILE, --user/--password."""
+    overrides applied: --broker HOST:PORT, --credentials FILE, --user/--password. A credentials
+    file that names a port (provisioning writes the commission's listener there) sets the port
+    too, unless --broker gives one."""
     base = broker_config
     access = BrokerAccess(getattr(base, "host", "127.0.0.1"), int(getattr(base, "port", 1883)),
                           getattr(base, "username", "") or "", getattr(base, "password", "") or "")
@@ -87,7 +98,8 @@ def access_from(broker_config: Any = None, broker: str | None = None, credential
         access = BrokerAccess(host, port, access.username, access.password)
     if credentials:
         user, secret = read_credentials(credentials)
-        access = BrokerAccess(access.host, access.port, user, secret)
+        port = None if broker else credentials_port(credentials)
+        access = BrokerAccess(access.host, port or access.port, user, secret)
     if username:
         access = BrokerAccess(access.host, access.port, username, password or "")
     elif password:
@@ -106,7 +118,9 @@ def client(access: BrokerAccess, name: str):
 
 def refusal_hint(access: BrokerAccess) -> str:
     if access.username:
-        return "check the broker user and password (and that Mosquitto was reloaded after provisioning)"
+        return ("check the broker user and password (and that Mosquitto was reloaded after provisioning),"
+                " and that this is the commission's listener (provision's --commission-port, 1884 by"
+                " default): the nodes' listener admits no commission user")
     return ("this broker wants a user: set [broker] username/password in the config"
             " (provisioning writes them to provisioned/broker/commission.json) or give --credentials")
 

@@ -47,10 +47,14 @@ class Mosquitto:
 
     With `persistence=True` the broker keeps sessions and queued QoS 1 messages across a
     stop/start, like a production broker with `persistence true`.
+
+    `listeners`: the listener and security lines of a generated configuration (the text of
+    provisioning's mosquitto.conf) in place of one anonymous loopback listener; `port` is then
+    one of its listeners, the one start() waits for.
     """
 
     def __init__(self, port: int | None = None, persistence: bool = True, extra_config: str = "",
-                 workdir: Path | None = None, allow_anonymous: bool = True):
+                 workdir: Path | None = None, allow_anonymous: bool = True, listeners: str | None = None):
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lw-mosquitto-"))
@@ -58,9 +62,10 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)   # the `mosquitto` fixture passes a new path
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
+        head = [listeners] if listeners else [f"listener {self.port} 127.0.0.1",
+                                              f"allow_anonymous {'true' if allow_anonymous else 'false'}"]
         lines = [
-            f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'true' if allow_anonymous else 'false'}",
+            *head,
             "max_queued_messages 100000",
             "max_inflight_messages 100",
             "set_tcp_nodelay true",      # as the commission's broker is set up (docs/field-guide.md)

@@ -65,9 +65,10 @@ class Broker:
         self.output = self.process.stdout.read().decode(errors="replace")
 
 
-def provision_node(site: Path, port: int, node: str = "0x0102") -> dict:
+def provision_node(site: Path, port: int, desk_port: int, node: str = "0x0102") -> dict:
     result = run("provision", node, "--segment", "3", "--lat", "48.5", "--lon", "37.9", "--board", "unix",
-                 "--broker-host", "127.0.0.1", "--broker-port", str(port), "--config", "my.toml", cwd=site)
+                 "--broker-host", "127.0.0.1", "--broker-port", str(port), "--commission-port", str(desk_port),
+                 "--config", "my.toml", cwd=site)
     assert result.returncode == 0, result.stderr
     return json.loads((site / "provisioned" / f"node-{int(node, 16):04x}.json").read_text())
 
@@ -86,19 +87,20 @@ def event_frame(site: Path, node: int = 0x0102) -> bytes:
 
 
 def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_configured_user(site):
-    port = free_port()
-    (site / "my.toml").write_text('[broker]\nport = %d\n' % port)
+    port, desk = free_port(), free_port()
+    (site / "my.toml").write_text('[broker]\nport = %d\n' % desk)
     assert run("nodes", "--config", "my.toml", "init-key", cwd=site).returncode == 0
-    node = provision_node(site, port)
+    node = provision_node(site, port, desk)
     conf = site / "provisioned" / "broker" / "mosquitto.conf"
-    assert f"listener {port}\n" in conf.read_text()
+    assert f"listener {port}\nuse_username_as_clientid true\n" in conf.read_text()
+    assert f"listener {desk}\n" in conf.read_text()
     if os.geteuid() == 0:       # the broker drops to `mosquitto`: the files are that user's
         owner = pwd.getpwuid((site / "provisioned" / "broker" / "passwd").stat().st_uid).pw_name
         assert owner == "mosquitto"
     broker = Broker(conf, port)
     tail = None
     try:
-        commission_config(site, port)
+        commission_config(site, desk)
         tail = subprocess.Popen([LINEWATCH, "frames", "--config", "my.toml", "tail", "--count", "1"],
                                 cwd=site, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 20
@@ -113,15 +115,19 @@ def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_conf
                 pass
         assert tail.returncode == 0, err
         assert "event node=0x0102" in out and "tag_ok" in out
-        assert f"listening on 127.0.0.1:{port} as commission" in err
+        assert f"listening on 127.0.0.1:{desk} as commission" in err
+        # the commission on the nodes' listener: refused, and told where it belongs
+        commission_config(site, port)
+        wrong_listener = run("frames", "--config", "my.toml", "tail", "--count", "1", cwd=site, timeout=30)
+        assert wrong_listener.returncode == 3 and "commission's listener" in wrong_listener.stderr
         # without the [broker] user: refused at once and said so, not a silent hang
-        commission_config(site, port, with_credentials=False)
+        commission_config(site, desk, with_credentials=False)
         refused = run("frames", "--config", "my.toml", "tail", "--count", "1", cwd=site, timeout=30)
         assert refused.returncode == 3
         assert "refused the connection anonymously" in refused.stderr and "username/password" in refused.stderr
-        sniffed = run("sniff", "--broker", f"127.0.0.1:{port}", "--count", "1", "--timeout", "10", cwd=site)
+        sniffed = run("sniff", "--broker", f"127.0.0.1:{desk}", "--count", "1", "--timeout", "10", cwd=site)
         assert sniffed.returncode == 3 and "refused the connection" in sniffed.stderr
-        wrong = run("sniff", "--broker", f"127.0.0.1:{port}", "--user", "commission", "--password", "nope",
+        wrong = run("sniff", "--broker", f"127.0.0.1:{desk}", "--user", "commission", "--password", "nope",
                     "--count", "1", "--timeout", "10", cwd=site)
         assert wrong.returncode == 3 and "refused the connection as user 'commission'" in wrong.stderr
     finally:
@@ -134,15 +140,16 @@ def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_conf
 def test_broker_install_gives_a_stock_debian_mosquitto_what_it_loads(site):
     """/etc/mosquitto as Debian ships it (main file with include_dir conf.d); the installed
     conf.d/linewatch.conf and the files it names, loaded as they are."""
-    port = free_port()
+    port, desk = free_port(), free_port()
     (site / "my.toml").write_text("")
     create_master_key(site / "master.key")
-    node = provision_node(site, port)
+    node = provision_node(site, port, desk)
     etc = site / "etc" / "mosquitto"
     (etc / "conf.d").mkdir(parents=True)
     (etc / "mosquitto.conf").write_text(
         f"persistence false\nlog_dest stdout\ninclude_dir {etc}/conf.d\n")
-    result = run("broker", "install", "--etc", str(etc), "--port", str(port), cwd=site)
+    result = run("broker", "install", "--etc", str(etc), "--port", str(port), "--commission-port", str(desk),
+                 cwd=site)
     assert result.returncode == 0, result.stderr
     assert "restart mosquitto" in result.stdout and "include_dir" not in result.stdout
     broker = Broker(etc / "mosquitto.conf", port)
@@ -152,6 +159,7 @@ def test_broker_install_gives_a_stock_debian_mosquitto_what_it_loads(site):
                        auth=creds)
         with pytest.raises(Exception):   # anonymous clients are turned away
             publish.single("lw/3/0102/event", b"x", hostname="127.0.0.1", port=port)
+        wait_for_port("127.0.0.1", desk)   # and the commission's listener is there too
     finally:
         broker.stop()
 

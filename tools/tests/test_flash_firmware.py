@@ -44,7 +44,7 @@ def test_the_guides_virtual_board_path_works_as_written(micropython):
     assert [shlex.split(line, comments=True)[:2] for line in lines] == [
         ["linewatch", "nodes"], ["linewatch", "provision"], ["mosquitto", "-c"], ["linewatch", "build"],
         ["linewatch", "virtual-board"], ["linewatch", "frames"], ["linewatch", "flash"]]
-    port = free_port()
+    port, desk = free_port(), free_port()
     # a folder the `mosquitto` user may enter (a root-started broker drops to it)
     folder = Path(tempfile.mkdtemp(prefix="lw-guide-"))
     folder.chmod(0o755)
@@ -52,7 +52,7 @@ def test_the_guides_virtual_board_path_works_as_written(micropython):
     tail_lines: queue.Queue = queue.Queue()
     try:
         for line in lines:
-            words = shlex.split(line.replace("1884", str(port)), comments=True)
+            words = shlex.split(line.replace("1884", str(port)).replace("1885", str(desk)), comments=True)
             in_background = words[-1] == "&"
             words = [w for w in words if w != "&"]
             program = LINEWATCH if words[0] == "linewatch" else find_mosquitto()
@@ -62,6 +62,7 @@ def test_the_guides_virtual_board_path_works_as_written(micropython):
                 background.append(proc)
                 if words[0] == "mosquitto":
                     wait_for_port("127.0.0.1", port)
+                    wait_for_port("127.0.0.1", desk)
                 elif words[1] == "virtual-board":
                     assert "virtual board on" in proc.stdout.readline()
                 elif words[1] == "frames":

@@ -1,7 +1,6 @@
 """`linewatch provision`: registry, 0600 board config with the derived key, and a broker ACL that a
 real Mosquitto enforces (a node publishes only its own uplinks and reads only its own downlink)."""
 import json
-import os
 import queue
 import stat
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from linewatch.keys import create_master_key
 from linewatch.commission.registry import Registry
-from linewatch.mosquitto import Mosquitto
+from linewatch.mosquitto import Mosquitto, free_port
 from lwproto.auth import derive_node_key
 from lwtools import broker_access
 from lwtools.provision import NodeSpec, ProvisionError, provision
@@ -67,7 +66,9 @@ def test_reprovisioning_keeps_other_users_lines_and_rotates_the_nodes_password(b
     provision(spec(0x0102), registry, master, out, progress=QUIET)
     first = provision(spec(0x0103), registry, master, out, progress=QUIET)
     lines = dict(line.split(":", 1) for line in first.password_file.read_text().splitlines())
-    assert set(lines) == {"commission", "node-0102", "node-0103"}
+    assert set(lines) == {"node-0102", "node-0103"}
+    desk = first.commission_password_file.read_text()
+    assert desk.startswith("commission:") and desk.count("\n") == 1
     again = provision(spec(0x0103), registry, master, out, progress=QUIET)
     after = dict(line.split(":", 1) for line in again.password_file.read_text().splitlines())
     assert after["node-0102"] == lines["node-0102"] and after["node-0103"] != lines["node-0103"]
@@ -77,14 +78,14 @@ def test_reprovisioning_keeps_other_users_lines_and_rotates_the_nodes_password(b
 class Client:
     """A paho client that records what it receives."""
 
-    def __init__(self, broker, user, password):
+    def __init__(self, broker, user, password, port=None):
         self.received = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}")
         self.client.username_pw_set(user, password)
         self.client.on_message = lambda c, u, m: self.received.put((m.topic, m.payload))
         self.connected = queue.Queue()
         self.client.on_connect = lambda c, u, f, rc, p: self.connected.put(rc)
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(broker.host, port or broker.port)
         self.client.loop_start()
         self.rc = self.connected.get(timeout=5)
 
@@ -111,21 +112,26 @@ class Client:
 
 def test_a_real_mosquitto_enforces_the_generated_acl(books, tmp_path):
     master, registry, out = books
-    a = provision(spec(0x0102, segment=3), registry, master, out, progress=QUIET)
-    provision(spec(0x0103, segment=4), registry, master, out, progress=QUIET)
+    ports = dict(broker_port=free_port(), commission_port=free_port())
+    a = provision(spec(0x0102, segment=3, **ports), registry, master, out, progress=QUIET)
+    provision(spec(0x0103, segment=4, **ports), registry, master, out, progress=QUIET)
     node_a = json.loads(a.config_path.read_text())["broker"]
     commission = json.loads(a.commission_credentials.read_text())
-    conf = f"password_file {a.password_file}\nacl_file {a.acl_file}\n"
-    if os.geteuid() == 0:
-        conf += "user root\n"   # as root, Mosquitto would drop to `mosquitto`, who cannot read 0600 files
-    with Mosquitto(workdir=tmp_path / "broker", extra_config=conf, allow_anonymous=False) as broker:
+    assert commission["port"] == ports["commission_port"]
+    # as root, Mosquitto would drop to `mosquitto`, who cannot enter pytest's 0700 folders
+    with Mosquitto(port=ports["broker_port"], workdir=tmp_path / "broker",
+                   listeners=a.mosquitto_conf.read_text()) as broker:
         clients = []
         try:
-            desk = Client(broker, "commission", commission["password"])
+            desk = Client(broker, "commission", commission["password"], port=commission["port"])
             node = Client(broker, "node-0102", node_a["password"])
             clients += [desk, node]
             clients.append(Client(broker, "node-0102", "wrong"))
             assert clients[-1].rc != 0
+            clients.append(Client(broker, "node-0102", node_a["password"], port=commission["port"]))
+            assert clients[-1].rc != 0        # a node has no user on the commission's listener
+            clients.append(Client(broker, "commission", commission["password"]))
+            assert clients[-1].rc != 0        # nor the commission on the nodes'
             desk.subscribe("lw/+/+/+")
             node.subscribe("lw/3/0102/down")
             node.subscribe("lw/4/0103/down")     # Mosquitto 2.0 grants it, then delivers nothing

@@ -17,7 +17,8 @@ def register(sub) -> None:
     reset.add_argument("--virtual", action="store_true",
                        help="the board is the MicroPython unix port behind a pseudo-terminal: start main.py"
                             " instead of resetting (a reset would end it)")
-    p.add_argument("--broker", help="host:port of the broker as seen from here (default: the config's)")
+    p.add_argument("--broker", help="host:port of the broker's commission listener as seen from here (default:"
+                                    " the config's host, the credentials file's port)")
     p.add_argument("--credentials", type=Path,
                    help="broker credentials to watch for the birth (default: provisioned/broker/commission.json)")
     p.add_argument("--self-test-timeout", type=float, default=60.0,
@@ -29,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from linewatch.broker import parse_address, read_credentials
+    from linewatch.broker import credentials_port, parse_address, read_credentials
     from linewatch.commission.registry import RegistryError, parse_node_id
     from lwtools.flash import FlashError, Options, flash
     from lwtools.remote import Mpremote, RemoteError
@@ -38,11 +39,12 @@ def run(args) -> int:
         config = args.config or Path("provisioned") / ("node-%04x.json" % node)
         options = Options(reset="none" if args.no_reset else "virtual" if args.virtual else "hard",
                           self_test_timeout=args.self_test_timeout, birth_timeout=args.birth_timeout)
-        if args.broker:
-            options.broker = parse_address(args.broker)
         credentials = args.credentials or (config.parent / "broker" / "commission.json")
         if args.credentials or credentials.exists():
             options.broker_user, options.broker_password = read_credentials(credentials)
+            options.broker_port = credentials_port(credentials)
+        if args.broker:
+            options.broker = parse_address(args.broker)
         flash(Mpremote(args.port, timeout=args.timeout), args.build or Path("build/esp32"), config, node,
               options, progress=lambda line: print(line, flush=True))
     except (RegistryError, FlashError, RemoteError) as exc:

@@ -21,7 +21,10 @@ def register(sub) -> None:
     p.add_argument("--broker-host", help="the broker's address as the node reaches it")
     p.add_argument("--broker-port", type=int, default=1883,
                    help="the broker's port as the node reaches it, and the listener in the generated"
-                        " mosquitto.conf (default 1883)")
+                        " mosquitto.conf where the client id is the user name (default 1883)")
+    p.add_argument("--commission-port", type=int, default=1884,
+                   help="the generated mosquitto.conf's listener for the commission (aggregator, sniff,"
+                        " frames tail, flash), where only the commission's users log in (default 1884)")
     p.add_argument("--extra", type=Path, help="JSON file with further board config sections (pins, audio...)")
     p.add_argument("--config", type=Path, help="aggregator config (TOML): registry DB and master key from it")
     p.add_argument("--registry", type=Path, help="registry database (default: the aggregator config's store)")
@@ -44,7 +47,8 @@ def run(args) -> int:
         spec = NodeSpec(node=node, segment=args.segment, lat=args.lat, lon=args.lon, alt_m=args.alt,
                         position_error_m=args.position_error, board=args.board,
                         wifi_ssid=args.wifi_ssid, wifi_password=args.wifi_password,
-                        broker_host=args.broker_host or "", broker_port=args.broker_port, extra=extra)
+                        broker_host=args.broker_host or "", broker_port=args.broker_port,
+                        commission_port=args.commission_port, extra=extra)
         registry = Registry.open(args.registry or settings.store.target)
         try:
             provision(spec, registry, master, args.out)
