@@ -5,6 +5,9 @@ copy breaks on long topics; see DESIGN.md. Runs unchanged under CPython (the emu
 MicroPython (boards, unix port). The network is an argument (`open_connection`), so tests
 hand in a fake stream and assert the bytes on the wire.
 
+TLS: `tls_context(ca_pem)` trusts the line's CA only; handed to the client as `ssl`, the
+connection is opened with it and the broker's certificate checked against its host name.
+
 Scope: QoS 0/1 publish, QoS 1 subscribe, keepalive, last will, clean disconnect. No QoS 2 and
 no retransmission of unacked publishes after a reconnect: the node's durable queue resends
 whatever the commission has not acked, end to end.
@@ -191,6 +194,27 @@ class _Waiter(asyncio.Event):
         self.late = False
 
 
+async def _open_connection(host, port, ssl=None):
+    if ssl is None:
+        return await asyncio.open_connection(host, port)
+    return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=host)
+
+
+def tls_context(ca_pem):
+    """An SSL context that trusts only the line's CA (PEM text from the board config). Raises
+    MQTTError when this MicroPython has no `ssl` (a board built without TLS)."""
+    try:
+        import ssl
+    except ImportError:
+        raise MQTTError("the broker wants TLS (config broker.ca) but this MicroPython has no ssl")
+    from binascii import a2b_base64
+    body = "".join(line for line in ca_pem.split("\n") if line and not line.startswith("-----"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=a2b_base64(body))   # DER: mbedtls wants PEM 0-terminated
+    return context
+
+
 class MQTTClient:
     """One connection to the broker at a time. After `connect()`, a reader task dispatches
     broker packets and a keepalive task pings when the uplink is idle. A dead connection
@@ -200,7 +224,7 @@ class MQTTClient:
 
     def __init__(self, client_id, host, port=1883, keepalive=60, clean_session=True,
                  user=None, password=None, will=None, on_message=None, open_connection=None,
-                 ack_timeout=10.0):
+                 ack_timeout=10.0, ssl=None):
         # Validate now, not at the first connect attempt in the field.
         connect_packet(client_id, keepalive, clean_session, user, password, will)
         self.client_id = client_id
@@ -213,7 +237,8 @@ class MQTTClient:
         self.will = will
         self.on_message = on_message
         self.ack_timeout = ack_timeout  # for CONNACK, PUBACK, SUBACK, PINGRESP and the TCP connect
-        self._open = open_connection or asyncio.open_connection
+        self._open = open_connection or _open_connection
+        self.ssl = ssl
         self._reader = None
         self._writer = None
         self._tasks = []
@@ -235,13 +260,14 @@ class MQTTClient:
             raise MQTTError("already connected to %s:%d" % (self.host, self.port))
         where = "%s:%d" % (self.host, self.port)
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                self._open(self.host, self.port), self.ack_timeout)
+            opening = (self._open(self.host, self.port) if self.ssl is None
+                       else self._open(self.host, self.port, self.ssl))
+            self._reader, self._writer = await asyncio.wait_for(opening, self.ack_timeout)
         except asyncio.TimeoutError:
             raise MQTTTimeout("connect to %s: no TCP connection within %s s"
                               % (where, self.ack_timeout))
         except OSError as exc:
-            raise MQTTError("connect to %s: %s" % (where, repr(exc)))
+            raise MQTTError("connect to %s%s: %s" % (where, " (TLS)" if self.ssl else "", repr(exc)))
         self._down = asyncio.Event()
         self.error = None
         self._waiters = {}
@@ -255,11 +281,14 @@ class MQTTClient:
         except asyncio.TimeoutError:
             await self._close_stream()
             raise MQTTTimeout("connect to %s: no CONNACK within %s s" % (where, self.ack_timeout))
-        except (OSError, EOFError, MQTTError) as exc:
+        except (OSError, EOFError, MQTTError, ValueError) as exc:
+            # MicroPython's TLS handshake runs at the first write and fails with ValueError
+            # (a certificate not from the line's CA) or OSError
             await self._close_stream()
-            raise MQTTError("connect to %s: %s" % (where, "connection closed by the broker"
-                                                   if isinstance(exc, EOFError)
-                                                   else str(exc) or repr(exc)))
+            raise MQTTError("connect to %s%s: %s" % (where, " (TLS)" if self.ssl else "",
+                                                     "connection closed by the broker"
+                                                     if isinstance(exc, EOFError)
+                                                     else str(exc).strip() or repr(exc)))
         malformed = ptype != _CONNACK or flags or len(body) != 2
         if malformed or body[1]:
             await self._close_stream()

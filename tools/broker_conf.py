@@ -18,11 +18,23 @@ from lwtools.broker_access import write_private
 
 BROKER_USER = "mosquitto"
 CONF_NAME = "linewatch.conf"
-NODE_PORT = 1883
-COMMISSION_PORT = 1884
+NODE_PORT, COMMISSION_PORT = 8883, 8884            # MQTT over TLS
+PLAIN_NODE_PORT, PLAIN_COMMISSION_PORT = 1883, 1884  # --no-tls
 # What provisioning writes into its broker folder and `install` copies: the nodes' password
-# file, the commission's, and the ACL both listeners share.
+# file, the commission's, and the ACL both listeners share; with TLS the broker's certificate,
+# its key and the line's CA certificate.
 FILES = ("passwd", "commission.passwd", "acl")
+TLS_FILES = ("ca.crt", "server.crt", "server.key")
+
+
+def default_ports(tls: bool) -> tuple[int, int]:
+    return (NODE_PORT, COMMISSION_PORT) if tls else (PLAIN_NODE_PORT, PLAIN_COMMISSION_PORT)
+
+
+def tls_lines(files: dict[str, Path]) -> str:
+    """The lines that make the listener above them speak TLS with these files."""
+    return "".join(f"{option} {Path(files[name]).resolve()}\n" for option, name in
+                   (("cafile", "ca.crt"), ("certfile", "server.crt"), ("keyfile", "server.key")))
 
 
 def check_ports(port: int, commission_port: int) -> None:
@@ -31,7 +43,8 @@ def check_ports(port: int, commission_port: int) -> None:
 
 
 def mosquitto_conf(password_file: Path, commission_password_file: Path, acl_file: Path,
-                   port: int = NODE_PORT, commission_port: int = COMMISSION_PORT) -> str:
+                   port: int = NODE_PORT, commission_port: int = COMMISSION_PORT,
+                   tls: dict[str, Path] | None = None) -> str:
     """A complete Mosquitto configuration for the line (alone with `mosquitto -c`, or as
     conf.d/linewatch.conf of a stock Debian Mosquitto).
 
@@ -40,9 +53,14 @@ def mosquitto_conf(password_file: Path, commission_password_file: Path, acl_file
     broker replaces every client id with the user name, so a node's credentials can only ever
     take its own session. The commission's listener admits only the commission's users; there
     the aggregator keeps its persistent session under its configured client id (cluster
-    instances `<id>-<n>`) and tools connect under ids of their own, several at once."""
+    instances `<id>-<n>`) and tools connect under ids of their own, several at once.
+
+    `tls` {"ca.crt": path, "server.crt": path, "server.key": path}: both listeners speak TLS
+    only (no plain listener: passwords and frames would cross the node network in clear).
+    None: both plain (`provision --no-tls`, for boards that cannot afford TLS)."""
     check_ports(port, commission_port)
     acl = Path(acl_file).resolve()
+    secure = tls_lines(tls) if tls else ""
     return ("# LineWatch (written by `linewatch provision` / `linewatch broker install`): every client\n"
             "# authenticates; what it may touch is in the ACL.\n"
             "per_listener_settings true\n"
@@ -51,13 +69,13 @@ def mosquitto_conf(password_file: Path, commission_password_file: Path, acl_file
             "set_tcp_nodelay true\n\n"
             "# The nodes: the client id is the user name (node-0102), whatever the client sends,\n"
             "# so no node can take over the commission's session or another node's.\n"
-            f"listener {port}\n"
+            f"listener {port}\n" + secure +
             "use_username_as_clientid true\n"
             "allow_anonymous false\n"
             f"password_file {Path(password_file).resolve()}\n"
             f"acl_file {acl}\n\n"
             "# The commission (aggregator, sniff, frames tail, flash): only its users log in here.\n"
-            f"listener {commission_port}\n"
+            f"listener {commission_port}\n" + secure +
             "allow_anonymous false\n"
             f"password_file {Path(commission_password_file).resolve()}\n"
             f"acl_file {acl}\n")
@@ -105,13 +123,17 @@ def _groups():
     return grp.getgrall()
 
 
-def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = NODE_PORT,
-            commission_port: int = COMMISSION_PORT) -> list[str]:
-    """Copy the password files and the ACL from <source> into <etc>/linewatch/ (the broker's
-    user owns them, mode 0600) and write <etc>/conf.d/linewatch.conf. Returns what to tell the
-    operator."""
+def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int | None = None,
+            commission_port: int | None = None) -> list[str]:
+    """Copy the password files, the ACL and (with TLS) the certificates and key from <source>
+    into <etc>/linewatch/ (the broker's user owns them, mode 0600) and write
+    <etc>/conf.d/linewatch.conf. Returns what to tell the operator."""
     source, etc = Path(source), Path(etc)
-    missing = [name for name in FILES if not (source / name).is_file()]
+    tls = (source / "server.crt").is_file()
+    defaults = default_ports(tls)
+    port, commission_port = port or defaults[0], commission_port or defaults[1]
+    names = FILES + (TLS_FILES if tls else ())
+    missing = [name for name in names if not (source / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{source}: no {' or '.join(missing)} (run `linewatch provision` first"
                                 " or again: it writes every broker file)")
@@ -120,7 +142,7 @@ def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = NODE_P
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o750)
     copies = []
-    for name in FILES:
+    for name in names:
         write_private(folder / name, (source / name).read_text())
         copies.append(folder / name)
     account = broker_account() if os.geteuid() == 0 else None
@@ -130,11 +152,13 @@ def install(source: Path, etc: Path = Path("/etc/mosquitto"), port: int = NODE_P
         warning = give_to_broker(*copies)
     conf = etc / "conf.d" / CONF_NAME
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(mosquitto_conf(copies[0], copies[1], copies[2], port, commission_port))
+    conf.write_text(mosquitto_conf(copies[0], copies[1], copies[2], port, commission_port,
+                                   {name: folder / name for name in TLS_FILES} if tls else None))
     conf.chmod(0o644)
     owner = account.pw_name if account is not None else pwd.getpwuid(os.geteuid()).pw_name
     notes = [f"broker install: {', '.join(str(c) for c in copies)} (mode 0600, owner {owner}),"
-             f" {conf} (nodes' listener {port}, the commission's {commission_port})"]
+             f" {conf} (nodes' listener {port}, the commission's {commission_port},"
+             f" {'TLS' if tls else 'plain: no TLS'})"]
     if warning:
         notes.append(f"broker install: warning: {warning}")
     main = etc / "mosquitto.conf"

@@ -227,6 +227,7 @@ class Options:
     broker_user: str | None = None
     broker_password: str | None = None
     broker_port: int | None = None          # the commission's listener (the credentials file's)
+    broker_ca: str = ""                     # and its CA certificate (TLS)
 
 
 def flash(remote, build_dir: Path, config_path: Path, node: int, options: Options | None = None,
@@ -295,7 +296,7 @@ def _birth_watch(config: dict, options: Options, progress) -> BirthWatch | None:
     # the node's broker host, but the commission's listener: the nodes' admits no commission user
     host, port = options.broker or (config["broker"]["host"],
                                     options.broker_port or int(config["broker"].get("port", 1883)))
-    access = BrokerAccess(host, port, options.broker_user or "", options.broker_password or "")
+    access = BrokerAccess(host, port, options.broker_user or "", options.broker_password or "", options.broker_ca)
     if not broker_reachable(host, port):
         progress(f"flash: broker {access.where} not reachable from here: the birth frame is not checked")
         return None

@@ -36,8 +36,10 @@ class NodeSpec:
     wifi_ssid: str | None = None
     wifi_password: str | None = None
     broker_host: str = ""
-    broker_port: int = 1883
-    commission_port: int = 1884             # the generated broker's listener for the commission
+    broker_port: int = broker_conf.NODE_PORT
+    commission_port: int = broker_conf.COMMISSION_PORT   # the generated broker's listener for the commission
+    tls: bool = True                        # the broker speaks TLS only; False: plain (--no-tls)
+    tls_names: tuple[str, ...] = ()         # more names or addresses the broker's certificate covers
     extra: dict = field(default_factory=dict)   # further config sections (pins, audio, thresholds...)
 
 
@@ -122,6 +124,11 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
     node_password = secrets.token_urlsafe(24)
     config = board_config(spec, derive_node_key(master_key, spec.node), node_password)
     check_board_config(config)
+    ca = tls_notes = None
+    if spec.tls:    # the CA and the broker's certificate stay made even if what follows fails
+        ca, tls_notes = _certificates(spec, out, broker_dir)
+        config["broker"]["ca"] = ca.pem
+        check_board_config(config)
     credentials, commission_pw, new_commission = commission_password(broker_dir)
     # the commission's plain password is kept, so its line is simply hashed again each time
     passwords = {broker_access.node_user(spec.node): node_password, COMMISSION_USER: commission_pw}
@@ -135,21 +142,25 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
     except broker_access.AccessError as exc:
         raise ProvisionError(str(exc))
     path = config_path(out, spec.node)
+    tls_files = {name: broker_dir / name for name in broker_conf.TLS_FILES} if ca else None
     conf = broker_conf.mosquitto_conf(password_file, commission_file, acl_file, spec.broker_port,
-                                      spec.commission_port)
+                                      spec.commission_port, tls_files)
+    commission = {"username": COMMISSION_USER, "password": commission_pw, "port": spec.commission_port}
+    if ca:
+        commission["ca"] = str((broker_dir / "ca.crt").resolve())
     files = {path: json.dumps(config, indent=1) + "\n", password_file: passwd_text,
              commission_file: commission_text, acl_file: acl, broker_dir / "mosquitto.conf": conf,
-             credentials: json.dumps({"username": COMMISSION_USER, "password": commission_pw,
-                                      "port": spec.commission_port}) + "\n"}
+             credentials: json.dumps(commission) + "\n"}
     with _all_or_nothing(files):
         for file, text in files.items():
             broker_access.write_private(file, text)
-        unreachable = broker_conf.give_to_broker(password_file, commission_file, acl_file)
+        unreachable = broker_conf.give_to_broker(password_file, commission_file, acl_file,
+                                                 *(tls_files.values() if tls_files else ()))
         try:
             registry.add(spec.node, spec.segment, spec.lat, spec.lon, spec.alt_m)
         except ValueError as exc:
             raise ProvisionError(str(exc))
-    for line in warnings:
+    for line in warnings + (tls_notes or []):
         progress(line)
     progress("provision: node 0x%04x in segment %d added to the registry" % (spec.node, spec.segment))
     progress(f"provision: board config written to {path} (mode 0600; it holds the node's key)")
@@ -163,6 +174,31 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
                  f" {spec.commission_port} (the commission's listener)")
     return Provisioned(path, password_file, acl_file, credentials, broker_access.node_user(spec.node),
                        commission_file, broker_dir / "mosquitto.conf")
+
+
+def _certificates(spec: NodeSpec, out: Path, broker_dir: Path):
+    """The line's CA (made once, in <out>/ca/) and the broker's certificate for the names the
+    nodes and the commission reach it by, issued again when those change or it nears its end.
+    -> (CertificateAuthority, notes for the operator)."""
+    from lwtools import tls
+    names = list(dict.fromkeys([spec.broker_host, *spec.tls_names, "localhost", "127.0.0.1"]))
+    ca_folder = out / "ca"
+    fresh_ca = not (ca_folder / "ca.key").exists()
+    try:
+        ca = tls.CertificateAuthority.load_or_create(ca_folder)
+    except ValueError as exc:
+        raise ProvisionError(str(exc))
+    notes = []
+    if fresh_ca:
+        notes.append(f"provision: the line's CA made in {ca_folder} (ca.key: keep it off the broker;"
+                     " whoever holds it can make a broker the nodes trust)")
+    why = tls.server_needs_renewal(broker_dir, names, ca)
+    if why:
+        broker_dir.mkdir(parents=True, exist_ok=True)
+        tls.issue_server(ca, broker_dir, names)
+        notes.append(f"provision: the broker's TLS certificate issued for {', '.join(names)} ({why});"
+                     " install it and reload Mosquitto")
+    return ca, notes
 
 
 @contextlib.contextmanager

@@ -49,10 +49,12 @@ class BoardBase:
     def rssi(self):
         return 0
 
-    async def open_connection(self, host, port):
-        """(reader, writer) asyncio streams to the broker."""
+    async def open_connection(self, host, port, ssl=None):
+        """(reader, writer) asyncio streams to the broker; over TLS with an `ssl` context."""
         import asyncio
-        return await asyncio.open_connection(host, port)
+        if ssl is None:
+            return await asyncio.open_connection(host, port)
+        return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=host)
 
     # --- system
     def storage_dir(self):

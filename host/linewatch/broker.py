@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import queue
+import ssl
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,10 +42,11 @@ class BrokerAccess:
     port: int = 1883
     username: str = ""
     password: str = ""
+    ca_file: str = ""       # the line's CA certificate: TLS, the broker checked against it
 
     @property
     def where(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.port}" + (" (TLS)" if self.ca_file else "")
 
     @property
     def user(self) -> str:
@@ -75,44 +77,58 @@ def read_credentials(path: str | Path) -> tuple[str, str]:
                          ' {"username": ..., "password": ...}') from None
 
 
-def credentials_port(path: str | Path) -> int | None:
-    """The commission's listener that a provisioned credentials file names (its "port"), if any."""
+def credentials_listener(path: str | Path) -> tuple[int | None, str]:
+    """The commission's listener that a provisioned credentials file names: (its "port" or
+    None, its "ca" certificate file or "" for plain MQTT)."""
     try:
-        port = json.loads(Path(path).read_text()).get("port")
+        data = json.loads(Path(path).read_text())
+        port, ca = data.get("port"), data.get("ca") or ""
     except (OSError, ValueError, AttributeError):
-        return None
-    return port if isinstance(port, int) and 0 < port < 65536 else None
+        return None, ""
+    return (port if isinstance(port, int) and 0 < port < 65536 else None), str(ca)
+
+
+def tls_context(ca_file: str | Path) -> ssl.SSLContext:
+    """A client context that trusts the line's CA only and checks the broker's host name."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"broker CA certificate {ca_file}: unreadable ({exc})") from None
 
 
 def access_from(broker_config: Any = None, broker: str | None = None, credentials: str | Path | None = None,
                 username: str | None = None, password: str | None = None) -> BrokerAccess:
     """The aggregator config's [broker] (host, port, username, password), with a command's
     overrides applied: --broker HOST:PORT, --credentials FILE, --user/--password. A credentials
-    file that names a port (provisioning writes the commission's listener there) sets the port
-    too, unless --broker gives one."""
+    file that names a port and a CA (provisioning writes the commission's listener there) sets
+    them too; --broker's port wins."""
     base = broker_config
     access = BrokerAccess(getattr(base, "host", "127.0.0.1"), int(getattr(base, "port", 1883)),
-                          getattr(base, "username", "") or "", getattr(base, "password", "") or "")
+                          getattr(base, "username", "") or "", getattr(base, "password", "") or "",
+                          getattr(base, "ca_file", "") or "")
     if broker:
         host, port = parse_address(broker)
-        access = BrokerAccess(host, port, access.username, access.password)
+        access = replace(access, host=host, port=port)
     if credentials:
         user, secret = read_credentials(credentials)
-        port = None if broker else credentials_port(credentials)
-        access = BrokerAccess(access.host, port or access.port, user, secret)
+        port, ca = credentials_listener(credentials)
+        access = replace(access, port=access.port if broker else port or access.port, username=user,
+                         password=secret, ca_file=ca or access.ca_file)
     if username:
-        access = BrokerAccess(access.host, access.port, username, password or "")
+        access = replace(access, username=username, password=password or "")
     elif password:
-        access = BrokerAccess(access.host, access.port, access.username, password)
+        access = replace(access, password=password)
     return access
 
 
 def client(access: BrokerAccess, name: str):
-    """A paho client set up to reach `access` (credentials; TLS when it comes), not connected."""
+    """A paho client set up to reach `access` (credentials; TLS with its CA), not connected."""
     import paho.mqtt.client as paho
     c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex[:8]}")
     if access.username:
         c.username_pw_set(access.username, access.password or None)
+    if access.ca_file:
+        c.tls_set_context(tls_context(access.ca_file))
     return c
 
 
@@ -161,6 +177,9 @@ class Subscription:
     def open(self, timeout: float = CONNECT_TIMEOUT_S) -> "Subscription":
         try:
             self._client.connect(self.access.host, self.access.port, keepalive=30)
+        except ssl.SSLError as exc:
+            raise BrokerRefused(f"broker {self.access.where}: TLS failed ({exc.reason or exc}): is its"
+                                f" certificate from the CA in {self.access.ca_file}, for {self.access.host}?") from None
         except OSError as exc:
             raise BrokerUnreachable(f"broker {self.access.where} unreachable: {exc}") from None
         self._client.loop_start()

@@ -9,6 +9,8 @@ the code takes once imported, the peak live heap at quiet points (after gc.colle
 each heap size tried whether the 10 minutes ran without a MemoryError, how many frames the
 broker received, or how the node stopped (self-test failed: exit 2; cannot publish: exit 4).
 Goal (issue 3): peak < 64 KB with a 128 KB heap. `python -m lwtools.bench.node_memory`
+`--tls`: the broker speaks TLS only and the node checks it against a CA (its config's
+broker.ca), as provisioning sets a line up: the heap TLS costs the node.
 """
 from __future__ import annotations
 
@@ -50,12 +52,14 @@ def sample_file(path: Path, seconds: int = 20) -> None:
     path.write_bytes(struct.pack("<%dh" % n, *(max(-32768, min(32767, s)) for s in samples)))
 
 
-def write_config(work: Path, storage: str, plays: int, broker: tuple[str, int] = ("127.0.0.1", 9)) -> Path:
+def write_config(work: Path, storage: str, plays: int, broker: tuple[str, int] = ("127.0.0.1", 9),
+                 ca_pem: str | None = None) -> Path:
     """The node's config for these benches: by default no broker reachable (port 9), so the
     queue fills as in an outage; the sample file played `plays` times as fast as the node
     takes it."""
     cfg = {"node": 0x0102, "segment": 3, "key": "ab" * 32, "board": "unix",
-           "position": {"lat": 48.0, "lon": 37.7}, "broker": {"host": broker[0], "port": broker[1]},
+           "position": {"lat": 48.0, "lon": 37.7},
+           "broker": {"host": broker[0], "port": broker[1], "ca": ca_pem},
            "heartbeat_s": 10, "storage": str(work / storage),
            "feed": {"audio": str(work / "audio.raw"), "realtime": False, "plays": plays,
                     "exit_at_end": True}}
@@ -68,14 +72,14 @@ class Acker:
     """The commission's acks, no more: each uplink frame of the node is acked (its seq) on its
     downlink, tagged with the node's key (the config's "ab" * 32)."""
 
-    def __init__(self, broker) -> None:
+    def __init__(self, broker, ca_file: str = "") -> None:
         from linewatch import broker as brokers
         from linewatch.commission.acks import Downlink
         from lwproto import frame as wire
         self.received = 0
         key = bytes.fromhex("ab" * 32)
         downlink = Downlink(1, lambda node: key, lambda node: 3)
-        self.client = brokers.client(brokers.BrokerAccess(broker.host, broker.port), "bench-acker")
+        self.client = brokers.client(brokers.BrokerAccess(broker.host, broker.port, ca_file=ca_file), "bench-acker")
 
         def on_message(client, userdata, message) -> None:
             self.received += 1
@@ -93,9 +97,11 @@ class Acker:
         self.client.loop_stop()
 
 
-def run(build_dir: Path, work: Path, heap: str, broker, acks: bool = True, minutes: int = 10) -> str:
-    write_config(work, "flash-" + heap, minutes * 3, (broker.host, broker.port))
-    acker = Acker(broker)
+def run(build_dir: Path, work: Path, heap: str, broker, acks: bool = True, minutes: int = 10,
+        ca_file: str = "") -> str:
+    write_config(work, "flash-" + heap, minutes * 3, (broker.host, broker.port),
+                 Path(ca_file).read_text() if ca_file else None)
+    acker = Acker(broker, ca_file)
     acker.enabled = acks
     time.sleep(0.5)
     try:
@@ -137,14 +143,21 @@ def main() -> int:
         probe.write_text(CODE_PROBE)
         code = subprocess.run(mp.command(probe, heap="1M"), capture_output=True, text=True,
                               env=mp.environment(build_dir / "lib"), timeout=60).stdout.strip()
-        acks = "--no-acks" not in sys.argv
+        acks, tls = "--no-acks" not in sys.argv, "--tls" in sys.argv
         print("node memory on the MicroPython unix port (64-bit), 10 min of 16 kHz audio, publishing to"
-              " a private Mosquitto, %s" % ("every frame acked" if acks else "no acks (commission down)"))
+              " a private Mosquitto%s, %s" % (" over TLS" if tls else "",
+                                               "every frame acked" if acks else "no acks (commission down)"))
         print("code once imported: %s bytes" % code.replace("CODE ", ""))
         heaps = [a for a in sys.argv[1:] if not a.startswith("--")] or HEAPS
-        with Mosquitto(workdir=work / "broker") as broker:
+        extra, ca_file = "", ""
+        if tls:
+            from lwtools import broker_conf
+            from lwtools.tls import private_pki
+            files = private_pki(work / "pki")
+            extra, ca_file = broker_conf.tls_lines(files), str(files["ca.crt"])
+        with Mosquitto(workdir=work / "broker", extra_config=extra) as broker:
             for heap in heaps:
-                print(run(build_dir, work, heap, broker, acks), flush=True)
+                print(run(build_dir, work, heap, broker, acks, ca_file=ca_file), flush=True)
     print("goal: peak < 64 KB within a 128 KB heap")
     return 0
 

@@ -1,5 +1,5 @@
 """Nobody takes over someone else's session (issue 12 defect 5): on a real Mosquitto started from
-the generated configuration, a client holding node A's credentials connects under the
+the generated configuration (TLS, as provisioning makes it), a client holding node A's credentials connects under the
 commission's client id and under node B's; the commission (two cluster instances and a tool
 beside the single aggregator's persistent session) and node B stay connected and keep hearing
 and publishing. Before, one listener took any client id from any user: MQTT gives the session to
@@ -25,7 +25,8 @@ QUIET = lambda *_: None  # noqa: E731
 class Client:
     """A paho client under a chosen client id that records every disconnect and message."""
 
-    def __init__(self, port: int, client_id: str, user: str, password: str, clean_session: bool = False):
+    def __init__(self, port: int, client_id: str, user: str, password: str, ca: str,
+                 clean_session: bool = False):
         self.client_id = client_id
         self.connects: queue.Queue = queue.Queue()
         self.disconnects: list = []
@@ -33,6 +34,7 @@ class Client:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv311, clean_session=clean_session)
         self.client.username_pw_set(user, password)
+        self.client.tls_set(ca_certs=ca)
         self.client.on_connect = lambda c, u, f, rc, p: self.connects.put(rc)
         self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnects.append(str(rc))
         self.client.on_message = lambda c, u, m: self.received.put((m.topic, bytes(m.payload)))
@@ -94,7 +96,7 @@ def test_a_nodes_credentials_take_over_no_other_session(line):
     clients: list[Client] = []
 
     def connect(*args, **kw) -> Client:
-        clients.append(Client(*args, **kw))
+        clients.append(Client(*args, ca=commission["ca"], **kw))
         return clients[-1]
 
     tool = None
@@ -104,7 +106,8 @@ def test_a_nodes_credentials_take_over_no_other_session(line):
         aggregator = connect(desk_port, "linewatch-aggregator", "commission", commission["password"])
         cluster = [connect(desk_port, f"lw-cluster-{n}", "commission", commission["password"], clean_session=True)
                    for n in (1, 2)]
-        tool = Subscription(BrokerAccess("127.0.0.1", desk_port, "commission", commission["password"]),
+        tool = Subscription(BrokerAccess("127.0.0.1", desk_port, "commission", commission["password"],
+                                         commission["ca"]),
                             [("lw/+/+/+", 1)], "lw-frames").open()
         # node B as its firmware connects: client id lw-0103, persistent session
         node_b = connect(broker.port, "lw-0103", b["user"], b["password"])

@@ -76,7 +76,8 @@ def provision_node(site: Path, port: int, desk_port: int, node: str = "0x0102") 
 def commission_config(site: Path, port: int, with_credentials: bool = True) -> Path:
     creds = json.loads((site / "provisioned" / "broker" / "commission.json").read_text())
     user = 'username = "%s"\npassword = "%s"\n' % (creds["username"], creds["password"])
-    (site / "my.toml").write_text('[broker]\nhost = "127.0.0.1"\nport = %d\n%s' % (port, user if with_credentials else ""))
+    (site / "my.toml").write_text('[broker]\nhost = "127.0.0.1"\nport = %d\nca_file = "%s"\n%s'
+                                  % (port, creds["ca"], user if with_credentials else ""))
     return site / "my.toml"
 
 
@@ -92,8 +93,9 @@ def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_conf
     assert run("nodes", "--config", "my.toml", "init-key", cwd=site).returncode == 0
     node = provision_node(site, port, desk)
     conf = site / "provisioned" / "broker" / "mosquitto.conf"
-    assert f"listener {port}\nuse_username_as_clientid true\n" in conf.read_text()
-    assert f"listener {desk}\n" in conf.read_text()
+    text = conf.read_text()
+    assert f"listener {port}\ncafile " in text and f"listener {desk}\ncafile " in text
+    assert text.count("use_username_as_clientid true") == 1 and "keyfile" in text
     if os.geteuid() == 0:       # the broker drops to `mosquitto`: the files are that user's
         owner = pwd.getpwuid((site / "provisioned" / "broker" / "passwd").stat().st_uid).pw_name
         assert owner == "mosquitto"
@@ -108,14 +110,15 @@ def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_conf
         out = None
         while out is None and time.monotonic() < deadline:   # published until the tail has subscribed
             publish.single(topic.uplink(3, 0x0102, const.EVENT), frame_bytes, qos=1, hostname="127.0.0.1",
-                           port=port, auth={"username": "node-0102", "password": node["broker"]["password"]})
+                           port=port, auth={"username": "node-0102", "password": node["broker"]["password"]},
+                           tls={"ca_certs": str(site / "provisioned" / "broker" / "ca.crt")})
             try:
                 out, err = tail.communicate(timeout=0.5)
             except subprocess.TimeoutExpired:
                 pass
         assert tail.returncode == 0, err
         assert "event node=0x0102" in out and "tag_ok" in out
-        assert f"listening on 127.0.0.1:{desk} as commission" in err
+        assert f"listening on 127.0.0.1:{desk} (TLS) as commission" in err
         # the commission on the nodes' listener: refused, and told where it belongs
         commission_config(site, port)
         wrong_listener = run("frames", "--config", "my.toml", "tail", "--count", "1", cwd=site, timeout=30)
@@ -125,9 +128,11 @@ def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_conf
         refused = run("frames", "--config", "my.toml", "tail", "--count", "1", cwd=site, timeout=30)
         assert refused.returncode == 3
         assert "refused the connection anonymously" in refused.stderr and "username/password" in refused.stderr
-        sniffed = run("sniff", "--broker", f"127.0.0.1:{desk}", "--count", "1", "--timeout", "10", cwd=site)
+        sniffed = run("sniff", "--config", "my.toml", "--broker", f"127.0.0.1:{desk}", "--count", "1",
+                      "--timeout", "10", cwd=site)
         assert sniffed.returncode == 3 and "refused the connection" in sniffed.stderr
-        wrong = run("sniff", "--broker", f"127.0.0.1:{desk}", "--user", "commission", "--password", "nope",
+        wrong = run("sniff", "--config", "my.toml", "--broker", f"127.0.0.1:{desk}", "--user", "commission",
+                    "--password", "nope",
                     "--count", "1", "--timeout", "10", cwd=site)
         assert wrong.returncode == 3 and "refused the connection as user 'commission'" in wrong.stderr
     finally:
@@ -155,13 +160,26 @@ def test_broker_install_gives_a_stock_debian_mosquitto_what_it_loads(site):
     broker = Broker(etc / "mosquitto.conf", port)
     try:
         creds = {"username": "node-0102", "password": node["broker"]["password"]}
+        tls = {"ca_certs": str(site / "provisioned" / "broker" / "ca.crt")}
         publish.single(topic.uplink(3, 0x0102, const.BIRTH), b"x", qos=1, hostname="127.0.0.1", port=port,
-                       auth=creds)
+                       auth=creds, tls=tls)
         with pytest.raises(Exception):   # anonymous clients are turned away
-            publish.single("lw/3/0102/event", b"x", hostname="127.0.0.1", port=port)
+            publish.single("lw/3/0102/event", b"x", hostname="127.0.0.1", port=port, tls=tls)
+        assert plain_connack("127.0.0.1", port) is None   # and plain MQTT gets no answer
         wait_for_port("127.0.0.1", desk)   # and the commission's listener is there too
     finally:
         broker.stop()
+
+
+def plain_connack(host: str, port: int) -> bytes | None:
+    """A plain MQTT CONNECT to a TLS listener: the broker takes it for a bad handshake."""
+    import socket
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
+        try:
+            return s.recv(4) or None
+        except (ConnectionResetError, socket.timeout):
+            return None
 
 
 def test_provisioning_is_all_or_nothing(tmp_path):

@@ -112,7 +112,7 @@ class Client:
 
 def test_a_real_mosquitto_enforces_the_generated_acl(books, tmp_path):
     master, registry, out = books
-    ports = dict(broker_port=free_port(), commission_port=free_port())
+    ports = dict(broker_port=free_port(), commission_port=free_port(), tls=False)
     a = provision(spec(0x0102, segment=3, **ports), registry, master, out, progress=QUIET)
     provision(spec(0x0103, segment=4, **ports), registry, master, out, progress=QUIET)
     node_a = json.loads(a.config_path.read_text())["broker"]

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from linewatch.broker import credentials_port, parse_address, read_credentials
+    from linewatch.broker import credentials_listener, parse_address, read_credentials
     from linewatch.commission.registry import RegistryError, parse_node_id
     from lwtools.flash import FlashError, Options, flash
     from lwtools.remote import Mpremote, RemoteError
@@ -42,7 +42,7 @@ def run(args) -> int:
         credentials = args.credentials or (config.parent / "broker" / "commission.json")
         if args.credentials or credentials.exists():
             options.broker_user, options.broker_password = read_credentials(credentials)
-            options.broker_port = credentials_port(credentials)
+            options.broker_port, options.broker_ca = credentials_listener(credentials)
         if args.broker:
             options.broker = parse_address(args.broker)
         flash(Mpremote(args.port, timeout=args.timeout), args.build or Path("build/esp32"), config, node,

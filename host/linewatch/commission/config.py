@@ -23,6 +23,7 @@ class BrokerConfig:
     client_id: str = "linewatch-aggregator"
     username: str = ""
     password: str = ""
+    ca_file: str = ""          # the line's CA certificate (PEM): TLS to the broker; empty: plain
     keepalive_s: int = 30
     connect_retries: int = 5
     retry_delay_s: float = 2.0
@@ -226,6 +227,7 @@ def load(path: str | Path | None) -> Config:
     return replace(
         config,
         store=replace(config.store, path=_resolve(base, config.store.path)),
+        broker=replace(config.broker, ca_file=config.broker.ca_file and _resolve(base, config.broker.ca_file)),
         keys=replace(config.keys, master_key_file=_resolve(base, config.keys.master_key_file)),
         evidence=replace(config.evidence, head_file=config.evidence.head_file
                          and _resolve(base, config.evidence.head_file)),

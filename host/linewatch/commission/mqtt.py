@@ -140,9 +140,11 @@ class MqttLink:
     def __init__(self, client_id: str, host: str, port: int, *, clean_session: bool = False,
                  will: tuple[str, bytes, bool] | None = None, username: str = "", password: str = "",
                  keepalive_s: int = 30, max_queued: int = 50000, v5: bool = False,
-                 session_expiry_s: int | None = None) -> None:
+                 session_expiry_s: int | None = None, ssl_context=None) -> None:
         """`v5`: MQTT 5 (shared subscriptions, `$share/...`); its session lasts
-        `session_expiry_s` after a disconnect (0: it ends with the connection)."""
+        `session_expiry_s` after a disconnect (0: it ends with the connection). `ssl_context`:
+        TLS (linewatch.broker.tls_context: the line's CA, the host name checked)."""
+        self.ssl_context = ssl_context
         self.host, self.port, self.keepalive_s = host, port, keepalive_s
         self.version = MQTTv50 if v5 else MQTTv311
         will_message = gmqtt.Message(will[0], will[1], qos=1, retain=will[2]) if will else None
@@ -169,7 +171,8 @@ class MqttLink:
         last: Exception | None = None
         for attempt in range(retries + 1):
             try:
-                await self.client.connect(self.host, self.port, keepalive=self.keepalive_s, version=self.version)
+                await self.client.connect(self.host, self.port, ssl=self.ssl_context or False,
+                                          keepalive=self.keepalive_s, version=self.version)
                 self.client.set_config({"reconnect_retries": -1, "reconnect_delay": max(1, int(delay_s))})
                 return
             except (OSError, asyncio.TimeoutError, Exception) as exc:  # gmqtt raises its own too

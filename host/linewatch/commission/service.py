@@ -36,7 +36,8 @@ from linewatch.commission.evidence import commission_entry, now_us, state_frame
 from linewatch.commission.fusionhook import make_fusion
 from linewatch.commission.health import HealthTracker
 from linewatch.commission.ingest import Accepted, Ingest, RefusalLog, rebuild_guard
-from linewatch.commission.mqtt import MqttLink
+from linewatch.broker import tls_context as broker_tls
+from linewatch.commission.mqtt import BrokerUnreachable, MqttLink
 from linewatch.commission.oplog import OperatorLog
 from linewatch.commission.quarantine import Quarantine
 from linewatch.commission.registry import Registry
@@ -123,14 +124,18 @@ class Aggregator:
         self._setup()
         b, c = self.config.broker, self.config.cluster
         offline = state_frame(self.master, self.boot, 1, const.OFFLINE)
+        try:
+            tls = broker_tls(b.ca_file) if b.ca_file else None
+        except ValueError as exc:
+            raise BrokerUnreachable(str(exc)) from None
         if c.instance:   # MQTT 5 for the shared subscription; one session per instance
             self.link = MqttLink(f"{b.client_id}-{c.instance}", b.host, b.port, clean_session=c.session_expiry_s == 0,
                                  username=b.username, password=b.password, keepalive_s=b.keepalive_s, v5=True,
-                                 session_expiry_s=c.session_expiry_s)
+                                 session_expiry_s=c.session_expiry_s, ssl_context=tls)
         else:
             self.link = MqttLink(b.client_id, b.host, b.port, clean_session=False,
                                  will=(topics.COMMISSION_STATE, offline, True), username=b.username,
-                                 password=b.password, keepalive_s=b.keepalive_s)
+                                 password=b.password, keepalive_s=b.keepalive_s, ssl_context=tls)
         self.alerter = Alerter(self.config.alerts, lambda t, d: self._publish(t, d))
         try:
             await self.link.connect(b.connect_retries, b.retry_delay_s)
