@@ -24,7 +24,7 @@ def test_defaults_are_filled_in():
     cfg = parsed()
     assert cfg.key == bytes([0xAB]) * 32
     assert cfg.broker == {"host": "10.0.0.2", "port": 1883, "user": None, "password": None,
-                          "keepalive_s": 60}
+                          "keepalive_s": 60, "ca": None}
     assert cfg.audio == {"rate_hz": 16000, "block": 512}
     assert (cfg.heartbeat_s, cfg.queue["records"], cfg.storage) == (60, 256, "data")
     assert cfg.position["error_m"] == 10 and cfg.name() == "0x0102"
@@ -46,6 +46,7 @@ def test_thresholds_are_keyed_by_class_name():
     ({"thresholds": {"tank": 3}}, "config: thresholds must be keyed by class names"),
     ({"heartbeat_s": True}, "config: heartbeat_s must be 1..86400, got True"),
     ({"board": "esp32"}, "config: wifi.ssid is required"),
+    ({"broker__ca": "not a certificate"}, "config: broker.ca must be a PEM certificate"),
 ])
 def test_bad_fields_are_named(changes, message):
     with pytest.raises(config.ConfigError) as info:
