@@ -5,8 +5,9 @@ copy breaks on long topics; see DESIGN.md. Runs unchanged under CPython (the emu
 MicroPython (boards, unix port). The network is an argument (`open_connection`), so tests
 hand in a fake stream and assert the bytes on the wire.
 
-TLS: `tls_context(ca_pem)` trusts the line's CA only; handed to the client as `ssl`, the
-connection is opened with it and the broker's certificate checked against its host name.
+TLS: an SSL context (lwnode.tls, loaded only by a node whose config has broker.ca) handed
+to the client as `ssl`: the connection is opened with it and the broker's certificate checked
+against its host name.
 
 Scope: QoS 0/1 publish, QoS 1 subscribe, keepalive, last will, clean disconnect. No QoS 2 and
 no retransmission of unacked publishes after a reconnect: the node's durable queue resends
@@ -194,27 +195,6 @@ class _Waiter(asyncio.Event):
         self.late = False
 
 
-async def _open_connection(host, port, ssl=None):
-    if ssl is None:
-        return await asyncio.open_connection(host, port)
-    return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=host)
-
-
-def tls_context(ca_pem):
-    """An SSL context that trusts only the line's CA (PEM text from the board config). Raises
-    MQTTError when this MicroPython has no `ssl` (a board built without TLS)."""
-    try:
-        import ssl
-    except ImportError:
-        raise MQTTError("the broker wants TLS (config broker.ca) but this MicroPython has no ssl")
-    from binascii import a2b_base64
-    body = "".join(line for line in ca_pem.split("\n") if line and not line.startswith("-----"))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cadata=a2b_base64(body))   # DER: mbedtls wants PEM 0-terminated
-    return context
-
-
 class MQTTClient:
     """One connection to the broker at a time. After `connect()`, a reader task dispatches
     broker packets and a keepalive task pings when the uplink is idle. A dead connection
@@ -237,7 +217,7 @@ class MQTTClient:
         self.will = will
         self.on_message = on_message
         self.ack_timeout = ack_timeout  # for CONNACK, PUBACK, SUBACK, PINGRESP and the TCP connect
-        self._open = open_connection or _open_connection
+        self._open = open_connection or asyncio.open_connection
         self.ssl = ssl
         self._reader = None
         self._writer = None
@@ -260,8 +240,8 @@ class MQTTClient:
             raise MQTTError("already connected to %s:%d" % (self.host, self.port))
         where = "%s:%d" % (self.host, self.port)
         try:
-            opening = (self._open(self.host, self.port) if self.ssl is None
-                       else self._open(self.host, self.port, self.ssl))
+            opening = (self._open(self.host, self.port) if self.ssl is None else
+                       self._open(self.host, self.port, ssl=self.ssl, server_hostname=self.host))
             self._reader, self._writer = await asyncio.wait_for(opening, self.ack_timeout)
         except asyncio.TimeoutError:
             raise MQTTTimeout("connect to %s: no TCP connection within %s s"

@@ -110,7 +110,6 @@ class Node:
         self._sent = {}           # (boot, seq) published on this connection and not yet acked
         self._unsent = True       # the queue may hold frames not in _sent: look at it again
         self._birth = None        # (seq, frame) of the birth queued for the next connection
-        self._tls = None          # the SSL context (made once: it holds the parsed CA)
         self._last_ack = (0, 0)   # RAM only: see README, "Acks"
         self._command_path = "%s/%s" % (base, "command")
         self._last_command = (0, 0)
@@ -372,13 +371,6 @@ class Node:
                 await asyncio.sleep(1.4)
                 wait_s -= 2
 
-    def _tls_context(self, broker):
-        if broker.get("ca") is None:
-            return None
-        if self._tls is None:
-            self._tls = mqtt.tls_context(broker["ca"])
-        return self._tls
-
     def _out_of_memory(self):
         """A node that cannot publish says so: a heartbeat flag (the next one that gets out),
         the LED's blink between tries on a board, exit 4 on the unix port (board.degraded)."""
@@ -403,12 +395,15 @@ class Node:
         source, error_us = self.clock.quality()
         death = frame.encode(self.key, c.DEATH, cfg.node, self.boot, birth_seq,
                              self.clock.now_us(), source, error_us, (c.DEATH_LOST,))
+        ssl = None
+        if broker.get("ca") is not None:
+            from . import tls      # a plain node never loads it
+            ssl = tls.context(broker["ca"])
         client = mqtt.MQTTClient(
             "lw-%04x" % cfg.node, broker["host"], broker["port"], broker["keepalive_s"],
             clean_session=False, user=broker["user"], password=broker["password"],
             will=(topic.uplink(cfg.segment, cfg.node, c.DEATH), death, 1, False),
-            on_message=self.on_downlink, open_connection=self.board.open_connection,
-            ssl=self._tls_context(broker))
+            on_message=self.on_downlink, open_connection=self.board.open_connection, ssl=ssl)
         t = self.board.ticks_us()
         await client.connect()
         self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)

@@ -49,12 +49,11 @@ class BoardBase:
     def rssi(self):
         return 0
 
-    async def open_connection(self, host, port, ssl=None):
-        """(reader, writer) asyncio streams to the broker; over TLS with an `ssl` context."""
+    async def open_connection(self, host, port, **tls):
+        """(reader, writer) asyncio streams to the broker; over TLS with `ssl` (a context) and
+        `server_hostname` (checked against the broker's certificate)."""
         import asyncio
-        if ssl is None:
-            return await asyncio.open_connection(host, port)
-        return await asyncio.open_connection(host, port, ssl=ssl, server_hostname=host)
+        return await asyncio.open_connection(host, port, **tls)
 
     # --- system
     def storage_dir(self):

@@ -46,7 +46,6 @@ def test_thresholds_are_keyed_by_class_name():
     ({"thresholds": {"tank": 3}}, "config: thresholds must be keyed by class names"),
     ({"heartbeat_s": True}, "config: heartbeat_s must be 1..86400, got True"),
     ({"board": "esp32"}, "config: wifi.ssid is required"),
-    ({"broker__ca": "not a certificate"}, "config: broker.ca must be a PEM certificate"),
 ])
 def test_bad_fields_are_named(changes, message):
     with pytest.raises(config.ConfigError) as info:

@@ -27,7 +27,7 @@ NODE, SEGMENT = 0x0102, 3
 
 NODE_SCRIPT = r'''
 import sys, gc, json, asyncio
-from lwnode import mqtt
+from lwnode import mqtt, tls
 from lwproto import const, frame, topic
 
 cfg = json.load(open(sys.argv[1]))
@@ -55,7 +55,7 @@ async def main():
     before = gc.mem_alloc()
     client = mqtt.MQTTClient("lw-%04x" % cfg["node"], b["host"], b["port"], 30, clean_session=False,
                              user=b["user"], password=b["password"], on_message=on_message,
-                             ssl=mqtt.tls_context(b["ca"]))
+                             ssl=tls.context(b["ca"]))
     try:
         await client.connect()
     except mqtt.MQTTError as exc:
