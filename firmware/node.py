@@ -300,14 +300,16 @@ class Node:
 
     def heartbeat(self):
         board = self.board
+        q = self.queue   # `dropped` (SPEC 3.2): every frame the full queue removed, coalesced heartbeats too
+        dropped = q.coalesced_heartbeats + q.dropped_events + q.dropped_other
         self._enqueue(c.HEARTBEAT, (board.battery_mv(), board.temperature_c(), self.uptime_s(),
-                                    board.rssi(), self.queue.depth, board.free_memory(),
-                                    self.detections, self.queue.dropped_events,
+                                    board.rssi(), q.depth, board.free_memory(),
+                                    self.detections, dropped,
                                     max(0, self.connections - 1), self.refused_commands,
                                     self._power[_RADIO_US] // 1000, self._power[_SLEPT_S],
                                     self._power[_INTERVAL], self._power[_MODE] | self._power[_DEGRADED]))
         self.log("heartbeat seq %d queue %d detections %d dropped %d refused %d heap peak %d"
-                 % (self.seq, self.queue.depth, self.detections, self.queue.dropped_events,
+                 % (self.seq, self.queue.depth, self.detections, dropped,
                     self.refused_commands, self.heap_peak))
 
     # ---- power ------------------------------------------------------------------------

@@ -61,7 +61,7 @@ class RunSummary:
     duration_s: float
     virtual: bool
     wall_s: float = 0.0
-    frames: int = 0                   # frames the nodes created (births, heartbeats, events ...)
+    frames: int = 0                   # frames the nodes created (births, heartbeats, events ...), every boot
     detections: int = 0
     windows: int = 0                  # audio windows fed
     audio_s: float = 0.0              # seconds of audio fed in all
@@ -189,8 +189,8 @@ class Runner:
     def _count(self) -> None:
         s = self.summary
         for n in self.nodes.values():
+            s.frames += n.frames_made          # every boot's: a reboot's earlier frames too
             if n.node is not None:
-                s.frames += n.node.seq
                 s.detections += n.node.detections
                 s.left_in_queues += n.queue_depth
 

@@ -287,6 +287,12 @@ class VirtualNode:
         self.task: asyncio.Task | None = None
         self.boots = 0
         self.sleeps = 0
+        # what the node made, over every boot (a reboot starts seq afresh under a new boot):
+        # boot -> highest seq; and the frames it removed itself from a full queue (coalesced
+        # heartbeats, dropped events, anything else), counted by its queue per boot
+        self.made: dict[int, int] = {}
+        self.dropped = 0
+        self._settled: FirmwareNode | None = None
         self.tamper: tuple[str, int, int] | None = None
         self._asleep: asyncio.Task | None = None          # the deep sleep in progress
 
@@ -329,10 +335,30 @@ class VirtualNode:
         if self.task is not None:
             await cancel_all([self.task])
         self.task = None
+        self._settle()
         if self.node is not None and self.node.queue is not None:
             close = getattr(self.node.queue, "close", None)
             if close:
                 close()
+
+    def _settle(self) -> None:
+        """Count the stopped boot's frames once (stop may be called again on a stopped node)."""
+        node = self.node
+        if node is None or node is self._settled:
+            return
+        self._settled = node
+        self.made[node.boot] = max(self.made.get(node.boot, 0), node.seq)
+        q = node.queue
+        if q is not None:
+            self.dropped += q.coalesced_heartbeats + q.dropped_events + q.dropped_other
+
+    @property
+    def frames_made(self) -> int:
+        """Every frame of every boot, the running one included."""
+        made = dict(self.made)
+        if self.node is not None and self.node is not self._settled:
+            made[self.node.boot] = max(made.get(self.node.boot, 0), self.node.seq)
+        return sum(made.values())
 
     def _reset(self) -> None:
         asyncio.get_running_loop().create_task(self._reboot())
