@@ -8,6 +8,9 @@ has committed (`committed()` is called after the transaction), batched to at mos
 A gap (frames missing below newer ones) is asked for at once with a resend command, retried
 every `resend_interval_s`, and after `resend_tries` unanswered tries given up: the range is
 forgotten (recorded as lost in the evidence log by the caller) so acks can advance past it.
+A try that was answered in part (fewer frames missing than at the try before) starts the count
+again: a node draining a long outage's backlog is still answering, and acking past its gap
+would make it delete frames it still holds.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class _Gap:
     last: int
     tries: int = 0
     next_at_us: int = 0
+    left: int = -1          # frames still missing at the last try (-1: not asked yet)
 
 
 class Downlink:
@@ -102,6 +106,7 @@ class Acknowledger:
         as lost (and commits that) before the next `acks()`."""
         lost = []
         for g in self._gaps:
+            self._progress(g)
             if g.tries >= self.resend_tries and now_us >= g.next_at_us:
                 for first, last in self._missing(g):
                     self.guard.forget(g.node, g.boot, first, last)
@@ -120,10 +125,14 @@ class Acknowledger:
             if not missing:
                 continue   # filled
             kept.append(g)
-            if now_us < g.next_at_us or g.tries >= self.resend_tries:
+            if now_us < g.next_at_us:
+                continue
+            self._progress(g, missing)
+            if g.tries >= self.resend_tries:
                 continue
             message = self.downlink.resend(g.node, g.boot, missing[0][0], missing[-1][1])
             g.tries += 1
+            g.left = _count(missing)
             g.next_at_us = now_us + self.resend_interval_us
             if message:
                 out.append(message)
@@ -145,9 +154,21 @@ class Acknowledger:
         self.acks_sent += len(out)
         return out
 
+    def _progress(self, g: _Gap, missing: list[tuple[int, int]] | None = None) -> None:
+        """Frames of the gap came since the last try: the node is answering, count anew."""
+        if g.tries > 0 and g.left >= 0:
+            left = _count(self._missing(g) if missing is None else missing)
+            if left < g.left:
+                g.tries = 0
+                g.left = left
+
     def _missing(self, g: _Gap) -> list[tuple[int, int]]:
         out = []
         for boot, first, last in self.guard.gaps(g.node):
             if boot == g.boot and first <= g.last and last >= g.first:
                 out.append((max(first, g.first), min(last, g.last)))
         return out
+
+
+def _count(ranges: list[tuple[int, int]]) -> int:
+    return sum(last - first + 1 for first, last in ranges)
