@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 
 from ..geo import LocalFrame, haversine_m
-from . import cluster, hearing
+from . import cluster
 from .bursts import Bursts
 from .fixes import Fixes
 from .incident import Incident
@@ -97,59 +97,6 @@ class Association:
         if owner not in involved:
             involved = sorted(involved + [owner], key=lambda s: s.number)
         return self._conclude(report, neighbours, involved, changed, now_us)
-
-    def claim(self, incidents: list[Incident], now_us: int) -> list[Incident]:
-        """Arrivals a located source explains are its, not a weaker incident's: a pair
-        (hyperbola) whose two arrivals open fixes predict, each within the fix's gate plus the
-        model's slack (hearing.MODEL_SLACK of the travel time: unmodelled wind and air), is no
-        source of its own. Each arrival is kept as rejected by the fix that predicts it best
-        (a better source can still take it: new fixes take rejected arrivals), and the pair is
-        withdrawn, or dropped when it was never published. In a storm most pairs are the
-        leftover arrivals of located blasts that their fixes' gates did not take."""
-        out = {i.id: i for i in incidents}
-        for incident in incidents:
-            state = self.ledger.by_id.get(incident.id)
-            if state is None or state.number not in self.ledger.open or state.snapshot is None or \
-                    state.snapshot.fix != "hyperbola":
-                continue
-            owners = [self._explainer(r) for r in state.reports]
-            if not owners or any(owner is None for owner in owners):
-                continue
-            for r, owner in zip(state.reports, owners):
-                owner.reports = by_time(owner.reports + [r])
-                owner.rejected = owner.rejected | {r.key}
-                self.index.owner[r.key] = owner.number
-                self.ledger.snapshot(owner, now_us)
-                out[owner.id] = owner.snapshot
-            state.reports, state.used, state.rejected, state.shots = [], frozenset(), frozenset(), frozenset()
-            if state.published:
-                out[state.id] = self.ledger.withdraw(state, now_us).snapshot
-            else:
-                self.ledger.drop(state)
-                out.pop(state.id, None)
-        return sorted(out.values(), key=lambda i: i.id)
-
-    def _explainer(self, report: Report) -> IncidentState | None:
-        """The open fix (three or more nodes, none of them this report's node) that predicts
-        the report best, within its gate plus the model's slack; None when none does."""
-        best, seen = None, set()
-        c = self.speed_of_sound
-        for r in self.index.nearby(report):
-            number = self.index.owner.get(r.key)
-            if number in seen or number not in self.ledger.open:
-                continue
-            seen.add(number)
-            state = self.ledger.open[number]
-            snap = state.snapshot
-            if snap is None or snap.fix != "tdoa" or len(state.used) < cluster.tdoa.MIN_NODES or \
-                    report.node_id in {x.node_id for x in state.reports}:
-                continue
-            travel_us = haversine_m(snap.lat, snap.lon, report.lat, report.lon) / c * 1e6
-            miss = abs(report.onset_utc_us - self.fixes.predicted_us(snap, report))
-            gate = self.fixes.gate_us(snap, report) + hearing.MODEL_SLACK * travel_us
-            if miss <= gate and (best is None or (miss / gate, number) < best[:2]):
-                best = (miss / gate, number, state)
-        return None if best is None else best[2]
 
     def _conclude(self, report, neighbours, involved, changed, now_us) -> list[Incident]:
         if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":

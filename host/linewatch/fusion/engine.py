@@ -144,9 +144,7 @@ class FusionEngine:
     # -- routing and memory -------------------------------------------------------------------
 
     def _joined(self, incidents: list[Incident], now_us: int) -> list[Incident]:
-        """Pairs that located sources explain into those, a burst's shots into one incident,
-        then one source's split fixes into one."""
-        incidents = self._association.claim(incidents, now_us)
+        """A burst's shots into one incident, then one source's split fixes into one."""
         return self._duplicates.join(self._bursts.join(incidents, now_us), now_us)
 
     def _forget_old(self, event_us: int) -> None:
