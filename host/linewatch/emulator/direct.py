@@ -129,8 +129,10 @@ class _Board(WorldBoard, sim.Board):
 class _Outbox:
     """The node's queue, as Node sees it: frames go straight to the commission."""
 
-    depth = 0
+    depth = 0                   # never full: nothing coalesced or dropped (firmware/store.py)
+    coalesced_heartbeats = 0
     dropped_events = 0
+    dropped_other = 0
 
     def __init__(self, node: WorldNode, sink: list) -> None:
         self.node, self.sink = node, sink
