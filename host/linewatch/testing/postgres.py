@@ -1,6 +1,7 @@
 """A private PostgreSQL cluster for tests and benchmarks: its own data folder in a temporary
 directory, initdb/pg_ctl from Debian's `postgresql` package (/usr/lib/postgresql/*/bin), a free
-loopback port, and always torn down by the caller.
+loopback port, and always torn down by the caller. A cluster whose owner died without tearing
+it down (a pytest run killed with SIGKILL) is stopped and removed by the next one to start.
 
 It never uses a PostgreSQL the machine may already run. PostgreSQL refuses to run as root, so
 when we are root (as here and in CI) the cluster runs as the `postgres` user the Debian
@@ -50,6 +51,42 @@ def _run_as() -> str | None:
     raise PostgresMissing("running as root and no `postgres` or `nobody` user to run PostgreSQL as")
 
 
+OWNER_FILE = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphans(tmp: str | None = None) -> list[Path]:
+    """Stop and remove the private clusters whose owner process is gone; returns their folders.
+    A folder without an owner file is left alone (it may be one being set up)."""
+    swept = []
+    for workdir in Path(tmp or tempfile.gettempdir()).glob("lw-postgres-*"):
+        try:
+            owner = int((workdir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        try:
+            bin_dir = find_bin_dir()
+        except PostgresMissing:
+            return swept
+        if (workdir / "data" / "postmaster.pid").exists():
+            subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(workdir / "data"), "-m", "immediate", "-w",
+                            "stop"], user=_run_as(), capture_output=True, timeout=60, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+        swept.append(workdir)
+    return swept
+
+
 class PostgresCluster:
     """One server. `url(db)` names a database on it; `create_database` makes a fresh one."""
 
@@ -69,6 +106,8 @@ class PostgresCluster:
                               capture_output=True, text=True, timeout=timeout, cwd=self.workdir)
 
     def start(self) -> "PostgresCluster":
+        sweep_orphans(str(self.workdir.parent))
+        (self.workdir / OWNER_FILE).write_text(str(os.getpid()))
         if self.run_as:
             entry = pwd.getpwnam(self.run_as)
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
