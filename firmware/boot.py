@@ -32,13 +32,9 @@ def board_module(name):
 
 def unload(*names):
     """Forget boot-only lwnode modules so a collection frees their code."""
-    import lwnode
+    from lwnode import unload
     for name in names:
-        sys.modules.pop("lwnode." + name, None)
-        try:
-            delattr(lwnode, name)
-        except AttributeError:
-            pass
+        unload(name)
     gc.collect()
 
 

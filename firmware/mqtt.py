@@ -110,8 +110,8 @@ def _text(value):
     return struct.pack(">H", len(data)) + data
 
 
-def _packet(first, body):
-    return bytes((first,)) + encode_remaining_length(len(body)) + body
+def _packet(flags, data):
+    return bytes((flags,)) + encode_remaining_length(len(data)) + data
 
 
 def connect_packet(client_id, keepalive, clean_session=True, user=None, password=None,
@@ -354,14 +354,14 @@ class MQTTClient:
         """PINGREQ and wait for PINGRESP; no answer drops the connection."""
         await self._request(PINGREQ_PACKET, _PINGRESP, 0, "PINGRESP")
 
-    async def _request(self, packet, answer_type, pid, what):
+    async def _request(self, data, kind, pid, what):
         # Awaits an Event, not wait_for (a new Task per publish on CPython, two on MicroPython):
         # the watchdog drops the link when an answer is ack_timeout late.
-        key = (answer_type << 16) | pid
+        key = (kind << 16) | pid
         waiter = _Waiter(what)
         self._waiters[key] = waiter
         try:
-            await self._send(packet)
+            await self._send(data)
             await waiter.wait()
         finally:
             if self._waiters.get(key) is waiter:
@@ -380,7 +380,7 @@ class MQTTClient:
                 return self._next_pid
         raise MQTTError("all 65535 packet ids are in flight")
 
-    async def _send(self, packet):
+    async def _send(self, data):
         if not self.connected:
             raise MQTTError("not connected: %s" % (self.error or "connect() first"))
         async with self._lock:
@@ -388,7 +388,7 @@ class MQTTClient:
             if writer is None:
                 raise MQTTError("not connected: %s" % self.error)
             try:
-                writer.write(packet)
+                writer.write(data)
                 await writer.drain()
             except Exception as exc:  # OSError, or the stream's own errors on a dead socket
                 self._drop("write failed: %r" % (exc,))
@@ -428,22 +428,22 @@ class MQTTClient:
         except Exception as exc:  # socket errors differ by port; any of them ends the link
             self._drop("read failed: %r" % (exc,))
 
-    async def _dispatch(self, ptype, flags, body):
-        if ptype == _PUBLISH:
-            await self._on_publish(flags, body)
+    async def _dispatch(self, kind, flags, data):
+        if kind == _PUBLISH:
+            await self._on_publish(flags, data)
             return
-        if ptype == _PUBACK and not flags and len(body) == 2:
-            self._answer((_PUBACK << 16) | struct.unpack(">H", body)[0], None)
-        elif ptype == _SUBACK and not flags and len(body) >= 3:
-            self._answer((_SUBACK << 16) | struct.unpack(">H", body[:2])[0], body[2])
-        elif ptype == _PINGRESP and not flags and not body:
+        if kind == _PUBACK and not flags and len(data) == 2:
+            self._answer((_PUBACK << 16) | struct.unpack(">H", data)[0], None)
+        elif kind == _SUBACK and not flags and len(data) >= 3:
+            self._answer((_SUBACK << 16) | struct.unpack(">H", data[:2])[0], data[2])
+        elif kind == _PINGRESP and not flags and not data:
             if self._answer(_PINGRESP << 16, None):
                 self.pings += 1
-        elif ptype in (_PUBACK, _SUBACK, _PINGRESP):
+        elif kind in (_PUBACK, _SUBACK, _PINGRESP):
             raise MQTTError("malformed packet from broker: type %d with %d-byte body"
-                            % (ptype, len(body)))
+                            % (kind, len(data)))
         else:
-            raise MQTTError("malformed packet from broker: unexpected packet type %d" % ptype)
+            raise MQTTError("malformed packet from broker: unexpected packet type %d" % kind)
 
     def _answer(self, key, value):
         waiter = self._waiters.pop(key, None)
@@ -452,22 +452,22 @@ class MQTTClient:
             waiter.set()
         return waiter
 
-    async def _on_publish(self, flags, body):
+    async def _on_publish(self, flags, data):
         qos = (flags >> 1) & 3
         if qos > 1:
             raise MQTTError("malformed packet from broker: PUBLISH with QoS %d" % qos)
-        if len(body) < 2:
+        if len(data) < 2:
             raise MQTTError("malformed packet from broker: PUBLISH without topic")
-        tlen = struct.unpack(">H", body[:2])[0]
+        tlen = struct.unpack(">H", data[:2])[0]
         start = 2 + tlen + (2 if qos else 0)
-        if start > len(body):
+        if start > len(data):
             raise MQTTError("malformed packet from broker: PUBLISH topic length %d beyond body"
                             % tlen)
         try:
-            topic = bytes(body[2:2 + tlen]).decode()
+            topic = bytes(data[2:2 + tlen]).decode()
         except UnicodeError:
             raise MQTTError("malformed packet from broker: PUBLISH topic is not UTF-8")
-        payload = bytes(body[start:])
+        payload = bytes(data[start:])
         if self.on_message is not None:
             try:
                 self.on_message(topic, payload)
@@ -475,7 +475,7 @@ class MQTTClient:
                 self.callback_errors += 1
                 print("mqtt: on_message failed for %s: %r" % (topic, exc))
         if qos:
-            await self._send(puback_packet(struct.unpack(">H", body[2 + tlen:start])[0]))
+            await self._send(puback_packet(struct.unpack(">H", data[2 + tlen:start])[0]))
 
     async def _watchdog(self):
         """Keepalive pings and answer timeouts in one task: it wakes when the oldest answer is

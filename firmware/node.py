@@ -50,7 +50,6 @@ _DEGRADED = const(5)             # 2 once the node cannot publish: heartbeat `po
 _FAULT_AFTER = const(3)          # that many sessions out of memory in a row: the node is degraded
 _CAP_UPDATE = const(64)          # lwproto.const CAP_UPDATE
 _SAVE_HYSTERESIS_MV = const(50)  # leave the saving mode 50 mV over where it began
-_SLEEP_WAIT_MS = const(30000)    # at most this long for the sleep notice's ack before sleeping
 
 
 # Every function and every name costs the node heap for good (a function object and raw-code
@@ -107,8 +106,9 @@ class Node:
         self.heap_peak = 0
         # uplink state
         self._client = None
-        self._sent = {}           # (boot, seq) published on this connection and not yet acked
-        self._unsent = True       # the queue may hold frames not in _sent: look at it again
+        # what was published on this connection is marked in the queue's index (pending(n,
+        # True)), not kept here: a set of (boot, seq) grew with every unacked frame
+        self._unsent = True       # the queue may hold frames not handed out: look at it again
         self._birth = None        # (seq, frame) of the birth queued for the next connection
         self._last_ack = (0, 0)   # RAM only: see README, "Acks"
         self._command_path = "%s/%s" % (base, "command")
@@ -314,25 +314,10 @@ class Node:
 
     # ---- power ------------------------------------------------------------------------
 
-    async def sleep(self, delay_s, reason):
-        """The sleep notice (reason 0 quiet window, 1 low battery), then deep sleep once the
-        commission stored it (or after _SLEEP_WAIT_MS): the board wakes as a new boot."""
-        self._enqueue(c.SLEEP, (delay_s, reason))
-        self.log("power: sleeping %d s (%s)" % (delay_s, ("quiet window", "low battery")[reason]))
-        waited = 0
-        while self.queue.depth and waited < _SLEEP_WAIT_MS:
-            await self.sleep_ms(250)
-            waited += 250
-        try:   # for the heartbeats of the next boot (lwnode.boot.self_test reads it: slept_s)
-            with open("%s/%s" % (self.storage.rstrip("/"), "sleep"), "w") as f:
-                f.write("%d %d" % (self.clock.now_us() // 1000000, delay_s))
-        except OSError:
-            pass
-        client = self._client
-        if client is not None and client.connected:
-            await client.disconnect()         # cleanly: the broker drops the will (no death)
-        self.queue.close()
-        self.board.deep_sleep(delay_s * 1000)
+    def sleep(self, delay_s, reason):
+        """The sleep notice (reason 0 quiet window, 1 low battery), then deep sleep
+        (lwnode.sleep, loaded for it: a coroutine)."""
+        return self.run_module("sleep", "sleep", delay_s, reason)
 
     async def sleep_ms(self, ms):
         """Sleep by the board's clock (virtual on the unix port's fast feed and in the
@@ -412,26 +397,27 @@ class Node:
         self._birth = None
         self.connections += 1
         self._client = client
-        self._sent = {}
+        self.queue.mark(-1, 0, 0, 0)   # every frame once per connection
         self._unsent = True
         try:
             await client.subscribe(topic.downlink(cfg.segment, cfg.node), 1)
             self.log("uplink: connected to %s:%d, birth seq %d, queue %d"
                      % (broker["host"], broker["port"], birth_seq, self.queue.depth))
             if birth is not None:
-                await self._publish(c.BIRTH, self.boot, birth_seq, birth)
+                await self._publish(c.BIRTH, birth)
+                self.queue.mark(self.boot, birth_seq, birth_seq, 1)
             while client.connected:
                 # The oldest frames not yet sent on this connection. Flash is read only when
                 # something may be unsent: a new frame, a new connection, a resend, or a batch
                 # that left frames behind it (not after every ack or idle second).
                 published = False
                 if self._unsent:
-                    limit = len(self._sent) + 4
-                    self._unsent = self.queue.depth > limit
-                    for boot, seq, ftype, data in self.queue.pending(limit):
-                        if (boot, seq) not in self._sent:
-                            await self._publish(ftype, boot, seq, data)
-                            published = True
+                    batch = self.queue.pending(4, True)
+                    self._unsent = len(batch) == 4
+                    for _, _, ftype, data in batch:
+                        await self._publish(ftype, data)
+                        published = True
+                    batch = None
                 if published:
                     self.measure_heap()
                 else:
@@ -441,13 +427,12 @@ class Node:
             if client.connected:
                 await client.disconnect()
 
-    async def _publish(self, ftype, boot, seq, data):
+    async def _publish(self, ftype, data):
         t = self.board.ticks_us()             # the radio is active until the PUBACK
         await self._client.publish(topic.uplink(self.config.segment, self.config.node, ftype),
                                    data, 1)
         self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)
         self._power[_OOM] = 0
-        self._sent[(boot, seq)] = True
 
     async def _idle(self):
         self._wake.clear()
@@ -458,11 +443,11 @@ class Node:
 
     # ---- downlink: acks and commands ---------------------------------------------------
 
-    def on_downlink(self, topic_name, payload):
+    def on_downlink(self, name, data):
         try:
-            f = frame.decode(payload, self.key)
+            f = frame.decode(data, self.key)
         except ProtocolError as exc:
-            return self._refuse("downlink on %s: %s" % (topic_name, exc))
+            return self._refuse("downlink on %s: %s" % (name, exc))
         if f.node != self.config.node:
             return self._refuse("downlink for node 0x%04x on my topic" % f.node)
         if f.ftype == c.ACK:
@@ -471,10 +456,7 @@ class Node:
             if (f.boot, f.seq) > self._last_ack:
                 self._last_ack = (f.boot, f.seq)
                 boot, upto = f.field("boot"), f.field("seq")
-                removed = self.queue.ack(boot, upto)
-                for key in [k for k in self._sent if k[0] == boot and k[1] <= upto]:
-                    del self._sent[key]
-                if removed:
+                if self.queue.ack(boot, upto):
                     self._wake.set()
             return None
         if f.ftype == c.COMMAND:
@@ -486,65 +468,28 @@ class Node:
         self.log_once(_REFUSED, "refused %s (%d refused so far)" % (reason, self.refused_commands))
 
     def command(self, f):
-        """Apply a verified command frame once: a replayed one is refused (its counter is kept
-        in flash, temp + rename, so a power cut leaves the old counter or the new)."""
-        last = self._last_command
-        if (f.boot, f.seq) <= last:
-            return self._refuse("replayed command (boot %d seq %d, last %d/%d)"
-                                % (f.boot, f.seq, last[0], last[1]))
-        self._last_command = (f.boot, f.seq)
-        tmp = self._command_path + ".tmp"
-        try:
-            with open(tmp, "w") as out:
-                out.write("%d %d" % self._last_command)
-            import os
-            os.rename(tmp, self._command_path)
-        except OSError as exc:
-            self.log_once(_COMMAND, "command counter not saved: %r" % (exc,))
-        v = f.fields()
-        name = c.COMMAND_NAMES.get(v["command"], "?")
-        try:
-            if name == "set_threshold":
-                cls = v["event_class"]
-                self.detector.set_threshold(cls, v["threshold"])
-                if v["refractory_ms"]:
-                    self.detector.set_refractory(cls, v["refractory_ms"])
-                detail = "%s threshold=%s refractory_ms=%d applied" % (
-                    c.CLASS_NAMES[cls], v["threshold"], self.detector.refractory_ms(cls))
-            elif name == "rebirth":
-                self._enqueue(c.BIRTH, self.birth())
-                detail = "birth seq %d queued" % self.seq
-            elif name == "resend":
-                boot, first, last = v["boot"], v["first_seq"], v["last_seq"]
-                again = [k for k in self._sent if k[0] == boot and first <= k[1] <= last]
-                for key in again:
-                    del self._sent[key]
-                self._unsent = True
-                self._wake.set()
-                detail = "boot %d seq %d..%d: %d frames again" % (boot, first, last, len(again))
-            elif name == "reboot":
-                asyncio.create_task(self.reboot(v["delay_s"]))
-                detail = "due in %d s" % v["delay_s"]
-            else:
-                raise ValueError("unknown command")
-        except ValueError as exc:
-            return self._refuse("command %s: %s" % (name, exc))
-        self.log("command %s %s (commission boot %d seq %d)" % (name, detail, f.boot, f.seq))
+        """Apply a verified command frame once (lwnode.command, loaded for the call)."""
+        return self.run_module("command", "apply", f)
 
-    async def reboot(self, delay_s):
-        await asyncio.sleep(delay_s)
-        self.log("rebooting on command")
-        self.board.reset()
+    def run_module(self, name, function, *args):
+        """lwnode.<name>.<function>(self, *args) with the module loaded for the call and
+        unloaded afterwards: rare work (commands, sleep) does not keep its code in RAM."""
+        from . import unload
+        module = __import__("lwnode." + name, None, None, (name,))
+        try:
+            return getattr(module, function)(self, *args)
+        finally:
+            unload(name)
 
     # ---- logs -------------------------------------------------------------------------
 
     def log(self, message):
         self.board.log(message)
 
-    def log_once(self, cause, message):
+    def log_once(self, key, message):
         """One line per cause per _LOG_EVERY_MS, so a broken link cannot flood the console."""
         now = self.board.ticks_us()
-        last = self._logged.get(cause)
+        last = self._logged.get(key)
         if last is None or not 0 <= ticks_diff(now, last) < _LOG_EVERY_MS * 1000:
-            self._logged[cause] = now
+            self._logged[key] = now
             self.board.log(message)

@@ -23,9 +23,12 @@ Every append (frames, acks, removals) is flushed before it returns - the same as
 file, so what a power cut can lose is the same - but the active segment stays open between
 appends (`close()` closes it): opening it per frame was a third of the queue's cost.
 
-Memory: the index of pending frames lives in arrays allocated once at open (15 bytes per
+Memory: the index of pending frames lives in arrays allocated once at open (16 bytes per
 record of capacity), so a long outage neither grows nor fragments the heap; frames stay in flash
-until `pending()` reads them.
+until `pending()` reads them. The uplink's "published on this connection" mark is one byte of
+that index per frame (`pending(count, True)` hands out unmarked frames and marks them,
+`mark()` sets or clears them), not a set of (boot, seq) in RAM: with the commission down, a set of
+256 such pairs and the re-reads of the whole queue it needed took ~5 KB of a 128 KB heap.
 """
 import os
 import struct
@@ -34,13 +37,13 @@ from array import array
 try:
     from binascii import crc32
 except ImportError:  # boards built without binascii.crc32
-    def crc32(data, crc=0):
-        crc ^= 0xFFFFFFFF
+    def crc32(data, value=0):
+        value ^= 0xFFFFFFFF
         for byte in data:
-            crc ^= byte
+            value ^= byte
             for _ in range(8):
-                crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
-        return crc ^ 0xFFFFFFFF
+                value = (value >> 1) ^ (0xEDB88320 if value & 1 else 0)
+        return value ^ 0xFFFFFFFF
 
 try:
     from micropython import const
@@ -86,23 +89,24 @@ def _decode_header(head):
     return length, boot, seq, kind
 
 
-def _read_record(f, offset, size):
-    """(kind, boot, seq, frame, end offset) of a valid record at offset, else None."""
+def _read_record(f, offset, end):
+    """(kind, boot, seq, frame, end offset) of a valid record at offset in a file of `end`
+    bytes, else None."""
     f.seek(offset)
     head = f.read(HEADER_SIZE)
     parsed = _decode_header(head)
     if parsed is None:
         return None
     length, boot, seq, kind = parsed
-    end = offset + HEADER_SIZE + length + _CRC_SIZE
-    if end > size:
+    stop = offset + HEADER_SIZE + length + _CRC_SIZE
+    if stop > end:
         return None
     rest = f.read(length + _CRC_SIZE)
     frame = rest[:length]
     if len(rest) != length + _CRC_SIZE or \
             struct.unpack(">I", rest[length:])[0] != crc32(frame, crc32(head)) & 0xFFFFFFFF:
         return None
-    return kind, boot, seq, frame, end
+    return kind, boot, seq, frame, stop
 
 
 def _file_size(path):
@@ -124,6 +128,7 @@ class _Index:
         self.boot = array("H", zeros)
         self.seq = array("I", zeros)
         self.kind = bytearray(capacity)
+        self.sent = bytearray(capacity)   # 1: handed to the uplink on this connection
         self.segment = array("I", zeros)
         self.offset = array("I", zeros)
         self.n = 0
@@ -136,34 +141,36 @@ class _Index:
         self.boot[i] = boot
         self.seq[i] = seq
         self.kind[i] = kind
+        self.sent[i] = 0
         self.segment[i] = segment
         self.offset[i] = offset
         self.n = i + 1
 
-    def remove(self, doomed):
-        """Remove the records at the sorted indices `doomed`, keeping the others in order."""
+    def remove(self, indices):
+        """Remove the records at the sorted `indices`, keeping the others in order."""
         j = 0
         k = 0
         for i in range(self.n):
-            if k < len(doomed) and doomed[k] == i:
+            if k < len(indices) and indices[k] == i:
                 k += 1
                 continue
             if i != j:
                 self.boot[j] = self.boot[i]
                 self.seq[j] = self.seq[i]
                 self.kind[j] = self.kind[i]
+                self.sent[j] = self.sent[i]
                 self.segment[j] = self.segment[i]
                 self.offset[j] = self.offset[i]
             j += 1
         self.n = j
 
-    def matching(self, boot, seq, upto, limit):
-        """Up to `limit` indices of `boot` with seq == `seq` (or <= it when `upto`)."""
+    def matching(self, boot, seq, upto, count):
+        """Up to `count` indices of `boot` with seq == `seq` (or <= it when `upto`)."""
         out = []
         for i in range(self.n):
             if self.boot[i] == boot and (self.seq[i] == seq or (upto and self.seq[i] < seq)):
                 out.append(i)
-                if len(out) >= limit:
+                if len(out) >= count:
                     break
         return out
 
@@ -236,19 +243,41 @@ class FrameQueue:
         self._seg_live[segment] += 1
         self._collect()
 
-    def pending(self, limit=8):
-        """Up to `limit` oldest frames not yet acked: [(boot, seq, kind, frame)]."""
+    def pending(self, count=8, mark=False):
+        """Up to `count` oldest frames not yet acked: [(boot, seq, kind, frame)]. With `mark`
+        (the uplink): only frames not marked yet, and they are marked as handed out."""
+        live = self._live
+        chosen = []
+        for i in range(len(live)):
+            if len(chosen) >= count:
+                break
+            if not (mark and live.sent[i]):
+                chosen.append(i)
         out = []
         damaged = []
-        for i, frame in self._frames(min(limit, len(self._live))):
-            live = self._live
+        for i, frame in self._frames(chosen):
             if frame is None:
                 damaged.append(i)
             else:
+                if mark:
+                    live.sent[i] = 1
                 out.append((live.boot[i], live.seq[i], live.kind[i], frame))
         self.damaged_records += len(damaged)
         self._drop(damaged)
         return out
+
+    def mark(self, boot, first_seq, last_seq, sent):
+        """Set the uplink's mark of `boot`'s frames first_seq..last_seq to `sent` (0 or 1;
+        every boot's when boot is -1: a new connection clears them all); returns how many
+        frames changed."""
+        live = self._live
+        count = 0
+        for i in range(len(live)):
+            if live.sent[i] != sent and (boot < 0 or live.boot[i] == boot and
+                                         first_seq <= live.seq[i] <= last_seq):
+                live.sent[i] = sent
+                count += 1
+        return count
 
     def close(self):
         """Close the active segment's file (appends reopen it)."""
@@ -259,26 +288,27 @@ class FrameQueue:
             except OSError:
                 pass
 
-    def ack(self, boot, upto_seq):
-        """Remove the pending frames of `boot` with seq <= upto_seq; returns how many."""
-        upto_seq = min(upto_seq, 0xFFFFFFFF)
-        if not self._live.matching(boot, upto_seq, True, 1):
+    def ack(self, boot, seq):
+        """Remove the pending frames of `boot` with seq <= `seq`; returns how many."""
+        seq = min(seq, 0xFFFFFFFF)
+        if not self._live.matching(boot, seq, True, 1):
             return 0
-        self._write([encode_record(_ACK, boot, upto_seq, b"")])
-        count = self._drop_matching(boot, upto_seq, True)
+        self._write([encode_record(_ACK, boot, seq, b"")])
+        count = self._drop_matching(boot, seq, True)
         self._collect()
         return count
 
     # ---- the index ----------------------------------------------------------------------
 
-    def _frames(self, count):
-        """(index, frame) of the first `count` pending records; frame None if unreadable."""
+    def _frames(self, indices):
+        """(index, frame) of the pending records at `indices` (ascending); frame None if
+        unreadable."""
         live = self._live
         f = None
         opened = None
         size = 0
         try:
-            for i in range(count):
+            for i in indices:
                 segment = live.segment[i]
                 if segment != opened:
                     if f is not None:
@@ -423,7 +453,7 @@ class FrameQueue:
         with open(tmp, "wb") as out:
             base = encode_record(_BASE, 0, 0, b"")
             out.write(base)
-            for i, frame in self._frames(len(live)):
+            for i, frame in self._frames(range(len(live))):
                 if frame is None:
                     damaged.append(i)
                     continue

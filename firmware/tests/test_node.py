@@ -84,9 +84,10 @@ def test_rebirth_and_resend(tmp_path):
     node, _ = make_node(tmp_path)
     node.on_downlink("t", command(1, command=c.CMD_REBIRTH))
     assert queued(node) == [(1, 1, c.BIRTH)]
-    node._sent = {(1, 1): True}
+    assert len(node.queue.pending(10, True)) == 1          # published on this connection
+    assert node.queue.pending(10, True) == []
     node.on_downlink("t", command(2, command=c.CMD_RESEND, boot=1, first_seq=1, last_seq=1))
-    assert node._sent == {}
+    assert [(b, s) for b, s, _, _ in node.queue.pending(10, True)] == [(1, 1)]
 
 
 def _impulse_audio(seconds, at_s):

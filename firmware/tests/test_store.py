@@ -37,6 +37,23 @@ def test_fifo_with_frames_intact_and_survives_reopen(tmp_path):
     assert again.pending(10)[-1] == (3, 6, BIRTH, b"birth")
 
 
+def test_uplink_marks_hand_out_each_frame_once_until_cleared(tmp_path):
+    q = FrameQueue(str(tmp_path / "q"), 6)
+    fill(q, 3, range(1, 5))
+    assert [s for _, s, _, _ in q.pending(2, True)] == [1, 2]
+    assert [s for _, s, _, _ in q.pending(2, True)] == [3, 4]
+    assert q.pending(2, True) == []
+    assert len(q.pending(10)) == 4                      # a plain read sees every frame
+    assert q.mark(3, 2, 3, 0) == 2                      # a resend of 2..3
+    assert [s for _, s, _, _ in q.pending(10, True)] == [2, 3]
+    q.ack(3, 1)                                         # marks follow their frames
+    fill(q, 3, range(5, 9))                             # full: the oldest events make room
+    assert [s for _, s, _, _ in q.pending(10, True)] == [5, 6, 7, 8]
+    assert q.mark(3, 4, 4, 1) == 0                      # already marked
+    assert q.mark(-1, 0, 0, 0) == 6                     # a new connection: all again
+    assert [s for _, s, _, _ in q.pending(10, True)] == [3, 4, 5, 6, 7, 8]
+
+
 def test_ack_removes_only_that_boot_up_to_seq_and_is_durable(tmp_path):
     path = str(tmp_path / "q")
     q = FrameQueue(path, 50)
