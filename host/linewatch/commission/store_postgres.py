@@ -15,25 +15,20 @@ commits, never corrupt them).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Iterator
 
 from linewatch.commission.store import (
-    COMMISSION,
     FRAME,
-    GENESIS,
     Batch,
     EvidenceRow,
-    HealthChange,
     NodeHealth,
     NodeRecord,
     Refusal,
     StoreError,
-    canonical,
     ids_in_order,
     split_duplicates,
 )
+from linewatch.commission.store_reads import EVIDENCE_COLUMNS, SqlReads, chain, evidence_row
 
 try:
     import psycopg
@@ -80,7 +75,6 @@ CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, updated_us BIGINT NOT NULL, body TEXT NOT NULL);
 """
 
-EVIDENCE_COLUMNS = "id, kind, type, node, boot, seq, topic, received_us, raw, verified, note, prev_hash, hash"
 NODE_HEALTH_COLUMNS = ("node, state, state_since_us, last_seen_us, boot, battery_mv, temperature_c, rssi_dbm, "
                        "queue_depth, clock_source, clock_error_us, firmware, counters")
 PAGE = 5000
@@ -90,7 +84,9 @@ def is_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
+    PARAM = "%s"
+
     def __init__(self, url: str, synchronous: str = "FULL", readonly: bool = False) -> None:
         if psycopg is None:
             raise StoreError("database %s: PostgreSQL needs psycopg 3 (pip install 'linewatch[postgresql]')"
@@ -150,7 +146,8 @@ class PostgresStore:
                 if batch.dedupe and evidence:
                     evidence, duplicates, kept = self._dedupe(cur, evidence)
                     refusals = refusals + duplicates
-                rows = self._chain(cur, evidence) if evidence else []
+                head = cur.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
+                rows = chain(head, evidence) if evidence else []
                 self._write(cur, batch, rows, refusals)
         except psycopg.Error as exc:
             raise StoreError(f"database {self.path}: write failed: {_first_line(exc)}")
@@ -167,20 +164,6 @@ class PostgresStore:
             "WHERE e.kind = 'frame'",
             ([r.node for r in frames], [r.boot for r in frames], [r.seq for r in frames], [r.type for r in frames]))
         return split_duplicates(evidence, {tuple(r) for r in cur.fetchall()})
-
-    def _chain(self, cur: Any, evidence: list[EvidenceRow]) -> list[tuple]:
-        row = cur.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
-        last_id, last_hash = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
-        sha256 = hashlib.sha256
-        rows = []
-        append = rows.append
-        for _, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, *_ in evidence:
-            last_id += 1
-            prev = last_hash
-            last_hash = sha256(prev + canonical(last_id, kind, type_, node, boot, seq, topic, received_us, raw,
-                                                verified, note)).digest()
-            append((last_id, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, prev, last_hash))
-        return rows
 
     def _write(self, cur: Any, batch: Batch, rows: list[tuple], refusals: list[Refusal]) -> None:
         if rows:
@@ -227,15 +210,8 @@ class PostgresStore:
             "lat = EXCLUDED.lat, lon = EXCLUDED.lon, alt_m = EXCLUDED.alt_m, added_us = EXCLUDED.added_us",
             (node.id, node.segment, node.lat, node.lon, node.alt_m, node.added_us))
 
-    def node_get(self, node_id: int) -> NodeRecord | None:
-        row = self.db.execute("SELECT * FROM nodes WHERE id=%s", (node_id,)).fetchone()
-        return NodeRecord(*row) if row else None
-
     def node_remove(self, node_id: int) -> bool:
         return self._write_one("DELETE FROM nodes WHERE id=%s", (node_id,)) > 0
-
-    def nodes(self) -> list[NodeRecord]:
-        return [NodeRecord(*r) for r in self.db.execute("SELECT * FROM nodes ORDER BY id")]
 
     # -- evidence --
 
@@ -245,8 +221,7 @@ class PostgresStore:
             page = self.db.execute(f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > %s ORDER BY id LIMIT {PAGE}",
                                    (after_id,)).fetchall()
             for r in page:
-                yield EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
-                                  r[10], bytes(r[11]), bytes(r[12]))
+                yield evidence_row(r)
             if len(page) < PAGE:
                 return
             after_id = int(page[-1][0])
@@ -256,50 +231,12 @@ class PostgresStore:
         rows = self.db.execute(
             f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > %s AND kind = 'frame' AND node = ANY(%s) "
             f"ORDER BY id LIMIT %s", (after_id, nodes, limit)).fetchall()
-        return [EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
-                            r[10], bytes(r[11]), bytes(r[12])) for r in rows]
+        return [evidence_row(r) for r in rows]
 
     def evidence_rows(self, ids: list[int]) -> list[EvidenceRow]:
         """The rows with these ids (an incident's reports), in chain order; unknown ids are skipped."""
-        return [EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
-                            r[10], bytes(r[11]), bytes(r[12])) for r in self.db.execute(
+        return [evidence_row(r) for r in self.db.execute(
             f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id = ANY(%s) ORDER BY id", (list(ids),))]
-
-    def last_evidence_id(self) -> int:
-        row = self.db.execute("SELECT max(id) FROM evidence").fetchone()
-        return int(row[0] or 0)
-
-    def evidence_id_at(self, received_us: int) -> int:
-        """The last evidence id received before `received_us` (where a replay window starts)."""
-        row = self.db.execute("SELECT max(id) FROM evidence WHERE received_us < %s", (received_us,)).fetchone()
-        return int(row[0] or 0)
-
-    def stream_seqs(self, node: int, boot: int) -> list[int]:
-        return [int(r[0]) for r in self.db.execute(
-            "SELECT seq FROM evidence WHERE node=%s AND boot=%s AND kind=%s AND type <> 'death' ORDER BY seq",
-            (node, boot, FRAME))]
-
-    def recent_boots(self, node: int, count: int) -> list[int]:
-        return sorted(r[0] for r in self.db.execute(
-            "SELECT DISTINCT boot FROM evidence WHERE node=%s AND kind=%s ORDER BY boot DESC LIMIT %s",
-            (node, FRAME, count)))
-
-    def lost_ranges(self) -> list[tuple[int, int, int, int]]:
-        out = []
-        for node, note in self.db.execute(
-                "SELECT node, note FROM evidence WHERE kind=%s AND type='lost' ORDER BY id", (COMMISSION,)):
-            entry = json.loads(note)
-            out.append((node, entry["boot"], entry["first_seq"], entry["last_seq"]))
-        return out
-
-    def last_birth(self, node: int) -> tuple[int, int] | None:
-        row = self.db.execute("SELECT boot, seq FROM evidence WHERE node=%s AND kind=%s AND type='birth' "
-                              "ORDER BY boot DESC, seq DESC LIMIT 1", (node, FRAME)).fetchone()
-        return (row[0], int(row[1])) if row else None
-
-    def deaths(self, node: int) -> list[tuple[int, int]]:
-        return [(r[0], int(r[1])) for r in self.db.execute(
-            "SELECT boot, seq FROM evidence WHERE node=%s AND kind=%s AND type='death' ORDER BY id", (node, FRAME))]
 
     # -- health, incidents, stats --
 
@@ -307,68 +244,17 @@ class PostgresStore:
         return [NodeHealth(*r) for r in self.db.execute(
             f"SELECT {NODE_HEALTH_COLUMNS} FROM node_health ORDER BY node")]
 
-    def health_changes(self, since_us: int, until_us: int) -> list[HealthChange]:
-        """Node state changes made at or after `since_us` and before `until_us`, in order."""
-        return [HealthChange(*r) for r in self.db.execute(
-            "SELECT node, at_us, old, new, why FROM health_changes WHERE at_us >= %s AND at_us < %s "
-            "ORDER BY at_us, id", (since_us, until_us))]
-
     def frame_times(self, types: tuple[str, ...], since_us: int, until_us: int) -> list[tuple[int, int, str]]:
         """(node, received_us, type) of the frames of these types received in [since_us, until_us), in order."""
         return [(r[0], int(r[1]), r[2]) for r in self.db.execute(
             "SELECT node, received_us, type FROM evidence WHERE kind = %s AND type = ANY(%s) AND received_us >= %s "
             "AND received_us < %s ORDER BY received_us, id", (FRAME, list(types), since_us, until_us))]
 
-    def incidents(self) -> list[tuple[str, str, int, str]]:
-        return [tuple(r) for r in self.db.execute(
-            "SELECT id, status, updated_us, body FROM incidents ORDER BY updated_us, id")]
-
-    def incident_get(self, incident_id: str) -> tuple[str, str, int, str] | None:
-        row = self.db.execute("SELECT id, status, updated_us, body FROM incidents WHERE id=%s",
-                              (incident_id,)).fetchone()
-        return tuple(row) if row else None
-
-    def counts_by_type(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT type, COUNT(*) FROM evidence WHERE kind=%s GROUP BY type", (FRAME,)))
-
-    def refusals_by_reason(self) -> dict[str, int]:
-        out = dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
-        for reason, n in self.quarantine_dropped().items():
-            out[reason] = out.get(reason, 0) + n
-        return out
-
-    def quarantine_counts(self) -> list[tuple[str, str, int]]:
-        return [(r[0], r[1], int(r[2])) for r in
-                self.db.execute("SELECT reason, topic, COUNT(*) FROM quarantine GROUP BY reason, topic")]
-
     def quarantine_dropped(self) -> dict[str, int]:
         try:
-            return {r[0]: int(r[1]) for r in
-                    self.db.execute("SELECT reason, SUM(count) FROM quarantine_dropped GROUP BY reason")}
+            return self._dropped_rows()
         except psycopg.errors.UndefinedTable:   # a read-only open of a database older than this table
             return {}
-
-    def frames_since(self, since_us: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=%s AND received_us >= %s",
-                               (FRAME, since_us)).fetchone()[0]
-
-    def node_health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
-        return [HealthChange(r[0], int(r[1]), r[2], r[3], r[4]) for r in self.db.execute(
-            "SELECT node, at_us, old, new, why FROM health_changes WHERE node=%s ORDER BY id DESC LIMIT %s",
-            (node, limit)).fetchall()]
-
-    def commission_entries(self, entry_type: str, node: int | None = None, limit: int = 100) -> list[EvidenceRow]:
-        where, args = ("AND node = %s ", (node,)) if node is not None else ("", ())
-        rows = self.db.execute(
-            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE kind = 'commission' AND type = %s {where}"
-            f"ORDER BY id DESC LIMIT %s", (entry_type, *args, limit)).fetchall()
-        return [EvidenceRow(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]), bytes(r[8]), r[9],
-                            r[10], bytes(r[11]), bytes(r[12])) for r in rows]
-
-    def refusals(self, limit: int = 100) -> list[Refusal]:
-        return [Refusal(*r) for r in self.db.execute(
-            "SELECT received_us, topic, raw, reason, detail, node FROM quarantine ORDER BY id DESC LIMIT %s",
-            (limit,))]
 
 
 def _first_line(exc: Exception) -> str:

@@ -8,27 +8,23 @@ loss: the config allows it for machines with a UPS, and says so.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 from linewatch.commission.store import (
-    COMMISSION,
     FRAME,
-    GENESIS,
     Batch,
     EvidenceRow,
-    HealthChange,
     NodeHealth,
     NodeRecord,
     Refusal,
     StoreError,
-    canonical,
     ids_in_order,
     split_duplicates,
 )
+from linewatch.commission.store_reads import EVIDENCE_COLUMNS, SqlReads, chain, evidence_row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -64,10 +60,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, updated_us INTEGER NOT NULL, body TEXT NOT NULL);
 """
 
-EVIDENCE_COLUMNS = "id, kind, type, node, boot, seq, topic, received_us, raw, verified, note, prev_hash, hash"
 
-
-class SQLiteStore:
+class SQLiteStore(SqlReads):
     def __init__(self, path: str, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
@@ -116,9 +110,8 @@ class SQLiteStore:
             self._writer.close()
         self.db.close()
 
-    def _chain_head(self) -> tuple[int, bytes]:
-        row = self._writer.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
-        return (row[0], bytes(row[1])) if row else (0, GENESIS)
+    def _chain_head(self) -> tuple | None:
+        return self._writer.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
 
     def bump_boot(self) -> int:
         with self._transaction():
@@ -145,7 +138,7 @@ class SQLiteStore:
                 if batch.dedupe and evidence:
                     evidence, duplicates, kept = self._dedupe(evidence)
                     refusals = refusals + duplicates
-                rows = self._chain(evidence) if evidence else []
+                rows = chain(self._chain_head(), evidence) if evidence else []
                 self._write(batch, rows, refusals)
         except sqlite3.Error as exc:
             raise StoreError(_write_failed(self.path, exc))
@@ -157,19 +150,6 @@ class SQLiteStore:
             "SELECT 1 FROM evidence WHERE node=? AND boot=? AND seq=? AND type=? AND kind=?",
             (r.node, r.boot, r.seq, r.type, FRAME)).fetchone()}
         return split_duplicates(evidence, stored)
-
-    def _chain(self, evidence: list[EvidenceRow]) -> list[tuple]:
-        last_id, last_hash = self._chain_head()
-        sha256 = hashlib.sha256
-        rows = []
-        append = rows.append
-        for _, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, *_ in evidence:
-            last_id += 1
-            prev = last_hash
-            last_hash = sha256(prev + canonical(last_id, kind, type_, node, boot, seq, topic, received_us, raw,
-                                                verified, note)).digest()
-            append((last_id, kind, type_, node, boot, seq, topic, received_us, raw, verified, note, prev, last_hash))
-        return rows
 
     def _write(self, batch: Batch, rows: list[tuple], refusals: list[Refusal]) -> None:
         db = self._writer
@@ -203,16 +183,9 @@ class SQLiteStore:
             self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?)",
                             (node.id, node.segment, node.lat, node.lon, node.alt_m, node.added_us))
 
-    def node_get(self, node_id: int) -> NodeRecord | None:
-        row = self.db.execute("SELECT * FROM nodes WHERE id=?", (node_id,)).fetchone()
-        return NodeRecord(*row) if row else None
-
     def node_remove(self, node_id: int) -> bool:
         with self._transaction():
             return self.db.execute("DELETE FROM nodes WHERE id=?", (node_id,)).rowcount > 0
-
-    def nodes(self) -> list[NodeRecord]:
-        return [NodeRecord(*r) for r in self.db.execute("SELECT * FROM nodes ORDER BY id")]
 
     # -- evidence --
 
@@ -221,14 +194,12 @@ class SQLiteStore:
         holding text (an edit outside the service) comes out as text, for `check` to name."""
         cursor = self.db.execute(f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > ? ORDER BY id", (after_id,))
         for r in cursor:
-            yield EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _blob(r[8]), r[9], r[10],
-                              _blob(r[11]), _blob(r[12]))
+            yield evidence_row(r)
 
     def frames_after(self, after_id: int, nodes: list[int], limit: int = 5000) -> list[EvidenceRow]:
         """Frame rows of these nodes after `after_id`, in chain order (a segment owner's feed)."""
         marks = ",".join("?" * len(nodes)) or "NULL"
-        return [EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
-                            bytes(r[11]), bytes(r[12])) for r in self.db.execute(
+        return [evidence_row(r) for r in self.db.execute(
             f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id > ? AND kind = ? AND node IN ({marks}) "
             f"ORDER BY id LIMIT ?", (after_id, FRAME, *nodes, limit))]
 
@@ -238,57 +209,14 @@ class SQLiteStore:
         for k in range(0, len(ids), 500):       # SQLite's bound on parameters per statement
             chunk = list(ids[k:k + 500])
             marks = ",".join("?" * len(chunk))
-            out += [EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _blob(r[8]), r[9], r[10],
-                                _blob(r[11]), _blob(r[12])) for r in self.db.execute(
+            out += [evidence_row(r) for r in self.db.execute(
                 f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id IN ({marks})", chunk)]
         return sorted(out, key=lambda r: r.id)
-
-    def last_evidence_id(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence").fetchone()[0]
-
-    def evidence_id_at(self, received_us: int) -> int:
-        """The last evidence id received before `received_us` (where a replay window starts)."""
-        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence WHERE received_us < ?",
-                               (received_us,)).fetchone()[0]
-
-    def stream_seqs(self, node: int, boot: int) -> list[int]:
-        return [r[0] for r in self.db.execute(
-            "SELECT seq FROM evidence WHERE node=? AND boot=? AND kind=? AND type NOT IN ('death') "
-            "ORDER BY seq", (node, boot, FRAME))]
-
-    def recent_boots(self, node: int, count: int) -> list[int]:
-        return sorted(r[0] for r in self.db.execute(
-            "SELECT DISTINCT boot FROM evidence WHERE node=? AND kind=? ORDER BY boot DESC LIMIT ?",
-            (node, FRAME, count)))
-
-    def lost_ranges(self) -> list[tuple[int, int, int, int]]:
-        import json
-        out = []
-        for node, note in self.db.execute(
-                "SELECT node, note FROM evidence WHERE kind=? AND type='lost' ORDER BY id", (COMMISSION,)):
-            entry = json.loads(note)
-            out.append((node, entry["boot"], entry["first_seq"], entry["last_seq"]))
-        return out
-
-    def last_birth(self, node: int) -> tuple[int, int] | None:
-        row = self.db.execute("SELECT boot, seq FROM evidence WHERE node=? AND kind=? AND type='birth' "
-                              "ORDER BY boot DESC, seq DESC LIMIT 1", (node, FRAME)).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def deaths(self, node: int) -> list[tuple[int, int]]:
-        return [(r[0], r[1]) for r in self.db.execute(
-            "SELECT boot, seq FROM evidence WHERE node=? AND kind=? AND type='death' ORDER BY id", (node, FRAME))]
 
     # -- health, incidents, stats --
 
     def health(self) -> list[NodeHealth]:
         return [NodeHealth(*r) for r in self.db.execute("SELECT * FROM node_health ORDER BY node")]
-
-    def health_changes(self, since_us: int, until_us: int) -> list[HealthChange]:
-        """Node state changes made at or after `since_us` and before `until_us`, in order."""
-        return [HealthChange(*r) for r in self.db.execute(
-            "SELECT node, at_us, old, new, why FROM health_changes WHERE at_us >= ? AND at_us < ? ORDER BY at_us, id",
-            (since_us, until_us))]
 
     def frame_times(self, types: tuple[str, ...], since_us: int, until_us: int) -> list[tuple[int, int, str]]:
         """(node, received_us, type) of the frames of these types received in [since_us, until_us), in order."""
@@ -297,51 +225,11 @@ class SQLiteStore:
             f"SELECT node, received_us, type FROM evidence WHERE kind = ? AND type IN ({marks}) AND received_us >= ? "
             f"AND received_us < ? ORDER BY received_us, id", (FRAME, *types, since_us, until_us))]
 
-    def incidents(self) -> list[tuple[str, str, int, str]]:
-        return list(self.db.execute("SELECT id, status, updated_us, body FROM incidents ORDER BY updated_us, id"))
-
-    def incident_get(self, incident_id: str) -> tuple[str, str, int, str] | None:
-        return self.db.execute("SELECT id, status, updated_us, body FROM incidents WHERE id=?",
-                               (incident_id,)).fetchone()
-
-    def counts_by_type(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT type, COUNT(*) FROM evidence WHERE kind=? GROUP BY type", (FRAME,)))
-
-    def refusals_by_reason(self) -> dict[str, int]:
-        out = dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
-        for reason, n in self.quarantine_dropped().items():
-            out[reason] = out.get(reason, 0) + n
-        return out
-
-    def quarantine_counts(self) -> list[tuple[str, str, int]]:
-        return list(self.db.execute("SELECT reason, topic, COUNT(*) FROM quarantine GROUP BY reason, topic"))
-
     def quarantine_dropped(self) -> dict[str, int]:
         try:
-            return dict(self.db.execute("SELECT reason, SUM(count) FROM quarantine_dropped GROUP BY reason"))
+            return self._dropped_rows()
         except sqlite3.OperationalError:   # a database the service never opened since it had this table
             return {}
-
-    def frames_since(self, since_us: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM evidence WHERE kind=? AND received_us >= ?",
-                               (FRAME, since_us)).fetchone()[0]
-
-    def node_health_changes(self, node: int, limit: int = 100) -> list[HealthChange]:
-        return [HealthChange(*r) for r in self.db.execute(
-            "SELECT node, at_us, old, new, why FROM health_changes WHERE node=? ORDER BY id DESC LIMIT ?",
-            (node, limit))]
-
-    def commission_entries(self, entry_type: str, node: int | None = None, limit: int = 100) -> list[EvidenceRow]:
-        where, args = ("AND node=? ", (node,)) if node is not None else ("", ())
-        return [EvidenceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10],
-                            bytes(r[11]), bytes(r[12])) for r in self.db.execute(
-            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE kind=? AND type=? {where}ORDER BY id DESC LIMIT ?",
-            (COMMISSION, entry_type, *args, limit))]
-
-    def refusals(self, limit: int = 100) -> list[Refusal]:
-        return [Refusal(*r) for r in self.db.execute(
-            "SELECT received_us, topic, raw, reason, detail, node FROM quarantine ORDER BY id DESC LIMIT ?",
-            (limit,))]
 
 
 def _write_failed(path: str, exc: BaseException) -> str:
@@ -350,10 +238,6 @@ def _write_failed(path: str, exc: BaseException) -> str:
     if isinstance(exc, sqlite3.OperationalError) and ("full" in str(exc) or "I/O" in str(exc)):
         text += f" (is the disk full? df -h {Path(path).resolve().parent})"
     return text
-
-
-def _blob(value):
-    return bytes(value) if isinstance(value, memoryview) else value
 
 
 class _Transaction:
