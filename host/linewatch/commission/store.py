@@ -3,7 +3,8 @@
 `open_store(path)` gives the SQLite implementation (store_sqlite.py), the embedded default;
 `open_store("postgresql://...")` the PostgreSQL one (store_postgres.py), for several
 aggregator instances sharing one database. Both pass the same suite
-(host/tests/test_store.py): a method added here is added to both, with its test there.
+(host/tests/test_store.py): a method added here is added to both, with its test there; a read
+whose SQL is the same on both engines is written once, in store_reads.py.
 The evidence log is append-only and hash-chained: each row's hash is
 sha256(previous row's hash || canonical content of the row, raw frame bytes included), so a
 later edit, insertion or deletion anywhere breaks the chain from that row on.
