@@ -3,6 +3,7 @@
 # Thresholds are per class, in the unit of that class's detection statistic (Detection.snr_db):
 #   0 unknown, 1 explosion, 2 small arms  dB of short-term over long-term average |x|
 #   3 drone                               dB of mean harmonic-bin power over its noise floor
+#   4 vehicle                             dB of 100-500 Hz band power over its noise floor
 #   5 tamper                              milli-g of jolt between two accelerometer samples
 # The refractory time per class (ms) silences repeats of a class after a report; both are
 # changed at runtime by downlink commands.
@@ -10,6 +11,7 @@ from .detection import Detection
 from .drone import DroneDetector
 from .impulse import ImpulseDetector
 from .tamper import TamperDetector
+from .vehicle import VehicleDetector
 
 try:
     from micropython import const
@@ -18,9 +20,9 @@ except ImportError:  # CPython
         return x
 
 _CLASSES = const((0, 1, 2, 3, 4, 5))
-_DEFAULT_REFRACTORY_MS = const((500, 500, 100, 30000, 60000, 10000))
+_DEFAULT_REFRACTORY_MS = const((500, 500, 100, 30000, 5000, 10000))
 _NONE = const(())
-_CAPABILITIES = const(8)          # lwproto.const CAP_DRONE: the birth frame's detector bits
+_CAPABILITIES = const(40)         # lwproto.const CAP_DRONE | CAP_VEHICLE: the birth frame's detector bits
 
 
 class DetectorChain:
@@ -29,7 +31,11 @@ class DetectorChain:
         self.impulse = ImpulseDetector(rate_hz, max_block=block)
         self.drone = DroneDetector(rate_hz)
         self.tamper = TamperDetector(accel_rate_hz)
-        self._by_class = (self.impulse, self.impulse, self.impulse, self.drone, None, self.tamper)
+        # the vehicle detector reads the drone's spectrum windows (no attribute of its own here:
+        # each name is interned in the node's RAM for good)
+        self.drone.vehicle = VehicleDetector(self.drone)
+        self._by_class = (self.impulse, self.impulse, self.impulse, self.drone, self.drone.vehicle,
+                          self.tamper)
         self._refractory = [0] * len(_CLASSES)     # in samples
         self._last = [None] * len(_CLASSES)        # onset index of the last report per class
         for cls in _CLASSES:
@@ -87,6 +93,7 @@ class DetectorChain:
     def feed_accel(self, x, y, z, sample_index):
         """One accelerometer sample in milli-g, stamped with the audio sample index of the
         moment it was read; returns a list of Detection (often empty)."""
+        self.drone.vehicle.feed(x, y, z, sample_index)  # type: ignore[union-attr]  # set in __init__
         det = self.tamper.feed(x, y, z, sample_index)
         if det is None:
             return _NONE

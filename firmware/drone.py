@@ -40,6 +40,7 @@ class DroneDetector:
         from . import dronesetup
         dronesetup.setup(self, rate_hz)
         self.threshold_db = _DEFAULT_THRESHOLD_DB
+        self.vehicle = None     # a VehicleDetector reading these spectrum windows too
         self.reset()
 
     def reset(self):
@@ -120,6 +121,8 @@ class DroneDetector:
                 floor[b] = fl + (p - fl) / _FLOOR_TAU
             else:  # creep up only (4.3 dB per _FLOOR_TAU_BUSY): a drone must not lift its floor
                 floor[b] = fl + fl / _FLOOR_TAU_BUSY
+        if self.vehicle is not None:
+            self.vehicle._evaluate(self, found)
 
     def _track(self, found):
         # the best candidate: its fundamental (Hz), score and first bin, or 0, 0.0, -1

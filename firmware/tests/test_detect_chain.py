@@ -61,7 +61,6 @@ def test_threshold_is_settable_per_class():
 
 @pytest.mark.parametrize("call", [
     lambda c: c.set_threshold(9, 10.0),
-    lambda c: c.set_threshold(4, 10.0),        # no vehicle detector on this node yet
     lambda c: c.set_threshold(1, -3.0),
     lambda c: c.set_threshold(1, "loud"),
     lambda c: c.set_refractory(2, -1),

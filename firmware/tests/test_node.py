@@ -72,9 +72,10 @@ def test_commands_apply_once_forgeries_and_replays_are_refused(tmp_path):
     node.on_downlink("t", command(7, event_class=c.EXPLOSION, threshold=3.0))            # replay
     node.on_downlink("t", command(8, key=bytes(32), event_class=c.EXPLOSION, threshold=3.0))  # forged
     node.on_downlink("t", b"\x00garbage")
-    node.on_downlink("t", command(9, event_class=c.VEHICLE, threshold=3.0))   # no such detector
+    node.on_downlink("t", command(9, event_class=c.VEHICLE, threshold=3.0))   # the vehicle detector
     assert node.detector.threshold(c.EXPLOSION) == 15.0
-    assert node.refused_commands == 4
+    assert node.detector.threshold(c.VEHICLE) == 3.0
+    assert node.refused_commands == 3
     again, _ = make_node(tmp_path)                 # the command counter survives a reboot
     again.on_downlink("t", command(7, event_class=c.EXPLOSION, threshold=3.0))
     assert again.refused_commands == 1

@@ -21,7 +21,7 @@ from lwtools.bench import detector_signals as S
 RUNNER = Path(__file__).with_name("detector_run.py")
 IMPULSE_MATCH_MS = 20      # an impulse detection within this of the true onset counts
 # refractory per class for the test streams (ms): the defaults, but drones 2 s (passes 5 s apart)
-REFRACTORY_MS = (500, 500, 100, 2000, 60000, 10000)
+REFRACTORY_MS = (500, 500, 100, 2000, 5000, 10000)
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,15 @@ def micropython_command() -> list[str]:
 
 def run_chain(samples: np.ndarray, interpreter: str = "micropython", rate: int = S.RATE,
               block: int = 256, mode: str = "viper",
-              refractory_ms: tuple[int, ...] = REFRACTORY_MS) -> tuple[list[Found], int]:
-    """Run detector_run.py over samples; (detections, microseconds spent in the chain)."""
+              refractory_ms: tuple[int, ...] = REFRACTORY_MS,
+              accel: np.ndarray | None = None) -> tuple[list[Found], int]:
+    """Run detector_run.py over samples (and accelerometer samples, one (x, y, z) per block,
+    milli-g); (detections, microseconds spent in the chain)."""
     with tempfile.TemporaryDirectory(prefix="lw-detect-") as tmp:
         audio = Path(tmp) / "audio.raw"
         samples.astype("<i2").tofile(audio)
+        if accel is not None:
+            np.asarray(accel).astype("<i2").tofile(str(audio) + ".accel")
         args = [str(audio), str(rate), str(block), mode, *map(str, refractory_ms)]
         if interpreter == "micropython":
             from linewatch.testing import micropython as mp

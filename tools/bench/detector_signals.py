@@ -130,3 +130,93 @@ def drone_stream(snr_db: float, passes: int, seed: int, noise_kind: str = "white
         x[onset:onset + len(tone)] += tone
         truths.append(Truth(3, onset, int(seconds * 1000), int(round(f0))))
     return to_int16(x), truths
+
+
+# ---------------------------------------------------------------- vehicles
+# Levels in dB SPL mapped to counts as the emulator does (background.amplitude_rms: full scale
+# 120 dB SPL); the field's floor is ~42 dB SPL of pink noise (docs/scenarios.md "Background").
+FULL_SCALE_DB_SPL = 120.0
+VEHICLE_KINDS = ("wheeled", "tracked")
+ACCEL_NOISE_MG = 4.0        # per axis per sample (MPU6050 at its 44 Hz filter: ~4 mg RMS)
+AT_REST_MG = (0, 0, 1000)
+
+
+def counts_rms(level_db_spl):
+    return 32767.0 / np.sqrt(2.0) * 10.0 ** ((np.asarray(level_db_spl, dtype=float)
+                                              - FULL_SCALE_DB_SPL) / 20.0)
+
+
+def vehicle_sound(rng: np.random.Generator, kind: str, n: int, rate: int = RATE) -> np.ndarray:
+    """Unit-RMS vehicle sound at the source. Wheeled: engine firing 25-60 Hz with 5 harmonics
+    and tyre/road noise under ~500 Hz. Tracked: track-link slap 40-90 Hz with harmonics and a
+    louder broadband rumble under ~1 kHz (tracks, running gear)."""
+    t = np.arange(n) / rate
+    if kind == "wheeled":
+        f0, harmonics, noise_share, cutoff = rng.uniform(25, 60), 5, 0.6, rng.uniform(350, 600)
+    elif kind == "tracked":
+        f0, harmonics, noise_share, cutoff = rng.uniform(40, 90), 6, 0.75, rng.uniform(700, 1100)
+    else:
+        raise ValueError(f"unknown vehicle kind {kind!r}")
+    tone = np.zeros(n)
+    wobble = 2 * np.pi * f0 * np.cumsum(1.0 + 0.02 * np.sin(2 * np.pi * 0.2 * t)) / rate
+    for h in range(1, harmonics + 1):
+        tone += rng.uniform(0.3, 1.0) / h * np.sin(h * wobble + rng.uniform(0, 2 * np.pi))
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / rate)
+    spec *= 1.0 / (1.0 + (f / cutoff) ** 4)
+    rumble = np.fft.irfft(spec, n)
+    tone /= np.sqrt(np.mean(tone ** 2))
+    rumble /= np.sqrt(np.mean(rumble ** 2))
+    return np.sqrt(1.0 - noise_share) * tone + np.sqrt(noise_share) * rumble
+
+
+def vibration_mg(kind: str, distance_m):
+    """RMS ground acceleration (milli-g, per axis) at the node: a heavy tracked vehicle ~40 mg
+    at 10 m, a wheeled one ~4 mg (1-5 and ~0.3 mm/s peak particle velocity at ~20 Hz), falling
+    as surface waves do (1/sqrt(r)) with the soil's damping (2 % per metre)."""
+    r = np.maximum(np.asarray(distance_m, dtype=float), 5.0)
+    a10 = 40.0 if kind == "tracked" else 4.0
+    return a10 * np.sqrt(10.0 / r) * np.exp(-0.02 * (r - 10.0))
+
+
+@dataclass(frozen=True)
+class Pass:
+    kind: str
+    closest_m: float
+    level_db: float           # dB SPL at 1 m
+    onset_index: int          # the pass's start in the stream
+    end_index: int
+
+
+def vehicle_stream(kind: str, closest_m: float, passes: int, seed: int, noise_kind: str = "pink",
+                   level_db: float = 105.0, floor_db: float = 42.0, speed_mps: float = 10.0,
+                   half_length_m: float = 400.0, gap_s: float = 20.0, block: int = 512,
+                   rate: int = RATE) -> tuple[np.ndarray, np.ndarray, list[Pass]]:
+    """`passes` vehicles driving past a node on a straight road `closest_m` away, each from
+    `half_length_m` before to after the closest point, `gap_s` of background between them.
+    Returns (int16 audio, accelerometer samples (blocks, 3) in milli-g, one per block, the
+    passes). Spreading 20 log r; the level ramps in over the pass's first and last 2 s."""
+    rng = np.random.default_rng(seed)
+    pass_s = 2 * half_length_m / speed_mps
+    n = int((5.0 + passes * (pass_s + gap_s)) * rate)
+    n -= n % block
+    x = noise(rng, n, noise_kind, rms=float(counts_rms(floor_db)), rate=rate)
+    blocks = n // block
+    accel = np.tile(np.array(AT_REST_MG, dtype=float), (blocks, 1))
+    accel += rng.normal(0.0, ACCEL_NOISE_MG, accel.shape)
+    truths = []
+    for p in range(passes):
+        start = int((5.0 + p * (pass_s + gap_s)) * rate)
+        m = int(pass_s * rate)
+        t = np.arange(m) / rate
+        dist = np.hypot(closest_m, speed_mps * t - half_length_m)
+        ramp = np.clip(np.minimum(t, pass_s - t) / 2.0, 0.0, 1.0)
+        level = counts_rms(level_db) / dist * ramp
+        x[start:start + m] += level * vehicle_sound(rng, kind, m, rate)
+        b0, b1 = -(-start // block), (start + m) // block
+        tb = (np.arange(b0, b1) * block - start) / rate
+        vib = vibration_mg(kind, np.hypot(closest_m, speed_mps * tb - half_length_m))
+        vib *= np.clip(np.minimum(tb, pass_s - tb) / 2.0, 0.0, 1.0)
+        accel[b0:b1] += rng.normal(0.0, 1.0, (b1 - b0, 3)) * vib[:, None]
+        truths.append(Pass(kind, closest_m, level_db, start, start + m))
+    return to_int16(x), np.round(accel).astype(np.int16), truths
