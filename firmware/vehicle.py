@@ -8,7 +8,8 @@
 # or a generator's tone is not a vehicle). Vibration: the mean per-sample change of the
 # accelerometer (|dx|+|dy|+|dz|, milli-g) over its own floor; it makes a window loud at half
 # the threshold (a tracked vehicle near the node in wind). An event is loud windows for
-# _SUSTAIN windows with gaps under _GAP windows; it is reported when it ends (onset and
+# _SUSTAIN windows (8 s: the emulator's wind gusts at 8 m/s lift the band 7-9 dB for ~5 s)
+# with gaps under _GAP windows; it is reported when it ends (onset and
 # duration: the end time) or, for a vehicle that stays, every _MAX_WINDOWS.
 #
 # Lean on purpose (firmware/README.md "Memory"): the state lives in two arrays with const
@@ -32,7 +33,7 @@ _WARMUP = const(25)              # windows (1 s): the floor is the plain mean fi
 _FALL_TAU = const(64)            # windows (~2.5 s): the floor follows a quieter band
 _RISE_TAU = const(1500)          # windows (~60 s): and a louder one, slowly
 _RISE_TAU_EVENT = const(6000)    # windows (~4 min): during an event
-_SUSTAIN = const(75)             # loud windows (3 s) make an event
+_SUSTAIN = const(200)            # loud windows (8 s) make an event: wind gusts last ~5 s
 _GAP = const(50)                 # quiet windows (2 s) end it
 _MAX_WINDOWS = const(1500)       # an event is reported at least every 60 s
 _VIB_TAU = const(8)              # accelerometer samples (~0.25 s at 31 Hz)
@@ -81,7 +82,7 @@ class VehicleDetector:
 
     def reset(self):
         ev = self._ev
-        for i in range(_BINS):
+        for i in range(_BINS):      # (not the band's bins)
             ev[i] = 0
         f = self._floor
         for i in range(_FLOATS):
