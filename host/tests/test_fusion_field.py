@@ -6,12 +6,15 @@ source (its own idea of UTC, seconds off, saturated error), a node claiming GPS 
 50 ms off, a clock that steps or drifts. Each case states what must hold.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from linewatch.fusion import FusionConfig, FusionEngine, Report, speed_of_sound
+from linewatch.fusion.airmemory import FLOOR_SD, AirMemory
 from linewatch.fusion.sound import wind_vector
+from linewatch.fusion.tdoa import TdoaFix
 from linewatch.geo import ContactLine, LocalFrame, haversine_m
 
 LINE = ContactLine([(48.0, 37.0), (48.0, 37.5)])          # drawn west -> east: "L" is north
@@ -150,3 +153,71 @@ def test_a_node_whose_clock_keeps_disagreeing_is_flagged_and_never_costs_good_ar
     judged = world.engine.node_timing()[bad]
     assert judged["flagged"] and abs(judged["offset_us"] - 80_000) < 10_000
     assert not any(j["flagged"] for node, j in world.engine.node_timing().items() if node != bad)
+
+
+# -- the air carried across fixes (fusion/airmemory.py) ---------------------------------------
+
+BIG = (8300.0, 1800.0)              # heard by every node within 10 km
+SMALL = [(7300.0, 100.0), (9800.0, -100.0), (6400.0, 50.0)]   # heard by the nodes within 1.3 km
+
+
+def small_blasts(world, reach_m=1300.0):
+    out = []
+    for k, xy in enumerate(SMALL):
+        reports = world.blast(xy, T0 + (60 + 40 * k) * 1_000_000, reach_m=reach_m)
+        assert 4 <= len(reports) <= 5
+        out.append((xy, reports))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_small_fixes_after_a_big_one_use_the_air_it_measured(seed):
+    """25 C and 6 m/s from 250 deg, told 15 C and calm. Alone, each 4-5 node blast keeps the told
+    air (too few arrivals to estimate it) and lands off; after the big blast, in the air it
+    measured, every one lands nearer and inside its ellipse."""
+    carried = Field(temperature_c=25.0, wind=(6.0, 250.0), seed=seed, pick_us=300.0)
+    carried.feed(carried.blast(BIG, T0))
+    alone_errors, carried_errors = [], []
+    for xy, reports in small_blasts(carried):
+        alone = Field(temperature_c=25.0, wind=(6.0, 250.0), seed=seed).feed(reports).close(T0)
+        [fix] = alone.incidents()
+        alone_errors.append(error_m(fix, xy))
+        carried.feed(reports)
+    carried.close(T0 + 200_000_000)
+    for xy, _ in small_blasts(Field(seed=seed)):
+        [fix] = [i for i in carried.incidents() if error_m(i, xy) < 500.0 and len(i.nodes) < 8]
+        carried_errors.append(error_m(fix, xy))
+        assert inside_ellipse(fix, xy, margin_m=2.0)
+    assert sum(carried_errors) < 0.6 * sum(alone_errors), (carried_errors, alone_errors)
+
+
+def fix_with_air(c_mps, wind, air_sd, prior):
+    return TdoaFix(0.0, 0.0, 0.0, ((1.0, 0.0), (0.0, 1.0)), 5.0, 5, (0, 1, 2, 3, 4, 5, 6, 7), (),
+                   wind=wind, c_mps=c_mps, air_sd=air_sd, prior=prior)
+
+
+def test_a_lesson_moves_the_prior_nearby_and_fades_with_distance_and_time():
+    told = FusionConfig().air
+    memory = AirMemory()
+    memory.learn("A-1", 48.0, 37.2, T0, fix_with_air(346.0, (4.0, -2.0), (0.5, 0.4, 0.4), told), 340.0)
+    near = memory.prior(told, 340.0, 48.0, 37.21, T0 + 60_000_000)
+    assert 344.5 < 340.0 + near.c_offset_mps < 346.0 and 3.0 < near.wind[0] < 4.0
+    assert FLOOR_SD[0] <= near.c_sd_mps < told.c_sd_mps and FLOOR_SD[1] <= near.wind_sd_mps < told.wind_sd_mps
+    far = memory.prior(told, 340.0, 48.0, 37.7, T0)                      # ~37 km away
+    old = memory.prior(told, 340.0, 48.0, 37.2, T0 + 4 * 3600 * 1_000_000)
+    for prior in (far, old):
+        assert abs(prior.c_offset_mps) < 0.3 and abs(prior.wind[0]) < 0.3
+    assert memory.prior(told, 340.0, 48.0, 37.21, T0, exclude={"A-1"}) == told
+
+
+def test_a_refit_replaces_its_lesson_and_a_fix_without_air_teaches_nothing():
+    told = FusionConfig().air
+    memory = AirMemory()
+    memory.learn("A-1", 48.0, 37.2, T0, fix_with_air(346.0, (0.0, 0.0), (0.5, 0.4, 0.4), told), 340.0)
+    memory.learn("A-1", 48.0, 37.2, T0, fix_with_air(341.0, (0.0, 0.0), (0.5, 0.4, 0.4), told), 340.0)
+    assert len(memory) == 1
+    assert 340.5 < 340.0 + memory.prior(told, 340.0, 48.0, 37.2, T0).c_offset_mps < 341.5
+    memory.learn("A-1", 48.0, 37.2, T0, fix_with_air(0.0, (0.0, 0.0), (0.0, 0.0, 0.0), told), 340.0)
+    assert len(memory) == 0
+    known = replace(told, c_sd_mps=0.0, wind_sd_mps=0.0)
+    assert memory.prior(known, 340.0, 48.0, 37.2, T0) == known

@@ -337,7 +337,8 @@ class Association:
         frame = LocalFrame(sum(r.lat for r in group) / len(group), sum(r.lon for r in group) / len(group))
         t_ref = min(r.onset_utc_us for r in group)
         arrivals = self.fixes.arrivals(group, frame, t_ref)
-        sources = cluster.partition(arrivals, self.speed_of_sound, self.config, self.fixes.judge(frame, t_ref, now_us))
+        judge = self.fixes.judge(frame, t_ref, now_us, frozenset(s.id for s in involved))
+        sources = cluster.partition(arrivals, self.speed_of_sound, self.config, judge)
         keys = [{arrivals[i].report.key for i in s.members + s.rejected} for s in sources]
         assigned = self._match(involved, keys)
         changed = []

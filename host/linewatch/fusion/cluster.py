@@ -356,7 +356,7 @@ def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.T
     t = [arrivals[i].t_s for i in chosen]
     sigma = [arrivals[i].sigma_s for i in chosen]
     # The mirror solution (a second fit) only for a fix that passes every test below.
-    air = config.air
+    air = judge.air if judge is not None and judge.air is not None else config.air
     fix = tdoa.locate(xy, t, sigma, c, start=start, outlier_p=config.outlier_p, mirror=False, wind=config.wind,
                       air=air)
     if fix is None or not (math.isfinite(fix.x) and math.isfinite(fix.y)):

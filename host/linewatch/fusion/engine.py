@@ -154,4 +154,5 @@ class FusionEngine:
             del self._seen[key]
         self._pairing.forget(horizon, self._ledger.forget(horizon))
         self._ctx.hearing.forget(horizon)
+        self._fixes.air_memory.forget(event_us)
         self._index.forget_empty()

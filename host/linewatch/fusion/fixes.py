@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 from ..geo import LocalFrame, haversine_m
 from . import cluster, hearing, hyperbola, side as side_of_line, timing
+from .airmemory import AirMemory
 from .ellipse import error_ellipse
 from .incident import Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
@@ -25,6 +26,7 @@ class Fixes:
         self.node_timing = node_timing or timing.NodeTiming(ctx.config)
         # incident id -> (speed of sound, wind, their 1-sigma) its fix estimated
         self.air_of: OrderedDict[str, tuple[float, tuple[float, float], float, float]] = OrderedDict()
+        self.air_memory = AirMemory()   # the air recent fixes of the segment estimated (airmemory.py)
 
     @property
     def config(self):
@@ -38,9 +40,14 @@ class Fixes:
         return [cluster.Arrival(r, *frame.to_xy(r.lat, r.lon), (r.onset_utc_us - t_ref) / 1e6,
                                 cluster.timing_sigma_s(r, self.config)) for r in reports]
 
-    def judge(self, frame: LocalFrame, t_ref: int, now_us: int) -> hearing.Judge:
-        """Refuses fixes no real source can give: too far to be heard, or nearer nodes silent."""
-        return self.ctx.hearing.judge(frame, t_ref, self.speed_of_sound, self.ctx.event_now(now_us))
+    def judge(self, frame: LocalFrame, t_ref: int, now_us: int, own: frozenset = frozenset()) -> hearing.Judge:
+        """Refuses fixes no real source can give: too far to be heard, or nearer nodes silent;
+        and gives the fits the air carried from recent fixes nearby (their own incidents', `own`,
+        left out)."""
+        judge = self.ctx.hearing.judge(frame, t_ref, self.speed_of_sound, self.ctx.event_now(now_us))
+        judge.air = self.air_memory.prior(self.config.air, self.speed_of_sound, frame.lat0, frame.lon0,
+                                          t_ref, own)
+        return judge
 
     def predicted_us(self, snap: Incident, report: Report) -> float:
         """When the incident's located source is heard at the report's node, in the air its
@@ -101,7 +108,7 @@ class Fixes:
         old = state.snapshot
         start = (*frame.to_xy(old.lat, old.lon), (old.time_utc_us - t_ref) / 1e6)
         fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start,
-                                  self.judge(frame, t_ref, now_us))
+                                  self.judge(frame, t_ref, now_us, frozenset({state.id})))
         if fix is None:
             return None
         members = [chosen[k] for k in fix.used]
@@ -135,11 +142,14 @@ class Fixes:
             where = side_of_line.side_of_fix(self.ctx.line, frame, fix.x, fix.y, fix.covariance, alternatives)
             lat, lon = frame.to_latlon(fix.x, fix.y)
             self._remember_air(state, fix)
+            self.air_memory.learn(state.id, lat, lon, t_ref + int(round(fix.t0_s * 1e6)), fix, self.speed_of_sound)
             self._learn_timing(state, fix, arrivals, source)
             fields.update(fix="tdoa", time_utc_us=t_ref + int(round(fix.t0_s * 1e6)), lat=lat, lon=lon,
                           ellipse_95=error_ellipse(fix.covariance), side=where.side,
                           side_probability=where.probability, distance_from_line_m=where.distance_m)
-        elif source.kind == "hyperbola":
+        else:
+            self.air_memory.drop(state.id)
+        if source.kind == "hyperbola":
             a, b = used
             hyp = hyperbola.hyperbola((a.x, a.y), (b.x, b.y), a.t_s, b.t_s, c,
                                       reach_m=self.config.search_margin_m)

@@ -64,6 +64,7 @@ class Judge:
     def __init__(self, hearing: Hearing, frame: LocalFrame, t_ref_us: int, c: float, event_us: int) -> None:
         self.hearing, self.t_ref_us, self.c, self.event_us = hearing, t_ref_us, c, event_us
         self.frame = frame
+        self.air = None             # tdoa.Air the fits of this frame start from (None: the config's)
         self._listening: tuple | None = None
 
     def _listeners(self) -> tuple:

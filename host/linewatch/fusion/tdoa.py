@@ -69,6 +69,7 @@ class TdoaFix:
     c_mps: float = 0.0                 # effective speed of sound of the fit (0: the caller's c)
     air_sd: tuple[float, float, float] = (0.0, 0.0, 0.0)   # 1-sigma of (c, wind east, north)
                                        # after the fit (0: taken as known)
+    prior: "Air | None" = None         # the air the fit was given (airmemory learns the difference)
 
     @property
     def covariance(self) -> np.ndarray:
@@ -389,6 +390,8 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         return None
     if xy.shape != (n, 2) or sigma_s.shape != (n,) or not (sigma_s > 0).all():
         raise ValueError("tdoa: need (n,2) positions and n positive timing errors for n arrivals")
+    told = air
+    c, air = _shifted(c, air)
     if air is not None:
         wind = air.wind
     range_m = t_s * c
@@ -413,7 +416,26 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         rejected.append(keep.pop(worst))
         guess = params
     other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind, air) if mirror else None
-    return _make_fix(params, cov, cov_xy, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind, air)
+    return _told(_make_fix(params, cov, cov_xy, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind, air),
+                 c, told)
+
+
+def _shifted(c: float, air: Air | None) -> tuple[float, Air | None]:
+    """An air whose prior centre is off the caller's c (carried from recent fixes: airmemory)
+    is fitted at that speed of sound, as if the caller had said it."""
+    if air is None or air.c_offset_mps == 0.0:
+        return c, air
+    return c + air.c_offset_mps, replace(air, c_offset_mps=0.0)
+
+
+def _told(fix: TdoaFix, c: float, told: Air | None) -> TdoaFix:
+    """The fix with the air it was given, and the speed of sound it used when that was not the
+    caller's (a fit that keeps the told air still predicts in it)."""
+    mirror = fix.mirror
+    if told is not None and told.c_offset_mps != 0.0 and not fix.c_mps:
+        fix = replace(fix, c_mps=c)
+        mirror = replace(mirror, c_mps=c) if mirror is not None and not mirror.c_mps else mirror
+    return replace(fix, prior=told, mirror=mirror)
 
 
 def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float, air: Air | None = None) -> TdoaFix:
@@ -421,13 +443,15 @@ def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float, air: Air | None = None
     added as locate(mirror=True) would: a search asks for it only once a fix has passed its
     cheaper tests, since most candidate fits are refused."""
     xy = np.asarray(xy, dtype=float)
+    told = air
+    c, air = _shifted(c, air)
     range_m = np.asarray(t_s, dtype=float) * c
     sigma_m = np.asarray(sigma_s, dtype=float) * c
     dc = fix.c_mps - c if fix.c_mps else 0.0
     params = (fix.x, fix.y, fix.t0_s * c, dc, fix.wind[0], fix.wind[1])
     wind = air.wind if air is not None else fix.wind
     other = _mirror_solution(xy, range_m, sigma_m, list(fix.used), params, fix.chi2, c, wind, air)
-    return replace(fix, mirror=other)
+    return _told(replace(fix, mirror=other), c, told)
 
 
 def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float, float]]:
