@@ -246,3 +246,27 @@ def test_a_flood_of_far_reports_does_not_crowd_out_a_sources_own_reports():
     [fixed] = [i for i in world.live() if last.evidence_id in i.reports]
     assert fixed.fix == "tdoa" and sorted(fixed.nodes) == [0x101, 0x102, 0x103, 0x201]
     assert error_m(fixed, source) < 0.5
+
+
+def test_a_vehicle_driving_past_the_nodes_is_one_track():
+    world = World()
+    # Drives east at 10 m/s along y = 200 m; the nodes 300 m off its road hear it while it is
+    # within ~450 m, each reporting once it has gone: onsets 100 s apart, the gap between
+    # what one node heard and the next ~35 s, received in the order the stretches ended.
+    reports = []
+    for i in range(8):
+        x_node = NODES[0x100 + i][0]
+        onset_s, end_s = (x_node - 2000.0 - 335.0) / 10.0, (x_node - 2000.0 + 335.0) / 10.0
+        r = world.report(0x100 + i, T0 + onset_s * 1e6, "vehicle", frequency_hz=230 + 5 * (i % 3))
+        reports.append(Report(**{**r.__dict__, "duration_ms": int((end_s - onset_s) * 1000),
+                                 "received_at_us": int(T0 + (end_s + 2.0) * 1e6)}))
+    # and another vehicle 10 km away at the same time: a track of its own
+    far = world.report(0x10B, T0 + 30e6, "vehicle", frequency_hz=240)
+    for r in sorted(reports + [far], key=lambda r: r.received_at_us):
+        for incident in world.engine.add(r, r.received_at_us):
+            world.latest[incident.id] = incident
+    vehicles = [i for i in world.live() if i.event_class == "vehicle"]
+    assert sorted(len(i.reports) for i in vehicles) == [1, 8], vehicles
+    [track] = [i for i in vehicles if len(i.reports) == 8]
+    assert len(track.track) == 8 and track.side == "L"
+    assert abs(((track.heading_deg - 90.0 + 180) % 360) - 180) < 20    # east

@@ -68,6 +68,10 @@ class FusionConfig:
     # Tracks of continuous sounds (drones, vehicles).
     track_gap_s: float = 60.0
     track_speed_max_mps: float = 70.0
+    # A node reports a vehicle when it has gone (or every 60 s), so the next node's report may
+    # come minutes later: 1 km between nodes at 5 m/s is 200 s.
+    vehicle_track_gap_s: float = 300.0
+    vehicle_speed_max_mps: float = 25.0
     hearing_range_m: float = 1_500.0
     track_frequency_tolerance: float = 0.2
     track_smoothing_s: float = 10.0

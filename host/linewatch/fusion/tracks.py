@@ -3,7 +3,9 @@
 A rotor or engine has no sharp onset, so its position is taken from who hears it: the
 signal-to-noise weighted centroid of the nodes that heard it within a short smoothing window.
 A detection joins the track of the same class with a similar tone whose last position it can
-have reached (hearing range plus the fastest plausible speed times the gap). The track's
+have reached (hearing range plus the fastest plausible speed times the gap since the track
+was last heard: a detection covers its onset to onset + duration). Vehicles get their own gap
+and speed (config: a node reports a vehicle once it has gone, so reports come further apart). The track's
 side of the line is followed with hysteresis; each change of side is a crossing.
 """
 from __future__ import annotations
@@ -38,8 +40,9 @@ class Track:
     last_received_us: int = 0        # the engine's event clock when last heard (not wall time)
 
     @property
-    def last_onset_us(self) -> int:
-        return self.reports[-1].onset_utc_us
+    def last_heard_us(self) -> int:
+        """The end of the latest heard stretch (onset + duration) of the track's reports."""
+        return max(r.onset_utc_us + r.duration_ms * 1000 for r in self.reports)
 
 
 class Tracker:
@@ -60,18 +63,27 @@ class Tracker:
 
     def expire(self, now_us: int) -> list[Track]:
         """Tracks silent for longer than the gap: they are closed and forgotten."""
-        gap_us = self.config.track_gap_s * 1e6
-        done = [t for t in self.tracks if now_us - t.last_received_us > gap_us]
-        self.tracks = [t for t in self.tracks if now_us - t.last_received_us <= gap_us]
+        done = [t for t in self.tracks if now_us - t.last_received_us > self._gap_s(t.event_class) * 1e6]
+        self.tracks = [t for t in self.tracks if t not in done]
         return done
+
+    def _gap_s(self, event_class: str) -> float:
+        c = self.config
+        return c.vehicle_track_gap_s if event_class == "vehicle" else c.track_gap_s
+
+    def _speed_max_mps(self, event_class: str) -> float:
+        c = self.config
+        return c.vehicle_speed_max_mps if event_class == "vehicle" else c.track_speed_max_mps
 
     def _track_for(self, report: Report) -> Track:
         best = None
         for track in self.tracks:
             if track.event_class != report.event_class:
                 continue
-            gap_s = abs(report.onset_utc_us - track.last_onset_us) / 1e6
-            if gap_s > self.config.track_gap_s:
+            # time between what the report heard and what the track has (either side of it)
+            gap_s = max(0.0, report.onset_utc_us - track.last_heard_us,
+                        track.reports[0].onset_utc_us - report.onset_utc_us - report.duration_ms * 1000) / 1e6
+            if gap_s > self._gap_s(report.event_class):
                 continue
             if track.frequency_hz > 0 and report.frequency_hz > 0 and \
                     abs(report.frequency_hz - track.frequency_hz) > self.config.track_frequency_tolerance * track.frequency_hz:
@@ -79,7 +91,7 @@ class Tracker:
             _, lat, lon = track.path[-1]
             frame = LocalFrame(lat, lon)
             distance = math.hypot(*frame.to_xy(report.lat, report.lon))
-            reach = 2 * self.config.hearing_range_m + self.config.track_speed_max_mps * gap_s
+            reach = 2 * self.config.hearing_range_m + self._speed_max_mps(report.event_class) * gap_s
             if distance <= reach and (best is None or distance < best[0]):
                 best = (distance, track)
         if best is not None:
