@@ -15,10 +15,10 @@ T0 = 1_800_000_000_000_000
 
 
 class Desk:
-    def __init__(self, deferred=False):
+    def __init__(self, deferred=False, config=None):
         """deferred: as the service runs fusion (defer_wide), with no idle moment before the
         last report: the deferred searches are settled only then."""
-        self.engine = FusionEngine(LINE, FusionConfig())
+        self.engine = FusionEngine(LINE, config or FusionConfig())
         self.engine.defer_wide = deferred
         self.evidence = 0
         self.latest = {}
@@ -139,8 +139,8 @@ def test_a_blast_named_unknown_by_far_nodes_is_one_explosion():
 
 def test_a_blast_and_a_shot_named_so_never_share_a_source():
     """Named classes that differ are two sounds: an explosion's arrival never completes a
-    shot's fix, though an unknown one may join either."""
-    desk = Desk()
+    shot's fix, though an unknown one may join either (pairs published, to see the shot's)."""
+    desk = Desk(config=FusionConfig(publish_pairs=True))
     blast = desk.shots((4000.0, 200.0), T0, 1, 0.0, [0x101, 0x102, 0x103], "explosion")
     shot = desk.shots((4000.0, 200.0), T0, 1, 0.0, [0x201, 0x202], "small_arms")
     desk.deliver(blast + shot)
@@ -151,8 +151,8 @@ def test_a_blast_and_a_shot_named_so_never_share_a_source():
 def test_a_published_pair_left_with_one_node_is_withdrawn_not_a_detection():
     """A hyperbola of two sounds' arrivals is published; when the second sound's fix takes
     one of them, the other is a lone report again: held, and the hyperbola withdrawn (it
-    stood as a false 'detection' incident)."""
-    desk = Desk()
+    stood as a false 'detection' incident). Pairs are published here (FusionConfig.publish_pairs)."""
+    desk = Desk(config=FusionConfig(publish_pairs=True))
     lone = desk.shots((1900.0, 600.0), T0, 1, 0.0, [0x100], "explosion")
     blast = desk.shots((4000.0, 200.0), T0 - 1_000_000, 1, 0.0, [0x101, 0x102, 0x103, 0x201, 0x202], "explosion")
     first = min(blast, key=lambda r: r.onset_utc_us)

@@ -20,8 +20,8 @@ JSON_KEYS = {"id", "class", "status", "provisional", "fix", "time_utc_us", "lat"
 
 
 class World:
-    def __init__(self, clock_error_us=1000):
-        self.engine = FusionEngine(LINE, FusionConfig())
+    def __init__(self, clock_error_us=1000, config=None):
+        self.engine = FusionEngine(LINE, config or FusionConfig())
         self.clock_error_us = clock_error_us
         self.evidence = 0
         self.latest = {}
@@ -78,10 +78,22 @@ def test_an_echo_at_one_node_is_rejected_from_the_fix():
     assert incident.side == "R"
 
 
-def test_two_nodes_give_a_hyperbola_and_one_node_is_no_incident():
+def test_two_nodes_give_a_hyperbola_held_until_a_third_makes_a_fix():
     """A lone impulsive report is held, not published: one node cannot tell a blast from a
-    door or its own fault; the second node's report makes it a hyperbola, published."""
+    door or its own fault; nor can two (unrelated false alarms at neighbouring nodes pair
+    within the travel time between them): the pair is held until a third node's report makes
+    it a fix, published."""
     world = World()
+    assert world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x104])) == []
+    assert world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x203])) == []
+    [fix] = world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x105]))
+    assert fix.fix == "tdoa" and sorted(fix.nodes) == [0x104, 0x105, 0x203]
+    world.engine.tick(T0 + 600_000_000)
+    assert world.engine.tick(T0 + 600_000_000) == []
+
+
+def test_with_pairs_published_two_nodes_give_a_hyperbola():
+    world = World(config=FusionConfig(publish_pairs=True))
     assert world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x104])) == []
     [pair] = world.feed(world.blast((6000.0, 0.0), T0, nodes=[0x203]))
     assert pair.fix == "hyperbola" and sorted(pair.nodes) == [0x104, 0x203]

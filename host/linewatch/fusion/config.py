@@ -31,6 +31,12 @@ class FusionConfig:
     # spare arrivals estimates both; its ellipse carries what stays unknown. 0: taken as known.
     sound_speed_sd_mps: float = 2.0
     wind_sd_mps: float = 1.5
+    # A two-node pair (a hyperbola) is published only with this set: one sound heard by two
+    # nodes cannot be placed, and at the detectors' measured false-alarm rates (~10-20 per
+    # node-hour in the field, emulator/false_alarms.py) unrelated lone reports at neighbouring
+    # nodes pair within the travel time between them ~100 times per node-day. Held, such a
+    # pair is evidence all the same and is published as the fix a third node makes of it.
+    publish_pairs: bool = False
     # A clock worse than this (no GPS, no NTP) times nothing: its reports are detections only.
     max_clock_error_us: int = 500_000
     # Nodes further apart than this do not hear one source together (explosions: ~10 km each).

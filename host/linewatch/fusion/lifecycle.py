@@ -192,7 +192,7 @@ class Ledger:
             state = self.by_id.get(incident.id)
             lone = incident.event_class in IMPULSIVE and (incident.fix == "detection" or not incident.nodes)
             if state is not None and not state.published:
-                if lone or self._mixed_pair(state, incident):
+                if lone or self._held_pair(state, incident):
                     continue
                 state.published = True
             elif state is not None and lone and state.reports and state.number in self.open \
@@ -201,13 +201,14 @@ class Ledger:
             out.append(incident)
         return out
 
-    @staticmethod
-    def _mixed_pair(state: IncidentState, incident: Incident) -> bool:
-        """Two nodes that named their sounds differently (one "unknown") are not yet an
-        incident: such a pair is held until a third arrival makes it a fix. The classes fuse
-        as one family (report.family), so lone false alarms at neighbouring nodes pair across
-        classes too; published, such pairs doubled a quiet line's false incidents."""
-        return incident.fix == "hyperbola" and len({r.event_class for r in state.reports}) > 1
+    def _held_pair(self, state: IncidentState, incident: Incident) -> bool:
+        """A two-node pair is not yet an incident (config.publish_pairs): it is held until a
+        third arrival makes it a fix. With pairs published, still a pair whose nodes named
+        their sounds differently (one "unknown") is held: the classes fuse as one family
+        (report.family), so lone false alarms at neighbouring nodes pair across classes too."""
+        if incident.fix != "hyperbola":
+            return False
+        return not self.ctx.config.publish_pairs or len({r.event_class for r in state.reports}) > 1
 
     def hold(self, state: IncidentState, now_us: int) -> IncidentState:
         """A published incident whose reports all came from one node (the others went to a
