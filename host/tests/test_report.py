@@ -124,11 +124,15 @@ places = [
 def day(tmp_path_factory):
     import tomllib
     folder = tmp_path_factory.mktemp("report-day")
+    # The day's events happened in the half minute before now (the direct tier stamps frames
+    # with the scenario's time, and the report reads a day up to now), all of them today.
+    scenario = sc.parse(tomllib.loads(SCENARIO))
+    span_s = int(scenario.duration_s) + 2
     now = time.time_ns() // 1000
-    if (now // 1_000_000) % 86400 > 86400 - 600:       # so close to midnight the run would span two days
-        time.sleep(86400 - (now // 1_000_000) % 86400 + 1)
+    if (now // 1_000_000) % 86400 < span_s:             # the scenario would begin yesterday
+        time.sleep(span_s - (now // 1_000_000) % 86400)
         now = time.time_ns() // 1000
-    scenario = dataclasses.replace(sc.parse(tomllib.loads(SCENARIO)), start_utc_us=now)
+    scenario = dataclasses.replace(scenario, start_utc_us=now - span_s * 1_000_000)
     world, _ = prepare(scenario, real_time=False)
     desk = Commission.prepare(folder / "commission", world, ("127.0.0.1", 1))
     with open(desk.config_path, "a") as f:

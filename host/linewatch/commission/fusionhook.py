@@ -22,6 +22,7 @@ class FusionHook:
         self.report_cls = report_cls
         self.fixed_temperature = temperature_c
         self.temperatures: dict[int, float] = {}
+        self.clock = now_us         # the commission's time (the direct tier sets its run's clock)
         if temperature_c is not None:
             engine.set_temperature(temperature_c)
 
@@ -46,7 +47,7 @@ class FusionHook:
                 duration_ms=v["duration_ms"], frequency_hz=v["frequency_hz"], snr_db=v["snr_db"],
                 evidence_id=evidence_id, received_at_us=result.received_us,
                 clock_source=_clock_name(f.clock_source))
-            return [incident_dict(i) for i in self.engine.add(report, now_us())]
+            return [incident_dict(i) for i in self.engine.add(report, self.clock())]
         except ValueError as exc:   # a report fusion refuses is logged, never fatal
             log.warning("fusion refused the event of node 0x%04x: %s", f.node, exc)
             return []

@@ -4,23 +4,22 @@ commission's own service code in-process, without a broker, sockets or asyncio p
 
     world + synthesizer -> audio blocks -> lwnode.node.Node's detector chain and _report()
     heartbeats / birth  -> lwnode.node.Node.heartbeat() / birth()  (its frame code, its key)
-    frames, in scenario-time order -> linewatch.commission.service.Aggregator.ingest_round
+    frames, in the order made       -> linewatch.commission.service.Aggregator.ingest_round
                                       (verify, replay rule, evidence chain, health, fusion)
 
 One discrete-event loop over a heap of (time, node, what): no task, no timer, no socket per
 node. What it leaves out, on purpose (the full tier keeps them, and CI keeps running it):
 MQTT and the broker, the node's radio link (latency, losses), its asyncio tasks and sampling
 ring (no overruns), its durable flash queue, acks, resend requests and deaths (every frame
-arrives once, at once), reboots, failures, outages and tamper actions (the scenario's faults
-are not played), commands. The commission's clock is the wall clock here as in the full
-tier's virtual runs. `host/tests/test_emulator_direct.py` holds both tiers to the same
-located sources on one scenario.
+arrives once, at once), link and broker outages (they only delay frames), commands. Failures,
+reboots and tamper actions are played. The commission's clock is the run's: a frame is received when it
+was made. `host/tests/test_e2e.py::test_direct_tier_agrees_with_the_full_chain` holds both
+tiers to the same sources heard and located on the demo scenario.
 """
 from __future__ import annotations
 
 import heapq
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from lwnode.hal import sim
 from lwnode.node import Node
 from lwproto import topic as topics
 from lwproto.const import BIRTH as BIRTH_FRAME
+from lwproto.const import EVENT as EVENT_FRAME
 from lwproto.const import CLOCK_ERROR_MAX_US
 
 from linewatch.emulator.boardview import WorldBoard
@@ -48,12 +48,15 @@ from linewatch.emulator.world import World
 
 log = logging.getLogger("linewatch.emulator.direct")
 
-BIRTH, HEARTBEAT, AUDIO, DOWN, UP = 0, 1, 2, 3, 4       # what an event of the run is
+# What an event of the run is; at one instant, a node's power changes before what it hears.
+UP, DOWN, BIRTH, HEARTBEAT, AUDIO = 0, 1, 2, 3, 4
 ROUND_FRAMES = 2000        # frames handed to the commission per round at most
 ROUND_S = 1.0              # ... and at least once per second of scenario
-# Audio is synthesized and fed a second at a time, in time order with every other node's, so
-# no node's reports run ahead of the others' by more than that (fusion's event clock and its
-# silence test read arrival order).
+# Audio is fed a second at a time per node (CHUNK), so a node's frames are made up to a second
+# ahead of the others'. The commission gets them in the order they were made, as the full
+# chain's does (fusion's event clock and its silence test read arrival order): a round hands
+# over only the frames made before every node's next event (nothing made later can come
+# before them), sorted by when they were made.
 CHUNK = SAMPLE_RATE // AUDIO_BLOCK * AUDIO_BLOCK
 
 
@@ -127,18 +130,19 @@ class _Board(WorldBoard, sim.Board):
 
 
 class _Outbox:
-    """The node's queue, as Node sees it: frames go straight to the commission."""
+    """The node's queue, as Node sees it: frames go straight to the run's outbox, each with
+    the run's time it was made."""
 
     depth = 0                   # never full: nothing coalesced or dropped (firmware/store.py)
     coalesced_heartbeats = 0
     dropped_events = 0
     dropped_other = 0
 
-    def __init__(self, node: WorldNode, sink: list) -> None:
-        self.node, self.sink = node, sink
+    def __init__(self, node: WorldNode, sink: list, clock: SteppedClock) -> None:
+        self.node, self.sink, self.clock = node, sink, clock
 
     def append(self, boot: int, seq: int, ftype: int, data: bytes) -> None:
-        self.sink.append((topics.uplink(self.node.segment, self.node.id, ftype), data))
+        self.sink.append((self.clock.now, ftype, topics.uplink(self.node.segment, self.node.id, ftype), data))
 
 
 @dataclass
@@ -169,13 +173,17 @@ class DirectRun:
         self.numpy_dsp = numpy_dsp
         self.clock = SteppedClock(world.start_utc_us)
         self.synth = Synthesizer(world, scenario.sources, scenario.faults, scenario.seed)
-        self.outbox: list[tuple[str, bytes]] = []
+        self.outbox: list[tuple[int, int, str, bytes]] = []   # (made at, type, topic, frame)
+        self.commission_now = world.start_utc_us                # the commission's clock: the run's
         self.summary = DirectSummary(scenario.name, len(world.nodes), scenario.duration_s)
         self.rates = false_alarms_per_hour         # None: measured (feedplan.py)
         self.nodes: dict[int, Node] = {}
         self.index: dict[int, int] = {}
         self.down: set[int] = set()
+        self.off = self._off_spans()
         self.master_key, self.workdir = master_key, workdir
+        if aggregator.fusion is not None:
+            aggregator.fusion.clock = lambda: self.commission_now
         for wn in world.nodes:
             self._power_on(wn, 1)
         for t in scenario.sources:
@@ -194,7 +202,7 @@ class DirectRun:
         old = self.nodes.get(wn.id)
         if old is not None:
             board.tamper = old.board.tamper
-        node = self.nodes[wn.id] = Node(config, board, boot, queue=_Outbox(wn, self.outbox))
+        node = self.nodes[wn.id] = Node(config, board, boot, queue=_Outbox(wn, self.outbox, self.clock))
         self.index[wn.id] = 0
         return node
 
@@ -210,17 +218,35 @@ class DirectRun:
             heap.append((start + offset + beat, wn.id, HEARTBEAT, None))
         for node_id, spans in self._feed_plan().items():
             for start_s, end_s, alarms in spans:
-                first = int(math.floor(start_s * SAMPLE_RATE))
-                last = first + -(-int(math.ceil(end_s * SAMPLE_RATE) - first) // AUDIO_BLOCK) * AUDIO_BLOCK
-                heap.append((start + first * 1_000_000 // SAMPLE_RATE, node_id, AUDIO, [first, last, alarms, None, None, 0]))
-        for f in self.scenario.faults:      # failures and reboots; link outages only delay frames
-            if isinstance(f, NodeFault) and f.node_id in self.nodes and f.kind != "silent":
-                heap.append((start + int(f.time_s * 1e6), f.node_id, DOWN, None))
-                if f.duration_s is not None:
-                    heap.append((start + int((f.time_s + f.duration_s) * 1e6), f.node_id, UP, None))
+                first, last = feedplan.samples(start_s, end_s, self.scenario.duration_s, AUDIO_BLOCK)
+                if first < last:
+                    heap.append((start + first * 1_000_000 // SAMPLE_RATE, node_id, AUDIO,
+                                 [first, last, alarms, None, None, first]))
+        for node_id, spans in self.off.items():
+            for down, up in spans:
+                heap.append((down, node_id, DOWN, None))
+                if up is not None:
+                    heap.append((up, node_id, UP, None))
         heapq.heapify(heap)
         self._end, self._beat = end, beat
         return heap
+
+    def _off_spans(self) -> dict[int, list[tuple[int, int | None]]]:
+        """Per node, the (down, up or None) run times it is powered off: failures and reboots
+        (link outages only delay frames, which this tier does not model)."""
+        start, off = self.world.start_utc_us, {}
+        for f in self.scenario.faults:
+            if isinstance(f, NodeFault) and f.kind != "silent" and any(n.id == f.node_id for n in self.world.nodes):
+                up = None if f.duration_s is None else start + int((f.time_s + f.duration_s) * 1e6)
+                off.setdefault(f.node_id, []).append((start + int(f.time_s * 1e6), up))
+        return {node_id: sorted(spans, key=lambda s: s[0]) for node_id, spans in off.items()}
+
+    def _off_at(self, node_id: int, t_us: int) -> tuple[int, int | None] | None:
+        """The span during which the node is off at t_us, if any."""
+        for down, up in self.off.get(node_id, ()):
+            if down <= t_us and (up is None or t_us < up):
+                return down, up
+        return None
 
     def _feed_plan(self) -> dict[int, list]:
         """As the full tier's runner plans it."""
@@ -239,6 +265,7 @@ class DirectRun:
     def _run(self) -> DirectSummary:
         started = time.monotonic()
         heap = self._events()
+        self._full_at = ROUND_FRAMES
         next_round = self.world.start_utc_us + int(ROUND_S * 1e6)
         while heap and heap[0][0] <= self._end:
             at, node_id, what, span = heapq.heappop(heap)
@@ -254,28 +281,23 @@ class DirectRun:
                 node = self._power_on(self.world.node(node_id), node.boot + 1)
                 node._enqueue(BIRTH_FRAME, node.birth())
                 heapq.heappush(heap, (at + self._beat, node_id, HEARTBEAT, node.boot))
-            elif node_id in self.down:      # powered off: hears nothing, says nothing
+            elif what == AUDIO:             # a node powered off hears nothing (_listen)
+                cpu = time.process_time()
+                later = self._listen(node_id, node, span)
+                self.summary.audio_cpu_s += time.process_time() - cpu
+                if later is not None:        # the rest of a long stretch, in time order with the others
+                    heapq.heappush(heap, (later[0], node_id, AUDIO, later[1]))
+            elif node_id in self.down:      # powered off: says nothing
                 if what == HEARTBEAT and span == node.boot:
                     heapq.heappush(heap, (at + self._beat, node_id, HEARTBEAT, node.boot))
-                elif what == AUDIO and span[0] + CHUNK < span[1]:
-                    later = [span[0] + CHUNK, span[1], span[2], None, None, 0]
-                    heapq.heappush(heap, (self.world.start_utc_us + later[0] * 1_000_000 // SAMPLE_RATE,
-                                          node_id, AUDIO, later))
             elif what == HEARTBEAT:
                 if span in (None, node.boot):      # a rebooted node keeps its new boot's rhythm
                     node.heartbeat()
                     heapq.heappush(heap, (at + self._beat, node_id, HEARTBEAT, node.boot))
             elif what == BIRTH:
                 node._enqueue(BIRTH_FRAME, node.birth())
-            else:
-                cpu = time.process_time()
-                later = self._listen(node_id, node, span)
-                self.summary.audio_cpu_s += time.process_time() - cpu
-                if later is not None:        # the rest of a long stretch, in time order with the others
-                    heapq.heappush(heap, (self.world.start_utc_us + later[0] * 1_000_000 // SAMPLE_RATE,
-                                          node_id, AUDIO, later))
-            if len(self.outbox) >= ROUND_FRAMES:
-                self._deliver(at)
+            if len(self.outbox) >= self._full_at:
+                self._deliver(heap[0][0] if heap else self._end)
         self.clock.now = self._end
         self._deliver(self._end, final=True)
         s = self.summary
@@ -283,21 +305,29 @@ class DirectRun:
         s.wall_s = time.monotonic() - started
         return s
 
-    def _listen(self, node_id: int, node: Node, span: list) -> list | None:
+    def _listen(self, node_id: int, node: Node, span: list) -> tuple[int, list] | None:
         """A second (CHUNK) of a stretch of audio through the node's own detector, a firmware
         block at a time, each block stamped by the node's clock at its end (as the full tier's
-        board does). Audio is synthesized in the full tier's windows (MAX_CHUNK_S), so both
-        tiers feed identical samples. Returns the rest of the stretch, or None."""
-        k, last, alarms, window, samples, base = span   # k: the next sample; window: from sample base
+        board does). Audio is synthesized in the full tier's windows (MAX_CHUNK_S, from the
+        stretch's first sample), so both tiers feed identical samples. A node hears a block
+        only if it is powered at the block's end (the full tier's feeder hands it over then):
+        a power cut ends the second there, and the stretch goes on with the first block after
+        the node is back. Returns (run time, rest of the stretch), or None."""
+        k, last, alarms, window, samples, first = span   # k: the next sample; first: the stretch's
         start_us = self.world.start_utc_us
-        if window is None or k >= base + len(samples):
-            size = int(MAX_CHUNK_S * SAMPLE_RATE) // AUDIO_BLOCK * AUDIO_BLOCK
-            window, base = self.synth.window(node_id, k, min(size, last - k)), k
+        size = int(MAX_CHUNK_S * SAMPLE_RATE) // AUDIO_BLOCK * AUDIO_BLOCK
+        off = self._off_at(node_id, start_us + (k + AUDIO_BLOCK) * 1_000_000 // SAMPLE_RATE)
+        if off is not None:
+            return self._after(off, k, last, alarms, window, samples, first)
+        if window is None or k >= window.first_sample + len(samples):
+            base = first + (k - first) // size * size
+            window = self.synth.window(node_id, base, min(size, last - base))
             samples = window.samples
             if alarms:
-                samples = feedplan.with_stand_ins(samples, k, alarms, self.world.node(node_id).noise_floor_db)
-            samples = feedplan.silenced(samples, k, self.scenario.faults, node_id)
+                samples = feedplan.with_stand_ins(samples, base, alarms, self.world.node(node_id).noise_floor_db)
+            samples = feedplan.silenced(samples, base, self.scenario.faults, node_id)
             self.summary.audio_s += len(samples) / SAMPLE_RATE
+        base = window.first_sample
         board = node.board
         stop = min(k + CHUNK, base + len(samples))
         if self.numpy_dsp:
@@ -306,8 +336,12 @@ class DirectRun:
             i = at - base
             piece = samples[i:i + AUDIO_BLOCK]
             n = len(piece)
+            end_us = start_us + (at + n) * 1_000_000 // SAMPLE_RATE
+            off = self._off_at(node_id, end_us)
+            if off is not None:
+                return self._after(off, at, last, alarms, window, samples, first)
             index = self.index[node_id]
-            self.clock.now = start_us + (at + n) * 1_000_000 // SAMPLE_RATE
+            self.clock.now = end_us
             board.stamp = board.block_stamp(window.node_start_us + (i + n) * 1_000_000 // SAMPLE_RATE,
                                             window.true_start_us + (i + n) * 1_000_000 // SAMPLE_RATE)
             node.timeline.mark(index + n, board.stamp)
@@ -320,26 +354,60 @@ class DirectRun:
                 accel = board.accel_read()
                 for det in node.detector.feed_accel(accel[0], accel[1], accel[2], index + n):
                     node._report(det)
-        return [stop, last, alarms, window, samples, base] if stop < last else None
+        if stop >= last:
+            return None
+        return start_us + stop * 1_000_000 // SAMPLE_RATE, [stop, last, alarms, window, samples, first]
 
-    def _deliver(self, at_us: int, final: bool = False) -> None:
-        """Hand what the nodes made to the commission: one ingest round (check, commit,
-        health, fusion), then fusion's timers as the service runs them."""
+    def _after(self, off: tuple[int, int | None], k: int, last: int, alarms: list, window, samples,
+               first: int) -> tuple[int, list] | None:
+        """The rest of a stretch after a power cut: from the first block that ends once the
+        node is on again (at that run time, after its UP event), or None."""
+        up = off[1]
+        if up is None:
+            return None
+        start_us = self.world.start_utc_us
+        end_sample = -(-(up - start_us) * SAMPLE_RATE // 1_000_000)   # the first one stamped at or after up
+        blocks = max(0, -(-(end_sample - AUDIO_BLOCK - k) // AUDIO_BLOCK))
+        resume = k + blocks * AUDIO_BLOCK
+        if resume >= last:
+            return None
+        return max(up, start_us + resume * 1_000_000 // SAMPLE_RATE), [resume, last, alarms, window, samples, first]
+
+    def _deliver(self, horizon_us: int, final: bool = False) -> None:
+        """Hand the commission the frames made before horizon_us (all of them when final), in
+        the order they were made, as its service takes frames that trickle in: a round (check,
+        commit, health, fusion) up to each event frame, then fusion's deferred searches and its
+        timers. The commission's clock is the run's: when the frame was made (the radio's
+        latency is left out)."""
         t, cpu = time.monotonic(), time.process_time()
-        agg = self.aggregator
-        if self.outbox:
-            received = time.time_ns() // 1000
-            messages = [(topic, data, received) for topic, data in self.outbox]
-            self.summary.frames += len(messages)
-            self.outbox.clear()
-            for i in range(0, len(messages), agg.config.store.batch_max):
-                agg.ingest_round(messages[i:i + agg.config.store.batch_max])
-        if agg.fusion is not None:
-            while agg.fusion.parked():
-                agg._record_incidents(agg.fusion.settle(time.time_ns() // 1000))
-            agg._record_incidents(agg.fusion.tick(time.time_ns() // 1000))
+        if final:
+            ready, self.outbox[:] = self.outbox[:], []
+        else:
+            ready = [m for m in self.outbox if m[0] < horizon_us]
+            self.outbox[:] = [m for m in self.outbox if m[0] >= horizon_us]
+        self._full_at = len(self.outbox) + ROUND_FRAMES
+        ready.sort(key=lambda m: m[0])          # stable: one node's frames keep their order
+        self.summary.frames += len(ready)
+        batch_max = self.aggregator.config.store.batch_max
+        messages: list[tuple[str, bytes, int]] = []
+        for made, ftype, topic, data in ready:
+            messages.append((topic, data, made))
+            if ftype == EVENT_FRAME or len(messages) >= batch_max:
+                self._round(messages, made)
+                messages = []
+        self._round(messages, max(self.commission_now, horizon_us))
         self.summary.commission_s += time.monotonic() - t
         self.summary.commission_cpu_s += time.process_time() - cpu
+
+    def _round(self, messages: list[tuple[str, bytes, int]], now_us: int) -> None:
+        agg = self.aggregator
+        self.commission_now = now_us = max(self.commission_now, now_us)
+        if messages:
+            agg.ingest_round(messages)
+        if agg.fusion is not None:
+            while agg.fusion.parked():
+                agg._record_incidents(agg.fusion.settle(now_us))
+            agg._record_incidents(agg.fusion.tick(now_us))
 
 
 def in_process_commission(config_path: Path, master_key: bytes) -> Any:

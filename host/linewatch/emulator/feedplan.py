@@ -69,6 +69,18 @@ def false_alarms(world, background, duration_s: float, seed: int, node_ids,
     return sorted(out)
 
 
+def samples(start_s: float, end_s: float, duration_s: float, block: int) -> tuple[int, int]:
+    """The true sample indices [first, last) of a stretch as both tiers feed it: whole firmware
+    blocks from its start, none past the scenario's end (a run ends there: what a node would
+    hear later is heard by no tier). first >= last: nothing to feed."""
+    first = int(math.floor(start_s * SAMPLE_RATE))
+    last = first + -(-int(math.ceil(end_s * SAMPLE_RATE) - first) // block) * block
+    end = int(math.floor(duration_s * SAMPLE_RATE))
+    if last > end:
+        last = first + max(0, end - first) // block * block
+    return first, last
+
+
 def merge(spans: list[tuple[float, float, list]]) -> list[tuple[float, float, list]]:
     merged: list[list] = []
     for start, end, alarms in sorted(spans, key=lambda s: s[0]):

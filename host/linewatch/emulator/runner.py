@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,12 +125,13 @@ class Runner:
         try:
             for node in self.nodes.values():
                 node.start()
-            self._spawn(self._feed(node_id, spans) for node_id, spans in self._feed_plan().items())
+            feeders = self._spawn(self._feed(node_id, spans) for node_id, spans in self._feed_plan().items())
             # clock faults are in the world's clocks already (scenario.build_world)
             self._spawn(self._fault(f) for f in self.scenario.faults
                         if isinstance(f, Outage) or (isinstance(f, NodeFault) and f.kind != "silent"))
             end_us = self.world.start_utc_us + int(self.scenario.duration_s * 1e6)
             await self._until(end_us)
+            await self._heard(feeders)
             await self._drain()
         finally:
             for task in self._tasks:
@@ -148,9 +148,24 @@ class Runner:
             self.summary.wall_s = time.monotonic() - started
         return self.summary
 
-    def _spawn(self, coros) -> None:
+    def _spawn(self, coros) -> list[asyncio.Task]:
         loop = asyncio.get_running_loop()
-        self._tasks += [loop.create_task(c) for c in coros]
+        tasks = [loop.create_task(c) for c in coros]
+        self._tasks += tasks
+        return tasks
+
+    async def _heard(self, feeders: list[asyncio.Task]) -> None:
+        """At the scenario's end: every feeder has handed over its last block (none ends
+        after the end, feedplan.samples) and every running node's detector has taken all it
+        was given, before the drain, so what the nodes hear does not depend on how long the
+        drain takes. No virtual time passes here (asyncio.sleep(0) sets no timer)."""
+        await asyncio.gather(*feeders)
+        for _ in range(1000):          # a few passes do; a node whose sampling task died never would
+            if not any(n.running and n.hearing for n in self.nodes.values()):
+                return
+            await asyncio.sleep(0)
+        log.warning("run end: nodes %s did not take all their audio",
+                    ", ".join("0x%04x" % n.id for n in self.nodes.values() if n.running and n.hearing))
 
     async def _until(self, end_us: int) -> None:
         """Sleep to the scenario's end, drawing the progress bar on the way, and meeting the
@@ -212,8 +227,7 @@ class Runner:
         # (the impulse detector refuses it, and the node's detection task would end)
         chunk = int(MAX_CHUNK_S * SAMPLE_RATE) // AUDIO_BLOCK * AUDIO_BLOCK
         for start_s, end_s, alarms in spans:
-            first = int(math.floor(start_s * SAMPLE_RATE))
-            last = first + -(-int(math.ceil(end_s * SAMPLE_RATE) - first) // AUDIO_BLOCK) * AUDIO_BLOCK
+            first, last = feedplan.samples(start_s, end_s, self.scenario.duration_s, AUDIO_BLOCK)
             for k in range(first, last, chunk):
                 await self.clock.sleep_until(start_us + k * 1_000_000 // SAMPLE_RATE)
                 window = self.synth.window(node_id, k, min(chunk, last - k))

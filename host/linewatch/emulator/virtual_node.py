@@ -397,6 +397,14 @@ class VirtualNode:
                 self.board.cut_link()
 
     @property
+    def hearing(self) -> bool:
+        """Audio handed to the board that the node's detector has not taken yet."""
+        board, node = self.board, self.node
+        if board is None or node is None:
+            return False
+        return not board._chunks.empty() or board._current is not None or node._tail != node._head
+
+    @property
     def queue_depth(self) -> int:
         return self.node.queue.depth if self.node is not None else 0
 
