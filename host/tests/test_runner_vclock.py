@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from array import array
 from pathlib import Path
 
@@ -56,6 +57,62 @@ def test_socket_round_trip_completes_without_moving_virtual_time():
     answer, took = vclock.run(main, virtual=True)
     assert answer == b"hello"
     assert took == 0.0
+
+
+def test_an_answer_the_broker_owes_arrives_at_the_same_virtual_instant_however_late():
+    """A PINGREQ and a QoS 1 PUBLISH are owed answers (answers.py): the loop waits for them
+    in real time rather than jumping to a timer, here behind a broker 50x slower than the
+    loop's grace; a QoS 0 PUBLISH is owed nothing."""
+    from linewatch.emulator.answers import open_counted
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def slow_broker(reader, writer):
+            while header := await reader.read(2):
+                await asyncio.to_thread(time.sleep, 0.15)       # real time, while the loop waits
+                if header[0] >> 4 == 12:
+                    writer.write(bytes([0xD0, 0]))                 # PINGRESP
+                elif header[0] == 0x32:
+                    writer.write(bytes([0x40, 2, 0, 1]))           # PUBACK
+                await writer.drain()
+
+        server = await asyncio.start_server(slow_broker, "127.0.0.1", 0)
+        reader, writer, debts = await open_counted("127.0.0.1", server.sockets[0].getsockname()[1])
+        far = loop.create_task(asyncio.sleep(30))
+        took = []
+        for packet, answer in ((bytes([0xC0, 0]), 2), (bytes([0x32, 0]), 4)):
+            before = loop.time()
+            writer.write(packet)
+            debts.sent(packet)
+            assert loop.owed == 1
+            await reader.readexactly(answer)
+            took.append(loop.time() - before)
+        writer.write(bytes([0x30, 0]))                              # QoS 0: nothing owed
+        debts.sent(bytes([0x30, 0]))
+        owed_after = loop.owed
+        far.cancel()
+        writer.close()
+        server.close()
+        return took, owed_after
+
+    took, owed_after = vclock.run(main, virtual=True, grace_s=0.003)
+    assert took == [0.0, 0.0]
+    assert owed_after == 0
+
+
+def test_mqtt_packets_are_split_from_a_stream_cut_anywhere():
+    from linewatch.emulator.answers import Packets
+    stream = (bytes([0x10, 3]) + b"abc" + bytes([0x32, 0x81, 0x01]) + bytes(129) + bytes([0xC0, 0])
+              + bytes([0x40, 2, 0, 7]))
+    expected = [(1, 0), (3, 2), (12, 0), (4, 0)]
+    for cut in range(len(stream) + 1):
+        for step in (1, 2, 7, len(stream)):
+            packets = Packets()
+            got = packets.feed(stream[:cut])
+            for i in range(cut, len(stream), step):
+                got += packets.feed(stream[i:i + step])
+            assert got == expected, (cut, step)
 
 
 def test_run_clock_reads_utc_from_the_loop():

@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any, Callable
 
 from linewatch.emulator import vclock
+from linewatch.emulator.answers import Debts
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.world import RadioLink
 
@@ -106,14 +107,16 @@ class DelayLine:
 class LinkReader(asyncio.StreamReader):
     """The node's StreamReader: bytes from the broker arrive after the radio's delay."""
 
-    def __init__(self, radio: Radio, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, radio: Radio, loop: asyncio.AbstractEventLoop, debts: Debts | None = None) -> None:
         super().__init__(loop=loop)
         self.loop = loop
         self.radio = radio
         self.line = DelayLine(loop)
         self.on_break: Callable[[], None] = lambda: None
+        self.debts = debts or Debts(loop)        # answers the broker owes (settled on arrival)
 
     def feed_data(self, data) -> None:       # bytes from the protocol
+        self.debts.received(data)
         delay = self.radio.delay_s()
         if delay is None:
             self.line.push(self.radio.link.give_up_s(), self.on_break)
@@ -122,10 +125,16 @@ class LinkReader(asyncio.StreamReader):
 
     def feed_eof(self) -> None:
         # after the bytes before it (a broker closing the connection)
+        self.debts.close()
         self.line.push(self.radio.link.latency_ms / 1000.0, super().feed_eof)
+
+    def set_exception(self, exc) -> None:
+        self.debts.close()
+        super().set_exception(exc)
 
     def cut(self) -> None:
         """The link is gone: what was in the air is lost, the node sees the end now."""
+        self.debts.close()
         self.line.clear()
         super().feed_eof()
 
@@ -152,6 +161,7 @@ class LinkWriter:
         if self._writer.transport.is_closing():
             return                       # cut meanwhile: lost with the link
         vclock.note_io()
+        self._reader.debts.sent(data)
         self._writer.write(data)
 
     def close(self) -> None:
@@ -174,8 +184,15 @@ async def open_link(radio: Radio, host: str, port: int) -> tuple[LinkReader, Lin
     """asyncio.open_connection, with the radio between the node and the socket."""
     loop = asyncio.get_running_loop()
     await asyncio.sleep(2 * radio.link.latency_ms / 1000.0)     # the handshake's round trip
-    reader = LinkReader(radio, loop)
+    debts = Debts(loop)
+    reader = LinkReader(radio, loop, debts)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    debts.connecting()                       # the broker's accept takes no virtual time
+    try:
+        transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    except BaseException:
+        debts.close()
+        raise
+    debts.connected()
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, LinkWriter(writer, reader)

@@ -5,26 +5,34 @@ asyncio — the firmware's `asyncio.sleep`, `wait_for` timeouts, MQTT keepalives
 it, unchanged. The selector decides when time may jump:
 
 1. If any socket is ready, handle it (time stands still).
-2. If sockets were busy since the last quiet moment (a read happened, or a virtual node wrote
-   and called `note_io()`), wait up to `grace_s` of *real* time for an answer, so a publish
-   and its PUBACK, or a frame and its ack, complete at the same virtual instant.
-3. Otherwise jump the clock to the next timer at once (no real waiting at all).
+2. If the broker owes a virtual node an answer (`loop.owed`, counted by answers.py: a
+   CONNACK, PUBACK, SUBACK or PINGRESP, or a TCP connect in progress), wait for it in real
+   time, however long a loaded machine takes (up to ANSWER_WAIT_S, then the debts are
+   forgiven with a warning): a publish and its PUBACK complete at the same virtual instant.
+3. If sockets were busy since the last quiet moment (a read happened, or a virtual node wrote
+   and called `note_io()`), wait up to `grace_s` of *real* time for anything more (an ack
+   from the commission, which owes nothing: it acks on its own clock).
+4. Otherwise jump the clock to the next timer at once (no real waiting at all).
 
-Limits: an answer slower than `grace_s` (a loaded broker, a slow aggregator) arrives at a
-later virtual time than it would have in the field; a timer due sooner than that answer
-(e.g. an MQTT ack timeout with nothing else scheduled) may fire first. Programs outside the
-loop (the broker, an aggregator process) keep real time: they see virtual nodes as very fast
-ones. Real time uses the standard loop; both are driven through `RunClock`.
+Limits: what nobody owes (the commission's acks and incidents) arrives at whatever virtual
+time the loop has reached by then. Programs outside the loop (the broker, an aggregator
+process) keep real time: they see virtual nodes as very fast ones, or, on a loaded machine,
+as slow ones. `real_time()` switches a loop to the wall clock's pace for good (a run's drain).
+Real time uses the standard loop; both are driven through `RunClock`.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import selectors
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
 DEFAULT_GRACE_S = 0.003
+ANSWER_WAIT_S = 30.0        # real seconds a loop waits for an answer owed before forgiving it
+
+log = logging.getLogger("linewatch.emulator.vclock")
 
 
 class _VirtualSelector:
@@ -35,6 +43,8 @@ class _VirtualSelector:
         self._loop = loop
 
     def select(self, timeout: float | None = None) -> list:
+        if self._loop.paced_from is not None:    # real time from here on (VirtualTimeLoop.real_time)
+            return self._selector.select(timeout)
         events = self._selector.select(0)
         if events:
             self._loop.busy = True
@@ -42,6 +52,18 @@ class _VirtualSelector:
         if timeout is not None and timeout <= 0:
             return []
         loop = self._loop
+        if loop.owed > 0:                        # the broker is working on an answer
+            started = time.monotonic()
+            events = self._selector.select(ANSWER_WAIT_S)
+            loop.waited_s += time.monotonic() - started
+            if events:
+                loop.busy = True
+                return events
+            log.warning("no answer owed to a virtual node came within %.0f s of real time "
+                        "(%d owed): virtual time goes on", ANSWER_WAIT_S, loop.owed)
+            for debts in list(loop.debts):
+                debts.forgive()
+            loop.owed = 0
         if loop.busy:
             wait = loop.grace_s if timeout is None else min(timeout, loop.grace_s)
             started = time.monotonic()
@@ -73,9 +95,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.busy = True
         self.jumps = 0
         self.waited_s = 0.0          # real time spent waiting for answers (a cost figure)
+        self.paced_from: float | None = None     # monotonic time when the clock became real
+        self.owed = 0                # answers the broker owes the virtual nodes (answers.py)
+        self.debts: set = set()      # answers.Debts of the open connections
 
     def time(self) -> float:
+        if self.paced_from is not None:
+            return self._virtual_s + (time.monotonic() - self.paced_from)
         return self._virtual_s
+
+    def real_time(self) -> None:
+        """From now on the clock runs at the wall clock's pace, from where it stands (a run's
+        drain: waiting for a commission that runs in real time, however loaded the machine,
+        without the virtual clock racing ahead of its acks to the nodes' next timers)."""
+        if self.paced_from is None:
+            self.paced_from = time.monotonic()
 
     def advance(self, seconds: float) -> None:
         if seconds > 0:

@@ -30,6 +30,7 @@ from lwproto.const import CLOCK_ERROR_MAX_US
 from linewatch import keys
 from linewatch.emulator import vclock
 from linewatch.emulator.air import Air
+from linewatch.emulator.answers import Debts, open_counted
 from linewatch.emulator.boardview import WorldBoard
 from linewatch.emulator.radio import LinkWriter, Radio, open_link
 from linewatch.emulator.synth import SAMPLE_RATE
@@ -63,13 +64,17 @@ def node_config_dict(node: WorldNode, master_key: bytes, broker: tuple[str, int]
 
 
 class _Writer:
-    """A StreamWriter that tells a virtual-time loop when the node writes (see vclock)."""
+    """A StreamWriter that tells a virtual-time loop when the node writes (see vclock), and
+    what it asked the broker (answers.py)."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, debts: Debts) -> None:
         self._writer = writer
+        self._debts = debts
 
     def write(self, data: bytes) -> None:
         vclock.note_io()
+        if not self._writer.transport.is_closing():
+            self._debts.sent(data)
         self._writer.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -177,9 +182,9 @@ class VirtualBoard(WorldBoard, sim.Board):
         self._writers = [w for w in self._writers if not w.transport.is_closing()]
         radio = self.radio
         if radio is None or radio.ideal:
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer, debts = await open_counted(host, port)
             self._writers.append(writer)
-            return reader, _Writer(writer)
+            return reader, _Writer(writer, debts)
         link_reader, link_writer = await open_link(radio, host, port)
         if not self.link_up:                      # went down during the handshake
             link_writer.break_link()
