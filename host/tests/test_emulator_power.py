@@ -21,7 +21,7 @@ from linewatch.emulator.runner import RunOptions, Runner
 from linewatch.emulator.sources import NodeFault
 from linewatch.emulator.world import Battery, World
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600, method="thread")   # a hang guard: see test_e2e.py
 MASTER = bytes(range(32))
 START = "2026-11-25T06:00:00Z"
 

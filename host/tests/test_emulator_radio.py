@@ -17,7 +17,7 @@ from linewatch.emulator.runner import RunOptions, emulate, prepare
 from linewatch.emulator.world import RadioLink
 from linewatch.commission.store import FRAME, open_store
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600, method="thread")   # a hang guard: see test_e2e.py
 GRACE_S = 0.1           # real time the virtual loop may wait for the broker (a loaded machine)
 
 

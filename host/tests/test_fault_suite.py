@@ -30,7 +30,9 @@ from linewatch.emulator.commission import Commission
 from linewatch.emulator.runner import RunOptions, Runner, prepare
 from linewatch.mosquitto import Mosquitto
 
-pytestmark = pytest.mark.timeout(300)
+# A hang guard (see test_e2e.py): the thread method, which ends a hung run, where the signal
+# method's exception may be caught inside the emulator's event loop.
+pytestmark = pytest.mark.timeout(900, method="thread")
 
 START = "2026-11-25T06:00:00Z"
 LINE = {"vertices": [[48.0, 37.8], [48.02, 37.84]], "segment_length_m": 5000}
