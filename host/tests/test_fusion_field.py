@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from linewatch.fusion import FusionConfig, FusionEngine, Report, speed_of_sound
+from linewatch.fusion import merges
 from linewatch.fusion.airmemory import FLOOR_SD, AirMemory
 from linewatch.fusion.sound import wind_vector
 from linewatch.fusion.tdoa import TdoaFix
@@ -221,3 +222,36 @@ def test_a_refit_replaces_its_lesson_and_a_fix_without_air_teaches_nothing():
     assert len(memory) == 0
     known = replace(told, c_sd_mps=0.0, wind_sd_mps=0.0)
     assert memory.prior(known, 340.0, 48.0, 37.2, T0) == known
+
+
+# -- two fixes of one sound chosen as one (fusion/merges.py) -------------------------------------
+
+def one_row(count=20):
+    return {0x100 + i: (2000.0 + 700.0 * i, 500.0 + (37 * i) % 60) for i in range(count)}
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_blast_split_into_a_near_fix_and_a_far_phantom_is_one_incident(seed, monkeypatch):
+    """One row, 6 m/s of wind nobody told: the blast's near nodes fit it ~60 m off, and 4-5 far
+    arrivals on one side fit a place 6.2 km away along their asymptote (two incidents without
+    the joint refit, and with the default reach of 5 km). Fitted together, both sets are one
+    source: one incident, the far one gone."""
+    monkeypatch.setattr(merges, "REACH_M", 7_000.0)
+    world = Field(nodes=one_row(), temperature_c=25.0, wind=(6.0, 250.0), seed=seed, pick_us=800.0)
+    xy = (8000.0 + 300 * seed, -2500.0)
+    world.feed(world.blast(xy, T0, reach_m=9000.0)).close(T0)
+    [fix] = world.incidents()
+    assert error_m(fix, xy) < 100.0 and len(fix.nodes) >= 14
+
+
+def test_two_blasts_heard_by_different_nodes_stay_two():
+    """Two blasts 2 km and 1 s apart, each heard only by its own nearest nodes: no node in
+    common and arrivals that agree pairwise, but one place does not fit both sets."""
+    world = Field(seed=3)
+    blasts = [((6300.0, 0.0), T0), ((8300.0, 100.0), T0 + 1_000_000)]
+    world.feed([r for xy, t in blasts for r in world.blast(xy, t, reach_m=1000.0)])
+    world.close(T0)
+    found = sorted(world.incidents(), key=lambda i: i.time_utc_us)
+    assert [i.fix for i in found] == ["tdoa", "tdoa"]
+    for incident, (xy, _) in zip(found, blasts):
+        assert error_m(incident, xy) < 10.0

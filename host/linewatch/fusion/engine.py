@@ -28,6 +28,7 @@ from .fixes import Fixes
 from .incident import Incident
 from .index import ReportIndex
 from .lifecycle import Context, Ledger, unique_incidents
+from .merges import Merges
 from .report import CONTINUOUS, IMPULSIVE, Report
 from .sound import speed_of_sound
 from .timing import NodeTiming
@@ -47,6 +48,7 @@ class FusionEngine:
         self._fixes = Fixes(self._ctx, self._ledger, self._index, self._timing)
         self._bursts = Bursts(self._ctx, self._ledger, self._index, self._fixes)
         self._duplicates = Duplicates(self._ctx, self._ledger, self._index)
+        self._merges = Merges(self._ctx, self._ledger, self._index, self._fixes)
         self._association = Association(self._ctx, self._ledger, self._index, self._fixes, self._bursts,
                                         self._pairing)
         self._tracks = TrackIncidents(self._ctx, self._ledger)
@@ -145,7 +147,8 @@ class FusionEngine:
 
     def _joined(self, incidents: list[Incident], now_us: int) -> list[Incident]:
         """A burst's shots into one incident, then one source's split fixes into one."""
-        return self._duplicates.join(self._bursts.join(incidents, now_us), now_us)
+        joined = self._duplicates.join(self._bursts.join(incidents, now_us), now_us)
+        return self._merges.join(joined, now_us)
 
     def _forget_old(self, event_us: int) -> None:
         horizon = event_us - int((self.config.flight_max_s * 2 + self.config.max_baseline_m / 300.0) * 1e6) \
