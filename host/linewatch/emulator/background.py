@@ -369,3 +369,18 @@ def tone_masking_db(profile, floor_db: float, frequency_hz: float, wind_mps: flo
         wind_db = bg.wind_noise_db_at_5mps + 40.0 * math.log10(v / 5.0)
         field += 10.0 ** ((wind_db - floor_db) / 10.0) * 10.0 / f ** 2
     return 10.0 * math.log10(field / white)
+
+
+def band_share_db(profile, floor_db: float, lo_hz: float, hi_hz: float, wind_mps: float = 0.0) -> float:
+    """The background's power between lo_hz and hi_hz against its broadband level (dB, <= 0):
+    white noise's share of the 0-8 kHz band under `ideal`; under `field` the pink floor's
+    share (1/f from 20 Hz) plus wind on the microphone's (1/f^2 from 10 Hz) at the wind."""
+    bg = profile.background
+    if bg.model != "field":
+        return 10.0 * math.log10((hi_hz - lo_hz) / 8000.0)
+    share = math.log(hi_hz / lo_hz) / math.log(8000.0 / 20.0)
+    v = MIC_WIND_SHARE * wind_mps
+    if bg.wind_noise_db_at_5mps > 0 and v > 0.2:
+        wind_db = bg.wind_noise_db_at_5mps + 40.0 * math.log10(v / 5.0)
+        share += 10.0 ** ((wind_db - floor_db) / 10.0) * 10.0 * (1.0 / lo_hz - 1.0 / hi_hz)
+    return 10.0 * math.log10(share)

@@ -2,7 +2,7 @@
 full chain's virtual_node.VirtualBoard and direct.py's): the clock source and the error the
 board states (nodeclock.py) with the time of its last sync, the thermometer (boards.py), and
 the stamp of an audio block (the node clock at the block's end, plus how late the board's
-sampling task reads it under the `field` profile).
+sampling task reads it under the `field` profile), the accelerometer (ground.py).
 
 A board class mixes this in before lwnode.hal.sim.Board, calls `_init_world`, and provides
 `_true_now_us()` (the world's time now).
@@ -13,6 +13,7 @@ from lwproto.const import CLOCK_ERROR_MAX_US, CLOCK_NONE
 
 from linewatch.emulator.air import Air
 from linewatch.emulator.boards import STAMP_ERROR_US
+from linewatch.emulator.ground import AT_REST, Accelerometer
 from linewatch.emulator.nodeclock import CLOCK_SOURCE_CODES
 from linewatch.emulator.world import Node as WorldNode
 
@@ -21,6 +22,14 @@ class WorldBoard:
     world_node: WorldNode
     clock_quality: tuple[int, int]
     temperature: float
+    accelerometer: Accelerometer | None = None       # set by the tier (it outlives a boot)
+    tamper: tuple[str, int, int] | None = None       # (action, true start us, true end us)
+
+    def accel_read(self):
+        """At rest, shaken or tilted during a tamper action, the ground's vibration, noise."""
+        if self.accelerometer is None:
+            return AT_REST
+        return self.accelerometer.read(self._true_now_us(), self.tamper)
 
     def _init_world(self, world_node: WorldNode, air: Air | None) -> None:
         self.world_node = world_node

@@ -42,7 +42,8 @@ from linewatch.emulator.runner import _array
 from linewatch.emulator.scenario import Scenario
 from linewatch.emulator.synth import MAX_CHUNK_S, SAMPLE_RATE, Synthesizer
 from linewatch.emulator.sources import NodeFault, Tamper
-from linewatch.emulator.virtual_node import AT_REST, AUDIO_BLOCK, MOVED, SHAKE, node_config_dict
+from linewatch.emulator.ground import Accelerometer
+from linewatch.emulator.virtual_node import AUDIO_BLOCK, node_config_dict
 from linewatch.emulator.world import Node as WorldNode
 from linewatch.emulator.world import World
 
@@ -90,20 +91,6 @@ class _Board(WorldBoard, sim.Board):
         self._init_world(world_node, air)
         self.stamp: int | None = None
         self.tamper: tuple[str, int, int] | None = None
-        self._shake = 0
-
-    def accel_read(self):
-        """As the full tier's board: at rest, shaken or tilted during a tamper action."""
-        if self.tamper is None:
-            return AT_REST
-        action, start, end = self.tamper
-        now = self.run_clock.now
-        if not start <= now < end:
-            return MOVED if action == "move" and now >= end else AT_REST
-        if action == "move":
-            return MOVED
-        self._shake += 1
-        return SHAKE[self._shake % 2]
 
     def time_us(self) -> int:
         if self.stamp is not None:
@@ -184,6 +171,8 @@ class DirectRun:
         self.master_key, self.workdir = master_key, workdir
         if aggregator.fusion is not None:
             aggregator.fusion.clock = lambda: self.commission_now
+        self.accelerometers = {wn.id: Accelerometer(wn, scenario.seed, world.start_utc_us, self.synth.ground)
+                               for wn in world.nodes}
         for wn in world.nodes:
             self._power_on(wn, 1)
         for t in scenario.sources:
@@ -199,6 +188,7 @@ class DirectRun:
                                                     self.scenario.heartbeat_s))
         board = _Board(config, wn, self.clock, str(folder), self.world.environment.temperature_c,
                        self.world.air)
+        board.accelerometer = self.accelerometers[wn.id]
         old = self.nodes.get(wn.id)
         if old is not None:
             board.tamper = old.board.tamper
@@ -350,10 +340,9 @@ class DirectRun:
             self.index[node_id] = index + n
             for det in found:
                 node._report(det)
-            if board.tamper is not None:
-                accel = board.accel_read()
-                for det in node.detector.feed_accel(accel[0], accel[1], accel[2], index + n):
-                    node._report(det)
+            accel = board.accel_read()          # as the node's detection task: once per block
+            for det in node.detector.feed_accel(accel[0], accel[1], accel[2], index + n):
+                node._report(det)
         if stop >= last:
             return None
         return start_us + stop * 1_000_000 // SAMPLE_RATE, [stop, last, alarms, window, samples, first]

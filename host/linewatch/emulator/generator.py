@@ -14,7 +14,7 @@ from linewatch.emulator import profiles as pr
 from linewatch.emulator import world as w
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.scenario import DEFAULT_START_UTC, Scenario, ScenarioError, _parse_utc, _Table
-from linewatch.emulator.sources import ClockFault, Impulse, NodeFault, Outage, Tamper, Track
+from linewatch.emulator.sources import VEHICLE_LEVEL_DB, ClockFault, Impulse, NodeFault, Outage, Tamper, Track
 from linewatch.geo import haversine_m
 
 REFERENCE_LINE_KM = 1200.0
@@ -152,8 +152,9 @@ def _vehicle(rng, ident, t, line, node_ids):
     along = rng.uniform(0.0, line.length_m - 3_000.0) if line.length_m > 3_000.0 else 0.0
     offset = _side(rng) * rng.uniform(400.0, 4_000.0)
     path = (line.point_at(along, offset), line.point_at(along + 2_500.0, offset))
-    return [Track(ident, "vehicle", t, path, float(rng.uniform(5.0, 15.0)), 0.0,
-                  float(rng.normal(105.0, 3.0)), float(rng.uniform(25.0, 60.0)))]
+    speed, level, engine = float(rng.uniform(5.0, 15.0)), float(rng.normal(0.0, 3.0)), float(rng.uniform(25.0, 60.0))
+    kind = "tracked" if rng.random() < 1 / 3 else "wheeled"      # a third of them tracked
+    return [Track(ident, "vehicle", t, path, speed, 0.0, VEHICLE_LEVEL_DB[kind] + level, engine, kind)]
 
 
 def _tamper(rng, ident, t, line, node_ids):

@@ -122,6 +122,7 @@ class Runner:
                                             clock, self.scenario.heartbeat_s, o.on_log, o.idle_s,
                                             self.world.environment.temperature_c, self.world.seed,
                                             self.scenario.node_power, self.world.air, survey_m)
+            self.nodes[wn.id].accelerometer.ground = self.synth.ground
         try:
             for node in self.nodes.values():
                 node.start()

@@ -17,8 +17,8 @@ from linewatch.emulator import profiles as pr
 from linewatch.emulator import world as w
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.nodeclock import CLOCK_FAULTS, with_fault
-from linewatch.emulator.sources import (TAMPER_ACTIONS, ClockFault, Fault, Impulse, NodeFault,
-                                        Outage, Source, Tamper, Track)
+from linewatch.emulator.sources import (TAMPER_ACTIONS, VEHICLE_KINDS, VEHICLE_LEVEL_DB, ClockFault,
+                                        Fault, Impulse, NodeFault, Outage, Source, Tamper, Track)
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 DEFAULT_START_UTC = "2026-11-25T06:00:00Z"
@@ -428,6 +428,14 @@ def _track(event_class, speed, altitude, level, fundamental):
     return parse
 
 
+def _vehicle(t, ident, time_s, line):
+    t.only("type", "id", "time_s", "path", "kind", "speed_mps", "level_db", "fundamental_hz")
+    kind = t.string("kind", "wheeled", VEHICLE_KINDS)
+    return [Track(ident, "vehicle", time_s, _path(t, line), t.number("speed_mps", 10.0, positive=True),
+                  0.0, t.number("level_db", VEHICLE_LEVEL_DB[kind]),
+                  t.number("fundamental_hz", 40.0, positive=True), kind)]
+
+
 def _node_id(t: _Table) -> int:
     return t.integer("node", low=0, high=0xFFFF)
 
@@ -478,7 +486,7 @@ def _network_outage(t, ident, time_s, line):
 _EVENT_PARSERS = {
     "explosion": _explosion, "artillery": _artillery, "small_arms": _small_arms,
     "drone": _track("drone", 25.0, 80.0, 95.0, 180.0),
-    "vehicle": _track("vehicle", 10.0, 0.0, 105.0, 40.0),
+    "vehicle": _vehicle,
     "tamper": _tamper, "node_failure": _failure, "node_reboot": _reboot, "node_silent": _silent,
     "broker_outage": _broker_outage, "network_outage": _network_outage,
     "clock_fault": _clock_fault,

@@ -39,6 +39,12 @@ class Impulse:
         return self.time_s + (self.shots - 1) * self.shot_interval_s
 
 
+VEHICLE_KINDS = ("wheeled", "tracked")
+# Steady level at 1 m (dB SPL) when a scenario names none: a lorry ~80-85 dB at 15 m, a heavy
+# tracked vehicle ~90 dB at 15 m.
+VEHICLE_LEVEL_DB = {"wheeled": 105.0, "tracked": 113.0}
+
+
 @dataclass(frozen=True)
 class Track:
     """A drone or a vehicle moving along waypoints at a constant speed."""
@@ -50,6 +56,7 @@ class Track:
     altitude_m: float
     level_db: float
     fundamental_hz: float        # drone blade-pass frequency; vehicle engine firing rate
+    kind: str = ""               # vehicles: "wheeled" | "tracked" (VEHICLE_KINDS)
 
     @property
     def leg_lengths_m(self) -> list[float]:

@@ -27,6 +27,7 @@ import numpy as np
 
 from linewatch.emulator import propagation as p
 from linewatch.emulator.background import Background
+from linewatch.emulator.ground import Ground
 from linewatch.emulator.hearing import impulse_arrivals, track_exposures, track_propagation
 from linewatch.emulator.randomness import stream
 from linewatch.emulator.sources import Impulse, Track
@@ -39,6 +40,10 @@ FULL_SCALE_RMS = 32767.0 / math.sqrt(2.0)
 SYNTH_MIN_SNR_DB = -6.0
 WINDOW_PRE_S = 1.0                  # noise before an arrival, for the detector to settle
 WINDOW_POST_S = 1.0
+# before a vehicle is audible: the node's vehicle detector learns its band's floor from what
+# it hears first (a vehicle that appears at full level, at the start of its path, would
+# otherwise be learned as the background and never reported)
+VEHICLE_PRE_S = 10.0
 MAX_CHUNK_S = 10.0                  # long windows come in contiguous chunks of at most this
 TEMPLATE_S = {"explosion": 0.8, "small_arms": 0.03}
 # The part of an impulse template whose RMS is the source level.
@@ -179,6 +184,7 @@ class Synthesizer:
         self._templates: dict[str, np.ndarray] = {}
         self._indices = {int(n): i for i, n in enumerate(world.node_ids)}
         self.background = Background(world, self.seed)
+        self.ground = Ground(world, sources)          # what the accelerometers feel (ground.py)
 
     def spans(self, node_id: int) -> list[tuple[float, float]]:
         """Merged (start_s, end_s) true-time stretches worth rendering for a node."""
@@ -189,7 +195,8 @@ class Synthesizer:
         for e in self.exposures.get(node_id, ()):
             span = e.audible(SYNTH_MIN_SNR_DB)
             if span:
-                raw.append((span[0] - WINDOW_PRE_S, span[1] + WINDOW_POST_S))
+                pre = VEHICLE_PRE_S if self.tracks[e.source_id].event_class == "vehicle" else WINDOW_PRE_S
+                raw.append((span[0] - pre, span[1] + WINDOW_POST_S))
         merged: list[list[float]] = []
         for start, end in sorted((max(0.0, a), b) for a, b in raw):
             if merged and start <= merged[-1][1]:
@@ -296,7 +303,11 @@ class Synthesizer:
                 extra = self._extra_absorption_db(track.fundamental_hz, h, dist)
                 wave += weight * 10.0 ** (-extra / 20.0) * np.sin(h * phase)
             wave /= math.sqrt((1 + 0.25 + 0.09) / 2)
-        else:
+        elif track.kind == "tracked":
+            # tracks and running gear: a broadband rumble to ~1 kHz carries most of the power
+            rumble = _rumble(stream(self.seed, "rumble", track.id, node.id, first_sample), len(out), step=10)
+            wave = 0.3 * math.sqrt(2) * np.sin(phase) + math.sqrt(0.91) * rumble
+        else:       # wheeled: the engine's firing tone and tyre noise under ~300 Hz
             rumble = _rumble(stream(self.seed, "rumble", track.id, node.id, first_sample), len(out))
             wave = 0.5 * math.sqrt(2) * np.sin(phase) + math.sqrt(0.75) * rumble
         out += a * wave

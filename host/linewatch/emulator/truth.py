@@ -73,7 +73,7 @@ def _source(s, scenario: Scenario, world: World, threshold_db: float) -> dict:
     elif isinstance(s, Track):
         # A track is placed where it came from: that is the side that sent it.
         out.update(_where(world, *s.waypoints[0]))
-        out.update(kind=s.event_class, level_db=round(s.level_db, 1), end_utc_us=_us(world, s.end_s),
+        out.update(kind=s.kind or s.event_class, level_db=round(s.level_db, 1), end_utc_us=_us(world, s.end_s),
                    speed_mps=round(s.speed_mps, 2), altitude_m=round(s.altitude_m, 1),
                    fundamental_hz=round(s.fundamental_hz, 1), path=_path(s, world),
                    crossings=[_crossing(c, world) for c in

@@ -32,6 +32,7 @@ from linewatch.emulator import vclock
 from linewatch.emulator.air import Air
 from linewatch.emulator.answers import Debts, open_counted
 from linewatch.emulator.boardview import WorldBoard
+from linewatch.emulator.ground import Accelerometer
 from linewatch.emulator.radio import LinkWriter, Radio, open_link
 from linewatch.emulator.synth import SAMPLE_RATE
 from linewatch.emulator.world import Node as WorldNode
@@ -39,10 +40,6 @@ from linewatch.emulator.world import Node as WorldNode
 log = logging.getLogger("linewatch.emulator.node")
 
 AUDIO_BLOCK = 512
-# Accelerometer readings (milli-g) a tamper action produces, read once per audio block.
-SHAKE = ((0, 0, 1000), (650, -550, 1300))
-MOVED = (0, 720, 690)            # tilted ~46 degrees
-AT_REST = (0, 0, 1000)
 
 
 def node_config_dict(node: WorldNode, master_key: bytes, broker: tuple[str, int], storage: str,
@@ -103,7 +100,6 @@ class VirtualBoard(WorldBoard, sim.Board):
         self._writers: list = []                 # StreamWriter or LinkWriter, one per connection
         self.radio = radio                        # None or ideal: the socket itself
         self.tamper: tuple[str, int, int] | None = None     # (action, true start us, true end us)
-        self._shake = 0
         self.lines: deque = deque(maxlen=50)                  # console tail, not every line
 
     # ---- fed by the runner ------------------------------------------------------------
@@ -157,18 +153,6 @@ class VirtualBoard(WorldBoard, sim.Board):
 
     def _elapsed_s(self) -> float:
         return self.run_clock.elapsed_s()
-
-    def accel_read(self):
-        if self.tamper is None:
-            return AT_REST
-        action, start, end = self.tamper
-        now = self.run_clock.now_us()
-        if not start <= now < end:
-            return MOVED if action == "move" and now >= end else AT_REST
-        if action == "move":
-            return MOVED
-        self._shake += 1
-        return SHAKE[self._shake % 2]
 
     def battery_mv(self) -> int:
         return self.world_node.battery.millivolts_at(self.run_clock.elapsed_s())
@@ -299,6 +283,8 @@ class VirtualNode:
         self.dropped = 0
         self._settled: FirmwareNode | None = None
         self.tamper: tuple[str, int, int] | None = None
+        # its accelerometer (the runner gives it the world's ground vibration)
+        self.accelerometer = Accelerometer(world_node, seed, clock.start_utc_us)
         self._asleep: asyncio.Task | None = None          # the deep sleep in progress
 
     @property
@@ -316,6 +302,7 @@ class VirtualNode:
                                   self.broker, self._reset, self.on_log, self.radio, self._sleep,
                                   self.air)
         self.board.tamper = self.tamper
+        self.board.accelerometer = self.accelerometer
         self.board.temperature = self.temperature_c     # what its thermometer reads without air
         node = FirmwareNode(self.config, self.board, boot)
         node.virtual = self.clock.virtual
