@@ -13,7 +13,7 @@ VALID = [(bytes.fromhex(v["hex"]), bytes.fromhex(v["key"])) for v in VECTORS["va
 KEY = VALID[0][1]
 
 
-@settings(max_examples=2000)
+@settings(max_examples=500)
 @given(st.binary(max_size=80))
 def test_random_bytes_raise_only_protocol_errors(data):
     try:
@@ -23,7 +23,7 @@ def test_random_bytes_raise_only_protocol_errors(data):
         assert str(exc)
 
 
-@settings(max_examples=1500)
+@settings(max_examples=400)
 @given(st.sampled_from(VALID), st.data())
 def test_any_changed_bit_fails_verification(valid, data):
     raw, key = valid
@@ -42,7 +42,7 @@ def _verifies(data, key):
         return False
 
 
-@settings(max_examples=1000)
+@settings(max_examples=300)
 @given(st.sampled_from(VALID), st.binary(min_size=1, max_size=8), st.integers(0, 60))
 def test_insertions_and_truncations_are_refused(valid, junk, at):
     raw, key = valid
