@@ -5,7 +5,8 @@ listeners, called in its own task: a put into each page's queue, nothing more, s
 never slows the ingest; a page whose queue is full is dropped and reconnects by itself, as
 EventSource does). The page fetches what changed from the JSON API; the events carry only
 what kind of thing changed and its id. A comment line every 15 s keeps proxies from closing
-an idle stream, and a `tick` every few seconds lets the page refresh "last seen" times.
+an idle stream, and a `tick` every 5 s, however busy the stream, lets the page refresh "last
+seen" times and read the answers to the commands it sent.
 """
 from __future__ import annotations
 
@@ -56,17 +57,25 @@ class Hub:
         self._queues.add(queue)
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
-            waited = 0.0
+            # a tick every TICK_S however busy the stream (waiting TICK_S for a quiet moment,
+            # a live line's steady incidents starved it, and a node page never read its
+            # command's answer), a keepalive comment every KEEPALIVE_S
+            loop = asyncio.get_running_loop()
+            tick_at = loop.time() + TICK_S
+            keepalive_at = loop.time() + KEEPALIVE_S
             while queue in self._queues:
                 try:
-                    message = await asyncio.wait_for(queue.get(), TICK_S)
+                    message = await asyncio.wait_for(queue.get(), max(0.0, tick_at - loop.time()))
                     if message is None:
                         break
                 except TimeoutError:
-                    waited += TICK_S
-                    message = b"event: tick\ndata: {}\n\n"
-                    if waited >= KEEPALIVE_S:
-                        waited, message = 0.0, message + b": keepalive\n\n"
+                    message = b""
+                if loop.time() >= tick_at:
+                    tick_at = loop.time() + TICK_S
+                    message += b"event: tick\ndata: {}\n\n"
+                    if loop.time() >= keepalive_at:
+                        keepalive_at = loop.time() + KEEPALIVE_S
+                        message += b": keepalive\n\n"
                 await response.write(message)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
