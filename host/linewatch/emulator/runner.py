@@ -194,18 +194,24 @@ class Runner:
 
     async def _drain(self) -> None:
         """Give the nodes up to drain_s to deliver what is queued and be acked (the aggregator
-        acks every 200 ms of its own time). The commission runs in real time, so a virtual
-        run's clock runs at the wall clock's pace from here on (vclock.VirtualTimeLoop.
-        real_time): jumping, it would reach the nodes' next heartbeats (new frames to drain)
-        and the end of the drain before a loaded aggregator's acks."""
+        acks every 200 ms of its own time). The commission keeps real time, so while a node
+        waits for its ack a virtual run's clock goes at the wall clock's pace (loop.pace):
+        jumping, it would reach the nodes' next heartbeats (new frames to drain) and the end of
+        the drain before a loaded aggregator's acks. Otherwise (nodes in their reconnect
+        backoff, queues empty) it jumps as ever."""
         loop = asyncio.get_running_loop()
-        if isinstance(loop, vclock.VirtualTimeLoop):
-            loop.real_time()
-        deadline = self.clock.now_us() + int(self.options.drain_s * 1e6)
-        while self.clock.now_us() < deadline:
-            if all(n.queue_depth == 0 for n in self.nodes.values() if n.running):
-                return
-            await asyncio.sleep(0.25)
+        paced = isinstance(loop, vclock.VirtualTimeLoop)
+        if paced:
+            loop.pace = lambda: any(n.awaiting_ack for n in self.nodes.values())
+        try:
+            deadline = self.clock.now_us() + int(self.options.drain_s * 1e6)
+            while self.clock.now_us() < deadline:
+                if all(n.queue_depth == 0 for n in self.nodes.values() if n.running):
+                    return
+                await asyncio.sleep(0.25)
+        finally:
+            if paced:
+                loop.pace = None
 
     def _count(self) -> None:
         s = self.summary

@@ -17,8 +17,9 @@ it, unchanged. The selector decides when time may jump:
 Limits: what nobody owes (the commission's acks and incidents) arrives at whatever virtual
 time the loop has reached by then. Programs outside the loop (the broker, an aggregator
 process) keep real time: they see virtual nodes as very fast ones, or, on a loaded machine,
-as slow ones. `real_time()` switches a loop to the wall clock's pace for good (a run's drain).
-Real time uses the standard loop; both are driven through `RunClock`.
+as slow ones. While `loop.pace()` holds, the clock goes at the wall clock's pace instead of
+jumping (a run's drain, while a node waits for the commission's ack). Real time uses the
+standard loop; both are driven through `RunClock`.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
 DEFAULT_GRACE_S = 0.003
-ANSWER_WAIT_S = 30.0        # real seconds a loop waits for an answer owed before forgiving it
+ANSWER_WAIT_S = 10.0        # real seconds a loop waits for an answer owed before forgiving it
+PACE_POLL_S = 0.05          # while paced, how often (real seconds) the pace is asked again
 
 log = logging.getLogger("linewatch.emulator.vclock")
 
@@ -43,8 +45,6 @@ class _VirtualSelector:
         self._loop = loop
 
     def select(self, timeout: float | None = None) -> list:
-        if self._loop.paced_from is not None:    # real time from here on (VirtualTimeLoop.real_time)
-            return self._selector.select(timeout)
         events = self._selector.select(0)
         if events:
             self._loop.busy = True
@@ -64,6 +64,16 @@ class _VirtualSelector:
             for debts in list(loop.debts):
                 debts.forgive()
             loop.owed = 0
+        if loop.pace is not None and loop.pace():     # the wall clock's pace, not a jump
+            wait = PACE_POLL_S if timeout is None else min(timeout, PACE_POLL_S)
+            started = time.monotonic()
+            events = self._selector.select(wait)
+            elapsed = time.monotonic() - started
+            loop.waited_s += elapsed
+            loop.advance(elapsed if timeout is None else min(elapsed, timeout))
+            if events:
+                loop.busy = True
+            return events
         if loop.busy:
             wait = loop.grace_s if timeout is None else min(timeout, loop.grace_s)
             started = time.monotonic()
@@ -95,21 +105,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.busy = True
         self.jumps = 0
         self.waited_s = 0.0          # real time spent waiting for answers (a cost figure)
-        self.paced_from: float | None = None     # monotonic time when the clock became real
+        self.pace: Callable[[], bool] | None = None   # while it says True: the wall clock's pace
         self.owed = 0                # answers the broker owes the virtual nodes (answers.py)
         self.debts: set = set()      # answers.Debts of the open connections
 
     def time(self) -> float:
-        if self.paced_from is not None:
-            return self._virtual_s + (time.monotonic() - self.paced_from)
         return self._virtual_s
-
-    def real_time(self) -> None:
-        """From now on the clock runs at the wall clock's pace, from where it stands (a run's
-        drain: waiting for a commission that runs in real time, however loaded the machine,
-        without the virtual clock racing ahead of its acks to the nodes' next timers)."""
-        if self.paced_from is None:
-            self.paced_from = time.monotonic()
 
     def advance(self, seconds: float) -> None:
         if seconds > 0:

@@ -397,6 +397,15 @@ class VirtualNode:
         return not board._chunks.empty() or board._current is not None or node._tail != node._head
 
     @property
+    def awaiting_ack(self) -> bool:
+        """Connected with frames in its queue: it is publishing them (the broker's answers
+        are counted apart, answers.py) or waiting for the commission's ack."""
+        node = self.node
+        if not self.running or node is None or node._client is None:
+            return False
+        return bool(node._client.connected and node.queue.depth)
+
+    @property
     def queue_depth(self) -> int:
         return self.node.queue.depth if self.node is not None else 0
 
