@@ -63,3 +63,11 @@ def test_fusion_hook_is_built_only_with_a_line():
     config = replace(Config(), fusion=FusionConfig(line=((48.0, 37.0), (48.1, 37.1))))
     hook = make_fusion(config)
     assert isinstance(hook, FusionHook) and hook.engine.defer_wide   # the serve loop settles wide searches
+    assert not hook.engine._ctx.config.publish_pairs
+
+
+def test_publishing_pairs_is_the_operators_choice(tmp_path):
+    from linewatch.commission.config import load
+    toml = tmp_path / "c.toml"
+    toml.write_text("[fusion]\nline = [[48.0, 37.0], [48.1, 37.1]]\npublish_pairs = true\n")
+    assert make_fusion(load(toml)).engine._ctx.config.publish_pairs

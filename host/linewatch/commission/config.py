@@ -98,6 +98,10 @@ class FusionConfig:
     # What the commission calls each side of the line: [left, right] as the vertices are drawn
     # (the parties' names, say). Used wherever an incident is told to a person.
     sides: tuple[str, ...] = ("side A", "side B")
+    # Publish a sound heard by two nodes only (a hyperbola, no fix) as an incident at once.
+    # Off: such a pair is held until a third node makes a fix of it (at the detectors'
+    # measured false-alarm rates, unrelated lone reports pair ~100 times per node-day).
+    publish_pairs: bool = False
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def make_fusion(config: Config) -> FusionHook | None:
         return None
     line = ContactLine([tuple(p) for p in config.fusion.line])
     fusion_config = getattr(fusion, "FusionConfig", None)
-    engine = engine_cls(line, fusion_config() if fusion_config else None)
+    engine = engine_cls(line, fusion_config(publish_pairs=config.fusion.publish_pairs) if fusion_config else None)
     engine.defer_wide = True        # the serve loop settles them while no frame waits
     if config.fusion.wind_speed_mps and hasattr(engine, "set_wind"):
         engine.set_wind(config.fusion.wind_speed_mps, config.fusion.wind_from_deg)
