@@ -2,8 +2,8 @@
 #
 # Sound: the drone detector's spectrum windows (40 ms, 25 Hz bins, averaged over ~160 ms) are
 # shared: each window, the power of its bins from 100 to 500 Hz is summed and compared with a
-# floor of its own, learned slowly upward (~60 s: a vehicle approaching over tens of seconds
-# must not be learned as noise) and quickly downward. A window is "loud" when the band stands
+# floor of its own, learned slowly upward (~5 min: a vehicle approaching over minutes must
+# not be learned as noise) and quickly downward. A window is "loud" when the band stands
 # the threshold over that floor and is broadband (no one bin carries _TONAL of it: a drone's
 # or a generator's tone is not a vehicle). Vibration: the mean per-sample change of the
 # accelerometer (|dx|+|dy|+|dz|, milli-g) over its own floor; it makes a window loud at half
@@ -31,8 +31,9 @@ _BAND_HI_HZ = const(500)
 _TONAL = const(0.3)              # one bin with this share of the band's power: a tone
 _WARMUP = const(25)              # windows (1 s): the floor is the plain mean first
 _FALL_TAU = const(64)            # windows (~2.5 s): the floor follows a quieter band
-_RISE_TAU = const(1500)          # windows (~60 s): and a louder one, slowly
-_RISE_TAU_EVENT = const(6000)    # windows (~4 min): during an event
+_RISE_TAU = const(7500)          # windows (~5 min): and a louder one, slowly (at ~60 s, a
+                                 # wheeled vehicle nearing at 5 m/s was learned, unheard at 200 m)
+_RISE_TAU_EVENT = const(30000)   # windows (~20 min): during an event
 _SUSTAIN = const(200)            # loud windows (8 s) make an event: wind gusts last ~5 s
 _GAP = const(50)                 # quiet windows (2 s) end it
 _MAX_WINDOWS = const(1500)       # an event is reported at least every 60 s

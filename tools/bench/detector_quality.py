@@ -261,6 +261,17 @@ def vehicle_table(interp: str, passes: int) -> int:
                 print(vehicle_row(vehicle_score(kind, closest, passes, 300 + closest, noise, interp,
                                                 level)), flush=True)
     print()
+    print("slow approach: 5 m/s, 1,000 m either side of the closest point (400 s a pass), pink")
+    print(VEHICLE_HEADER)
+    for kind in S.VEHICLE_KINDS:
+        level = 105.0 if kind == "wheeled" else 113.0
+        for closest in (200, 400):
+            x, accel, truths = S.vehicle_stream(kind, closest, passes // 2 or 1, 500 + closest, "pink",
+                                                level_db=level, speed_mps=5.0, half_length_m=1000.0)
+            found, _ = run_chain(x, interp, block=512, accel=accel)
+            print(vehicle_row(score_vehicles(kind, "pink", closest, truths, found, len(x) / S.RATE)),
+                  flush=True)
+    print()
     print("| noise | minutes | vehicle detections | per hour | all classes |\n|---|---|---|---|---|")
     for noise in ("white", "pink"):
         found, hours = false_alarms(10.0, seed=7, noise=noise, interpreter=interp)
