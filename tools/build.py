@@ -114,7 +114,15 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def release() -> str:
+def release(packages: tuple[Package, ...] | None = None) -> str:
+    """The release the build carries: RELEASE of the lwproto being compiled (its version.py),
+    which is what the node's birth frame will say."""
+    for package in packages or default_packages():
+        version = package.source / "version.py"
+        if package.name == "lwproto" and version.exists():
+            m = re.search(r'^RELEASE = "([^"]+)"', version.read_text(), re.M)
+            if m:
+                return m.group(1)
     from lwproto.version import RELEASE
     return RELEASE
 
@@ -148,7 +156,7 @@ def build(target: str, out: Path | None = None, packages: tuple[Package, ...] | 
     else:
         progress(f"build: warning: {main} does not exist yet; the build has no main.py")
     manifest = {
-        "release": release(),
+        "release": release(packages),
         "target": target,
         "arch": arch,
         "arch_code": ARCH_CODES[arch],
@@ -176,3 +184,18 @@ def load_manifest(folder: Path) -> dict:
         if key not in manifest:
             raise BuildError(f"{path}: manifest lacks {key!r}; rebuild")
     return manifest
+
+
+def update_image(folder: Path) -> tuple[bytes, tuple[int, int, int], int]:
+    """(image, release (major, minor, patch), arch code) of a build folder, for an update over
+    the air (SPEC.md section 10): every file under lib/, packed as lwproto.hostupdate does;
+    main.py stays out (it picks the build at boot and changes only by flashing)."""
+    from lwproto.hostupdate import pack_image
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    files = [(p.relative_to(folder).as_posix(), p.read_bytes())
+             for p in sorted((folder / "lib").rglob("*")) if p.is_file()]
+    if not files:
+        raise BuildError(f"{folder}: no lib/ files in this build")
+    parts = [int(p) for p in str(manifest.get("release", "0.0.0")).split(".")[:3]] + [0, 0, 0]
+    return pack_image(files), (parts[0], parts[1], parts[2]), int(manifest["arch_code"])

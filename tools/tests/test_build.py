@@ -79,3 +79,19 @@ def test_the_build_command_writes_under_the_current_folder(tmp_path):
 def test_a_missing_build_is_a_clear_error(tmp_path):
     with pytest.raises(BuildError, match="no build here"):
         build.load_manifest(tmp_path)
+
+
+def test_the_update_image_carries_lib_and_the_release_being_built(tmp_path):
+    fw = fake_firmware(tmp_path)
+    proto = tmp_path / "proto"
+    proto.mkdir()
+    (proto / "version.py").write_text('RELEASE = "0.7.3"\n')
+    build.build("rp2", out=tmp_path / "out", packages=(Package("lwnode", fw), Package("lwproto", proto)),
+                main=fw / "main.py", progress=lambda *_: None)
+    from lwproto.hostupdate import unpack_image
+    data, release, arch = build.update_image(tmp_path / "out")
+    files = unpack_image(data)
+    assert sorted(files) == ["lib/lwnode/__init__.mpy", "lib/lwnode/core.mpy", "lib/lwnode/hal/__init__.mpy",
+                             "lib/lwnode/hal/rp2.mpy", "lib/lwproto/version.mpy"]
+    assert files["lib/lwnode/core.mpy"] == (tmp_path / "out" / "lib/lwnode/core.mpy").read_bytes()
+    assert release == (0, 7, 3) and arch == build.ARCH_CODES["armv6m"]
