@@ -48,7 +48,6 @@ _MODE = const(3)                 # 0 normal, 1 saving (battery under power.save_
 _OOM = const(4)                  # uplink sessions in a row that ended in MemoryError
 _DEGRADED = const(5)             # 2 once the node cannot publish: heartbeat `power` bit 1 (SPEC 3.2)
 _FAULT_AFTER = const(3)          # that many sessions out of memory in a row: the node is degraded
-_CAP_UPDATE = const(64)          # lwproto.const CAP_UPDATE
 _SAVE_HYSTERESIS_MV = const(50)  # leave the saving mode 50 mV over where it began
 
 
@@ -247,7 +246,7 @@ class Node:
         if pos is None:
             p = self.config.position
             pos = (p["lat"], p["lon"], p["alt_m"], p["error_m"])
-        caps = self.board.capabilities | self.detector.capabilities | c.CAP_RESEND | _CAP_UPDATE
+        caps = self.board.capabilities | self.detector.capabilities | c.CAP_RESEND
         return (version[0], version[1], version[2], c.BOARD_NAMES.index(self.board.name),
                 self.config.segment,
                 pos[0], pos[1], pos[2], pos[3], self.board.sensors, caps, self.rate)

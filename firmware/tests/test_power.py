@@ -130,3 +130,5 @@ def test_the_birth_advertises_what_this_node_does(tmp_path):
     assert caps & c.CAP_DEEP_SLEEP and board.capabilities & c.CAP_DEEP_SLEEP
     assert caps & c.CAP_DRONE and node.detector.threshold(c.DRONE) > 0
     assert caps & c.CAP_RESEND
+    assert caps & 32 and node.detector.threshold(4) > 0    # CAP_VEHICLE, and the vehicle detector (class 4)
+    assert not caps & 64      # CAP_UPDATE: this firmware takes no update over the air (SPEC section 10)
