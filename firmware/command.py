@@ -1,7 +1,7 @@
-# A verified command frame from the commission, applied once (SPEC.md 3.6). Loaded by the node
-# when a command arrives and unloaded afterwards (Node.command): commands are rare, and the
-# code and texts here are ~1.5 KB of heap the node would otherwise keep for good. Its names
-# stay interned; most are the frame's field names, which are interned anyway.
+# A verified command frame from the commission, applied once (SPEC.md 3.6). Imported with the
+# node and kept (~1.5 KB of heap): loaded only when a command arrived, into a heap the running
+# node had fragmented, its import failed now and then with MemoryError (a 592-byte block at
+# 128K) and the command was lost.
 import asyncio
 
 from lwproto import const as c

@@ -20,7 +20,7 @@ from lwproto import frame, topic
 from lwproto.errors import ProtocolError
 from lwproto.version import RELEASE
 
-from . import mqtt
+from . import command, mqtt
 from .clock import Clock, SampleTimeline, ticks_diff
 
 # module constants as _NAME = const(n): inlined, so no global and no interned name in RAM
@@ -467,8 +467,10 @@ class Node:
         self.log_once(_REFUSED, "refused %s (%d refused so far)" % (reason, self.refused_commands))
 
     def command(self, f):
-        """Apply a verified command frame once (lwnode.command, loaded for the call)."""
-        return self.run_module("command", "apply", f)
+        """Apply a verified command frame once (lwnode.command, resident: loaded on demand into
+        the heap a running node has fragmented, it could fail with MemoryError and the command
+        was lost)."""
+        return command.apply(self, f)
 
     def run_module(self, name, function, *args):
         """lwnode.<name>.<function>(self, *args) with the module loaded for the call and
