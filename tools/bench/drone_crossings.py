@@ -18,11 +18,8 @@ truth's peak SNR (its hearing model), which is the detector's hearing range.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -57,49 +54,14 @@ def scenario_text(seed: int, crossings: int, profile: str) -> str:
 
 def run_seed(seed: int, crossings: int, profile: str) -> dict:
     from linewatch.emulator import scenario as sc
-    from linewatch.emulator.commission import Commission
-    from linewatch.emulator.direct import DirectRun, in_process_commission
-    from linewatch.emulator.hearing import track_exposures
     from linewatch.emulator.runner import prepare
-    from linewatch.emulator.score import score
-    from lwnode.node import Node
+    from lwtools.bench.track_passes import node_passes, play
 
     scenario = sc.loads(scenario_text(seed, crossings, profile), "drones-%d" % seed)
     world, truth = prepare(scenario, real_time=False)
-    folder = Path(tempfile.mkdtemp(prefix="lw-bench-drones-"))
-    reports: list[tuple[int, int, int]] = []
-    original = Node._report
-    run = None
-
-    def record(node, det):
-        reports.append((node.config.node, det.cls, run.clock.now if run else 0))
-        return original(node, det)
-
-    Node._report = record
-    try:
-        desk = Commission.prepare(folder / "commission", world, ("127.0.0.1", 1))
-        agg = in_process_commission(desk.config_path, desk.master_key)
-        try:
-            run = DirectRun(scenario, world, desk.master_key, agg, folder / "nodes")
-            summary = run.run()
-        finally:
-            agg.alerter.close()
-            agg.store.close()
-        result = score(truth, desk.incidents())
-    finally:
-        Node._report = original
-        shutil.rmtree(folder, ignore_errors=True)
-    passes = []
-    for track in scenario.sources:
-        for e in track_exposures(world, track, -30.0):
-            node = world.node(e.node_id)
-            lats, lons = track.positions_at(e.times_s - 0.0)
-            from linewatch.emulator import propagation as p
-            dist = float(np.min(p.distances_m(node.lat, node.lon, lats, lons, track.altitude_m)))
-            lo = world.start_utc_us + int((track.time_s - 5) * 1e6)
-            hi = world.start_utc_us + int((track.end_s + 10) * 1e6)
-            found = any(n == e.node_id and c == 3 and lo <= t <= hi for n, c, t in reports)
-            passes.append((dist, float(e.snr_db.max()), found))
+    reports, summary, result = play(scenario, world, truth, "lw-bench-drones-")
+    passes = [(dist, snr, found) for _track, dist, snr, found in
+              node_passes(scenario, world, reports, 3, lambda track: track.altitude_m, after_s=10)]
     return {"seed": seed, "crossings": result["crossings"].get("drone", {}), "passes": passes,
             "summary": summary, "tracks": result.get("tracks", {}),
             "false": result["false"]["count"], "incidents": result["false"].get("of", None)}
