@@ -133,3 +133,30 @@ async def test_two_links_share_one_stream_on_a_shared_subscription(mosquitto):
     assert all(len(share) > 100 for share in got)                       # both took part
     for link in links:
         await link.disconnect()
+
+
+async def test_mqtt5_publishes_past_the_brokers_receive_maximum_are_held_not_refused(mosquitto):
+    """MQTT 5: the broker's CONNACK caps our QoS 1 publishes in flight (Mosquitto's
+    max_inflight_messages, 100 here). A segment owner flushes one ack per node at once, so more
+    than that in one go must be held and sent as PUBACKs come, in order; gmqtt alone refuses
+    the 100th with OverflowError, which stopped a three-instance ingest bench's owner."""
+    got = []
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="lw-test-sub")
+    sub.on_message = lambda client, userdata, message: got.append(message.payload)
+    sub.connect(mosquitto.host, mosquitto.port)
+    sub.subscribe("lw/1/+/down", qos=1)
+    sub.loop_start()
+    link = MqttLink("lw-owner", mosquitto.host, mosquitto.port, v5=True, session_expiry_s=0)
+    await link.connect(retries=0)
+    await asyncio.sleep(0.3)
+    for i in range(350):
+        link.publish("lw/1/%04x/down" % (i % 300), b"ack %d" % i)
+    for _ in range(250):
+        if len(got) >= 350:
+            break
+        link.take(10)            # the service's round: what was held goes out as PUBACKs come
+        await asyncio.sleep(0.02)
+    await link.disconnect()
+    sub.loop_stop()
+    sub.disconnect()
+    assert got == [b"ack %d" % i for i in range(350)]      # every one, in order

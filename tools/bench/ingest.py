@@ -130,11 +130,15 @@ async def main():
     cpu = time.process_time()   # every thread of the process: the writer's too
     await agg.start()
     task = asyncio.create_task(agg.serve(stop))
-    if instance:     # shared ingest: done when the database holds the whole stream
-        while store.last_evidence_id() < frames or store.frames_since(0) < frames:
-            await asyncio.sleep(0.02)
-    while not instance and agg.frames_committed < frames:
-        await asyncio.sleep(0.005)
+    def done():      # shared ingest: when the database holds the whole stream
+        if task.done():  # the service failed: say why rather than wait for ever
+            task.result()
+            raise SystemExit("the service stopped before the stream was stored")
+        if instance:
+            return store.last_evidence_id() >= frames and store.frames_since(0) >= frames
+        return agg.frames_committed >= frames
+    while not done():
+        await asyncio.sleep(0.02 if instance else 0.005)
     print(time.monotonic(), time.process_time() - cpu, agg.frames_committed, flush=True)
     stop.set(); await task; await agg.shutdown()
     if desk is not None:

@@ -157,6 +157,7 @@ class MqttLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect = self._on_connect
         self._queue: collections.deque[tuple[str, bytes, int]] = collections.deque()
+        self._held: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
         self._ready = asyncio.Event()
         self.max_queued = max_queued
         self._paused = False
@@ -188,9 +189,30 @@ class MqttLink:
         self.client.subscribe(topic_filter, qos=qos)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain)
+        """Send now, or hold it in order while the broker's receive maximum is in flight."""
+        self._held.append((topic, payload, qos, retain))
+        self.send_held()
+
+    def send_held(self) -> int:
+        """Send what is held, oldest first, until the broker's receive maximum (MQTT 5: 100 on
+        our Mosquitto, 32 on EMQX) is in flight: past it gmqtt refuses a QoS 1 publish with
+        OverflowError, and an owner flushing the acks of more nodes than that at once would
+        stop. Called again on each take(); returns how many are still held."""
+        held = self._held
+        while held:
+            topic, payload, qos, retain = held[0]
+            try:
+                self.client.publish(topic, payload, qos=qos, retain=retain)
+            except OverflowError:     # no packet id free: wait for the broker's PUBACKs
+                break
+            held.popleft()
+        return len(held)
 
     async def disconnect(self) -> None:
+        for _ in range(20):      # what is held goes out first, while the broker acks
+            if not self._held or not self.connected or not self.send_held():
+                break
+            await asyncio.sleep(0.05)
         self.connected = False   # a goodbye, not a loss: no warning from _on_disconnect
         try:
             await self.client.disconnect()
@@ -264,6 +286,8 @@ class MqttLink:
 
     def take(self, limit: int) -> list[tuple[str, bytes, int]]:
         """Up to `limit` queued messages, oldest first, without waiting."""
+        if self._held:
+            self.send_held()
         q = self._queue
         n = min(limit, len(q))
         out = [q.popleft() for _ in range(n)]
