@@ -101,6 +101,38 @@ def test_an_answer_the_broker_owes_arrives_at_the_same_virtual_instant_however_l
     assert owed_after == 0
 
 
+def test_a_write_after_the_broker_closed_the_connection_is_owed_nothing():
+    """A broker killed (kill -9) sends the node's socket an EOF, but the socket is only half
+    closed, so the node may still write (what it had queued) before it notices. No answer can
+    come on that connection: counting one made the loop wait ANSWER_WAIT_S (10 s) of real time,
+    and the fault suite's broker restart took 10 s longer in about one run of three."""
+    from linewatch.emulator.answers import open_counted
+    from linewatch.emulator.virtual_node import _Writer
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def dying_broker(reader, writer):
+            await reader.read(2)
+            writer.close()
+
+        server = await asyncio.start_server(dying_broker, "127.0.0.1", 0)
+        reader, writer, debts = await open_counted("127.0.0.1", server.sockets[0].getsockname()[1])
+        node = _Writer(writer, debts)
+        node.write(bytes([0xC0, 0]))                                # PINGREQ: owed an answer
+        assert await reader.read(2) == b""                          # EOF instead: the broker is gone
+        half_closed = not writer.transport.is_closing()
+        node.write(bytes([0x32, 0]))                                # a QoS 1 PUBLISH after the EOF
+        owed = loop.owed
+        writer.close()
+        server.close()
+        return half_closed, owed
+
+    half_closed, owed = vclock.run(main, virtual=True)
+    assert half_closed
+    assert owed == 0
+
+
 def test_mqtt_packets_are_split_from_a_stream_cut_anywhere():
     from linewatch.emulator.answers import Packets
     stream = (bytes([0x10, 3]) + b"abc" + bytes([0x32, 0x81, 0x01]) + bytes(129) + bytes([0xC0, 0])

@@ -72,6 +72,7 @@ class Debts:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.owed = 0
+        self.closed = False
         self._sent = Packets()
         self._got = Packets()
         if hasattr(self.loop, "debts"):
@@ -84,6 +85,11 @@ class Debts:
             self.loop.owed += n
 
     def sent(self, data: bytes) -> None:
+        if self.closed:
+            # The broker ended the connection (its EOF came): the socket is only half closed,
+            # so the node may still write before it notices, but no answer can come. Counted,
+            # such a write held virtual time for ANSWER_WAIT_S of real time.
+            return
         self._add(sum(1 for kind, flags in self._sent.feed(data)
                       if kind in ASKS or (kind == PUBLISH and flags & 0x06)))
 
@@ -101,6 +107,7 @@ class Debts:
         self._add(-self.owed)
 
     def close(self) -> None:
+        self.closed = True
         self.forgive()
         if hasattr(self.loop, "debts"):
             self.loop.debts.discard(self)
