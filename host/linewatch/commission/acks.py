@@ -10,7 +10,12 @@ every `resend_interval_s`, and after `resend_tries` unanswered tries given up: t
 forgotten (recorded as lost in the evidence log by the caller) so acks can advance past it.
 A try that was answered in part (fewer frames missing than at the try before) starts the count
 again: a node draining a long outage's backlog is still answering, and acking past its gap
-would make it delete frames it still holds.
+would make it delete frames it still holds. And while frames of an asked range keep coming
+(new ones or ones already stored) the node is still answering the last try: the next try waits
+until the range has been quiet for `resend_interval_s`. A resend command makes the node send
+the whole range again from its oldest frame, so asking every 5 s while a backlog of hundreds
+takes longer than that to deliver restarted the node each time at the range's start: it never
+got past the frames already stored, and the gap was given up with frames the node still held.
 """
 from __future__ import annotations
 
@@ -78,6 +83,7 @@ class Acknowledger:
         self._dirty: set[tuple[int, int]] = set()
         self._acked: dict[tuple[int, int], int] = {}
         self._gaps: list[_Gap] = []
+        self._asked: dict[tuple[int, int], list[_Gap]] = {}   # (node, boot) -> its gaps asked for
         self.acks_sent = 0
         self.resends_sent = 0
         self.ranges_lost = 0
@@ -90,6 +96,16 @@ class Acknowledger:
         """A frame already stored came again: the node missed our ack, so say it again."""
         self._acked.pop((node, boot), None)
         self._dirty.add((node, boot))
+
+    def arrived(self, node: int, boot: int, seq: int, now_us: int) -> None:
+        """A frame came (stored now, or already): a gap asked for whose range holds it waits
+        `resend_interval_s` more before its next try, for the node is still answering."""
+        gaps = self._asked.get((node, boot))
+        if gaps:
+            later = now_us + self.resend_interval_us
+            for g in gaps:
+                if g.first <= seq <= g.last and g.next_at_us < later:
+                    g.next_at_us = later
 
     def gap(self, node: int, boot: int, first: int, last: int, now_us: int) -> None:
         self._gaps.append(_Gap(node, boot, first, last, 0, now_us))
@@ -113,7 +129,9 @@ class Acknowledger:
                     lost.append((g.node, g.boot, first, last))
                     self._dirty.add((g.node, g.boot))
                 g.tries = -1
-        self._gaps = [g for g in self._gaps if g.tries >= 0]
+        if lost:
+            self._gaps = [g for g in self._gaps if g.tries >= 0]
+            self._index()
         self.ranges_lost += len(lost)
         return lost
 
@@ -137,8 +155,16 @@ class Acknowledger:
             if message:
                 out.append(message)
         self._gaps = kept
+        self._index()
         self.resends_sent += len(out)
         return out
+
+    def _index(self) -> None:
+        asked: dict[tuple[int, int], list[_Gap]] = {}
+        for g in self._gaps:
+            if g.tries > 0:
+                asked.setdefault((g.node, g.boot), []).append(g)
+        self._asked = asked
 
     def acks(self) -> list[Message]:
         out = []

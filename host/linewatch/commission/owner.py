@@ -118,6 +118,7 @@ class SegmentOwner:
         verdict, gap = self.guard.admit_frame(node, frame.ftype, boot, seq)   # SPEC section 6
         if verdict == replay.ACCEPT and gap:
             self.acks.gap(node, *gap, received_us)
+        self.acks.arrived(node, boot, seq, received_us)
         self.acks.committed(node, boot)
         return self.health.observe(frame, received_us)
 

@@ -302,6 +302,7 @@ class Aggregator:
         changes: list = []
         streams: set[tuple[int, int]] = set()   # (node, boot) with a frame in this round
         process, observe, evidence = self.ingest.process, self.health.observe, batch.evidence
+        arrived = self.acks.arrived
         for topic, payload, received_us in messages:
             result = process(topic, payload, received_us)
             if result is None:
@@ -310,13 +311,16 @@ class Aggregator:
                 if self.quarantine.admit(result):
                     batch.refusals.append(result)
                 if result.reason in RESEND_ACK:   # the node missed our ack: say it again
-                    self.acks.replayed(result.node, int.from_bytes(payload[3:5], "big"))
+                    boot = int.from_bytes(payload[3:5], "big")
+                    self.acks.replayed(result.node, boot)
+                    arrived(result.node, boot, int.from_bytes(payload[5:9], "big"), received_us)
                 continue
             f = result.frame
             accepted.append(result)
             evidence.append(EvidenceRow(0, FRAME, TYPE_NAMES[f.ftype], f.node, f.boot, f.seq, topic,
                                         received_us, result.raw, "tag_ok", ""))
             streams.add((f.node, f.boot))
+            arrived(f.node, f.boot, f.seq, received_us)
             change = observe(f, received_us)
             if change:
                 changes += change
