@@ -277,3 +277,110 @@ async def test_an_offline_basemap_from_the_operators_file(tmp_path, mosquitto):
         async with chain.http.get(chain.url + "/basemap") as r:
             assert r.status == 200 and await r.read() == image.read_bytes()
             assert r.headers["Content-Type"] == "image/png"
+
+
+def _writes(app):
+    """Every POST route of the desk, its path filled with this test's node and incident."""
+    out = []
+    for route in app.router.routes():
+        if route.method == "POST":
+            path = route.resource.canonical.replace("{node}", "0x%04x" % NODE).replace("{incident}", "I-000001")
+            out.append(path)
+    return sorted(out)
+
+
+@pytest.mark.timeout(120)
+async def test_every_write_needs_a_session_its_csrf_token_and_this_origin(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path, observers=True) as chain:
+        writes = _writes(chain.desk.runner.app)
+        assert writes == ["/api/incidents/I-000001/status", "/api/login", "/api/logout",
+                          "/api/nodes/0x0201/commands"]
+        foreign = {"Origin": "http://evil.example"}
+        async with chain.http.post(chain.url + "/api/login", json={"name": "ana", "password": PASSWORD},
+                                   headers=foreign) as r:
+            assert r.status == 403 and "cross-origin" in (await r.json())["error"]
+        for path in writes:
+            if path != "/api/login":
+                status, body = await chain.post(path, {})
+                assert status == 401 and "log in" in body["error"], path
+        csrf = await chain.login()
+        for path in writes:
+            if path == "/api/login":
+                continue
+            status, body = await chain.post(path, {})
+            assert status == 403 and "CSRF" in body["error"], path
+            status, body = await chain.post(path, {}, "not-" + csrf)
+            assert status == 403 and "CSRF" in body["error"], path
+            async with chain.http.post(chain.url + path, json={}, headers={"X-CSRF-Token": csrf, **foreign}) as r:
+                assert r.status == 403 and "cross-origin" in (await r.json())["error"], path
+        assert (await chain.get("/api/session"))[1]["operator"] == "ana"     # still logged in: nothing was done
+        store = open_store(chain.config.store.target, readonly=True)
+        try:
+            assert store.commission_entries("incident_status") == [] and store.commission_entries("command") == []
+        finally:
+            store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_every_response_carries_the_security_headers(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path) as chain:
+        for path in ("/", "/static/desk.js", "/static/vendor/leaflet-1.9.4/leaflet.js", "/api/session",
+                     "/api/nodes", "/api/incidents?segment=x", "/no-such-page"):
+            async with chain.http.get(chain.url + path) as r:
+                h = r.headers
+                assert "default-src 'self'" in h["Content-Security-Policy"], path
+                assert "frame-ancestors 'none'" in h["Content-Security-Policy"], path
+                assert (h["X-Frame-Options"], h["X-Content-Type-Options"], h["Referrer-Policy"]) == \
+                    ("DENY", "nosniff", "no-referrer"), path
+                if path.startswith("/api/"):
+                    assert h["Cache-Control"] == "no-store", path
+
+
+@pytest.mark.timeout(120)
+async def test_no_secret_reaches_a_page_or_the_log(tmp_path, mosquitto, caplog):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    async with Chain(mosquitto, tmp_path) as chain:
+        operators = (tmp_path / "lw.db-operators.json").read_text()
+        secrets = {"password": PASSWORD, "wrong password": "not the password 1",
+                   "master key": chain.master.hex(), "node key": keys.derive(chain.master, NODE).hex(),
+                   "password hash": json.loads(operators)["operators"]["ana"]["hash"].split("$")[-1]}
+        await chain.post("/api/login", {"name": "ana", "password": "not the password 1"})
+        csrf = await chain.login()
+        token = next(c.value for c in chain.http.cookie_jar if c.key == "lw_session")
+        secrets["session token"] = token
+        await chain.post("/api/incidents/I-000001/status", {"status": "confirmed", "note": "seen"}, csrf)
+        await chain.post("/api/nodes/0x0201/commands", {"command": "rebirth"}, csrf)
+        pages = []
+        for path in ("/", "/api/line", "/api/nodes", "/api/nodes/0x0201", "/api/incidents",
+                     "/api/incidents/I-000001", "/api/commands", "/static/desk.js"):
+            async with chain.http.get(chain.url + path) as r:
+                assert r.status == 200, path
+                pages.append((path, await r.text()))
+        async with chain.http.get(chain.url + "/api/session") as r:
+            assert (await r.json())["csrf"] == csrf          # the session's own token, to itself only
+        await chain.post("/api/logout", {}, csrf)
+    log = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    assert "ana logged in" in log and "failed login as 'ana'" in log
+    for what, secret in secrets.items():
+        assert secret not in log, what
+        for path, text in pages:
+            assert secret not in text, (what, path)
+    assert csrf not in log
+
+
+def test_the_api_documented_is_the_api_served(tmp_path):
+    """docs/desk.md's API table names every route the desk serves, and no other."""
+    import re
+    from pathlib import Path
+
+    from linewatch.desk.app import Desk
+    config = cfg.from_dict({"store": {"path": str(tmp_path / "lw.db")}})
+    desk = Desk(config, b"\0" * 32, None)
+    shape = lambda path: re.sub(r"\{\w+\}", "{}", path)  # noqa: E731  (parameter names may differ)
+    served = {(r.method, shape(r.resource.canonical)) for r in desk.application().router.routes()
+              if r.resource.canonical.startswith("/api/") and r.method != "HEAD"}
+    desk._pool.shutdown()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "desk.md").read_text()
+    documented = {(m, shape(p)) for m, p in re.findall(r"^\| (GET|POST) `(/api/[^`]+)`", doc, re.M)}
+    assert served == documented and len(served) == 12

@@ -7,5 +7,5 @@
     api.py      the JSON API: the handlers that serve views, and the two acts (judge, command)
     live.py     server-sent events: incidents and health changes as they happen
     pages.py    the page and its assets, all shipped in static/ (no CDN, no tile server)
-    plots.py    the node page's small plots as the chart library wants them
+    client.py   the desk from the command line (`linewatch nodes command`)
 """

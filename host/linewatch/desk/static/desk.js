@@ -62,6 +62,7 @@ async function api(path, options) {
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
+    if (response.status === 401 && path !== "/api/login" && desk.session && desk.session.operator) checkSession();
     const error = new Error((body && body.error) || response.status + " " + response.statusText);
     error.status = response.status;
     throw error;
@@ -103,11 +104,15 @@ function loginView() {
     try {
       await api("/api/login", {body: {name: name.value, password: password.value}});
       password.value = "";
+      desk.notice = null;
       await loadSession();
       startLive();
-      location.hash = desk.afterLogin || "#/map";
+      const target = desk.afterLogin || "#/map";
+      desk.afterLogin = null;
+      if (location.hash === target) await route(); else location.hash = target;
     } catch (err) { error.textContent = err.message; }
-  }}, el("h2", {text: "Operator log in"}), el("label", {}, "name", name),
+  }}, el("h2", {text: "Operator log in"}), el("p", {class: "notice", id: "login-notice", text: desk.notice}),
+  el("label", {}, "name", name),
   el("label", {}, "password", password), el("button", {type: "submit", text: "log in"}), error);
   show(form);
 }
@@ -125,8 +130,14 @@ function startLive() {
   if (source || !canRead()) return;
   source = new EventSource("/api/events");
   const live = document.getElementById("live");
-  source.addEventListener("hello", () => { live.className = "on"; });
-  source.onerror = () => { live.className = "off"; };
+  source.addEventListener("hello", () => { live.className = "on"; checkSession(); });
+  source.onerror = () => {
+    live.className = "off";
+    if (source.readyState === EventSource.CLOSED) {   // refused (a 401), not a lost connection
+      source = null;
+      checkSession();
+    }
+  };
   source.addEventListener("incident", (e) => later("incidents", refreshIncidents, 400));
   source.addEventListener("health", () => later("nodes", refreshNodes, 400));
   source.addEventListener("tick", () => {
@@ -134,6 +145,19 @@ function startLive() {
     if (desk.route === "node" && desk.waiting) later("command", refreshNodePage, 100);
   });
   source.addEventListener("command", (e) => later("command", refreshNodePage, 200));
+}
+
+// A session ends when it expires or when the desk restarts (sessions are held in memory). The
+// page notices when its stream reconnects or a request is refused, says so, asks for a login
+// and then goes back to the view the operator was on.
+async function checkSession() {
+  const was = desk.session && desk.session.operator;
+  try { await loadSession(); } catch (e) { setTimeout(checkSession, 5000); return; }
+  if (was && !desk.session.operator) {
+    desk.notice = "Your session ended (it expired, or the desk was restarted): log in again.";
+    if (!canRead()) { await route(); return; }
+  }
+  if (!source) setTimeout(startLive, 2000);
 }
 
 function later(key, fn, ms) {
@@ -236,19 +260,24 @@ function drawIncidents(map, group, incidents) {
   }
 }
 
+function fit(map, points, pad) {
+  // true when the points gave the view; else a world view, so that drawing still works
+  if (points.length) { map.fitBounds(L.latLngBounds(points).pad(pad)); return true; }
+  map.setView([0, 0], 2);
+  return false;
+}
+
 async function drawMap() {
   const map = ensureMap();
   const [line, nodes, found] = await Promise.all([desk.line ? desk.line : api("/api/line"),
     api("/api/nodes"), api("/api/incidents?limit=500")]);
   const first = !desk.line;
   desk.line = line; desk.nodes = nodes.nodes; desk.incidents = found.incidents;
+  // the view first: an overlay or an arrow head cannot be placed on a map without one
+  if (!desk.fitted) desk.fitted = fit(map, desk.nodes.map((n) => [n.lat, n.lon]).concat(line.line), 0.15);
   if (first) drawLine(map, desk.layers.base, line);
   drawNodes(desk.layers.nodes, desk.nodes, (n) => { location.hash = "#/node/" + n.name; });
   drawIncidents(map, desk.layers.incidents, desk.incidents);
-  if (!desk.fitted) {
-    const pts = desk.nodes.map((n) => [n.lat, n.lon]).concat(line.line);
-    if (pts.length) { map.fitBounds(L.latLngBounds(pts).pad(0.15)); desk.fitted = true; }
-  }
   mapSide();
 }
 
@@ -356,14 +385,13 @@ async function incidentView(id, again) {
   const base = L.layerGroup().addTo(map);
   const line = desk.line || await api("/api/line");
   desk.line = line;
+  const nodes = (await api("/api/nodes")).nodes.filter((n) => (i.nodes || []).includes(n.id) ||
+    (i.rejected_nodes || []).includes(n.id));
+  fit(map, nodes.map((n) => [n.lat, n.lon]).concat(i.ellipse_polygon || [],
+    (i.track || []).map((t) => [t[1], t[2]]), i.lat !== null && i.lat !== undefined ? [[i.lat, i.lon]] : []), 0.3);
   drawLine(map, base, line);
-  const nodes = (await api("/api/nodes")).nodes.filter((n) => i.nodes.includes(n.id) ||
-    i.rejected_nodes.includes(n.id));
   drawNodes(L.layerGroup().addTo(map), nodes, (n) => { location.hash = "#/node/" + n.name; });
   drawIncidents(map, L.layerGroup().addTo(map), [i]);
-  const pts = nodes.map((n) => [n.lat, n.lon]).concat(i.ellipse_polygon || []).concat(
-    i.lat !== null && i.lat !== undefined ? [[i.lat, i.lon]] : []);
-  if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.3));
 }
 
 function judgeForm(i) {
