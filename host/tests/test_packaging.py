@@ -46,8 +46,19 @@ def test_test_extra_keeps_micropython_off_the_pi():
     assert not any(d.startswith("jonnor") for d in PYPROJECT["project"]["dependencies"])
 
 
+def _package_of(path: Path) -> list[str]:
+    """The dotted package a file belongs to, by pyproject's package-dir (host/linewatch/fusion/x.py:
+    linewatch.fusion)."""
+    for name, folder in ROOTS.items():
+        base = REPO / folder
+        if path.is_relative_to(base):
+            return [name, *path.parent.relative_to(base).parts]
+    return []
+
+
 def _imports_in(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
-    """Every module a .py file under folder imports (absolute names), by file."""
+    """Every module a .py file under folder imports, by file; relative imports (`from ..commands
+    import x`) as the absolute names they resolve to."""
     import ast
     found: dict[str, set[str]] = {}
     for path in folder.rglob("*.py"):
@@ -58,11 +69,23 @@ def _imports_in(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, set[str]]
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module)
-                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module
+                if node.level:
+                    package = _package_of(path)
+                    base = package[:len(package) - node.level + 1]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                if module:
+                    names.add(module)
+                    names.update(f"{module}.{a.name}" for a in node.names)
         found[rel] = names
     return found
+
+
+def test_relative_imports_are_read_as_the_names_they_resolve_to():
+    fusion = _imports_in(REPO / "host" / "linewatch" / "fusion")
+    assert "linewatch.geo.haversine_m" in fusion["host/linewatch/fusion/duplicates.py"]
+    assert "linewatch.fusion.hearing" in fusion["host/linewatch/fusion/duplicates.py"]
 
 
 def test_product_code_never_imports_test_support():
@@ -73,7 +96,7 @@ def test_product_code_never_imports_test_support():
 
 
 def test_lower_layers_never_reach_up_into_the_command_line():
-    for folder in ("emulator", "commission", "fusion"):
+    for folder in ("emulator", "commission", "fusion", "desk", "report"):
         found = _imports_in(REPO / "host" / "linewatch" / folder)
         bad = {f: sorted(n for n in names if n.startswith(("linewatch.commands", "linewatch.cli")))
                for f, names in found.items()}
