@@ -530,3 +530,78 @@ def test_the_same_day_reads_the_same_on_sqlite_and_postgresql(store_target, tmp_
     assert (a[0x0101].heartbeats, a[0x0101].frames, a[0x0101].fraction) == (3, 4, 1.0)
     assert a[0x0102].fraction == pytest.approx(0.5) and a[0x0102].changes == 1 and a[0x0102].last_state == "online"
     assert data.statement.ok
+
+
+def test_the_map_figure_draws_the_line_nodes_places_and_every_placed_incident(day, report):
+    """What the report's figure holds, read from matplotlib's own artists: the contact line, a
+    square per node, the named places, each placed incident's marker and number, an arrow per
+    launch -> impact pair, a dashed line per drone track; and the page carries it as a PNG."""
+    import argparse
+    import base64
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from linewatch.commands.report import day_data
+    from linewatch.report import figure
+    data = day_data(argparse.Namespace(day=day["day"], out=str(day["out"]), config=day["config"], db=None,
+                                       master_key=None))
+    fig, ax = plt.subplots()
+    try:
+        figure._draw(ax, data)
+        lines = ax.get_lines()
+        texts = {t.get_text() for t in ax.texts}
+        arrows = [t for t in ax.texts if t.get_text() == "" and t.arrow_patch is not None]
+    finally:
+        plt.close(fig)
+    line = [x for x in lines if x.get_label() == "contact line"]
+    assert len(line) == 1 and len(line[0].get_xdata()) == len(data.line)
+    squares = sum(len(x.get_xdata()) for x in lines if x.get_marker() == "s")
+    assert squares == len(data.nodes) == 12
+    assert {"Novoselivka", "Krasnyi Yar"} <= texts
+    placed = [e for e in data.counted if isinstance(e.incident.get("lat"), (int, float))]
+    assert placed and {e.id.rsplit("-", 1)[-1].lstrip("0") for e in placed} <= texts
+    markers = [x for x in lines if x.get_marker() in {m for m, _ in figure.STYLE.values()} and x.get_marker() != "s"]
+    assert len(markers) == len(placed) + len(data.references)          # the places are small circles
+    by_id = {e.id: e for e in placed}
+    pairs = [e for e in placed if by_id.get(str(e.incident.get("impact_id")))]
+    assert len(arrows) == len(pairs) >= 1
+    tracks = [e for e in data.counted if len(figure.track_points(e.incident)) >= 2]
+    assert sum(1 for x in lines if x.get_linestyle() == "--") == len(tracks) >= 1
+    uri = re.search(r'<img src="(data:image/png;base64,[^"]+)"', report).group(1)
+    assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_each_incident_row_tells_time_place_side_class_confidence_nodes_and_status(day, report):
+    """Every counted incident's row against the database's own JSON: the time (UTC, to the
+    second), the category in the monitors' words, a bearing and distance band from a named
+    place (or "not placed" without a fix), the side named as the config names it with its
+    probability, a confidence between 0 and 1, the node count and the status."""
+    import html as htmlmod
+    db = sqlite3.connect(day["db"])
+    try:
+        stored = {r[0]: (json.loads(r[2]), r[1]) for r in db.execute("SELECT id, status, body FROM incidents")}
+    finally:
+        db.close()
+    rows = {m[0]: [htmlmod.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", m[1])]
+            for m in re.findall(r'<tr id="(I-\d+)">(.*?)</tr>', report)}
+    assert rows and set(rows) <= set(stored)
+    for incident_id, cells in rows.items():
+        d, status = stored[incident_id]
+        at = datetime.datetime.fromtimestamp(d["time_utc_us"] / 1e6, datetime.timezone.utc)
+        assert cells[0] == incident_id and cells[1].startswith(at.strftime("%H:%M:%S")), cells
+        assert cells[2].split(",")[0].split(" (")[0] in set(categories.SHORT.values()), cells
+        if isinstance(d.get("lat"), (int, float)):
+            assert re.fullmatch(r"(at [\w ]+|(under 500 m|500 m-1 km|[\d-]+ km|over 50 km) [a-z-]+ of [\w ]+)",
+                                cells[3]), cells
+        else:
+            assert cells[3] == "not placed", cells
+        side = {"L": "side A", "R": "side B"}.get(d.get("side"), "undecided")
+        p = d.get("side_probability")
+        assert cells[4] == (side + (" (%.2f)" % p if side != "undecided" and p is not None else "")) \
+            or (side == "undecided" and cells[4].startswith("undecided")), cells
+        assert cells[5] == "-" or 0.0 <= float(cells[5]) <= 1.0, cells
+        assert int(cells[6]) == len(d["nodes"]), cells
+        assert cells[8] == status, cells
+    assert any(cells[5] != "-" for cells in rows.values())              # the evidence was checked: confidences
