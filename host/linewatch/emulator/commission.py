@@ -75,6 +75,7 @@ class Commission:
         makes the broker keep frames for it)."""
         log_path = log_path or self.folder / "aggregator.log"
         self._log = open(log_path, "ab")
+        self._log_start = self._log.tell()      # a second start appends: wait for its own lines
         self.process = subprocess.Popen(
             [sys.executable, "-m", "linewatch.cli", "-v", "aggregator", "--config", str(self.config_path)],
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -90,7 +91,7 @@ class Commission:
             if self.process.poll() is not None:
                 raise CommissionError("aggregator exited with %d: %s" % (self.process.returncode,
                                                                          self.log_tail(log_path)))
-            if b"listening on" in log_path.read_bytes():
+            if b"listening on" in log_path.read_bytes()[self._log_start:]:
                 return
             time.sleep(0.05)
         raise CommissionError("aggregator not listening after %.0f s: %s" % (timeout_s, self.log_tail(log_path)))
@@ -112,9 +113,9 @@ class Commission:
         return code
 
     def desk_url(self) -> str | None:
-        """The desk's address, as the aggregator's log says it (None: no desk)."""
-        match = re.search(r"desk at (http://\S+)", self.log_tail(chars=10 ** 6))
-        return match.group(1) if match else None
+        """The desk's address, as the aggregator's log last said it (None: no desk)."""
+        found = re.findall(r"desk at (http://\S+)", self.log_tail(chars=10 ** 6))
+        return found[-1] if found else None
 
     def log_tail(self, path: Path | None = None, chars: int = 2000) -> str:
         path = path or self.folder / "aggregator.log"
