@@ -447,3 +447,8 @@ async def test_no_request_value_reaches_the_sql_text(tmp_path):
             assert recorder.texts == []
     finally:
         await desk.stop()
+
+
+def test_the_desk_listens_on_loopback_by_default():
+    assert cfg.from_dict({}).desk.address() == ("127.0.0.1", 8470)
+    assert cfg.from_dict({"desk": {"listen": ""}}).desk.address() is None

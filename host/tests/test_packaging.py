@@ -101,3 +101,27 @@ def test_lower_layers_never_reach_up_into_the_command_line():
         bad = {f: sorted(n for n in names if n.startswith(("linewatch.commands", "linewatch.cli")))
                for f, names in found.items()}
         assert not {f: n for f, n in bad.items() if n}, folder
+
+
+def test_the_desk_page_loads_only_assets_shipped_in_the_package():
+    """No CDN, no tile server: every asset the page's HTML and CSS load is a file of the package
+    that package-data puts in the wheel, and the desk's own page, script and style name no
+    other site."""
+    import re
+    static = REPO / "host" / "linewatch" / "desk" / "static"
+    base = static.parent
+    shipped = {p.relative_to(base).as_posix() for g in PYPROJECT["tool"]["setuptools"]["package-data"]["linewatch.desk"]
+               for p in base.glob(g) if p.is_file()}
+    html = (static / "index.html").read_text()
+    loaded = [u for u in re.findall(r'(?:src|href)="([^"]+)"', html) if not u.startswith(("data:", "#"))]
+    assert loaded and all(u.startswith("/static/") for u in loaded), loaded
+    missing = [u for u in loaded if u[1:] not in shipped]
+    for css in [p for p in shipped if p.endswith(".css")]:
+        for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", (base / css).read_text()):
+            if not url.startswith(("data:", "#")):           # (#default#VML: an old IE behaviour, no fetch)
+                target = (base / css).parent.joinpath(url).resolve().relative_to(base.resolve()).as_posix()
+                if target not in shipped:
+                    missing.append(f"{css}: {url}")
+    assert missing == []
+    for own in ("index.html", "desk.js", "desk.css"):
+        assert not re.search(r"https?://", (static / own).read_text()), own
