@@ -452,3 +452,20 @@ async def test_no_request_value_reaches_the_sql_text(tmp_path):
 def test_the_desk_listens_on_loopback_by_default():
     assert cfg.from_dict({}).desk.address() == ("127.0.0.1", 8470)
     assert cfg.from_dict({"desk": {"listen": ""}}).desk.address() is None
+
+
+@pytest.mark.timeout(120)
+async def test_an_open_page_refreshing_itself_does_not_keep_its_session(tmp_path, mosquitto):
+    async with Chain(mosquitto, tmp_path) as chain:
+        now = [1000.0]
+        chain.desk.sessions.clock = lambda: now[0]
+        await chain.login()
+        minutes = chain.config.desk.session_minutes
+        for step in range(3):                       # the operator reads: each request counts
+            now[0] += 0.9 * minutes * 60
+            assert (await chain.get("/api/nodes"))[0] == 200, step
+        refresh = {"X-Desk-Refresh": "1"}
+        for step in range(3):                       # the page alone, every so often
+            now[0] += 0.4 * minutes * 60
+            async with chain.http.get(chain.url + "/api/nodes", headers=refresh) as r:
+                assert r.status == (200 if step < 2 else 401), step

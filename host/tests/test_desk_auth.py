@@ -61,3 +61,13 @@ def test_add_operator_from_the_command_line(tmp_path):
     assert run("remove-operator", "ana").returncode == 0
     gone = run("remove-operator", "ana")
     assert gone.returncode == 2 and "no operator 'ana'" in gone.stderr
+
+
+def test_a_refresh_does_not_keep_a_session_alive():
+    now = [1000.0]
+    sessions = Sessions(minutes=10, clock=lambda: now[0])
+    token, session = sessions.open("ana")
+    now[0] += 9 * 60
+    assert sessions.get(token, touch=False) is session       # still live, but its life is not extended
+    now[0] += 2 * 60
+    assert sessions.get(token, touch=False) is None

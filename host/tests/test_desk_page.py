@@ -318,6 +318,20 @@ def test_the_node_table_and_a_node_page_with_plots(served):
     shoot(served, "page-node.png")
 
 
+def test_the_pages_own_refreshes_are_marked_so_they_keep_no_session_alive(served):
+    page = view(served, "#/map")
+    page.wait_for_selector("path.lw-incident")
+    seen = []
+    page.on("request", lambda r: seen.append((r.url, r.headers.get("x-desk-refresh"))))
+    page.wait_for_timeout(12_000)                     # two ticks of the live stream (every 5 s)
+    refreshes = [u for u, h in seen if "/api/nodes" in u and h == "1"]
+    assert refreshes, seen
+    seen.clear()
+    page.click("a[href='#/nodes']")                   # the operator's own doing: not marked
+    page.wait_for_selector("#node-table")
+    assert None in [h for u, h in seen if u.endswith("/api/nodes")], seen
+
+
 def test_after_a_restart_the_page_asks_to_log_in_again_and_goes_back(served):
     page, desk = served["page"], served["desk"]
     page.goto(served["url"] + "#/node/0x0102")

@@ -41,6 +41,8 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "X-Content
 # the login itself; everything else needs a session, or observers = true for reading.
 OPEN = ("/", "/login", "/api/session", "/api/login", "/favicon.ico")
 OPEN_PREFIX = ("/static/",)
+# The header of the page's own refreshes (live updates): they do not keep a session alive.
+REFRESH = "X-Desk-Refresh"
 
 STATE = web.AppKey("desk", object)
 SESSION = web.RequestKey("session", object)
@@ -130,7 +132,7 @@ class Desk:
 
     @web.middleware
     async def _access(self, request: web.Request, handler) -> web.StreamResponse:
-        session = self.sessions.get(request.cookies.get(COOKIE))
+        session = self.sessions.get(request.cookies.get(COOKIE), touch=REFRESH not in request.headers)
         request[SESSION] = session
         if request.method not in ("GET", "HEAD"):
             if not self._same_origin(request):

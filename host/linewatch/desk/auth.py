@@ -3,7 +3,8 @@
 Operators are kept in a JSON file (mode 0600): a name and an scrypt hash each (hashlib.scrypt,
 n=2**14, r=8, p=1, a 16-byte salt: ~16 MB and tens of milliseconds a check on a Raspberry Pi 4).
 `linewatch desk add-operator NAME` adds one. A login gives a session: a random token in an
-HttpOnly, SameSite=Strict cookie, ended `session_minutes` after its last request or at logout,
+HttpOnly, SameSite=Strict cookie, ended `session_minutes` after the operator's last request (a
+page's automatic refreshes, marked X-Desk-Refresh, do not count) or at logout,
 kept in memory (a restart of the service logs everyone out). Every write (POST) must carry the
 session's CSRF token in the X-CSRF-Token header and, when the browser sends one, an Origin of
 this server. Passwords and tokens never reach a log or a page other than the session's own.
@@ -118,8 +119,10 @@ class Sessions:
         self._by_token[token] = session
         return token, session
 
-    def get(self, token: str | None) -> Session | None:
-        """The live session of this token (its life extended), or None."""
+    def get(self, token: str | None, touch: bool = True) -> Session | None:
+        """The live session of this token, or None. `touch`: the operator did something, so its
+        life starts again (a page's own refresh does not: an unattended page would otherwise
+        keep its session for ever)."""
         if not token:
             return None
         session = self._by_token.get(token)
@@ -127,7 +130,8 @@ class Sessions:
         if session is None or session.expires <= now:
             self._by_token.pop(token, None)
             return None
-        session.expires = now + self.lifetime_s
+        if touch:
+            session.expires = now + self.lifetime_s
         return session
 
     def close(self, token: str | None) -> None:

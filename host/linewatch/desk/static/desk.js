@@ -10,7 +10,7 @@ const CLASS_COLOURS = {explosion: "#d92d20", small_arms: "#f79009", drone: "#2e9
 const SIDE_FILLS = {L: "#b2ddff", R: "#fedf89"};   // left / right of the line as drawn; undecided: white
 const CLASSES = ["unknown", "explosion", "small_arms", "drone", "vehicle", "tamper"];
 const desk = {session: null, line: null, nodes: [], incidents: [], route: "", filters: {}, map: null,
-  layers: null, fitted: false, pending: {}};
+  layers: null, fitted: false, pending: {}, refreshing: 0};
 
 // ---- small helpers ----------------------------------------------------------------------
 
@@ -52,6 +52,7 @@ function nodeName(id) { return "0x" + id.toString(16).padStart(4, "0"); }
 
 async function api(path, options) {
   const opts = Object.assign({credentials: "same-origin", headers: {}}, options || {});
+  if (desk.refreshing) opts.headers["X-Desk-Refresh"] = "1";   // not the operator's doing: keeps no session alive
   if (opts.body !== undefined) {
     opts.method = opts.method || "POST";
     opts.headers["Content-Type"] = "application/json";
@@ -161,8 +162,13 @@ async function checkSession() {
 }
 
 function later(key, fn, ms) {
+  // a refresh the live stream asked for, not the operator: its requests say so
   if (desk.pending[key]) return;
-  desk.pending[key] = setTimeout(async () => { delete desk.pending[key]; try { await fn(); } catch (e) {} }, ms);
+  desk.pending[key] = setTimeout(async () => {
+    delete desk.pending[key];
+    desk.refreshing += 1;
+    try { await fn(); } catch (e) {} finally { desk.refreshing -= 1; }
+  }, ms);
 }
 
 async function refreshIncidents() {
