@@ -292,7 +292,13 @@ def test_an_incident_page_shows_its_evidence(served):
     assert cells[2][5].startswith("does not verify")                # checked again, not copied
     assert "0x0202" in page.inner_text("main p:has-text('Rejected nodes')")
     assert page.locator("#incident-map path.lw-ellipse").count() == 1
-    assert "north 1.5 km from the line (p 0.98)" in page.inner_text(".grid")
+    facts = page.inner_text(".grid")
+    assert "north 1.5 km from the line (p 0.98)" in facts and "undefined" not in facts
+    assert page.inner_text("#pair") == "a launch; its impact I-000002"
+    page.click("#pair a")
+    served["api"].expect(page.locator("#pair")).to_have_text("an impact, launched at I-000001")
+    page.goto(served["url"] + "#/incident/I-000001")
+    page.wait_for_selector("#contributing tr td.hex")
     shoot(served, "page-incident.png")
 
 

@@ -363,11 +363,11 @@ async function incidentView(id, again) {
   try { i = await api("/api/incidents/" + encodeURIComponent(id)); } catch (err) { show(problem(err)); return; }
   const facts = el("div", {class: "grid"},
     [["time (UTC)", i.words.when], ["class", i.class], ["how placed", i.words.placed],
-      ["side of the line", i.words.side], ["status", i.status], ["shots", i.shots],
+      ["side of the line", i.words.side], ["status", i.status], ["shots", i.shots || "-"],
       ["ellipse 95 %", i.ellipse_95 ? i.ellipse_95.major_m.toFixed(0) + " x " + i.ellipse_95.minor_m.toFixed(0) +
         " m at " + i.ellipse_95.angle_deg.toFixed(0) + " deg" : "-"],
-      ["version", i.version], ["launch / impact", (i.launch_id || "") + (i.impact_id || "") || "-"]]
-      .map(([k, v]) => el("div", {}, el("b", {text: k}), String(v))));
+      ["version", i.version], ["launch / impact", pairWords(i)]]
+      .map(([k, v]) => el("div", {}, el("b", {text: k}), v instanceof Node ? v : String(v))));
   const contributing = el("table", {id: "contributing"}, el("tr", {}, ["node", "arrival (UTC)", "residual",
     "evidence row", "frame (hex)", "verification"].map((h) => el("th", {text: h}))),
   i.contributing.map((r) => el("tr", {},
@@ -398,6 +398,14 @@ async function incidentView(id, again) {
   drawLine(map, base, line);
   drawNodes(L.layerGroup().addTo(map), nodes, (n) => { location.hash = "#/node/" + n.name; });
   drawIncidents(map, L.layerGroup().addTo(map), [i]);
+}
+
+function pairWords(i) {
+  // a launch names its impact, an impact its launch, each a link to the other's page
+  const other = i.impact_id || i.launch_id;
+  if (!other) return "-";
+  return el("span", {id: "pair"}, i.impact_id ? "a launch; its impact " : "an impact, launched at ",
+    el("a", {href: "#/incident/" + other, text: other}));
 }
 
 function judgeForm(i) {
