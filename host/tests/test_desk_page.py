@@ -172,7 +172,8 @@ def served(tmp_path_factory):
                 page.fill("#login-password", PASSWORD)
                 page.click("#login-form button[type=submit]")
                 page.wait_for_selector("#logout")
-                yield {"url": url, "page": page, "desk": desk, "reports": reports, "shots": shots, "api": sync_api}
+                yield {"url": url, "page": page, "desk": desk, "reports": reports, "shots": shots, "api": sync_api,
+                       "browser": browser}
             finally:
                 browser.close()
     finally:
@@ -322,6 +323,28 @@ def test_the_node_table_and_a_node_page_with_plots(served):
     assert page.locator("#state-history tr").count() == 4
     assert page.locator("#recent-frames td.hex").count() == 21        # 20 heartbeats and a blast
     shoot(served, "page-node.png")
+
+
+def test_the_plots_read_in_utc_whatever_the_browsers_zone(served):
+    page = served["browser"].new_page(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Kathmandu")
+    try:
+        page.set_default_timeout(WAIT_MS)
+        page.goto(served["url"] + "#/login")
+        page.fill("#login-name", "ana")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#logout")
+        page.goto(served["url"] + "#/node/0x0101")
+        over = page.locator(".plot .u-over").first
+        box = over.bounding_box()
+        over.hover(position={"x": box["width"] - 1, "y": box["height"] / 2})   # the day's last heartbeat
+        shown = page.locator(".plot .u-legend .u-series").first.inner_text()
+        last = time.gmtime(NOW / 1e6 - 3600)                # the last heartbeat, an hour ago, in UTC
+        hour = last.tm_hour % 12 or 12
+        assert "UTC" in shown and "%d:%02d%s" % (hour, last.tm_min, "am" if last.tm_hour < 12 else "pm") in shown, \
+            shown
+    finally:
+        page.close()
 
 
 def test_the_pages_own_refreshes_are_marked_so_they_keep_no_session_alive(served):

@@ -447,8 +447,10 @@ function plot(target, title, series, labels, bars) {
   if (!series[0].length) { target.append(el("p", {class: "muted", text: title + ": no data today"})); return; }
   const box = el("div", {class: "plot"});
   target.append(box);
+  // in UTC, as every other time on the desk (uPlot would use the browser's zone)
   const opts = {title: title, width: 420, height: 180, scales: {x: {time: true}},
-    series: [{}].concat(labels.map((l, k) => ({label: l, stroke: ["#155eef", "#d92d20"][k],
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    series: [{label: "UTC"}].concat(labels.map((l, k) => ({label: l, stroke: ["#155eef", "#d92d20"][k],
       fill: bars ? "#155eef55" : undefined, paths: bars ? uPlot.paths.bars({size: [0.8]}) : undefined})))};
   new uPlot(opts, series, box);
 }
