@@ -5,6 +5,7 @@ every implementation, CPython and MicroPython, to these exact bytes.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -228,7 +229,10 @@ KEY_FILES = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m lwtools.make_vectors",
+                            description="write %s: golden frames for every type and invalid frames" % OUT.name
+                            ).parse_args(argv)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(build(), indent=1) + "\n")
     print(f"wrote {OUT}")

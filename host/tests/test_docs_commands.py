@@ -1,24 +1,35 @@
-"""Every `linewatch` command line in README.md and docs/ works as written.
+"""Every command line in README.md, docs/*.md, firmware/README.md and protocol/SPEC.md works as
+written.
 
 Each one (in code blocks and in backquotes in the prose, continuation lines joined, `sudo`
-and the path to the program dropped) is parsed by the real command-line parser exactly as
-written: an option the command does not take, a missing argument or a wrong id form fails
-here. Lines with placeholders (`...`, `[--opt]`, `a|b`, `<x>`) are shapes, not commands.
+and the path to the program dropped) is checked by the program's own parser, exactly as
+written: `linewatch ...` by the real command-line parser, `python -m lwtools...` by the
+module's argparse (run up to its parse, no further), `pytest ...` by pytest collecting what it
+names (its options, paths and `-k`), `make X` against the Makefile. An option the command does
+not take, a missing argument, a wrong id form, a module or test that is not there fails here.
+A shape (`[--opt]`, `a|b`) is checked in each of its forms; a shape's placeholder (`N`, `NAME`)
+takes a sample value; `...` and `<x>` are shapes only. Every other command line of a code
+block is one this machine cannot run in a test (a board's esptool, the Pi's apt-get and
+systemctl) and is listed in NOT_RUN with the reason, so a new one cannot slip in unchecked.
 
 What can run in a test runs for real, as written, in a fresh folder: the aggregator guide's
 "Running it" block against a private Mosquitto (the aggregator.toml the guide starts from,
 docs/aggregator.toml, with the broker's port changed), and the README's `nodes init-key`.
 The rest run for real elsewhere: demo and emulate (test_cli_behaviour.py, test_e2e.py),
 provision, broker install, frames tail and sniff against the provisioned broker
-(tools/tests/test_broker_setup.py), build and flash (tools/tests/test_build.py,
-test_flash_firmware.py, test_first_hour.py).
+(tools/tests/test_broker_setup.py), build and flash, and the field guide's virtual-board path
+with the commission after it (tools/tests/test_build.py, test_flash_firmware.py).
 """
 from __future__ import annotations
 
+import argparse
+import itertools
 import json
 import queue
 import re
+import runpy
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,15 +45,32 @@ from linewatch.commission.store import Batch, open_store
 from lwproto import const, frame, topic
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "firmware" / "README.md",
+        REPO / "protocol" / "SPEC.md"]
 LINEWATCH = str(Path(sys.executable).parent / "linewatch")
-PROGRAM = re.compile(r"^(?:sudo\s+(?:-u\s+\S+\s+)?)?(?:\S*/)?linewatch\s")
-INLINE = re.compile(r"`((?:sudo\s+)?linewatch\s[^`]+)`")
-PLACEHOLDER = re.compile(r"\.\.\.|\[|\||<|>")
+PROGRAMS = r"(?:linewatch|python3?|pytest|make|mosquitto)"
+PROGRAM = re.compile(r"^(?:sudo\s+(?:-u\s+\S+\s+)?)?(?:\S*/)?%s\s" % PROGRAMS)
+INLINE = re.compile(r"`((?:sudo\s+)?(?:\S*/)?%s\s[^`]+)`" % PROGRAMS)
+CONSOLE = re.compile(r"^linewatch node 0x")        # what a board prints (firmware/README.md), no command
+PLACEHOLDER = re.compile(r"\.\.\.|<|>")
+SAMPLES = {"N": "1", "NAME": "ana", "RUN_DIR": "run", "TRUTH": "truth.json", "INCIDENTS": "incidents.jsonl",
+           "FILE": "out.jsonl"}
+
+# Command lines of code blocks no test runs, by program, and why (each still read by a person).
+NOT_RUN = {
+    "esptool.py": "writes MicroPython onto a real board (field guide step 1)",
+    "mpremote": "talks to a real board; linewatch flash runs the real mpremote against the virtual board",
+    "socat": "what `linewatch virtual-board` runs (tools/virtual_board.py, test_flash_firmware.py)",
+    "apt-get": "the Pi's system packages (tools/setup.sh installs the same ones)",
+    "useradd": "the Pi's service user", "mkdir": "the Pi's folders", "cp": "the Pi's files",
+    "pip": "an install into the Pi's venv", "python3": "`python3 -m venv` on the Pi",
+    "systemctl": "the Pi's systemd", "journalctl": "the Pi's journal",
+}
 
 
 def command_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, command) for every linewatch command line of a Markdown file."""
+    """(line number, command) for every command line of a Markdown file whose program is
+    linewatch, python, pytest, make or mosquitto."""
     found = []
     lines = path.read_text().splitlines()
     fenced = False
@@ -52,32 +80,79 @@ def command_lines(path: Path) -> list[tuple[int, str]]:
         if line.strip().startswith("```"):
             fenced = not fenced
         code = fenced or line.startswith("    ")
-        if code and PROGRAM.match(line.strip()):
+        if code and PROGRAM.match(line.strip()) and not CONSOLE.match(line.strip()):
             start, text = k + 1, line.strip()
-            while text.endswith("\\") and k + 1 < len(lines):
+            while _continued(text) and k + 1 < len(lines):
                 k += 1
-                text = text[:-1] + " " + lines[k].strip()
+                text = _joined(text, lines[k].strip())
             found.append((start, text))
         elif not code:
-            found += [(k + 1, m) for m in INLINE.findall(line) if len(m.split()) > 2]
+            found += [(k + 1, m) for m in INLINE.findall(line)
+                      if len(m.split()) > (2 if m.split()[0].endswith("linewatch") else 1)]
         k += 1
     return found
 
 
-def argv_of(text: str) -> list[str] | None:
-    """The arguments after the program, or None for a shape with placeholders."""
-    text = text.replace("'...'", "'x'")
-    words = shlex.split(text, comments=True)
-    if PLACEHOLDER.search(" ".join(words)) or any(re.fullmatch(r"[A-Z][A-Z_]*", w) for w in words):
-        return None                    # ..., [--opt], a|b, <x>, N, FILE
+def _continued(text: str) -> bool:
+    return text.endswith("\\")
+
+
+def _joined(text: str, more: str) -> str:
+    return text[:-1] + " " + more
+
+
+def words_of(text: str) -> list[str]:
+    """The command's words, `sudo` and the program's folder dropped, a trailing `&` too."""
+    words = shlex.split(text.replace("'...'", "'x'"), comments=True)
     if words[0] == "sudo":
         words = words[3:] if words[1] == "-u" else words[1:]
     if words[-1] == "&":
         words.pop()                    # started in the background
-    return words[1:]
+    return [words[0].rsplit("/", 1)[-1], *words[1:]]
 
 
-ALL = [(path.relative_to(REPO), number, text) for path in DOCS for number, text in command_lines(path)]
+def forms(words: list[str]) -> list[list[str]] | None:
+    """Each form of a shape: optional parts `[--opt x]` in, alternatives `a|b` one by one (the
+    k-th form takes each word's k-th choice, or its last); placeholders get a sample. None for
+    a shape with no runnable form (`...`, `<x>`, an unknown placeholder)."""
+    if PLACEHOLDER.search(" ".join(words)):
+        return None
+    choices = []
+    for w in words:
+        w = w.replace("[", "").replace("]", "")
+        if not w:
+            continue
+        if re.fullmatch(r"[A-Z][A-Z_]*", w):
+            if w not in SAMPLES:
+                return None
+            w = SAMPLES[w]
+        choices.append(w.split("|") if "|" in w and not w.startswith("-") else [w])
+    widest = max(len(c) for c in choices)
+    return [[c[min(k, len(c) - 1)] for c in choices] for k in range(widest)]
+
+
+def argv_of(text: str) -> list[str] | None:
+    """The arguments after `linewatch` (the first form), or None for a shape with no form."""
+    found = forms(words_of(text))
+    return found[0][1:] if found else None
+
+
+ALL_COMMANDS = [(path.relative_to(REPO), number, text) for path in DOCS for number, text in command_lines(path)]
+ALL = [c for c in ALL_COMMANDS if words_of(c[2])[0] == "linewatch"]
+
+
+def kind(text: str) -> str:
+    """linewatch, module (python -m lwtools...), pytest, make or mosquitto."""
+    words = words_of(text)
+    if words[0] in ("python", "python3") and words[1:2] == ["-m"] and words[2] == "pytest":
+        return "pytest"
+    if words[0] in ("python", "python3") and words[1:2] == ["-m"] and words[2].startswith("lwtools."):
+        return "module"
+    return words[0]
+
+
+def _ids(rows):
+    return [f"{w}:{n}" for w, n, _ in rows]
 
 
 def test_the_docs_have_command_lines_to_check():
@@ -87,16 +162,15 @@ def test_the_docs_have_command_lines_to_check():
     assert any("set-status I-000001" in t for t in checked)
 
 
-@pytest.mark.parametrize("where, number, text", ALL, ids=[f"{w}:{n}" for w, n, _ in ALL])
+@pytest.mark.parametrize("where, number, text", ALL, ids=_ids(ALL))
 def test_every_documented_command_line_is_accepted_as_written(where, number, text, capsys):
-    argv = argv_of(text)
-    if argv is None:
-        return                                     # a shape: `linewatch score TRUTH INCIDENTS [--json]`
-    try:
-        args = cli.build_parser().parse_args(argv)
-    except SystemExit as exc:
-        pytest.fail(f"{where}:{number}: `{text}` is refused: {capsys.readouterr().err.strip()} (exit {exc.code})")
-    assert getattr(args, "func", None), f"{where}:{number}: `{text}` names no command"
+    for argv in forms(words_of(text)) or []:       # none: a shape like `linewatch emulate ...`
+        try:
+            args = cli.build_parser().parse_args(argv[1:])
+        except SystemExit as exc:
+            pytest.fail(f"{where}:{number}: `{text}` is refused as `{' '.join(argv)}`: "
+                        f"{capsys.readouterr().err.strip()} (exit {exc.code})")
+        assert getattr(args, "func", None), f"{where}:{number}: `{text}` names no command"
 
 
 def _block(path: Path, first: str) -> list[str]:
@@ -185,3 +259,121 @@ def test_the_readme_first_key(tmp_path):
     text = next(t for _, _, t in ALL if t == "linewatch nodes init-key")
     result = run(text, tmp_path)
     assert result.returncode == 0 and (tmp_path / "master.key").exists(), result.stderr
+
+
+# ---------------------------------------------------------------- the other programs
+
+MODULES = [c for c in ALL_COMMANDS if kind(c[2]) == "module"]
+PYTESTS = [c for c in ALL_COMMANDS if kind(c[2]) == "pytest"]
+MAKES = [c for c in ALL_COMMANDS if kind(c[2]) == "make"]
+
+
+class _Parsed(Exception):
+    """Raised by argparse's parse_args once it accepted the arguments: the module stops there."""
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")   # runpy: imported before, run again
+@pytest.mark.parametrize("where, number, text", MODULES, ids=_ids(MODULES))
+def test_every_documented_python_module_takes_its_arguments_as_written(where, number, text, monkeypatch, capsys):
+    original = argparse.ArgumentParser.parse_args
+    for words in forms(words_of(text)) or []:
+        module, args = words[2], words[3:]
+        if re.search(r"\.[A-Z][A-Z_]*$", module):
+            return                        # `python -m lwtools.bench.NAME`: a shape
+        source = REPO / "tools" / (module.split(".", 1)[1].replace(".", "/") + ".py")
+        assert source.exists(), f"{where}:{number}: `{text}`: no module {module}"
+        # a module that does not read its arguments with argparse would run here, and would take
+        # a mistyped option in silence
+        assert "parse_args(" in source.read_text(), f"{module} reads no arguments with argparse"
+
+        def parse(self, argv=None, namespace=None):
+            raise _Parsed(original(self, argv, namespace))
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse)
+        monkeypatch.setattr(sys, "argv", [module, *args])
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+        except _Parsed:
+            continue
+        except SystemExit as exc:
+            pytest.fail(f"{where}:{number}: `{text}` is refused as `{' '.join(words)}`: "
+                        f"{capsys.readouterr().err.strip()} (exit {exc.code})")
+        except ImportError as exc:
+            pytest.fail(f"{where}:{number}: `{text}`: {exc}")
+        pytest.fail(f"{where}:{number}: {module} ran without reading its arguments with argparse")
+
+
+@pytest.mark.parametrize("where, number, text", PYTESTS, ids=_ids(PYTESTS))
+def test_every_documented_pytest_line_collects_tests_as_written(where, number, text):
+    words = forms(words_of(text))
+    if words is None:
+        return                            # `pytest hil-tests --port ...`: the shape of the line below it
+    args = words[0][3:] if words[0][0].startswith("python") else words[0][1:]
+    result = subprocess.run([sys.executable, "-m", "pytest", *args, "--collect-only", "-p", "no:cacheprovider"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    # 0: it collected tests; 4: an option or path it does not know; 5: nothing selected
+    assert result.returncode == 0, f"{where}:{number}: `{text}`: exit {result.returncode}\n" \
+                                   f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+
+
+def _make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][\w-]*):", (REPO / "Makefile").read_text(), re.M))
+
+
+@pytest.mark.parametrize("where, number, text", MAKES, ids=_ids(MAKES))
+def test_every_documented_make_target_exists(where, number, text):
+    target = words_of(text)[1]
+    if target.startswith("bench-"):       # `bench-%`: python -m lwtools.bench.<name>
+        assert (REPO / "tools" / "bench" / f"{target[6:]}.py").exists(), f"{where}:{number}: `{text}`"
+    else:
+        assert target in _make_targets(), f"{where}:{number}: `{text}`: no such target in the Makefile"
+
+
+def _code_command_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, first word) of every line of a code block that starts with a program this
+    machine has or one NOT_RUN names, continuation lines left out."""
+    found, fenced, continued = [], False, False
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip().startswith("```"):
+            fenced, continued = not fenced, False
+            continue
+        if not (fenced or line.startswith("    ")) or not line.strip():
+            continued = False
+            continue
+        text = line.strip()
+        if not continued and not CONSOLE.match(text) and not re.match(r"^[\w.-]+\s*=", text):   # TOML
+            first = text.split()[0]
+            if first == "sudo":
+                first = text.split()[3 if text.split()[1] == "-u" else 1]
+            first = first.rsplit("/", 1)[-1]
+            if first in NOT_RUN or (re.fullmatch(r"[\w.-]+", first) and shutil.which(first)) \
+                    or re.fullmatch(PROGRAMS, first):
+                found.append((number, first))
+        continued = text.endswith("\\")
+    return found
+
+
+MOSQUITTOS = [c for c in ALL_COMMANDS if kind(c[2]) == "mosquitto"]
+PROVISIONED_CONF = "provisioned/broker/mosquitto.conf"
+
+
+@pytest.mark.parametrize("where, number, text", MOSQUITTOS, ids=_ids(MOSQUITTOS))
+def test_every_documented_mosquitto_line_is_the_one_the_virtual_board_test_runs(where, number, text):
+    guide = (REPO / "docs" / "field-guide.md").read_text()
+    block = guide[guide.index("## The virtual board"):]
+    run_by_the_test = block[:block.index("```", block.index("```sh") + 5)]
+    assert str(where) == "docs/field-guide.md" and words_of(text) == ["mosquitto", "-c", PROVISIONED_CONF] \
+        and "mosquitto -c %s &" % PROVISIONED_CONF in run_by_the_test, "run it in a test"
+
+
+def test_every_command_line_of_a_code_block_is_checked_or_named_as_not_run():
+    checked = {(str(w), n) for w, n, t in ALL_COMMANDS if kind(t) in ("linewatch", "module", "pytest", "make",
+                                                                        "mosquitto")}
+    unchecked = [f"{path.relative_to(REPO)}:{n}: {first}" for path in DOCS for n, first in _code_command_lines(path)
+                 if (str(path.relative_to(REPO)), n) not in checked and first not in NOT_RUN]
+    assert unchecked == []
+
+
+def test_the_docs_have_commands_of_every_kind_to_check():
+    assert len(MODULES) >= 40 and len(PYTESTS) >= 8 and len(MAKES) >= 8, (len(MODULES), len(PYTESTS), len(MAKES))
+    assert any("node_memory --no-acks 128K 120K" in t for _, _, t in MODULES)
+    assert any("hil-tests --port /dev/ttyUSB0" in t and "--feed-on-board" in t for _, _, t in PYTESTS)

@@ -8,12 +8,12 @@ stand-in), 2,000 keep-alive requests from a client in another process.
 Prints start-up time, requests/s, the busy task's loop turns per second idle and while
 serving, and the process's peak RSS (docs/decisions.md, "The desk's web server").
 """
+import argparse
 import asyncio
 import resource
 import sys
 import time
 
-which = sys.argv[1] if len(sys.argv) > 1 else "aiohttp"
 PAYLOAD = {"nodes": [{"id": i, "state": "online", "battery_mv": 3900} for i in range(50)]}
 
 async def busy(counter):
@@ -21,7 +21,7 @@ async def busy(counter):
         counter[0] += 1
         await asyncio.sleep(0)
 
-async def main():
+async def main(which):
     t0 = time.perf_counter()
     if which == "aiohttp":
         from aiohttp import web
@@ -64,4 +64,8 @@ print(n/(time.perf_counter()-t))""", stdout=asyncio.subprocess.PIPE)
           f"busy ticks/s idle {base} vs serving {counter[0]/dt:.0f}, max RSS {rss} MB")
     await stop()
 
-asyncio.run(main())
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(prog="python -m lwtools.bench.desk_frameworks", description=__doc__.split("\n")[0])
+    ap.add_argument("framework", nargs="?", choices=("aiohttp", "fastapi"), default="aiohttp",
+                    help="the web framework measured (fastapi needs fastapi and uvicorn installed)")
+    asyncio.run(main(ap.parse_args().framework))

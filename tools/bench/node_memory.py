@@ -14,6 +14,7 @@ broker.ca), as provisioning sets a line up: the heap TLS costs the node.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -128,7 +129,18 @@ def run(build_dir: Path, work: Path, heap: str, broker, acks: bool = True, minut
         heap, ended.group(1), int(ended.group(2)), int(ended.group(2)) / 1024, received)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lwtools.bench.node_memory",
+                                 description="peak heap of the node on the MicroPython unix port, 10 min of audio")
+    ap.add_argument("heaps", nargs="*", metavar="HEAP", default=list(HEAPS),
+                    help="heap sizes to try, like 128K (default: %s)" % " ".join(HEAPS))
+    ap.add_argument("--no-acks", action="store_true",
+                    help="no commission acks: the queue fills, as when the commission is down")
+    ap.add_argument("--tls", action="store_true", help="the broker speaks TLS only and the node checks its CA")
+    args = ap.parse_args(argv)
+    bad = [h for h in args.heaps if not re.fullmatch(r"\d+[KM]", h)]
+    if bad:
+        ap.error("a heap size is a number and K or M, like 128K: %s" % ", ".join(bad))
     try:
         mp.find_micropython()
     except mp.MicroPythonMissing as exc:
@@ -143,12 +155,12 @@ def main() -> int:
         probe.write_text(CODE_PROBE)
         code = subprocess.run(mp.command(probe, heap="1M"), capture_output=True, text=True,
                               env=mp.environment(build_dir / "lib"), timeout=60).stdout.strip()
-        acks, tls = "--no-acks" not in sys.argv, "--tls" in sys.argv
+        acks, tls = not args.no_acks, args.tls
         print("node memory on the MicroPython unix port (64-bit), 10 min of 16 kHz audio, publishing to"
               " a private Mosquitto%s, %s" % (" over TLS" if tls else "",
                                                "every frame acked" if acks else "no acks (commission down)"))
         print("code once imported: %s bytes" % code.replace("CODE ", ""))
-        heaps = [a for a in sys.argv[1:] if not a.startswith("--")] or HEAPS
+        heaps = args.heaps
         extra, ca_file = "", ""
         if tls:
             from lwtools import broker_conf

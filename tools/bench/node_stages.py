@@ -8,6 +8,7 @@ against the uplink's reconnect loop); these figures do not: the unix build at
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,10 @@ micropython.qstr_info()
 """
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m lwtools.bench.node_stages",
+                            description="the node's live heap at each step of its boot, then over 20 s of audio"
+                            ).parse_args(argv)
     try:
         mp.find_micropython()
     except mp.MicroPythonMissing as exc:
