@@ -1,9 +1,12 @@
 """The field guide's virtual-board path, run as written: `linewatch nodes init-key`, `provision
 --board unix` (no feed: the board hears a quiet field), Mosquitto started from the provisioned
-mosquitto.conf, `build --target unix`, `virtual-board`, `frames tail` with the commission's
-credentials, and `flash --virtual` with the REAL firmware onto the unix port (160 KB: a
-board's 128 KB plus what the REPL keeps, docs/field-guide.md): the self-test line, the birth frame verified by the flash tool with the config's
-key and by `frames tail` with the key derived from the master key."""
+mosquitto.conf, the aggregator with the commission's credentials file, `build --target unix`,
+`virtual-board`, `frames tail` with the commission's credentials, and `flash --virtual` with
+the REAL firmware onto the unix port (160 KB: a board's 128 KB plus what the REPL keeps,
+docs/field-guide.md): the self-test line, the birth frame verified by the flash tool with the
+config's key and by `frames tail` with the key derived from the master key; then the
+commission's side: `nodes status` shows the node online, `evidence verify` its frames,
+`incidents list` none."""
 from __future__ import annotations
 
 import json
@@ -42,17 +45,21 @@ def test_the_guides_virtual_board_path_works_as_written(micropython):
         pytest.skip("socat not installed (tools/setup.sh test installs it)")
     lines = guide_block()
     assert [shlex.split(line, comments=True)[:2] for line in lines] == [
-        ["linewatch", "nodes"], ["linewatch", "provision"], ["mosquitto", "-c"], ["linewatch", "build"],
-        ["linewatch", "virtual-board"], ["linewatch", "frames"], ["linewatch", "flash"]]
-    port, desk = free_port(), free_port()
+        ["linewatch", "nodes"], ["linewatch", "provision"], ["mosquitto", "-c"], ["linewatch", "aggregator"],
+        ["linewatch", "build"], ["linewatch", "virtual-board"], ["linewatch", "frames"], ["linewatch", "flash"],
+        ["linewatch", "nodes"], ["linewatch", "evidence"], ["linewatch", "incidents"]]
+    port, desk, web = free_port(), free_port(), free_port()
     # a folder the `mosquitto` user may enter (a root-started broker drops to it)
     folder = Path(tempfile.mkdtemp(prefix="lw-guide-"))
     folder.chmod(0o755)
     background: list[subprocess.Popen] = []
     tail_lines: queue.Queue = queue.Queue()
+    commission_log: queue.Queue = queue.Queue()
+    said: dict[str, str] = {}
     try:
         for line in lines:
-            words = shlex.split(line.replace("1884", str(port)).replace("1885", str(desk)), comments=True)
+            words = shlex.split(line.replace("1884", str(port)).replace("1885", str(desk)).replace("8470", str(web)),
+                                comments=True)
             in_background = words[-1] == "&"
             words = [w for w in words if w != "&"]
             program = LINEWATCH if words[0] == "linewatch" else find_mosquitto()
@@ -63,6 +70,10 @@ def test_the_guides_virtual_board_path_works_as_written(micropython):
                 if words[0] == "mosquitto":
                     wait_for_port("127.0.0.1", port)
                     wait_for_port("127.0.0.1", desk)
+                elif words[1] == "aggregator":
+                    threading.Thread(target=lambda p=proc: [commission_log.put(x) for x in p.stdout],
+                                     daemon=True).start()
+                    _wait_for(commission_log, "listening on")
                 elif words[1] == "virtual-board":
                     assert "virtual board on" in proc.stdout.readline()
                 elif words[1] == "frames":
@@ -70,14 +81,22 @@ def test_the_guides_virtual_board_path_works_as_written(micropython):
                                      daemon=True).start()
                     _wait_for(tail_lines, "listening on")
                 continue
+            if words[1:3] == ["nodes", "status"]:
+                _wait_for(commission_log, "node 0x0102 born")   # stored by the time a person types it
             result = subprocess.run([program, *words[1:]], cwd=folder, capture_output=True, text=True,
                                     timeout=240)
             assert result.returncode == 0, f"{line}\n{result.stdout}{result.stderr}"
-        flashed = result.stdout
+            said[" ".join(words[1:3])] = result.stdout + result.stderr
+        flashed = said["flash --port"]
         assert "linewatch node 0x0102 self-test ok (board unix" in flashed, flashed
         assert "birth of node 0x0102 verified: firmware" in flashed and "board unix, boot 1" in flashed, flashed
         birth = _wait_for(tail_lines, "birth node=0x0102")
         assert "boot=1 seq=1" in birth and "tag_ok" in birth, birth   # master key -> node key: verified
+        # the commission stored the birth: the node online, its frames in the evidence log
+        status = said["nodes status"]
+        assert "0x0102" in status and "online" in status, status
+        assert "evidence: OK" in said["evidence verify"], said["evidence verify"]
+        assert "no incidents" in said["incidents list"], said["incidents list"]
         fs = folder / "board" / "fs"
         assert (fs / "lib/lwnode/node.mpy").exists() and (fs / "lw-manifest.json").exists()
         assert (fs / "lib/lwnode/hal/quiet.mpy").exists()

@@ -5,8 +5,10 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from linewatch import broker
 from linewatch.commission import config as cfg
 from linewatch.keys import KeyFileError, create_master_key, load_master_key
 from linewatch.commission.mqtt import BrokerUnreachable
@@ -20,6 +22,11 @@ def register(sub) -> None:
     cfg.add_arguments(p)
     p.add_argument("--broker", help="HOST:PORT of the MQTT broker (overrides [broker])")
     p.add_argument("--client-id", help="MQTT client id (the persistent session's name)")
+    p.add_argument("--credentials", help="JSON file with the broker's username/password, like provisioned/broker/"
+                                         "commission.json, whose port and CA certificate it takes too"
+                                         " (overrides [broker]; --broker's port wins)")
+    p.add_argument("--desk", metavar="HOST:PORT", help="where the desk listens (overrides [desk] listen;"
+                                                       " '' for no desk, port 0 for any free port)")
     p.add_argument("--instance", help="this instance's name when several share the line "
                                       "(overrides [cluster] instance; needs [store] url)")
     p.set_defaults(func=run)
@@ -27,7 +34,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     try:
-        config = cfg.from_args(args)
+        config = with_flags(cfg.from_args(args), args)
         if not args.verbose:
             logging.getLogger().setLevel(config.log_level.upper())
         store = open_store(config.store.target, config.store.synchronous)
@@ -47,6 +54,20 @@ def run(args) -> int:
         return asyncio.run(serve(config, master, store))
     finally:
         store.close()
+
+
+def with_flags(config: cfg.Config, args) -> cfg.Config:
+    """--credentials and --desk applied to the config (the shared flags are from_args')."""
+    if args.credentials:
+        try:
+            access = broker.access_from(config.broker, broker=args.broker, credentials=args.credentials)
+        except ValueError as exc:
+            raise cfg.ConfigError(str(exc)) from None
+        config = replace(config, broker=replace(config.broker, port=access.port, username=access.username,
+                                                password=access.password, ca_file=access.ca_file))
+    if args.desk is not None:
+        config = replace(config, desk=replace(config.desk, listen=args.desk))
+    return cfg.validate(config)
 
 
 def master_key(path: str, store) -> bytes:

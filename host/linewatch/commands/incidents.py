@@ -55,10 +55,16 @@ def _run(fn, args, readonly: bool = True) -> int:
 def cmd_list(args) -> int:
     def list_(store, args) -> int:
         found = sorted(incident_dicts(store), key=lambda d: (d.get("time_utc_us") or 0, str(d["id"])))
+        hidden = 0 if args.all else sum(d["status"] == "withdrawn" for d in found)
         if not args.all:
             found = [d for d in found if d["status"] != "withdrawn"]
-        for line in wording.table(found, args.sides):
-            print(line)
+        if found:
+            for line in wording.table(found, args.sides):
+                print(line)
+        # the count on stderr: the table alone goes down a pipe
+        print(("%s" % wording.plural(len(found), "incident") if found else "no incidents")
+              + ("; %s withdrawn (their reports joined others) not shown: --all shows them"
+                 % wording.plural(hidden, "more", "more") if hidden else ""), file=sys.stderr)
         return 0
     return _run(list_, args)
 
@@ -72,7 +78,7 @@ def cmd_export(args) -> int:
         else:
             with open(args.file, "w") as f:
                 f.write(text)
-            print(f"{len(lines)} incidents written to {args.file}")
+            print(f"{wording.plural(len(lines), 'incident')} written to {args.file}")
         return 0
     return _run(export, args)
 
