@@ -164,7 +164,8 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
         progress(line)
     progress("provision: node 0x%04x in segment %d added to the registry" % (spec.node, spec.segment))
     progress(f"provision: board config written to {path} (mode 0600; it holds the node's key)")
-    progress(f"provision: broker password files, ACL and mosquitto.conf for {len(nodes)} nodes written to"
+    count = f"{len(nodes)} node" + ("" if len(nodes) == 1 else "s")
+    progress(f"provision: broker password files, ACL and mosquitto.conf for {count} written to"
              f" {broker_dir}; for the system's Mosquitto: sudo linewatch broker install --from {broker_dir}")
     if unreachable:
         progress(f"provision: note: {unreachable}")

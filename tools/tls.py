@@ -110,7 +110,7 @@ def server_needs_renewal(folder: Path, names: list[str], ca: CertificateAuthorit
     """Why the broker's certificate must be issued (again), or None when it still serves."""
     path = Path(folder) / "server.crt"
     if not path.exists() or not (Path(folder) / "server.key").exists():
-        return "none yet"
+        return "the broker had none yet"
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     try:
         cert.verify_directly_issued_by(ca.cert)

@@ -92,5 +92,5 @@ def test_the_demo_tells_each_incident_once_formed_and_once_settled():
         "settled: I-000001 06:00:03 UTC explosion, located at 48.00000, 37.00000, 3 nodes, "
         "Party B 800 m from the line (p 0.90)"]
     summary = viewer.summary(60)
-    assert "1 incident (1 located); 1 more were withdrawn" in summary and "0 nodes reporting" in summary
+    assert "1 incident (1 located); 1 more was withdrawn" in summary and "0 nodes reporting" in summary
     assert "I-000002" not in summary and "still open" not in summary

@@ -149,8 +149,9 @@ class Aggregator:
         if not c.instance:   # instances come and go: the line's state is not one instance's
             self._publish(topics.COMMISSION_STATE, state_frame(self.master, self.boot, 2, const.ONLINE), retain=True)
         self.heads.tick(now_us(), force=True)
-        log.info("aggregator boot %d%s: %d nodes registered, listening on %s", self.boot,
-                 f" (instance {c.instance})" if c.instance else "", len(self.registry.list()),
+        registered = len(self.registry.list())
+        log.info("aggregator boot %d%s: %d %s registered, listening on %s", self.boot,
+                 f" (instance {c.instance})" if c.instance else "", registered, "node" if registered == 1 else "nodes",
                  ", ".join(share + topics.uplink_filter(s) for s in segments))
 
     def _publish(self, topic: str, data: bytes, retain: bool = False) -> None:

@@ -189,8 +189,9 @@ class Viewer:
                                                   for a in w.node_states) or "no changes")]
         lines.append("  %s (%s)%s" % (
             wording.plural(len(kept), "incident"), ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())) or "none",
-            "; %d more were withdrawn as their reports joined these (their ids are not reused)"
-            % (len(w.incidents) - len(kept)) if len(w.incidents) > len(kept) else ""))
+            "; %d more %s withdrawn as their reports joined these (their ids are not reused)"
+            % (len(w.incidents) - len(kept), "was" if len(w.incidents) - len(kept) == 1 else "were")
+            if len(w.incidents) > len(kept) else ""))
         lines += ["    " + line for line in wording.table(kept, self.sides)]
         still_open = sum(1 for i in kept if i.get("provisional") is not False)
         if still_open:

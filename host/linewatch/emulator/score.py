@@ -367,8 +367,9 @@ def format_text(result: dict) -> str:
         lines.append("  %-16s  %s  (%d of %d; %d located)"
                      % (cls, pct(row["rate"]), row["reported"], row["eligible"], row["located"]))
     lines += [
-        "localization        median %s, p90 %s  (%d fixes); within 25 m %s, unlocated %s"
-        % (num(loc["median"], "m"), num(loc["p90"], "m"), loc["count"], pct(loc["within_25m"]),
+        "localization        median %s, p90 %s  (%d %s); within 25 m %s, unlocated %s"
+        % (num(loc["median"], "m"), num(loc["p90"], "m"), loc["count"], "fix" if loc["count"] == 1 else "fixes",
+           pct(loc["within_25m"]),
            pct(loc["unlocated"])),
         "side of the line    %s  (%d right, %d wrong, %d undecided, %d without incident, of %d "
         "sources > %d m from the line)" % (pct(side["rate"]), side["right"], side["wrong"],
@@ -384,9 +385,10 @@ def format_text(result: dict) -> str:
                                                                    row["heard"], row["sources"]))
     for cls, row in result["crossings"].items():
         lines.append("%-19s %s  (%d of %d in hearing range reported with the right direction, "
-                     "%d reported; %d crossings in all)"
+                     "%d reported; %d %s in all)"
                      % (cls + " crossings", pct(row["rate"]), row["direction_right"],
-                        row["in_hearing_range"], row["reported"], row["crossings"]))
+                        row["in_hearing_range"], row["reported"], row["crossings"],
+                        "crossing" if row["crossings"] == 1 else "crossings"))
     tamper, pairs = result["tamper"], result["artillery_pairs"]
     lines += [
         "tamper              %d of %d reported" % (tamper["reported"], tamper["heard"]),
