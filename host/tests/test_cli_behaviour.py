@@ -145,3 +145,27 @@ def test_the_aggregator_creates_the_master_key_only_for_a_new_commission(tmp_pat
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "master key" in result.stderr and "no such file" in result.stderr
     assert not (tmp_path / "master.key").exists()
+
+
+def test_a_stop_while_the_broker_is_away_is_clean(tmp_path, mosquitto):
+    """SIGTERM between reconnect tries: exit 0 and no traceback in the journal (gmqtt's cancelled
+    reconnect task logged one)."""
+    (tmp_path / "my.toml").write_text(f'[broker]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+                                      'retry_delay_s = 10.0\n[desk]\nlisten = ""\n')
+    service = subprocess.Popen([LINEWATCH, "aggregator", "--config", "my.toml"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = ""
+        deadline = time.monotonic() + 30
+        while "listening on" not in err and time.monotonic() < deadline:
+            err += service.stderr.readline()
+        assert "listening on" in err, err
+        mosquitto.stop()
+        while "lost the broker" not in err and time.monotonic() < deadline + 30:
+            err += service.stderr.readline()
+        assert "lost the broker" in err, err
+    finally:
+        service.send_signal(signal.SIGTERM)
+        err += service.stderr.read()
+        assert service.wait(20) == 0, err
+    assert "Traceback" not in err and "stopped cleanly" in err, err

@@ -38,6 +38,24 @@ class BrokerUnreachable(RuntimeError):
     pass
 
 
+def _quiet_cancelled_reconnects(loop: asyncio.AbstractEventLoop) -> None:
+    """A stop while the broker is away: gmqtt's reconnect task, sleeping between tries, is
+    cancelled as the loop closes, and gmqtt's done-callback asks the cancelled task for its
+    exception, which raises; asyncio then logs a traceback for a clean stop. Only that one is
+    left out; anything else goes to the handler there was."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop, context):
+        if isinstance(context.get("exception"), asyncio.CancelledError) \
+                and "_handle_exception_in_future" in repr(context.get("handle")):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+    loop.set_exception_handler(handler)
+
+
 PUBACK = b"\x40\x02"
 
 
@@ -214,6 +232,7 @@ class MqttLink:
                 break
             await asyncio.sleep(0.05)
         self.connected = False   # a goodbye, not a loss: no warning from _on_disconnect
+        _quiet_cancelled_reconnects(asyncio.get_running_loop())
         try:
             await self.client.disconnect()
         except Exception as exc:  # already gone; a clean exit matters more than the reason
