@@ -190,13 +190,24 @@ def test_provisioning_is_all_or_nothing(tmp_path):
     try:
         provision(NodeSpec(node=0x0102, **spec), registry, master, out, progress=lambda *_: None)
         before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-        # the registry refuses the node after the files are written: every file is put back
+        # a node the board would refuse: refused before anything is written
         with pytest.raises(ProvisionError):
             provision(NodeSpec(node=0x0103, **{**spec, "lat": 91.0}), registry, master, out,
                       progress=lambda *_: None)
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
         assert [r.id for r in registry.list()] == [0x0102]
-        # a file that cannot be written: nothing else is, and the registry is untouched
+        # the registry refuses the node once every file is written (its database is read-only
+        # here): each file is put back as it was, the new board config removed
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        readonly = Registry.open(tmp_path / "registry.db", readonly=True)
+        try:
+            with pytest.raises(Exception, match="(?i)read-only|readonly"):
+                provision(NodeSpec(node=0x0103, **spec), readonly, master, out, progress=lambda *_: None)
+        finally:
+            readonly.store.close()
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+        assert [r.id for r in registry.list()] == [0x0102]
+        # the first file cannot be written: nothing else is, and the registry is untouched
         (out / "node-0104.json").mkdir()
         with pytest.raises(OSError):
             provision(NodeSpec(node=0x0104, **spec), registry, master, out, progress=lambda *_: None)
