@@ -135,8 +135,8 @@ def client(access: BrokerAccess, name: str):
 def refusal_hint(access: BrokerAccess) -> str:
     if access.username:
         return ("check the broker user and password (and that Mosquitto was reloaded after provisioning),"
-                " and that this is the commission's listener (provision's --commission-port, 1884 by"
-                " default): the nodes' listener admits no commission user")
+                " and that this is the commission's listener (provision's --commission-port: 8884 by"
+                " default, 1884 with --no-tls): the nodes' listener admits no commission user")
     return ("this broker wants a user: set [broker] username/password in the config"
             " (provisioning writes them to provisioned/broker/commission.json) or give --credentials")
 

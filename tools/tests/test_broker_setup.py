@@ -135,6 +135,13 @@ def test_the_provisioned_config_starts_mosquitto_as_is_and_commands_use_the_conf
                     "--password", "nope",
                     "--count", "1", "--timeout", "10", cwd=site)
         assert wrong.returncode == 3 and "refused the connection as user 'commission'" in wrong.stderr
+        # the aggregator too: at once (no retries of a refusal), naming the broker and the user
+        creds = json.loads((site / "provisioned" / "broker" / "commission.json").read_text())
+        (site / "bad.json").write_text(json.dumps({**creds, "password": "nope"}))
+        refused = run("aggregator", "--credentials", "bad.json", "--desk", "", cwd=site, timeout=60)
+        assert refused.returncode == 3, refused.stderr
+        assert f"broker 127.0.0.1:{desk} (TLS) refused the connection as user 'commission'" in refused.stderr
+        assert "retry" not in refused.stderr and "unreachable" not in refused.stderr, refused.stderr
     finally:
         if tail is not None and tail.poll() is None:
             tail.kill()

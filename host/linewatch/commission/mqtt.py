@@ -26,6 +26,7 @@ import time
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+from gmqtt.mqtt.handler import MQTTConnectError
 from gmqtt.mqtt.package import Package
 
 log = logging.getLogger("linewatch.commission.mqtt")
@@ -34,8 +35,28 @@ log = logging.getLogger("linewatch.commission.mqtt")
 logging.getLogger("gmqtt").setLevel(logging.ERROR)
 
 
+class _SaidBetter(logging.Filter):
+    """gmqtt's two lines about a refusal it will not retry: the service names the broker, the
+    user and what to check instead (BrokerRefused)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "permanent" not in record.getMessage()
+
+
+logging.getLogger("gmqtt.mqtt.handler").addFilter(_SaidBetter())
+
+
 class BrokerUnreachable(RuntimeError):
     pass
+
+
+class BrokerRefused(BrokerUnreachable):
+    """The broker answered and said no to our user: trying again cannot help."""
+
+
+# CONNACK codes that refuse the user (3.1.1: bad user name or password, not authorised;
+# 5: the same, banned, bad authentication method)
+REFUSED_CODES = frozenset({4, 5, 134, 135, 138, 140})
 
 
 def _quiet_cancelled_reconnects(loop: asyncio.AbstractEventLoop) -> None:
@@ -164,6 +185,7 @@ class MqttLink:
         TLS (linewatch.broker.tls_context: the line's CA, the host name checked)."""
         self.ssl_context = ssl_context
         self.host, self.port, self.keepalive_s = host, port, keepalive_s
+        self.username = username
         self.version = MQTTv50 if v5 else MQTTv311
         will_message = gmqtt.Message(will[0], will[1], qos=1, retain=will[2]) if will else None
         extra = {"session_expiry_interval": int(session_expiry_s)} if v5 and session_expiry_s is not None else {}
@@ -194,6 +216,14 @@ class MqttLink:
                                           keepalive=self.keepalive_s, version=self.version)
                 self.client.set_config({"reconnect_retries": -1, "reconnect_delay": max(1, int(delay_s))})
                 return
+            except MQTTConnectError as exc:
+                if getattr(exc, "_code", None) in REFUSED_CODES:
+                    raise self._refused(exc) from None
+                last = exc
+                if attempt < retries:
+                    log.warning("broker %s:%d did not take us (%s); retry %d/%d in %.0f s",
+                                self.host, self.port, exc, attempt + 1, retries, delay_s)
+                    await asyncio.sleep(delay_s)
             except (OSError, asyncio.TimeoutError, Exception) as exc:  # gmqtt raises its own too
                 last = exc
                 if attempt < retries:
@@ -201,6 +231,13 @@ class MqttLink:
                                 self.host, self.port, exc, attempt + 1, retries, delay_s)
                     await asyncio.sleep(delay_s)
         raise BrokerUnreachable(f"broker {self.host}:{self.port} unreachable after {retries + 1} tries: {last}")
+
+    def _refused(self, exc: Exception) -> BrokerRefused:
+        from linewatch import broker
+        access = broker.BrokerAccess(self.host, self.port, self.username)
+        where = access.where + (" (TLS)" if self.ssl_context else "")
+        return BrokerRefused(f"broker {where} refused the connection {access.who}: "
+                             f"{getattr(exc, 'message', exc)}; {broker.refusal_hint(access)}")
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         self.subscriptions[topic_filter] = qos
