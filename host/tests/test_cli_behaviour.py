@@ -81,21 +81,25 @@ def _alive(pid: int) -> bool:
 def test_a_signal_stops_the_run_and_every_child_it_started(tmp_path, command, sig):
     folder = tmp_path / "run"
     argv = ["demo", "--keep", str(folder)] if command == "demo" else ["emulate", "demo", "--out", str(folder)]
-    proc = subprocess.Popen([LINEWATCH, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen([LINEWATCH, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, text=True)
     try:
         log = folder / "commission" / "aggregator.log"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (log.exists() and b"listening on" in log.read_bytes()):
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.1)
         children = _children_of_run(folder)
         assert len(children) >= 3, children        # linewatch itself, its Mosquitto and aggregator
         proc.send_signal(sig)
-        assert proc.wait(40) == 128 + sig
+        out, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 128 + sig
         time.sleep(0.2)
         left = [pid for pid in children if _alive(pid)]
         assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+        if command == "demo":   # its header: the sides by the config's names, the fix words once
+            assert "the line   side A: north-west of the line, side B: south-east" in out, out
+            assert out.count("How each incident was placed:") == 1 and out.count("on a curve heard by 2 nodes") == 1
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -169,3 +173,11 @@ def test_a_stop_while_the_broker_is_away_is_clean(tmp_path, mosquitto):
         err += service.stderr.read()
         assert service.wait(20) == 0, err
     assert "Traceback" not in err and "stopped cleanly" in err, err
+
+
+def test_emulate_by_default_is_what_the_readme_says_a_newcomer_waits_for():
+    """`linewatch emulate --seed 7` took ~40 min when it ran the whole line for a day."""
+    args = cli.build_parser().parse_args(["emulate", "--seed", "7"])
+    assert (args.hours, args.line_km) == (0.5, 10.0)
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "`linewatch emulate --seed 7` (half an hour generated on 10 km of the line, 10 nodes" in readme
