@@ -170,9 +170,9 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
     if unreachable:
         progress(f"provision: note: {unreachable}")
     if new_commission:
-        progress(f"provision: the aggregator's broker credentials are in {credentials}:"
-                 " put them in the aggregator's [broker] username/password, and port"
-                 f" {spec.commission_port} (the commission's listener)")
+        progress(f"provision: the aggregator's broker user, password, listener (port {spec.commission_port})"
+                 f"{' and CA' if ca else ''} are in {credentials}: start it with --credentials {credentials},"
+                 f" or put them in its config's [broker] username, password, port{' and ca_file' if ca else ''}")
     return Provisioned(path, password_file, acl_file, credentials, broker_access.node_user(spec.node),
                        commission_file, broker_dir / "mosquitto.conf")
 
