@@ -116,7 +116,7 @@ def _head_problem(head: Head, master: bytes, hashes: dict[int, bytes], good_rows
         return None
     if broken is not None:
         return f"{head.describe()}: not checked, the chain breaks at row {broken[0]} first"
-    return f"truncated: {head.describe()} names {head.rows} rows, the log holds {good_rows}"
+    return f"truncated: {head.describe()} names {evidencehead.row_count(head.rows)}, the log holds {good_rows}"
 
 
 def check_row(row: EvidenceRow, prev_hash: bytes, key_of) -> str | None:
@@ -160,9 +160,9 @@ def describe(verdict: Verdict) -> str:
     """The verdict in the operator's words, one paragraph."""
     if verdict.problem is not None:
         row, what = verdict.problem
-        text = f"evidence: BROKEN at row {row}: {what} ({verdict.rows} rows read)"
+        text = f"evidence: BROKEN at row {row}: {what} ({evidencehead.row_count(verdict.rows)} read)"
     else:
-        text = f"evidence: OK, {verdict.rows} rows, chain and every tag verified"
+        text = f"evidence: OK, {evidencehead.row_count(verdict.rows)}, chain and every tag verified"
     for h in verdict.heads:
         text += (f"\nevidence: {h.source}: {h.problem}" if h.problem else
                  f"\nevidence: {h.source}: {h.head.describe()} matches")

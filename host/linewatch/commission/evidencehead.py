@@ -50,7 +50,11 @@ class Head:
             .strftime("%Y-%m-%d %H:%M:%S UTC")
 
     def describe(self) -> str:
-        return f"the signed head of {self.made_utc} ({self.rows} rows)"
+        return f"the signed head of {self.made_utc} ({row_count(self.rows)})"
+
+
+def row_count(n: int) -> str:
+    return "1 row" if n == 1 else f"{n} rows"
 
 
 def signed_bytes(rows: int, hash_: bytes, made_us: int) -> bytes:
