@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import time
 
 import aiohttp
 import paho.mqtt.client as paho
@@ -34,8 +35,14 @@ INCIDENT = {"id": "I-000001", "class": "explosion", "status": "new", "provisiona
             "formed_at_us": T0, "updated_at_us": T0, "version": 1}
 
 
-def heartbeat(key, seq, refused=0):
-    return wire.encode(key, const.HEARTBEAT, NODE, BOOT, seq, T0 + seq, const.CLOCK_NTP, 900,
+def now_us():
+    return time.time_ns() // 1000
+
+
+def heartbeat(key, seq, refused=0, at_us=None):
+    """A heartbeat stamped at_us (a node's answer to a command is stamped after it: now)."""
+    at_us = T0 + seq if at_us is None else at_us
+    return wire.encode(key, const.HEARTBEAT, NODE, BOOT, seq, at_us, const.CLOCK_NTP, 900,
                        {"battery_mv": 3900, "temperature_c": 10.0, "uptime_s": seq, "rssi_dbm": -60,
                         "queue_depth": 0, "free_memory": 50000, "detections": 0, "dropped": 0,
                         "reconnects": 0, "refused_commands": refused, "radio_ms": 0, "slept_s": 0,
@@ -211,7 +218,7 @@ async def test_a_command_is_recorded_signed_sent_and_its_effect_read(tmp_path, m
         status, body, _ = await chain.get("/api/commands?node=0x0201")
         assert body["commands"][0]["effect"]["state"] == "waiting"
         assert body["commands"][0]["who"] == "ana"
-        await asyncio.to_thread(chain.publish, const.HEARTBEAT, heartbeat(key, 2))
+        await asyncio.to_thread(chain.publish, const.HEARTBEAT, heartbeat(key, 2, at_us=now_us()))
         for _ in range(100):
             status, body, _ = await chain.get("/api/nodes/0x0201")
             if body["commands"][0]["effect"]["state"] != "waiting":
@@ -252,7 +259,7 @@ async def test_the_command_line_sends_through_the_desk_as_an_operator(tmp_path, 
                 break
             await asyncio.sleep(0.1)
         assert given and given[0].verified == "ana"
-        birth = wire.encode(key, const.BIRTH, NODE, BOOT, 10, T0, const.CLOCK_NTP, 900,
+        birth = wire.encode(key, const.BIRTH, NODE, BOOT, 10, now_us(), const.CLOCK_NTP, 900,
                             {"fw_major": 0, "fw_minor": 1, "fw_patch": 0, "board": 3, "segment": SEGMENT,
                              "lat": 48.0, "lon": 37.0, "alt_m": 0, "position_error_m": 5, "sensors": 1,
                              "capabilities": 1, "sample_rate_hz": 16000})

@@ -22,15 +22,19 @@ BIRTH = {"fw_major": 0, "fw_minor": 1, "fw_patch": 0, "board": 3, "segment": 3, 
          "alt_m": 0, "position_error_m": 5, "sensors": 1, "capabilities": 1, "sample_rate_hz": 16000}
 
 
+T_GIVEN = 1_795_000_000_000_000          # when the command was given (UTC us)
+
+
 def given(name, args=None):
     content = {"command": name, "args": args or {}, "commission_boot": 1, "commission_seq": 9,
                "node_boot": BOOT, "refused_before": 2}
-    return commission_entry(commands.ENTRY, NODE, content, who="ana")._replace(id=100)
+    return commission_entry(commands.ENTRY, NODE, content, who="ana", at_us=T_GIVEN)._replace(id=100)
 
 
-def row(ftype, seq, values, boot=BOOT, key=KEY):
-    raw = wire.encode(key, ftype, NODE, boot, seq, 1_795_000_000_000_000 + seq, const.CLOCK_NTP, 900, values)
-    return EvidenceRow(100 + seq, FRAME, const.TYPE_NAMES[ftype], NODE, boot, seq, "t", 1_795_000_000_000_000 + seq,
+def row(ftype, seq, values, boot=BOOT, key=KEY, made_us=None, clock=const.CLOCK_NTP):
+    made_us = T_GIVEN + 50_000 + seq if made_us is None else made_us
+    raw = wire.encode(key, ftype, NODE, boot, seq, made_us, clock, 900, values)
+    return EvidenceRow(100 + seq, FRAME, const.TYPE_NAMES[ftype], NODE, boot, seq, "t", T_GIVEN + 60_000 + seq,
                        raw, "tag_ok", "")
 
 
@@ -68,3 +72,20 @@ def test_frames_that_say_nothing_are_passed_over():
     assert effect(given("set_threshold", {"event_class": "drone", "threshold": 3}), other_boot, forged)["state"] == \
         "waiting"
     assert effect(given("rebirth"), row(const.BIRTH, 8, BIRTH, key=b"\x01" * 32))["state"] == "waiting"
+
+
+def test_a_frame_made_before_the_command_says_nothing_of_it():
+    # a node back from an outage sends its backlog first: a heartbeat made an hour before the
+    # command, received after it, is no answer (its refused counter knows nothing of it)
+    stale = row(const.HEARTBEAT, 7, BEAT, made_us=T_GIVEN - 3_600_000_000)
+    assert effect(given("set_threshold", {"event_class": "drone", "threshold": 3}), stale)["state"] == "waiting"
+    fresh = row(const.HEARTBEAT, 8, {**BEAT, "refused_commands": 3})
+    assert effect(given("set_threshold", {"event_class": "drone", "threshold": 3}), stale, fresh)["state"] == \
+        "refused"
+    before = T_GIVEN - commands.BEFORE_MARGIN_US - 2_000
+    assert effect(given("rebirth"), row(const.BIRTH, 7, BIRTH, made_us=before))["state"] == "waiting"
+    # within the margin (clocks that disagree by seconds): taken
+    assert effect(given("rebirth"), row(const.BIRTH, 7, BIRTH, made_us=T_GIVEN - 5_000_000))["state"] == "obeyed"
+    # a node with no clock: its stamps say nothing, the log's order does
+    unclocked = row(const.BIRTH, 7, BIRTH, made_us=5, clock=const.CLOCK_NONE)
+    assert effect(given("rebirth"), unclocked)["state"] == "obeyed"

@@ -9,6 +9,12 @@ than the last it obeyed) and published on the node's downlink topic.
 The node does not answer a command with a frame of its own; its next frames tell the effect:
 a birth after `rebirth`, a birth under a newer boot after `reboot`, and for `set_threshold` and
 `resend` the next heartbeat's refused-command counter (unchanged: obeyed; higher: refused).
+"Next" by the frame's own time too: a frame the node made well before the command was given
+(its stamp plus its stated error more than BEFORE_MARGIN_US earlier), such as a heartbeat from
+the backlog a node sends when it reconnects (when the command reaches it too), says nothing
+about the command. The margin, a heartbeat interval, allows for a commission and a node whose
+clocks disagree by more than the node admits (seconds, in the real-time emulator); a node with
+no clock is read in log order.
 `effect()` reads that from the evidence log, so it survives a restart of the service.
 """
 from __future__ import annotations
@@ -27,6 +33,7 @@ from linewatch.commission.store import Batch, EvidenceRow
 COMMANDS = ("set_threshold", "rebirth", "reboot", "resend")
 CODES = {name: code for code, name in const.COMMAND_NAMES.items()}
 ENTRY = "command"              # the evidence entry's type
+BEFORE_MARGIN_US = 60_000_000  # a frame stamped this much before the command was made before it
 # Classes a threshold may be set for (tamper has its own accelerometer rule on the node).
 THRESHOLD_CLASSES = tuple(c for c in const.CLASS_NAMES if c not in ("unknown",))
 
@@ -116,9 +123,13 @@ def effect(entry: EvidenceRow, later: list[EvidenceRow], key_of: Callable[[int],
         if row.type not in ("birth", "heartbeat"):
             continue
         try:
-            f = wire.decode(row.raw, key_of(row.node)).fields()
+            frame = wire.decode(row.raw, key_of(row.node))
         except ProtocolError:
             continue
+        if frame.clock_source != const.CLOCK_NONE and \
+                frame.time_us + frame.clock_error_us + BEFORE_MARGIN_US < entry.received_us:
+            continue      # made before the command was given (a backlog sent late): says nothing of it
+        f = frame.fields()
         if name == "rebirth" and row.type == "birth":
             return _said("obeyed", f"birth received (boot {row.boot} seq {row.seq})", row)
         if name == "reboot" and row.type == "birth" and row.boot > node_boot:
