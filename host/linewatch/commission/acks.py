@@ -16,6 +16,9 @@ until the range has been quiet for `resend_interval_s`. A resend command makes t
 the whole range again from its oldest frame, so asking every 5 s while a backlog of hundreds
 takes longer than that to deliver restarted the node each time at the range's start: it never
 got past the frames already stored, and the gap was given up with frames the node still held.
+Nor is a try counted that the node may not have heard: after a try, the next one (or giving
+up) waits until some frame of the node has come since. A node whose link is down mid-drain
+sends nothing, and giving its range up then would ack past frames it still holds.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ class _Gap:
     tries: int = 0
     next_at_us: int = 0
     left: int = -1          # frames still missing at the last try (-1: not asked yet)
+    heard: bool = True      # a frame of the node came since the last try
 
 
 class Downlink:
@@ -83,7 +87,7 @@ class Acknowledger:
         self._dirty: set[tuple[int, int]] = set()
         self._acked: dict[tuple[int, int], int] = {}
         self._gaps: list[_Gap] = []
-        self._asked: dict[tuple[int, int], list[_Gap]] = {}   # (node, boot) -> its gaps asked for
+        self._asked: dict[int, list[_Gap]] = {}   # node -> its gaps asked for
         self.acks_sent = 0
         self.resends_sent = 0
         self.ranges_lost = 0
@@ -98,13 +102,15 @@ class Acknowledger:
         self._dirty.add((node, boot))
 
     def arrived(self, node: int, boot: int, seq: int, now_us: int) -> None:
-        """A frame came (stored now, or already): a gap asked for whose range holds it waits
-        `resend_interval_s` more before its next try, for the node is still answering."""
-        gaps = self._asked.get((node, boot))
+        """A frame came (stored now, or already): the node's gaps asked for were heard, and
+        one whose range holds it waits `resend_interval_s` more before its next try, for the
+        node is still answering."""
+        gaps = self._asked.get(node)
         if gaps:
             later = now_us + self.resend_interval_us
             for g in gaps:
-                if g.first <= seq <= g.last and g.next_at_us < later:
+                g.heard = True
+                if g.boot == boot and g.first <= seq <= g.last and g.next_at_us < later:
                     g.next_at_us = later
 
     def gap(self, node: int, boot: int, first: int, last: int, now_us: int) -> None:
@@ -123,7 +129,7 @@ class Acknowledger:
         lost = []
         for g in self._gaps:
             self._progress(g)
-            if g.tries >= self.resend_tries and now_us >= g.next_at_us:
+            if g.tries >= self.resend_tries and now_us >= g.next_at_us and g.heard:
                 for first, last in self._missing(g):
                     self.guard.forget(g.node, g.boot, first, last)
                     lost.append((g.node, g.boot, first, last))
@@ -146,10 +152,11 @@ class Acknowledger:
             if now_us < g.next_at_us:
                 continue
             self._progress(g, missing)
-            if g.tries >= self.resend_tries:
+            if g.tries >= self.resend_tries or not g.heard:
                 continue
             message = self.downlink.resend(g.node, g.boot, missing[0][0], missing[-1][1])
             g.tries += 1
+            g.heard = False
             g.left = _count(missing)
             g.next_at_us = now_us + self.resend_interval_us
             if message:
@@ -160,10 +167,10 @@ class Acknowledger:
         return out
 
     def _index(self) -> None:
-        asked: dict[tuple[int, int], list[_Gap]] = {}
+        asked: dict[int, list[_Gap]] = {}
         for g in self._gaps:
             if g.tries > 0:
-                asked.setdefault((g.node, g.boot), []).append(g)
+                asked.setdefault(g.node, []).append(g)
         self._asked = asked
 
     def acks(self) -> list[Message]:
