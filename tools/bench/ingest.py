@@ -323,6 +323,21 @@ def in_process(args) -> int:
     return 0
 
 
+def instances_finish(procs: list[subprocess.Popen]) -> bool:
+    """Each instance exits once the database holds the whole stream; one that fails (its error
+    is on stderr) means the others would wait for ever: they are stopped, and False."""
+    while any(p.poll() is None for p in procs):
+        if any(p.returncode for p in procs if p.poll() is not None):
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            print("an instance failed (its error is above); the stream was not stored", file=sys.stderr)
+            return False
+        time.sleep(0.05)
+    return all(p.returncode == 0 for p in procs)
+
+
 def shared(args) -> int:
     """N instances on one PostgreSQL, MQTT 5 shared subscription; timed to the whole stream stored."""
     from linewatch.commission.registry import Registry
@@ -364,6 +379,9 @@ def shared(args) -> int:
         _, status, usage = os.wait4(sub.pid, 0)
         t_sub = time.monotonic() - t0
         cpu_sub = usage.ru_utime + usage.ru_stime
+        if not instances_finish(procs):
+            store.close()
+            return 1
         results = [tuple(float(x) for x in p.communicate()[0].strip().splitlines()[-1].split()) for p in procs]
         stored = store.frames_since(0)
         store.close()
