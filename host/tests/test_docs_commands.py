@@ -362,7 +362,7 @@ def test_every_documented_mosquitto_line_is_the_one_the_virtual_board_test_runs(
     block = guide[guide.index("## The virtual board"):]
     run_by_the_test = block[:block.index("```", block.index("```sh") + 5)]
     assert str(where) == "docs/field-guide.md" and words_of(text) == ["mosquitto", "-c", PROVISIONED_CONF] \
-        and "mosquitto -c %s &" % PROVISIONED_CONF in run_by_the_test, "run it in a test"
+        and "/usr/sbin/mosquitto -c %s &" % PROVISIONED_CONF in run_by_the_test, "run it in a test"
 
 
 def test_every_command_line_of_a_code_block_is_checked_or_named_as_not_run():
