@@ -86,12 +86,14 @@ def test_a_node_that_starts_the_range_over_at_each_try_is_not_given_up_while_it_
     sending: list[int] = []
     given_up = []
     heartbeat = 400
+    restarts = 0
     for tick in range(0, 300 * 5):               # 300 s in steps of 0.2 s
         now = tick * S // 5
         for _topic, data in acks.resends(now):
             command = wire.decode(data, bytes(32))
             first, last = command.field("first_seq"), command.field("last_seq")
             sending = [seq for seq in held if first <= seq <= last]    # from the range's start
+            restarts += bool(sending)
         for seq in sending[:2]:                  # 10 frames/s: 350 frames take 35 s
             _deliver(guard, acks, seq, now)
         sending = sending[2:]
@@ -101,6 +103,7 @@ def test_a_node_that_starts_the_range_over_at_each_try_is_not_given_up_while_it_
         given_up += acks.give_ups(now)
     assert given_up == [(NODE, BOOT, 2, 49)]
     assert guard.gaps(NODE) == []
+    assert restarts == 1          # asked again only once it had sent the whole range
 
 
 def test_a_node_gone_quiet_mid_range_is_not_given_up_until_heard_again():

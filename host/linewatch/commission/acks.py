@@ -169,7 +169,7 @@ class Acknowledger:
     def _index(self) -> None:
         asked: dict[int, list[_Gap]] = {}
         for g in self._gaps:
-            if g.tries > 0:
+            if g.left >= 0:     # asked at least once (its tries may have started again since)
                 asked.setdefault(g.node, []).append(g)
         self._asked = asked
 
