@@ -86,7 +86,23 @@ def chain(tmp_path_factory):
 def new_page(chain):
     page = chain["browser"].new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(WAIT_MS)
+    # what the page itself said, for a failure's message (a script error shows nowhere else)
+    page.said = []
+    page.on("pageerror", lambda exc: page.said.append("error: %s" % exc))
+    page.on("console", lambda m: page.said.append("%s: %s" % (m.type, m.text)) if m.type in ("error", "warning")
+            else None)
+    page.on("response", lambda r: page.said.append("%d %s %s" % (r.status, r.request.method, r.url))
+            if r.status >= 400 or r.request.method == "POST" else None)
     return page
+
+
+def wait_for(chain, page, selector, name):
+    """wait_for_selector that, failing, keeps a screenshot and says what the page said."""
+    try:
+        page.wait_for_selector(selector)
+    except Exception as exc:
+        page.screenshot(path=str(chain["shots"] / ("failed-%s.png" % name)), full_page=True)
+        raise AssertionError("%s: %s\npage said:\n%s" % (selector, exc, "\n".join(page.said[-40:]))) from None
 
 
 def logged_in_page(chain):
@@ -173,7 +189,7 @@ def test_confirming_needs_a_login_and_lands_in_the_evidence_log(chain):
     page.wait_for_selector("#judge-form")
     page.fill("#judge-note", "seen from the observation post")
     page.click("#confirm")
-    page.wait_for_selector("#judgements td:has-text('seen from the observation post')")
+    wait_for(chain, page, "#judgements td:has-text('seen from the observation post')", "confirm")
     page.screenshot(path=str(chain["shots"] / "incident-confirmed.png"), full_page=True)
     store = open_store(str(chain["desk"].db_path), readonly=True)
     try:

@@ -228,8 +228,8 @@ def test_the_map_zooms_and_pans(served):
     page.wait_for_selector("path.lw-incident")
     zoom = page.evaluate("desk.map.getZoom()")
     page.click(".leaflet-control-zoom-in")
-    until(page, "(z) => desk.map.getZoom() === z + 1", "zoomed in", zoom)
-    page.wait_for_timeout(1000)                                        # the zoom's animation ends
+    until(page, "(z) => desk.map.getZoom() === z + 1 && !desk.map._animatingZoom", "zoomed in", zoom)
+    page.wait_for_timeout(300)                                         # (and its last frame drawn)
     centre = page.evaluate("[desk.map.getCenter().lat, desk.map.getCenter().lng]")
     box = page.locator("#map").bounding_box()
     x, y = box["x"] + 40, box["y"] + box["height"] - 40            # a corner: no marker to click
