@@ -71,3 +71,17 @@ def test_publishing_pairs_is_the_operators_choice(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("[fusion]\nline = [[48.0, 37.0], [48.1, 37.1]]\npublish_pairs = true\n")
     assert make_fusion(load(toml)).engine._ctx.config.publish_pairs
+
+
+def test_a_restarted_service_names_new_incidents_after_the_stored_ones(tmp_path):
+    """The fusion engine starts its numbering at 1; a service restarted over a store that
+    holds I-000007 must not name its next incident I-000001 (it overwrote the stored one's
+    body and recorded no new incident in the evidence log)."""
+    from linewatch.commission.service import Aggregator
+    store = open_store(str(tmp_path / "lw.db"))
+    body = {"id": "I-000007", "class": "explosion", "reports": [1]}
+    store.commit(Batch(incidents={"I-000007": ("new", 1, json.dumps(body))}))
+    config = replace(Config(), fusion=FusionConfig(line=((48.0, 37.0), (48.1, 37.1))))
+    service = Aggregator(config, bytes(32), store)
+    service._setup()
+    assert service.fusion.engine._ledger.last_public == 7

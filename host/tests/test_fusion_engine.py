@@ -282,3 +282,23 @@ def test_a_vehicle_driving_past_the_nodes_is_one_track():
     [track] = [i for i in vehicles if len(i.reports) == 8]
     assert len(track.track) == 8 and track.side == "L"
     assert abs(((track.heading_deg - 90.0 + 180) % 360) - 180) < 20    # east
+
+
+def test_public_ids_have_no_gaps_and_continue_after_the_commissions_last():
+    """Ids go out in the order incidents are first published, with no gap for the held lone
+    reports and candidates that never went out (the operator saw I-000013, I-000017, ... on a
+    generated run), and after number_after() where the commission's store left off (a restarted
+    service named its first new incident I-000001 again, over the stored one)."""
+    world = World()
+    world.engine.number_after("I-000041")
+    for k in range(3):                          # lone reports far apart in time: held, never out
+        world.feed([world.report(0x100 + k, T0 + k * 60_000_000)])
+    assert world.latest == {}
+    world.feed(world.blast((6300.0, 2000.0), T0 + 300_000_000))
+    world.feed(world.blast((9300.0, -1500.0), T0 + 400_000_000))
+    ids = sorted(world.latest)                  # withdrawn ones included: they went out
+    assert ids == ["I-%06d" % n for n in range(42, 42 + len(ids))] and len(world.live()) == 2
+    assert all(world.engine.incident(i) == world.latest[i] for i in ids)
+    world.engine.number_after("I-e12")          # a cluster's id is no number: nothing changes
+    world.feed(world.blast((4300.0, 900.0), T0 + 500_000_000))
+    assert sorted(world.latest)[len(ids)] == "I-%06d" % (42 + len(ids))

@@ -225,6 +225,13 @@ def test_commission_entries_by_type_and_node_newest_first(store):
     assert verify(store, MASTER) == (4, None)
 
 
+def test_the_last_incident_id_is_the_highest_number_not_the_last_written(store):
+    assert store.last_incident_id() is None
+    for incident_id in ("I-000009", "I-1000000", "I-e77", "I-000010", "INC-5"):
+        store.commit(Batch(incidents={incident_id: ("new", T0, json.dumps({"id": incident_id}))}))
+    assert store.last_incident_id() == "I-1000000"
+
+
 def test_incidents_and_their_judgement_are_evidence(store):
     body = json.dumps({"id": "I-000001", "class": "explosion", "reports": [1]})
     store.commit(Batch(incidents={"I-000001": ("new", T0, body)}))

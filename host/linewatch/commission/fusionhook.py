@@ -52,6 +52,10 @@ class FusionHook:
             log.warning("fusion refused the event of node 0x%04x: %s", f.node, exc)
             return []
 
+    def number_after(self, last_id: str | None) -> None:
+        if hasattr(self.engine, "number_after"):
+            self.engine.number_after(last_id)
+
     def tick(self, at_us: int) -> list[dict[str, Any]]:
         return [incident_dict(i) for i in self.engine.tick(at_us)]
 

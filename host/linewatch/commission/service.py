@@ -111,6 +111,8 @@ class Aggregator:
             self.health = HealthTracker(self.config.health, self.registry.get)
             self.cluster = Cluster(self)
             return
+        if self.fusion is not None:     # a restarted service names no new incident as an old one
+            self.fusion.number_after(self.store.last_incident_id())
         segment_of = lambda node: (r.segment if (r := self.registry.get(node)) else None)  # noqa: E731
         self.downlink = Downlink(self.boot, self.ingest.key_of, segment_of)
         a = self.config.acks

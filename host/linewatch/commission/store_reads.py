@@ -137,6 +137,11 @@ class SqlReads:
         return [(r[0], r[1], int(r[2]), r[3]) for r in self._rows(
             "SELECT id, status, updated_us, body FROM incidents ORDER BY updated_us, id")]
 
+    def last_incident_id(self) -> str | None:
+        """The highest numbered incident id stored (I-000123: the longest, then the greatest)."""
+        rows = self._rows("SELECT id FROM incidents WHERE id LIKE ? ORDER BY LENGTH(id) DESC, id DESC LIMIT 50", ("I-%",))
+        return next((r[0] for r in rows if r[0][2:].isdigit()), None)
+
     def incident_get(self, incident_id: str) -> tuple[str, str, int, str] | None:
         row = self._one("SELECT id, status, updated_us, body FROM incidents WHERE id=?", (incident_id,))
         return (row[0], row[1], int(row[2]), row[3]) if row else None

@@ -25,7 +25,7 @@ from .bursts import Bursts
 from .config import FusionConfig
 from .duplicates import Duplicates
 from .fixes import Fixes
-from .incident import Incident
+from .incident import Incident, incident_number
 from .index import ReportIndex
 from .lifecycle import Context, Ledger, unique_incidents
 from .merges import Merges
@@ -99,10 +99,10 @@ class FusionEngine:
         self._ctx.hearing.observe(report, self.event_now(now_us))
         self._ledger.fresh = set()
         if report.event_class in CONTINUOUS:
-            return self._tracks.add(report, now_us)
+            return self._ledger.publish(self._tracks.add(report, now_us))
         if report.event_class in IMPULSIVE:
-            return self._ledger.visible(self._joined(self._association.add(report, now_us), now_us))
-        return [self._ledger.new_detection(report, now_us).snapshot]
+            return self._ledger.publish(self._ledger.visible(self._joined(self._association.add(report, now_us), now_us)))
+        return self._ledger.publish([self._ledger.new_detection(report, now_us).snapshot])
 
     def node_timing(self) -> dict[int, dict]:
         """What fusion learned of each node's clock from fixes many nodes agree on:
@@ -121,7 +121,7 @@ class FusionEngine:
             self._ledger.fresh = set()
             report = parked.popleft()
             out += self._joined(self._association.settle(report, now_us), now_us)
-        return self._ledger.visible(unique_incidents(out))
+        return self._ledger.publish(self._ledger.visible(unique_incidents(out)))
 
     def tick(self, now_us: int) -> list[Incident]:
         closed = []
@@ -131,7 +131,7 @@ class FusionEngine:
                 closed.append(self._ledger.close(state, now_us))
         for state in self._tracks.expire(event_us):
             closed.append(self._ledger.close(state, now_us))
-        closed = self._ledger.visible(closed)
+        closed = self._ledger.publish(self._ledger.visible(closed))
         self._forget_old(event_us)
         return sorted(closed, key=lambda i: i.id)
 
@@ -140,8 +140,16 @@ class FusionEngine:
         return self._ctx.event_now(now_us)
 
     def incident(self, incident_id_: str) -> Incident | None:
-        state = self._ledger.by_id.get(incident_id_)
-        return state.snapshot if state else None
+        """The latest version of an incident that went out, by the id it went out under."""
+        return self._ledger.public_view(incident_id_)
+
+    def number_after(self, last_id: str | None) -> None:
+        """Public ids continue after this one (the commission's highest stored id: a restarted
+        service never names a new incident as an old one); ids not of the form I-000123 are
+        no number and change nothing."""
+        number = incident_number(last_id)
+        if number is not None:
+            self._ledger.last_public = max(self._ledger.last_public, number)
 
     # -- routing and memory -------------------------------------------------------------------
 

@@ -70,3 +70,11 @@ def _round(value: float | None, digits: int) -> float | None:
 
 def incident_id(number: int) -> str:
     return "I-%06d" % number
+
+
+def incident_number(incident_id_: str | None) -> int | None:
+    """The number of an id made by incident_id(), else None (a cluster's I-e... ids, anything else)."""
+    if not incident_id_ or not incident_id_.startswith("I-") or not incident_id_[2:].isdigit() \
+            or not incident_id_[2:].isascii():
+        return None
+    return int(incident_id_[2:])

@@ -87,7 +87,13 @@ class Context:
 
 class Ledger:
     """The open incidents and the ones recently closed: numbering, snapshots (each change is a
-    new version), withdrawal of an incident whose reports all went to others, and closing."""
+    new version), withdrawal of an incident whose reports all went to others, and closing.
+
+    Two numberings: each working incident has its own number (internal: held detections and
+    candidates that never go out take one too), and what goes out is named by the public
+    numbering, given when an incident is first published (publish()): I-000001, I-000002, ...
+    with no gap, continuing after `last_public` (the commission's highest stored id, so a
+    restarted service never reuses one)."""
 
     def __init__(self, ctx: Context, index, on_gone) -> None:
         self.ctx = ctx
@@ -96,6 +102,9 @@ class Ledger:
         self.next = 1
         self.open: dict[int, IncidentState] = {}
         self.by_id: dict[str, IncidentState] = {}
+        self.last_public = 0
+        self.public: dict[str, str] = {}                # internal id -> public id
+        self.by_public: dict[str, str] = {}             # public id -> internal id
         self.fresh: set[int] = set()    # incidents formed by the current add()
         # first shot's key -> the later shots of its train at that node (bursts.Bursts.follows):
         # evidence and shots of whichever incident holds the first shot
@@ -201,6 +210,26 @@ class Ledger:
             out.append(incident)
         return out
 
+    def publish(self, incidents: list[Incident]) -> list[Incident]:
+        """What goes out, under public ids: an incident first seen here takes the next public
+        number; its links to a launch or impact name the partner's public id, or none while
+        the partner has not gone out."""
+        for incident in incidents:
+            if incident.id not in self.public:
+                self.last_public += 1
+                self.public[incident.id] = pid = incident_id(self.last_public)
+                self.by_public[pid] = incident.id
+        return [self._public(i) for i in incidents]
+
+    def _public(self, incident: Incident) -> Incident:
+        return replace(incident, id=self.public[incident.id], launch_id=self.public.get(incident.launch_id or ""),
+                       impact_id=self.public.get(incident.impact_id or ""))
+
+    def public_view(self, public_id: str) -> Incident | None:
+        """The latest version of a published incident, by its public id."""
+        state = self.by_id.get(self.by_public.get(public_id, ""))
+        return self._public(state.snapshot) if state is not None and state.snapshot else None
+
     def _held_pair(self, state: IncidentState, incident: Incident) -> bool:
         """A two-node pair is not yet an incident (config.publish_pairs): it is held until a
         third arrival makes it a fix. With pairs published, still a pair whose nodes named
@@ -231,6 +260,7 @@ class Ledger:
         gone = [s for s, st in self.by_id.items() if st.final and st.touched_event_us < horizon_us]
         for sid in gone:
             del self.by_id[sid]
+            self.by_public.pop(self.public.pop(sid, ""), None)
         return gone
 
 
