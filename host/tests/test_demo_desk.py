@@ -75,7 +75,24 @@ def test_the_demo_prints_its_desk_keeps_it_open_and_stay_keeps_it_after(tmp_path
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 128 + signal.SIGINT
     finally:
-        if proc.poll() is None:
+        _stop(proc, tmp_path / "run")
+
+
+def _stop(proc, folder: Path) -> None:
+    """The demo ended and every process it started with it, also when the test failed midway:
+    Ctrl-C first (the demo stops its broker and aggregator, which run in sessions of their
+    own), then SIGKILL for the demo and for anything still running from its folder."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:
+            continue
 
