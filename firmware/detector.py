@@ -20,7 +20,7 @@ except ImportError:  # CPython
         return x
 
 _CLASSES = const((0, 1, 2, 3, 4, 5))
-_DEFAULT_REFRACTORY_MS = const((500, 500, 100, 30000, 5000, 10000))
+_DEFAULT_REFRACTORY_MS = const((500, 500, 100, 10000, 5000, 10000))
 _NONE = const(())
 _CAPABILITIES = const(40)         # lwproto.const CAP_DRONE | CAP_VEHICLE: the birth frame's detector bits
 

@@ -51,6 +51,13 @@ class DroneDetector:
         self._run = 0
         self._misses = 0
         self._floor_windows = 0
+        # the run's state, made here at boot: set first when a run starts, these names grew
+        # the instance's attribute table then (a 592-byte block, in a heap the running node
+        # has fragmented: MemoryError in hil-tests at 128K)
+        self._run_f = 0.0
+        self._run_start = 0
+        self._run_score = 0.0
+        self._run_peak = 0.0
 
     def set_threshold(self, cls, db):
         self.threshold_db = float(db)
@@ -92,10 +99,46 @@ class DroneDetector:
             p = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b], coef[2 * b + 1])
             power[b] = p
             avg[b] = p if first else avg[b] + (p - avg[b]) * _SMOOTH
+        floor = self._floor
         if self._floor_windows >= _WARMUP_WINDOWS:
+            # Each bin's averaged power over its floor (ratio), then over its neighbourhood's:
+            # the geometric mean of the lower ratio of the bins 2 and 3 below it and the lower
+            # of those 2 and 3 above (one side at the band's ends). A tone stands over its
+            # neighbours (Hann leaks it into the next bin only; a tone between bins or another
+            # harmonic lifts one of each pair at most); broadband sound (a gust on the
+            # microphone, thunder, hammering) lifts its neighbours as much and stands out of no
+            # bin. Neighbours under their floors leave the ratio as it is. Inline: a method
+            # would cost the node heap for good (firmware/README.md "Memory").
+            ratio = self._ratio
+            nb = len(ratio)
+            for b in range(nb):
+                fl = floor[b]
+                if fl > 0.0:
+                    p = avg[b] / fl
+                else:   # digital silence learned (a dead microphone): only sound stands out
+                    p = _CAP if avg[b] > 0.0 else 0.0
+                ratio[b] = p if p < _CAP else _CAP
+            r1 = -1.0   # the raw ratios 1, 2 and 3 bins below (overwritten in ratio by now)
+            r2 = -1.0
+            r3 = -1.0
+            for b in range(nb):
+                p = ratio[b]
+                lo = r2 if r3 < 0.0 or r2 < r3 else r3
+                hi = -1.0
+                if b + 3 < nb:
+                    hi = min(ratio[b + 2], ratio[b + 3])
+                elif b + 2 < nb:
+                    hi = ratio[b + 2]
+                if lo >= 0.0 and hi >= 0.0:
+                    lo = math.sqrt(lo * hi)
+                elif lo < 0.0:
+                    lo = hi
+                ratio[b] = p / lo if lo > 1.0 else p
+                r3 = r2
+                r2 = r1
+                r1 = p
             self._track(found)
         # learn the per-bin noise floor
-        floor = self._floor
         warm = self._floor_windows < _WARMUP_WINDOWS
         self._floor_windows += 1
         nb = len(power)
@@ -126,8 +169,8 @@ class DroneDetector:
 
     def _track(self, found):
         # the best candidate: its fundamental (Hz), score and first bin, or 0, 0.0, -1
+        ratio = self._ratio     # each bin over its floor and its neighbours' (_evaluate)
         power = self._avg
-        floor = self._floor
         cand_bins = self._cand_bins
         cand_n = self._cand_n
         f = 0
@@ -139,14 +182,7 @@ class DroneDetector:
             total = 0.0
             strong = 0
             for j in range(first, first + n):
-                b = cand_bins[j]
-                fl = floor[b]
-                if fl > 0.0:
-                    r = power[b] / fl
-                else:       # digital silence learned (a dead microphone): only sound stands out
-                    r = _CAP if power[b] > 0.0 else 0.0
-                if r > _CAP:
-                    r = _CAP
+                r = ratio[cand_bins[j]]
                 if r >= _STRONG:
                     strong += 1
                 total += r

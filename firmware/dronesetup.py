@@ -59,4 +59,5 @@ def setup(det, rate_hz):
     det._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
     det._avg = array("d", bytearray(8 * len(ks)))     # the same averaged over ~4 windows
     det._floor = array("d", bytearray(8 * len(ks)))
+    det._ratio = array("d", bytearray(8 * len(ks)))   # each bin over its floor and neighbours
     det._sustain = max(1, (_SUSTAIN_MS * _GRID_HZ + 999) // 1000)

@@ -186,6 +186,30 @@ def test_a_drone_crossing_the_line_is_an_incident_of_its_own():
     assert len(track.track) == 24 and track.side == "L"
 
 
+def test_one_drone_report_is_held_until_a_second_one_joins_its_track():
+    # One node hearing a tone once is no incident (a cow's call or a generator gives that);
+    # the same drone heard again by the next node makes the track, with both reports.
+    world = World()
+    first = world.report(0x105, T0, "drone", frequency_hz=180)
+    assert world.feed([first]) == []
+    second = world.report(0x106, T0 + 20e6, "drone", frequency_hz=182)
+    [track] = [i for i in world.feed([second]) if i.event_class == "drone"]
+    assert sorted(track.reports) == sorted([first.evidence_id, second.evidence_id])
+    assert len(track.track) == 2 and set(track.nodes) == {0x105, 0x106}
+    # a lone report that no other joins is never published, nor its closing
+    lone = world.report(0x10A, T0 + 40e6, "vehicle", frequency_hz=240)
+    assert world.feed([lone]) == []
+    assert world.engine.tick(T0 + 3600e6) == [world.engine.incident(track.id)]
+
+
+def test_one_report_makes_a_track_incident_when_so_configured():
+    world = World(config=FusionConfig(track_confirm_reports=1))
+    [track] = world.feed([world.report(0x105, T0, "drone", frequency_hz=180)])
+    assert track.event_class == "drone" and len(track.reports) == 1
+    with pytest.raises(ValueError, match="track_confirm_reports"):
+        FusionConfig(track_confirm_reports=0)
+
+
 def test_bad_input_gets_a_clear_error():
     with pytest.raises(ValueError, match="event class"):
         Report(1, 48.0, 37.0, 0.0, "mortar", 0, 0, 1.0, 0.0, 0, 0, 0.0, None, 0)
@@ -272,13 +296,14 @@ def test_a_vehicle_driving_past_the_nodes_is_one_track():
         r = world.report(0x100 + i, T0 + onset_s * 1e6, "vehicle", frequency_hz=230 + 5 * (i % 3))
         reports.append(Report(**{**r.__dict__, "duration_ms": int((end_s - onset_s) * 1000),
                                  "received_at_us": int(T0 + (end_s + 2.0) * 1e6)}))
-    # and another vehicle 10 km away at the same time: a track of its own
-    far = world.report(0x10B, T0 + 30e6, "vehicle", frequency_hz=240)
-    for r in sorted(reports + [far], key=lambda r: r.received_at_us):
+    # and another vehicle 10 km away at the same time, heard twice by its node (once, it
+    # would be held: config.track_confirm_reports): a track of its own
+    far = [world.report(0x10B, T0 + t_s * 1e6, "vehicle", frequency_hz=240) for t_s in (30.0, 90.0)]
+    for r in sorted(reports + far, key=lambda r: r.received_at_us):
         for incident in world.engine.add(r, r.received_at_us):
             world.latest[incident.id] = incident
     vehicles = [i for i in world.live() if i.event_class == "vehicle"]
-    assert sorted(len(i.reports) for i in vehicles) == [1, 8], vehicles
+    assert sorted(len(i.reports) for i in vehicles) == [2, 8], vehicles
     [track] = [i for i in vehicles if len(i.reports) == 8]
     assert len(track.track) == 8 and track.side == "L"
     assert abs(((track.heading_deg - 90.0 + 180) % 360) - 180) < 20    # east

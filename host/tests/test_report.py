@@ -41,7 +41,7 @@ SCENARIO = """
 [scenario]
 name = "report-day"
 seed = 7
-duration_s = 30
+duration_s = 40
 start_utc = "2026-11-25T06:00:00Z"
 heartbeat_s = 10
 profile = "field"

@@ -6,7 +6,8 @@ Steady background (background.py, `field` model: pink floor at 42 dB SPL, wind o
 microphone at the station's 0, 4 and 8 m/s with gusts, with and without rain) for --minutes
 each, then --events transients of each kind at random levels of their range over the steady
 background at 4 m/s, each in a window of its own. Every sample goes through the firmware's
-DetectorChain (lwnode.detector, under CPython as in the emulator). Prints detections per hour
+DetectorChain (lwnode.detector, under CPython as in the emulator's direct tier: its DSP loops as
+their numpy twins, the same integers). Prints detections per hour
 of steady background and reports per transient, per class, and the tables for
 linewatch/emulator/false_alarms.py.
 """
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=20, help="transients of each kind")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
+    from linewatch.emulator.dsp_numpy import numpy_loops
+    with numpy_loops():
+        return measure(args)
+
+
+def measure(args) -> int:
     t0 = time.monotonic()
     rates = {}
     print("| wind m/s | rain | minutes | " + " | ".join(fa.CLASSES) + " (per hour) |")

@@ -81,6 +81,14 @@ class FusionConfig:
     hearing_range_m: float = 1_500.0
     track_frequency_tolerance: float = 0.2
     track_smoothing_s: float = 10.0
+    # A drone or vehicle track is published once it holds this many reports (one node's
+    # later ones or a neighbour's). One report is one node hearing a tone or a rumble for a
+    # few seconds once: a cow's call, a generator starting, a car on a farm track, a gust
+    # give that as well (emulator/background.py, false_alarms.py). A drone or vehicle near a
+    # node is heard for tens of seconds, reported again by that node after its refractory
+    # time (drone 10 s) or by the next node. Held, the report joins the track and is its
+    # evidence once a second one comes; a track that never gets one is never published.
+    track_confirm_reports: int = 2
     crossing_hysteresis_m: float = 50.0
 
     @property
@@ -114,5 +122,7 @@ class FusionConfig:
             raise ValueError("grid_points must be >= 8 and max_group >= 3")
         if not 0 < self.flight_min_s < self.flight_max_s:
             raise ValueError("need 0 < flight_min_s < flight_max_s")
+        if not isinstance(self.track_confirm_reports, int) or self.track_confirm_reports < 1:
+            raise ValueError("track_confirm_reports must be a whole number >= 1")
         if not 0 < self.shell_speed_min_mps < self.shell_speed_max_mps:
             raise ValueError("need 0 < shell_speed_min_mps < shell_speed_max_mps")

@@ -99,7 +99,7 @@ class FusionEngine:
         self._ctx.hearing.observe(report, self.event_now(now_us))
         self._ledger.fresh = set()
         if report.event_class in CONTINUOUS:
-            return self._ledger.publish(self._tracks.add(report, now_us))
+            return self._ledger.publish(self._ledger.visible(self._tracks.add(report, now_us)))
         if report.event_class in IMPULSIVE:
             return self._ledger.publish(self._ledger.visible(self._joined(self._association.add(report, now_us), now_us)))
         return self._ledger.publish([self._ledger.new_detection(report, now_us).snapshot])

@@ -203,7 +203,7 @@ class Ledger:
             state = self.by_id.get(incident.id)
             lone = incident.event_class in IMPULSIVE and (incident.fix == "detection" or not incident.nodes)
             if state is not None and not state.published:
-                if lone or self._held_pair(state, incident):
+                if lone or self._held_pair(state, incident) or self._held_track(state):
                     continue
                 state.published = True
             elif state is not None and lone and state.reports and state.number in self.open \
@@ -231,6 +231,13 @@ class Ledger:
         """The latest version of a published incident, by its public id."""
         state = self.by_id.get(self.by_public.get(public_id, ""))
         return self._public(state.snapshot) if state is not None and state.snapshot else None
+
+    def _held_track(self, state: IncidentState) -> bool:
+        """A drone or vehicle track with fewer reports than config.track_confirm_reports is not
+        yet an incident: one node heard a tone or a rumble once (a cow, a generator, a car
+        on a farm track give that too). It is published, with every report, once another
+        report joins it."""
+        return state.track is not None and len(state.track.reports) < self.ctx.config.track_confirm_reports
 
     def _held_pair(self, state: IncidentState, incident: Incident) -> bool:
         """A two-node pair is not yet an incident (config.publish_pairs): it is held until a
