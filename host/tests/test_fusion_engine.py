@@ -16,7 +16,7 @@ T0 = 1_800_000_000_000_000
 JSON_KEYS = {"id", "class", "status", "provisional", "fix", "time_utc_us", "lat", "lon", "ellipse_95",
              "side", "side_probability", "distance_from_line_m", "nodes", "reports", "rejected_nodes",
              "formed_at_us", "updated_at_us", "version", "launch_id", "impact_id", "track", "heading_deg",
-             "shots", "mirror"}
+             "shots"}
 
 
 class World:

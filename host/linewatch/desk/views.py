@@ -213,7 +213,7 @@ class Views:
         out["arrival_us"] = arrival
         out["residual_ms"] = None
         lat, lon, t = incident.get("lat"), incident.get("lon"), incident.get("time_utc_us")
-        if arrival is not None and record and incident.get("fix") in ("tdoa", "mirror") and None not in (lat, lon) and t:
+        if arrival is not None and record and incident.get("fix") == "tdoa" and None not in (lat, lon) and t:
             x, y = LocalFrame(lat, lon).to_xy(record.lat, record.lon)
             c = speed_of_sound(self.config.fusion.temperature_c if self.config.fusion.temperature_c is not None
                                else 15.0)

@@ -23,10 +23,6 @@ from .config import FusionConfig
 from .hearing import SILENT_MIN
 from .report import Report, compatible, timed as is_timed
 
-# Nodes surveyed within this many survey errors (config.position_sd_m) of the line through them
-# are a straight row that cannot tell a source from its mirror image (tdoa.STRAIGHT_ROW_M).
-ROW_SURVEY_SIGMAS = 8.0
-
 
 @dataclass(frozen=True)
 class Arrival:
@@ -376,7 +372,7 @@ def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.T
         return None        # emitted after it was heard
     if judge is not None and judge.refutes(fix, [arrivals[chosen[k]] for k in fix.used]):
         return None        # heard too far away, or nearer nodes stayed silent (hearing.py)
-    return tdoa.with_mirror(fix, xy, t, sigma, c, air, row_m=ROW_SURVEY_SIGMAS * config.position_sd_m) if mirror else fix
+    return tdoa.with_mirror(fix, xy, t, sigma, c, air) if mirror else fix
 
 
 def fit_checked(arrivals, chosen, c, config, start, judge=None) -> tdoa.TdoaFix | None:
