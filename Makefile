@@ -5,7 +5,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup setup-test bench clean
+.PHONY: demo test setup setup-test typecheck bench clean
 
 demo: setup
 	$(VENV)/bin/linewatch demo
@@ -18,6 +18,11 @@ setup:
 
 setup-test:
 	@sh tools/setup.sh test
+
+# mypy on firmware/ and protocol/ against the MicroPython board stubs, each board's hal against
+# its own (tools/setup.sh test installs them in $(VENV)/stubs/<board>); also part of make test
+typecheck: setup-test
+	$(PY) -m pytest -q firmware/tests/test_typecheck.py
 
 # Benchmarks print figures; they are never timed assertions in tests. Each one alone:
 #   make bench-<name>, e.g. make bench-ingest. The suite with the machine's description, as
