@@ -1,6 +1,7 @@
 """`linewatch demo` and its desk, as the README promises them: the demo prints the desk's
 address at the start, the desk answers there while the demo runs, the end says how to keep it
-open, and `--stay` keeps it open afterwards on the demo's database until Ctrl-C. A short
+open, and `--stay` keeps it open afterwards on the demo's database until Ctrl-C; its first line
+counts the segments that have nodes. A short
 scenario of its own (3 nodes, one blast, 4 s) through the real command, as a real process."""
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ heartbeat_s = 10
 
 [line]
 vertices = [[48.000, 37.800], [48.020, 37.830]]
-segment_length_m = 5000
+segment_length_m = 2500          # the line (3.2 km) has 2 segments, its nodes are all in the first
 
 [nodes]
 row_offsets_m = [-300]
@@ -66,6 +67,8 @@ def test_the_demo_prints_its_desk_keeps_it_open_and_stay_keeps_it_after(tmp_path
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
+        # what it runs, not every segment the line is cut into (the README's demo: 2 of 3)
+        _line(proc, r"^LineWatch demo: scenario 'desk-demo', 3 nodes in 1 segment, 4 s in real time$")
         url = _line(proc, r"^The desk \(map, incidents, nodes; live\): (http://127\.0\.0\.1:\d+/)$").group(1)
         _line(proc, r"^  open it now; it stays open while the demo runs$")
         assert len(_nodes(url)) == 3                          # while the demo runs

@@ -200,6 +200,14 @@ class Viewer:
         return "\n".join(lines) + "\n"
 
 
+def where_the_nodes_are(world) -> str:
+    """'12 nodes in 2 segments': the segments that have nodes (what runs and what the desk draws),
+    not every segment the line is cut into (the demo's line runs 1.2 km past its last node)."""
+    watched = {n.segment for n in world.nodes}
+    return "%d node%s in %d segment%s" % (len(world.nodes), "" if len(world.nodes) == 1 else "s",
+                                          len(watched), "" if len(watched) == 1 else "s")
+
+
 def describe_incident(i: dict, sides: tuple[str, str] = wording.DEFAULT_SIDES) -> str:
     return wording.describe(i, sides)
 
@@ -224,13 +232,13 @@ def run_demo(scenario_name: str = "demo", out: TextIO | None = None, keep: Path 
         desk = Commission.prepare(folder / "commission", world, address, desk_listen="127.0.0.1:%d" % free_port())
         fusion = cfg.load(desk.config_path).fusion
         sides = tuple(fusion.sides)
-        out.write("LineWatch demo: scenario %r, %d nodes in %d segments, %.0f s in real time\n"
+        out.write("LineWatch demo: scenario %r, %s, %.0f s in real time\n"
                   "  world      realism profile %s (docs/scenarios.md)\n"
                   "  broker     Mosquitto on %s:%d (private)\n"
                   "  commission linewatch aggregator, registry and master key in %s\n"
                   "  the line   %s (names from [fusion] sides)\n"
                   "How each incident was placed:\n%s\n\n"
-                  % (scenario.name, len(world.nodes), len(world.segments), scenario.duration_s,
+                  % (scenario.name, where_the_nodes_are(world), scenario.duration_s,
                      world.profile.name, broker.host, broker.port, desk.folder, wording.side_legend(fusion.line, sides),
                      wording.LEGEND))
         desk.start_aggregator()
