@@ -71,3 +71,112 @@ def test_a_refresh_does_not_keep_a_session_alive():
     assert sessions.get(token, touch=False) is session       # still live, but its life is not extended
     now[0] += 2 * 60
     assert sessions.get(token, touch=False) is None
+
+
+# -- logins against the real desk (aiohttp, no service: a login needs none) --
+
+PASSWORD = "correct horse battery"
+
+
+class _Desk:
+    """The desk serving on a free loopback port, operator ana; each request on a new connection."""
+
+    def __init__(self, folder):
+        from linewatch.commission import config as cfg
+        self.config = cfg.from_dict({"store": {"path": str(folder / "lw.db")},
+                                     "desk": {"listen": "127.0.0.1:0"}})
+        Operators(self.config.desk.operators_path(self.config.store)).add("ana", PASSWORD)
+
+    async def __aenter__(self):
+        from linewatch.desk.app import start_desk
+        self.desk = await start_desk(self.config, b"k" * 32, None)
+        self.url = self.desk.url.rstrip("/")
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.desk.stop()
+
+    async def login(self, name="ana", password=PASSWORD, **headers):
+        """(status, body, Set-Cookie) over a connection of its own, as a new client opens one."""
+        import aiohttp
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            async with http.post(self.url + "/api/login", json={"name": name, "password": password},
+                                 headers=headers) as r:
+                return r.status, await r.json(), r.headers.get("Set-Cookie", ""), r.headers.get("Retry-After")
+
+
+@pytest.mark.timeout(120)
+async def test_failed_logins_are_held_back_per_address_and_per_name_whatever_the_connection(tmp_path):
+    import asyncio
+    async with _Desk(tmp_path) as desk:
+        # four guesses at once, each on a connection of its own: one is checked, the rest wait
+        results = await asyncio.gather(*(desk.login(password="guess number %d" % k) for k in range(4)))
+        assert sorted(r[0] for r in results) == [401, 429, 429, 429], results
+        refused = next(r for r in results if r[0] == 429)
+        assert "too many failed logins" in refused[1]["error"] and int(refused[3]) >= 1
+        # the same name from other addresses (through a proxy on this machine) meets the same count
+        first, second = await asyncio.gather(desk.login(password="guess again 1", **{"X-Forwarded-For": "10.0.0.7"}),
+                                             desk.login(password="guess again 2", **{"X-Forwarded-For": "10.0.0.8"}))
+        assert sorted((first[0], second[0])) == [401, 429], (first, second)
+        # ... and other names from one address too
+        first, second = await asyncio.gather(desk.login("bo", "a long guess 1", **{"X-Forwarded-For": "10.0.0.9"}),
+                                             desk.login("cy", "a long guess 2", **{"X-Forwarded-For": "10.0.0.9"}))
+        assert sorted((first[0], second[0])) == [401, 429], (first, second)
+        # one by one, as a person types, the sixth failure in a row makes the name wait 2 s: then even
+        # the right password is refused, unchecked, on a new connection
+        for _ in range(6):
+            status = 429
+            while status == 429:
+                status, body, _, after = await desk.login(password="typed wrong")
+                if status == 429:
+                    await asyncio.sleep(float(after))
+            assert status == 401, body
+        status, body, cookie, after = await desk.login()
+        assert status == 429 and not cookie and int(after) >= 1, (status, body)
+        await asyncio.sleep(int(after))
+        status, body, cookie, _ = await desk.login()
+        assert status == 200 and "lw_session=" in cookie, body
+        status, body, _, _ = await desk.login(password="one slip")      # the success cleared the count
+        assert status == 401, body
+
+
+def test_the_wait_doubles_after_five_failures_up_to_a_minute_and_is_forgotten():
+    from linewatch.desk.auth import LoginThrottle
+    now = [1000.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    waits = []
+    for _ in range(12):
+        while throttle.wait("10.0.0.1", "ana") > 0:
+            now[0] += 0.25
+        throttle.failed("10.0.0.1", "ana")
+        waits.append(throttle.wait("10.0.0.1", "ana"))
+    assert waits == [1, 1, 1, 1, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert throttle.wait("10.0.0.2", "bo") == 0                   # others are not held back
+    now[0] += LoginThrottle.FORGET_S + 61
+    assert throttle.wait("10.0.0.1", "ana") == 0
+    throttle.failed("10.0.0.1", "ana")
+    assert throttle.wait("10.0.0.1", "ana") == 1                  # counted from one again
+
+
+def test_a_proxys_address_counts_from_this_machine_only():
+    from linewatch.desk.auth import client_address
+    assert client_address("127.0.0.1", "203.0.113.5, 10.0.0.3") == "10.0.0.3"
+    assert client_address("::1", "10.0.0.3") == "10.0.0.3"
+    assert client_address("192.0.2.1", "10.0.0.3") == "192.0.2.1"
+    assert client_address("192.0.2.1", None) == "192.0.2.1"
+
+
+@pytest.mark.timeout(60)
+async def test_the_session_cookie_is_httponly_samesite_and_secure_over_tls(tmp_path):
+    async with _Desk(tmp_path) as desk:
+        status, _, cookie, _ = await desk.login()
+        flags = [f.strip().lower() for f in cookie.split(";")]
+        assert status == 200 and "httponly" in flags and "samesite=strict" in flags and "secure" not in flags, cookie
+        # behind a TLS proxy on this machine (docs/desk.md): Secure, and the https Origin is this desk's
+        host = desk.url.split("://", 1)[1]
+        for said in ({"X-Forwarded-Proto": "https"}, {"Forwarded": "for=10.0.0.4;proto=https"}):
+            status, body, cookie, _ = await desk.login(**said, Origin="https://" + host)
+            flags = [f.strip().lower() for f in cookie.split(";")]
+            assert status == 200 and {"secure", "httponly", "samesite=strict"} <= set(flags), (said, cookie, body)
+        status, body, _, _ = await desk.login(Origin="https://" + host)          # no proxy said so
+        assert status == 403 and "cross-origin" in body["error"], body

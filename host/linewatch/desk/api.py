@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp import web
 from linewatch.commission import commands
 from linewatch.commission.incidents import set_status
 from linewatch.desk import params
-from linewatch.desk.auth import COOKIE
+from linewatch.desk.auth import COOKIE, client_address
 
 log = logging.getLogger("linewatch.desk")
 JUDGEMENTS = ("confirmed", "dismissed", "new")
@@ -86,17 +87,31 @@ async def login(request: web.Request) -> web.Response:
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
         raise problem(web.HTTPBadRequest, "give name and password")
+    from linewatch.desk.app import from_this_machine, scheme
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For")
+                             if from_this_machine(request) else None)
+    wait = desk.throttle.wait(address, name)
+    if wait > 0:                       # refused before the password is checked
+        refused = problem(web.HTTPTooManyRequests, "too many failed logins from this address or as this "
+                                                   "operator: try again in %d s" % math.ceil(wait))
+        refused.headers["Retry-After"] = str(math.ceil(wait))
+        raise refused
     loop = asyncio.get_running_loop()
     ok = await loop.run_in_executor(None, desk.operators.check, name, password)
     if not ok:
-        log.warning("desk: failed login as %r from %s", name[:40], request.remote)
-        await asyncio.sleep(1.0)           # a guesser gets one try a second per connection
+        failures = desk.throttle.failed(address, name)
+        if failures <= desk.throttle.FREE + 1 or failures % 10 == 0:   # then held back: a line per 10
+            log.warning("desk: failed login as %r from %s (%d in a row)", name[:40], address, failures)
+        await asyncio.sleep(1.0)
         raise problem(web.HTTPUnauthorized, "unknown operator or wrong password")
+    desk.throttle.succeeded(address, name)
     desk.sessions.close(request.cookies.get(COOKIE))
     token, s = desk.sessions.open(name)
-    log.info("desk: %s logged in from %s", name, request.remote)
+    log.info("desk: %s logged in from %s", name, address)
     response = _ok({"operator": name, "csrf": s.csrf})
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+    # Secure whenever the browser came over TLS, so the cookie never goes out in clear text
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                        secure=scheme(request) == "https")
     return response
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from linewatch.commission.config import Config
 from linewatch.commission.store import StoreError, open_store
 from linewatch.desk import api, pages
-from linewatch.desk.auth import COOKIE, Operators, Sessions, csrf_ok
+from linewatch.desk.auth import COOKIE, LoginThrottle, Operators, Sessions, csrf_ok
 from linewatch.desk.live import Hub
 from linewatch.desk.views import Views
 
@@ -55,6 +55,7 @@ class Desk:
         self.master = master
         self.operators = Operators(config.desk.operators_path(config.store))
         self.sessions = Sessions(config.desk.session_minutes)
+        self.throttle = LoginThrottle()
         self.hub = Hub()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="linewatch-desk")
         self._views: Views | None = None
@@ -152,7 +153,26 @@ class Desk:
     @staticmethod
     def _same_origin(request: web.Request) -> bool:
         origin = request.headers.get("Origin")
-        return origin is None or origin == "%s://%s" % (request.scheme, request.host)
+        return origin is None or origin == "%s://%s" % (scheme(request), request.host)
+
+
+def from_this_machine(request: web.Request) -> bool:
+    peer = request.remote or ""
+    return peer.startswith("127.") or peer == "::1"
+
+
+def scheme(request: web.Request) -> str:
+    """"https" when the browser reached the desk over TLS: the desk's own socket, or a TLS proxy on
+    this machine that says so (X-Forwarded-Proto, or Forwarded's proto; docs/desk.md). A proxy's
+    word counts from this machine only: anyone else could claim it."""
+    if request.secure:
+        return "https"
+    if from_this_machine(request):
+        said = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        forwarded = request.forwarded[0].get("proto", "").lower() if request.forwarded else ""
+        if "https" in (said, forwarded):
+            return "https"
+    return request.scheme
 
 
 async def start_desk(config: Config, master: bytes, service: Any) -> Desk | None:
