@@ -23,23 +23,15 @@ import time
 
 import numpy as np
 
-LINE_KM = 12.0
+from lwtools.bench.track_passes import LINE_KM, print_snr_table, scenario_head
+
 GAP_S = 240.0
 DISTANCE_BINS_M = (0, 200, 400, 600, 800, 1200, 10_000)
 
 
 def scenario_text(seed: int, crossings: int, profile: str) -> str:
     rng = np.random.default_rng(seed)
-    wind = float(rng.uniform(0.0, 6.0))
-    lines = ['[scenario]', 'name = "drones-%d"' % seed, "seed = %d" % seed,
-             "duration_s = %d" % int(crossings * GAP_S + 60), 'start_utc = "2026-06-10T09:00:00Z"',
-             'profile = "%s"' % profile, "heartbeat_s = 60",
-             "[line]", "vertices = [[48.000, 37.800], [48.000, %.5f]]" % (37.8 + LINE_KM / 74.5),
-             "segment_length_m = 4000",
-             "[nodes]", "row_offsets_m = [200, -200]", "spacing_m = 600",
-             "[environment]", "temperature_c = 18", "noise_floor_db = 42", "noise_floor_spread_db = 3",
-             "wind = { speed_mps = %.1f, from_deg = %.0f }" % (wind, rng.uniform(0, 360)),
-             "[radio]", "latency_ms = 0", "latency_jitter_ms = 0", "loss_probability = 0"]
+    lines = scenario_head(rng, "drones-%d" % seed, seed, int(crossings * GAP_S + 60), profile)
     for k in range(crossings):
         along = rng.uniform(2000.0, LINE_KM * 1000.0 - 2000.0)
         side = 1.0 if rng.random() < 0.5 else -1.0
@@ -97,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if sel:
             print("| %d-%d | %d | %d (%.0f %%) |" % (lo, hi, len(sel), sum(sel), 100.0 * sum(sel) / len(sel)))
     print()
-    print("| truth's peak SNR dB (hearing model) | node passes | detected |\n|---|---|---|")
-    for lo, hi in ((-99, 0), (0, 5), (5, 10), (10, 15), (15, 20), (20, 99)):
-        sel = [f for _d, s, f in passes if lo <= s < hi]
-        if sel:
-            print("| %s | %d | %d (%.0f %%) |" % ("%d..%d" % (lo, hi), len(sel), sum(sel), 100.0 * sum(sel) / len(sel)))
+    print_snr_table([(s, f) for _d, s, f in passes])
     print("(%.0f s)" % (time.monotonic() - started))
     return 0
 

@@ -9,6 +9,33 @@ from pathlib import Path
 
 import numpy as np
 
+LINE_KM = 12.0                 # both benches: a straight line, a row of nodes 200 m either side
+
+
+def scenario_head(rng, name: str, seed: int, duration_s: int, profile: str) -> list[str]:
+    """The scenario's TOML up to its events: the straight line cut into 4 km segments, nodes
+    200 m either side every 600 m, the air (wind 0-6 m/s drawn from rng, in this order), a
+    radio that loses nothing."""
+    wind = float(rng.uniform(0.0, 6.0))
+    return ['[scenario]', 'name = "%s"' % name, "seed = %d" % seed,
+            "duration_s = %d" % duration_s, 'start_utc = "2026-06-10T09:00:00Z"',
+            'profile = "%s"' % profile, "heartbeat_s = 60",
+            "[line]", "vertices = [[48.000, 37.800], [48.000, %.5f]]" % (37.8 + LINE_KM / 74.5),
+            "segment_length_m = 4000",
+            "[nodes]", "row_offsets_m = [200, -200]", "spacing_m = 600",
+            "[environment]", "temperature_c = 18", "noise_floor_db = 42", "noise_floor_spread_db = 3",
+            "wind = { speed_mps = %.1f, from_deg = %.0f }" % (wind, rng.uniform(0, 360)),
+            "[radio]", "latency_ms = 0", "latency_jitter_ms = 0", "loss_probability = 0"]
+
+
+def print_snr_table(passes) -> None:
+    """Node passes and how many the node detected, by the truth's peak SNR; passes: (snr, found)."""
+    print("| truth's peak SNR dB (hearing model) | node passes | detected |\n|---|---|---|")
+    for lo, hi in ((-99, 0), (0, 5), (5, 10), (10, 15), (15, 20), (20, 99)):
+        sel = [f for s, f in passes if lo <= s < hi]
+        if sel:
+            print("| %s | %d | %d (%.0f %%) |" % ("%d..%d" % (lo, hi), len(sel), sum(sel), 100.0 * sum(sel) / len(sel)))
+
 
 def play(scenario, world, truth, prefix: str):
     """(reports, summary, score): reports as (node id, event class, run clock us) in order."""

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-LINE_KM = 12.0
+from lwtools.bench.track_passes import LINE_KM, print_snr_table, scenario_head
+
 GAP_S = 450.0                  # > the slowest vehicle's time on its road: one vehicle at a time
 ROAD_M = 2000.0
 DISTANCE_BINS_M = (0, 50, 100, 200, 400, 600, 800, 1200, 10_000)
@@ -28,16 +29,7 @@ DISTANCE_BINS_M = (0, 50, 100, 200, 400, 600, 800, 1200, 10_000)
 
 def scenario_text(seed: int, vehicles: int, profile: str) -> str:
     rng = np.random.default_rng(seed)
-    wind = float(rng.uniform(0.0, 6.0))
-    lines = ['[scenario]', 'name = "vehicles-%d"' % seed, "seed = %d" % seed,
-             "duration_s = %d" % int(vehicles * GAP_S + 120), 'start_utc = "2026-06-10T09:00:00Z"',
-             'profile = "%s"' % profile, "heartbeat_s = 60",
-             "[line]", "vertices = [[48.000, 37.800], [48.000, %.5f]]" % (37.8 + LINE_KM / 74.5),
-             "segment_length_m = 4000",
-             "[nodes]", "row_offsets_m = [200, -200]", "spacing_m = 600",
-             "[environment]", "temperature_c = 18", "noise_floor_db = 42", "noise_floor_spread_db = 3",
-             "wind = { speed_mps = %.1f, from_deg = %.0f }" % (wind, rng.uniform(0, 360)),
-             "[radio]", "latency_ms = 0", "latency_jitter_ms = 0", "loss_probability = 0"]
+    lines = scenario_head(rng, "vehicles-%d" % seed, seed, int(vehicles * GAP_S + 120), profile)
     for k in range(vehicles):
         kind = "wheeled" if k % 2 == 0 else "tracked"
         level = rng.uniform(100.0, 110.0) if kind == "wheeled" else rng.uniform(108.0, 118.0)
@@ -96,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             cells += [str(len(sel)), "%d (%.0f %%)" % (sum(sel), 100.0 * sum(sel) / len(sel)) if sel else "-"]
         print("| %d-%d | %s |" % (lo, hi, " | ".join(cells)))
     print()
-    print("| truth's peak SNR dB (hearing model) | node passes | detected |\n|---|---|---|")
-    for lo, hi in ((-99, 0), (0, 5), (5, 10), (10, 15), (15, 20), (20, 99)):
-        sel = [f for _k, _d, s, f in passes if lo <= s < hi]
-        if sel:
-            print("| %s | %d | %d (%.0f %%) |" % ("%d..%d" % (lo, hi), len(sel), sum(sel), 100.0 * sum(sel) / len(sel)))
+    print_snr_table([(s, f) for _k, _d, s, f in passes])
     print("(%.0f s)" % (time.monotonic() - started))
     return 0
 
