@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import sys
 from pathlib import Path
 
 from lwtools.broker_access import write_private
@@ -100,8 +101,16 @@ def give_to_broker(*paths: Path) -> str | None:
     blocked = [d for d in _folders_above(Path(paths[0]).resolve().parent) if not _can_enter(d, account)]
     if blocked:
         return (f"Mosquitto runs as user {BROKER_USER!r}, which cannot enter {blocked[0]}: install the"
-                " broker files where it can read them with `sudo linewatch broker install`")
+                " broker files where it can read them with `sudo %s broker install`" % linewatch_under_sudo())
     return None
+
+
+def linewatch_under_sudo() -> str:
+    """How to name this linewatch after `sudo`: sudo's secure_path (Debian's default) leaves out
+    the venv, so a bare `sudo linewatch` is "command not found". The program next to this
+    Python (the venv's), by its full path; a bare name when there is none."""
+    beside = Path(sys.executable).parent / "linewatch"
+    return str(beside.absolute()) if beside.exists() else "linewatch"
 
 
 def _folders_above(folder: Path) -> list[Path]:

@@ -166,7 +166,8 @@ def provision(spec: NodeSpec, registry, master_key: bytes, out: Path, progress=p
     progress(f"provision: board config written to {path} (mode 0600; it holds the node's key)")
     count = f"{len(nodes)} node" + ("" if len(nodes) == 1 else "s")
     progress(f"provision: broker password files, ACL and mosquitto.conf for {count} written to"
-             f" {broker_dir}; for the system's Mosquitto: sudo linewatch broker install --from {broker_dir}")
+             f" {broker_dir}; for the system's Mosquitto:"
+             f" sudo {broker_conf.linewatch_under_sudo()} broker install --from {broker_dir}")
     if unreachable:
         progress(f"provision: note: {unreachable}")
     if new_commission:

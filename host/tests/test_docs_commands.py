@@ -404,6 +404,15 @@ def test_every_command_line_of_a_code_block_is_checked_or_named_as_not_run():
     assert unchecked == []
 
 
+def test_no_documented_command_runs_a_venv_program_under_sudo_by_its_bare_name():
+    """sudo's secure_path (Debian's default) leaves the venv out of PATH: `sudo linewatch ...`
+    is "command not found" even with the venv active. Under sudo a venv program is named by
+    its path ($VIRTUAL_ENV/bin/linewatch, /opt/linewatch/.venv/bin/linewatch)."""
+    bare = [f"{w}:{n}: {t}" for w, n, t in ALL_COMMANDS
+            if re.match(r"sudo\s+(?:-u\s+\S+\s+)?(?:linewatch|pytest)\s", t)]
+    assert bare == []
+
+
 def test_the_docs_have_commands_of_every_kind_to_check():
     assert len(MODULES) >= 40 and len(PYTESTS) >= 8 and len(MAKES) >= 8, (len(MODULES), len(PYTESTS), len(MAKES))
     assert any("node_memory --no-acks 128K 120K" in t for _, _, t in MODULES)

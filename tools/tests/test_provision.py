@@ -166,3 +166,16 @@ def test_acl_text_names_each_nodes_own_topics_only():
     text = broker_access.acl_text([broker_access.NodeAccess(0x0102, 3)])
     node_part = text.split("user node-0102")[1]
     assert "lw/3/0102/event" in node_part and "+" not in node_part and "#" not in node_part
+
+
+def test_it_names_broker_install_as_sudo_finds_it(books):
+    """sudo's secure_path (Debian's default) leaves the venv out: `sudo linewatch` would be
+    "command not found", so the line printed names the venv's linewatch by its full path."""
+    import sys
+    from pathlib import Path
+    master, registry, out = books
+    said = []
+    provision(spec(0x0102), registry, master, out, progress=said.append)
+    line = next(s for s in said if "for the system's Mosquitto" in s)
+    program = line.split("sudo ", 1)[1].split()[0]
+    assert program == str(Path(sys.executable).parent.absolute() / "linewatch") and Path(program).exists(), line
