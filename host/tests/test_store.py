@@ -245,6 +245,46 @@ def test_incidents_and_their_judgement_are_evidence(store):
     assert verify(store, MASTER) == (1, None)
 
 
+def _plan(store, sql: str, args: tuple) -> str:
+    """The engine's plan for a read, as text: SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN
+    with sequential scans discouraged (on a table this small the planner would scan anyway,
+    index or no index: what counts is that an index it may use exists)."""
+    if isinstance(store.db, sqlite3.Connection):
+        return "\n".join(str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql, args))
+    with store.db.transaction():
+        store.db.execute("SET LOCAL enable_seqscan = off")
+        return "\n".join(r[0] for r in store.db.execute("EXPLAIN " + sql.replace("?", "%s"), args))
+
+
+def test_the_desk_reads_an_incident_by_its_key_and_its_judgements_by_an_index(store):
+    """An incident's page reads its row by key and its judgements through the index of the
+    commission's entries: neither the incidents table nor the evidence log is walked whole."""
+    from linewatch.commission import config as cfg
+    from linewatch.desk.views import Views
+    store.commit(Batch(evidence=[frame_row(0x0102, 1, s) for s in range(1, 40)]))
+    for n in (2, 20, 200):
+        incident_id = "I-%06d" % n
+        store.commit(Batch(incidents={incident_id: ("new", T0 + n, json.dumps({"id": incident_id, "reports": [n]}))}))
+    set_status(store, "I-000020", "confirmed", "seen", "ana")
+    set_status(store, "I-000002", "dismissed", "a door", "bo")
+    set_status(store, "I-000002", "confirmed", "seen after all", "ana")
+    reads = []
+    rows = store._rows
+    store._rows = lambda sql, args=(): reads.append((sql, args)) or rows(sql, args)
+    store.incidents = lambda: pytest.fail("the whole incidents table read for one incident")
+    store.evidence = lambda after_id=0: pytest.fail("the log read from a report on (a page of rows on PostgreSQL)")
+    d = Views(store, cfg.from_dict({}), MASTER).incident("I-000002")
+    assert [(j["who"], j["new"]) for j in d["judgements"]] == [("ana", "confirmed"), ("bo", "dismissed")]
+    assert d["status"] == "confirmed" and [r["evidence_id"] for r in d["contributing"]] == [2]
+    assert [json.loads(e.note)["note"] for e in store.incident_judgements("I-000020")] == ["seen"]
+    assert store.incident_judgements("I-000404") == []
+    for sql, args in reads:
+        plan = _plan(store, sql, args)
+        for table in ("evidence", "incidents"):
+            assert f"SCAN {table}" not in plan and f"Seq Scan on {table}" not in plan, (sql, plan)
+    assert any("evidence_commission" in _plan(store, sql, args) for sql, args in reads)
+
+
 def test_duplicate_frames_are_refused_at_commit_when_asked(store):
     """Several instances on shared subscriptions: a resent frame may reach another instance."""
     rows = [frame_row(0x0102, 1, s) for s in range(1, 4)]

@@ -18,14 +18,17 @@ STATUSES = ("new", "confirmed", "dismissed")
 def incident_dicts(store) -> list[dict]:
     """Every incident's latest version with the commission's status; one whose reports all
     joined other incidents has the status "withdrawn"."""
-    out = []
-    for incident_id, status, updated_us, body in store.incidents():
-        d = json.loads(body)
-        d["id"] = d.get("id", incident_id)
-        d["status"] = "withdrawn" if withdrawn(d) else status
-        d["updated_us"] = updated_us
-        out.append(d)
-    return out
+    return [incident_dict(row) for row in store.incidents()]
+
+
+def incident_dict(row: tuple[str, str, int, str]) -> dict:
+    """One stored incident (store.incidents() or incident_get()) as incident_dicts tells it."""
+    incident_id, status, updated_us, body = row
+    d = json.loads(body)
+    d["id"] = d.get("id", incident_id)
+    d["status"] = "withdrawn" if withdrawn(d) else status
+    d["updated_us"] = updated_us
+    return d
 
 
 def set_status(store, incident_id: str, status: str, note: str, who: str) -> str:

@@ -207,6 +207,7 @@ class Store(Protocol):
     def node_health_changes(self, node: int, limit: int = 100) -> list[HealthChange]: ...   # newest first
     def commission_entries(self, entry_type: str, node: int | None = None,
                            limit: int = 100) -> list[EvidenceRow]: ...   # newest first
+    def incident_judgements(self, incident_id: str) -> list[EvidenceRow]: ...   # in chain order
     def refusals(self, limit: int = 100) -> list[Refusal]: ...
 
 

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS evidence (
     received_us BIGINT NOT NULL, raw BYTEA NOT NULL, verified TEXT NOT NULL, note TEXT NOT NULL,
     prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS evidence_stream ON evidence (node, boot, seq);
+-- the commission's own entries (judgements, commands, lost ranges) by type, without the frames:
+-- the desk reads them by type and would otherwise walk the whole log
+CREATE INDEX IF NOT EXISTS evidence_commission ON evidence (type, id) WHERE kind = 'commission';
 CREATE OR REPLACE FUNCTION linewatch_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'evidence is append-only'; END $$;
 CREATE OR REPLACE TRIGGER evidence_no_update BEFORE UPDATE OR DELETE ON evidence

@@ -114,11 +114,23 @@ class SqlReads:
         return [(r[0], int(r[1])) for r in self._rows(
             "SELECT boot, seq FROM evidence WHERE node=? AND kind=? AND type='death' ORDER BY id", (node, FRAME))]
 
+    # `kind = 'commission'` written out, not a parameter: only then do the engines use the partial
+    # index evidence_commission (SQLite proves a partial index's WHERE from the statement's text)
+    COMMISSION_ROWS = f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE kind = '{COMMISSION}' AND type=? "
+
     def commission_entries(self, entry_type: str, node: int | None = None, limit: int = 100) -> list[EvidenceRow]:
         where, args = ("AND node=? ", (node,)) if node is not None else ("", ())
         return [evidence_row(r) for r in self._rows(
-            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE kind=? AND type=? {where}ORDER BY id DESC LIMIT ?",
-            (COMMISSION, entry_type, *args, limit))]
+            f"{self.COMMISSION_ROWS}{where}ORDER BY id DESC LIMIT ?", (entry_type, *args, limit))]
+
+    def incident_judgements(self, incident_id: str) -> list[EvidenceRow]:
+        """The incident_status entries of this incident, in chain order. Their note is the sorted
+        JSON that commission_entry writes, so it begins with the incident's id: matched by that
+        prefix among the judgements alone (the index), then checked whole."""
+        prefix = json.dumps({"incident": incident_id})[:-1] + ", "
+        rows = self._rows(f"{self.COMMISSION_ROWS}AND substr(note, 1, ?) = ? ORDER BY id",
+                          ("incident_status", len(prefix), prefix))
+        return [e for e in map(evidence_row, rows) if json.loads(e.note).get("incident") == incident_id]
 
     # -- health, incidents, stats --
 

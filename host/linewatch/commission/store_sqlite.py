@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS evidence (
     received_us INTEGER NOT NULL, raw BLOB NOT NULL, verified TEXT NOT NULL, note TEXT NOT NULL,
     prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS evidence_stream ON evidence (node, boot, seq);
+-- the commission's own entries (judgements, commands, lost ranges) by type, without the frames:
+-- the desk reads them by type and would otherwise walk the whole log
+CREATE INDEX IF NOT EXISTS evidence_commission ON evidence (type, id) WHERE kind = 'commission';
 CREATE TRIGGER IF NOT EXISTS evidence_no_update BEFORE UPDATE ON evidence
     BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS evidence_no_delete BEFORE DELETE ON evidence

@@ -20,7 +20,7 @@ from lwproto.errors import ProtocolError
 from linewatch import keys
 from linewatch.commission import commands, wording
 from linewatch.commission.config import Config
-from linewatch.commission.incidents import incident_dicts
+from linewatch.commission.incidents import incident_dict, incident_dicts
 from linewatch.commission.store import COMMISSION, EvidenceRow, Store
 from linewatch.fusion.sound import speed_of_sound
 from linewatch.geo import LocalFrame
@@ -170,34 +170,24 @@ class Views:
         return d
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
-        known = self.store.incident_get(incident_id)
+        known = self.store.incident_get(incident_id)      # by its key: never the whole table
         if known is None:
             return None
-        d = next((x for x in incident_dicts(self.store) if x["id"] == incident_id), None)
-        if d is None:
-            return None
-        d = self._incident(d)
+        d = self._incident(incident_dict(known))
         last = self.store.last_evidence_id()
         reports = [self._report(d, row) for row in self._rows(d.get("reports", []))]
         d["contributing"] = reports
         d["rejected"] = [{"node": n, "name": "0x%04x" % n} for n in d.get("rejected_nodes", [])]
         d["chain"] = {"rows": last, "positions": [r["evidence_id"] for r in reports]}
         d["judgements"] = [{"evidence_id": e.id, "at_us": e.received_us, "who": e.verified, **json.loads(e.note)}
-                           for e in self.store.commission_entries("incident_status", None, 1000)
-                           if json.loads(e.note).get("incident") == incident_id]
+                           for e in reversed(self.store.incident_judgements(incident_id))]
         return d
 
     def _rows(self, ids: list[int]) -> list[EvidenceRow]:
-        out = []
-        for evidence_id in sorted(set(i for i in ids if isinstance(i, int) and i > 0)):
-            rows = self.store.evidence(evidence_id - 1)
-            try:
-                row = next(rows, None)
-            finally:
-                getattr(rows, "close", lambda: None)()
-            if row is not None and row.id == evidence_id and row.kind != COMMISSION:
-                out.append(row)
-        return out
+        """The incident's reports by their ids (PostgreSQL's evidence() would read a page of
+        5,000 rows for each)."""
+        wanted = sorted(set(i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i > 0))
+        return [row for row in self.store.evidence_rows(wanted) if row.kind != COMMISSION] if wanted else []
 
     def _report(self, incident: dict, row: EvidenceRow) -> dict[str, Any]:
         """One contributing frame: its arrival time, and its residual against the fix (the
