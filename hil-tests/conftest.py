@@ -65,6 +65,11 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*what): what beyond a console and a broker the test needs"
                                        " from the board (dut.NEEDS); skipped on a board without it")
+    if config.getoption("--port") and not config.getoption("--board-config"):
+        # said once at the start, not as an error in every test
+        raise pytest.UsageError("--port needs --board-config: the config.json flashed on that board"
+                                " (provisioned/node-XXXX.json), for its node id, key and broker"
+                                " (docs/field-guide.md, step 6)")
 
 
 def pytest_collection_modifyitems(config, items):
