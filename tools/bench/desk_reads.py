@@ -6,7 +6,8 @@ incident (its row, reports, judgements) takes to read, on SQLite and on PostgreS
 Per backend: a fresh database (a private PostgreSQL cluster for that backend) holding --frames
 event frames from 50 nodes, --incidents incidents of 3 reports each, and a judgement for one
 incident in ten; then Views.incident (what GET /api/incidents/{id} answers) for 200 incidents
-picked at random, after one warm-up read (on PostgreSQL after a VACUUM ANALYZE, as autovacuum
+picked at random, and the incident list's first page (GET /api/incidents, 500 newest) 20
+times, after one warm-up read (on PostgreSQL after a VACUUM ANALYZE, as autovacuum
 leaves a table that has stood a while). Prints the median and the 95th percentile in ms,
 and the engine's plan of each statement the read ran that touches evidence or incidents.
 """
@@ -68,10 +69,10 @@ def plans(store, reads) -> list[str]:
     return out
 
 
-def measure(target: str, frames: int, incidents: int) -> tuple[float, float, list[str]]:
+def measure(target: str, frames: int, incidents: int) -> tuple[float, float, float, list[str]]:
     from linewatch.commission import config as cfg
     from linewatch.commission.store import open_store
-    from linewatch.desk.views import Views
+    from linewatch.desk.views import Filters, Views
     store = open_store(target, "OFF" if not target.startswith("postgres") else "FULL")
     try:
         fill(store, frames, incidents)
@@ -96,7 +97,13 @@ def measure(target: str, frames: int, incidents: int) -> tuple[float, float, lis
             times.append((time.perf_counter() - started) * 1000)
         store._rows = rows
         times.sort()
-        return statistics.median(times), times[int(len(times) * 0.95)], plans(store, reads)
+        listed = []
+        for _ in range(20):                # the incident list's first page, no filter
+            started = time.perf_counter()
+            views.incidents(Filters())
+            listed.append((time.perf_counter() - started) * 1000)
+        return (statistics.median(times), times[int(len(times) * 0.95)], statistics.median(listed),
+                plans(store, reads))
     finally:
         store.close()
 
@@ -107,17 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--incidents", type=int, default=5000)
     ap.add_argument("--backend", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     args = ap.parse_args(argv)
-    print("| backend | frames | incidents | one incident's page: median ms | p95 ms |\n|---|---|---|---|---|")
+    print("| backend | frames | incidents | one incident's page: median ms | p95 ms | the list (500 newest): median ms |\n"
+          "|---|---|---|---|---|---|")
     notes = []
     for backend in args.backend:
         with tempfile.TemporaryDirectory(prefix="lw-bench-desk-") as folder:
             if backend == "sqlite":
-                median, p95, plan = measure(str(Path(folder) / "lw.db"), args.frames, args.incidents)
+                median, p95, listed, plan = measure(str(Path(folder) / "lw.db"), args.frames, args.incidents)
             else:
                 from linewatch.testing.postgres import PostgresCluster
                 with PostgresCluster() as pg:
-                    median, p95, plan = measure(pg.create_database(), args.frames, args.incidents)
-        print("| %s | %d | %d | %.2f | %.2f |" % (backend, args.frames, args.incidents, median, p95), flush=True)
+                    median, p95, listed, plan = measure(pg.create_database(), args.frames, args.incidents)
+        print("| %s | %d | %d | %.2f | %.2f | %.0f |" % (backend, args.frames, args.incidents, median, p95, listed),
+              flush=True)
         notes += ["%s plans:" % backend, *plan]
     print("\n".join(notes))
     return 0
