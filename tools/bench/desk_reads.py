@@ -48,7 +48,9 @@ def fill(store, frames: int, incidents: int) -> None:
             reports = [1 + (n * 37 + k) % frames for k in range(3)]
             batch[incident_id] = ("new", t0 + n, json.dumps({"id": incident_id, "class": "explosion", "fix": "tdoa",
                                                              "reports": reports, "nodes": [0x0101, 0x0102, 0x0103],
-                                                             "lat": 48.0, "lon": 37.0, "time_utc_us": t0 + n}))
+                                                             "lat": 48.0, "lon": 37.0, "time_utc_us": t0 + n,
+                                                             "ellipse_95": {"major_m": 40.0, "minor_m": 20.0,
+                                                                            "angle_deg": 30.0}}))
         store.commit(Batch(incidents=batch))
     for n in range(1, incidents + 1, 10):
         set_status(store, "I-%06d" % n, "confirmed", "seen", "bench")

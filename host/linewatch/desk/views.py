@@ -158,9 +158,10 @@ class Views:
         for d in incident_dicts(self.store):
             d["segments"] = sorted({segment_of[n] for n in d.get("nodes", []) if n in segment_of})
             if _matches(d, filters):
-                out.append(self._incident(d))
+                out.append(d)
         out.sort(key=lambda d: (d.get("time_utc_us") or d.get("formed_at_us") or 0), reverse=True)
-        return out[:filters.limit]
+        # words and ellipse polygons for the page only: they cost more than the parsing
+        return [self._incident(d) for d in out[:filters.limit]]
 
     def _incident(self, d: dict[str, Any]) -> dict[str, Any]:
         sides = tuple(self.config.fusion.sides)
