@@ -32,6 +32,20 @@ def test_top_level_is_what_the_product_fixes():
     assert top <= allowed, top - allowed
 
 
+def test_the_readme_names_every_requirement_of_pyproject():
+    """README's "Requirements" names each package the product and its tests install, so a
+    newcomer reading it is not surprised by the install (it had lost matplotlib, aiohttp,
+    cryptography and most of the test extra)."""
+    import re
+    readme = (REPO / "README.md").read_text().lower()
+    section = readme[readme.index("## requirements"):]
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    wanted = PYPROJECT["project"]["dependencies"] + extras["test"] + extras["postgresql"]
+    names = {re.match(r"[a-z0-9_.-]+", spec.lower()).group(0) for spec in wanted} - {"linewatch"}
+    missing = sorted(n for n in names if n not in section)
+    assert missing == []
+
+
 def test_cli_version_and_help():
     out = subprocess.run([sys.executable, "-m", "linewatch.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("linewatch ")
