@@ -605,3 +605,19 @@ def test_each_incident_row_tells_time_place_side_class_confidence_nodes_and_stat
         assert int(cells[6]) == len(d["nodes"]), cells
         assert cells[8] == status, cells
     assert any(cells[5] != "-" for cells in rows.values())              # the evidence was checked: confidences
+
+
+def test_what_the_commands_print_counts_in_words(tmp_path, capsys):
+    """'1 node', not '1 nodes' (a newcomer's first report is of an empty day with one node)."""
+    from linewatch.commission.registry import Registry
+    store = open_store(str(tmp_path / "lw.db"))
+    Registry(store).add(0x0102, 3, 48.0, 37.0)
+    store.close()
+    keys.create_master_key(tmp_path / "master.key")
+    common = ["--db", str(tmp_path / "lw.db"), "--master-key", str(tmp_path / "master.key"), "--day", "2026-11-25",
+              "--out", str(tmp_path)]
+    assert cli.main(["report", *common, "--no-pdf"]) == 0
+    assert "report for 2026-11-25: 0 incidents (0 withdrawn not counted), 1 node -> " in capsys.readouterr().out
+    assert cli.main(["export", *common, "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "0 incidents -> " in out and "0 tracks -> " in out and "\n1 node -> " in "\n" + out, out

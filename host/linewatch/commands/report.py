@@ -13,6 +13,7 @@ from pathlib import Path
 
 from linewatch import keys
 from linewatch.commission import config as cfg
+from linewatch.commission.wording import plural
 from linewatch.commission.store import StoreError, open_store
 from linewatch.keys import KeyFileError
 from linewatch.report import FORMATS, WHAT
@@ -82,8 +83,8 @@ def cmd_report(args) -> int:
         return EXIT_FAILED
     html_path = Path(args.out) / f"linewatch-report-{data.day.text}.html"
     html_path.write_text(render(data, map_png(data)), encoding="utf-8")
-    print(f"report for {data.day.text}: {len(data.counted)} incidents ({len(data.withdrawn)} withdrawn not"
-          f" counted), {len(data.nodes)} nodes -> {html_path}")
+    print(f"report for {data.day.text}: {plural(len(data.counted), 'incident')} ({len(data.withdrawn)} withdrawn"
+          f" not counted), {plural(len(data.nodes), 'node')} -> {html_path}")
     print(("evidence: " if data.statement.ok else "evidence NOT verified: ") + data.statement.text)
     if args.no_pdf:
         return 0
@@ -104,5 +105,5 @@ def cmd_export(args) -> int:
         path = Path(args.out) / f"linewatch-{what}-{data.day.text}.{args.format}"
         text = exports.render(data, what, args.format)
         path.write_text(text, encoding="utf-8")
-        print(f"{len(exports.features(data, what))} {what} -> {path}")
+        print(f"{plural(len(exports.features(data, what)), what[:-1], what)} -> {path}")
     return 0
