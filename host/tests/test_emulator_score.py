@@ -152,6 +152,45 @@ def test_a_located_fix_beats_a_detection_for_the_match():
     assert result["false"]["ids"] == ["D"] and result["false"]["by_class"]["explosion"]["duplicate"] == 1
 
 
+def test_matching_gives_as_many_sources_their_incident_as_the_gates_allow():
+    # D1 is the nearer in time for both blasts; D2 (4.3 s before the first blast's arrival at
+    # node 2, within its gate) is in the first blast's gates only. Cheapest pair first gave
+    # D1 to the first blast and left the second without a match.
+    first = src("B1", "explosion", 100, at(0, 1000), [1, 2, 3, 4])
+    second = src("B2", "explosion", 102, at(0, 1000), [1, 2, 3, 4])
+    d1 = inc("D1", "explosion", 104.0, fix="detection", nodes=[2])
+    d2 = inc("D2", "explosion", 99.5, fix="detection", nodes=[2])
+    result = score(truth(first, second), [d1, d2])
+    assert result["recall"]["reported"] == 2 and result["missed"] == []
+    assert result["false"]["count"] == 0
+
+
+def test_a_heard_incident_goes_to_the_source_whose_arrival_at_its_nodes_it_is():
+    # Two blasts, one north and one south of nodes 2 and 4, each heard by both; each pair of
+    # arrivals (a hyperbola, dated by its node 2 arrival) says its own side. Ranked by the time
+    # of the farthest node's arrival (node 4), the northern blast's pair went to the southern
+    # blast and the other way round: both sides wrong.
+    north = src("N", "explosion", 100.0, at(0, 3000), [1, 2, 3, 4], side="L", dist=3000.0)
+    south = src("S", "explosion", 100.5, at(0, -3000), [1, 2, 3, 4], side="R", dist=3000.0)
+    at_node2 = lambda s, d_m: s["time_utc_us"] / S - T0 / S + d_m / gates.TYPICAL_SOUND_MPS
+    h_north = inc("HN", "explosion", at_node2(north, 3300), fix="hyperbola", nodes=[2, 4], side="L")
+    h_south = inc("HS", "explosion", at_node2(south, 2700), fix="hyperbola", nodes=[2, 4], side="R")
+    result = score(truth(north, south), [h_north, h_south])
+    assert result["recall"]["reported"] == 2
+    assert result["side"]["right"] == 2 and result["side"]["wrong"] == 0
+
+
+def test_one_to_one_is_an_optimal_assignment():
+    c = gates.Candidate
+    # greedy takes (0, 0) at 0.1 and then only (1, 1) at 0.9 is left: 1.0 in all; (0, 1) + (1, 0)
+    # is 0.4 + 0.4; and a third source with no free incident stays unmatched
+    cands = [c(0, 0, "located", 0.1, 1.0), c(0, 1, "located", 0.4, 1.0), c(1, 0, "located", 0.4, 1.0),
+             c(1, 1, "located", 0.9, 1.0), c(2, 1, "heard", 1.5, None), c(3, 7, "misplaced", 2.5, 900.0)]
+    hits = gates.one_to_one(cands)
+    assert {s: h.incident for s, h in hits.items()} == {0: 1, 1: 0}
+    assert gates.one_to_one([]) == {}
+
+
 def test_unheard_sources_stay_in_the_report_with_the_reason():
     unheard = src("Q", "explosion", 300, at(0, 30000), [], not_heard="below the noise", best_snr_db=4.2,
                   reached_by=[2])

@@ -15,7 +15,8 @@ The rules and why are in docs/scenarios.md ("Score"). In short:
 - a line crossing is reported by a crossing incident (`crossing: {from, to}`) within
   CROSSING_TIME_GATE_S and TRACK_GATE_M of the true crossing;
 - a tamper by a tamper incident naming the node within TAMPER_GATE_S (plus clock error).
-Pairs are taken cheapest first, one to one: located before heard, nearer before farther.
+Pairs are one to one, by an optimal assignment: as many hits as the gates allow, then located
+before heard, nearer before farther.
 """
 from __future__ import annotations
 
@@ -155,9 +156,24 @@ class Gates:
         late_s = (t - end) / 1e6 - travel_s - TIME_GATE_S - slack_s
         if early_s > 0 or late_s > 0:
             return None
-        # nearer in time to the source's own arrivals first
-        expected_us = start + travel_s * SLOWEST_SOUND_MPS / TYPICAL_SOUND_MPS * 1e6
-        return Candidate(si, ii, "heard", 1.0 + min(0.99, abs(t - expected_us) / 1e8), None)
+        # nearer in time to the source's own arrival at one of the incident's nodes first
+        miss_s = self._miss_s(src, nodes, t)
+        return Candidate(si, ii, "heard", 1.0 + min(0.99, miss_s / 100.0), None)
+
+    def _miss_s(self, src: dict, nodes: list[int], t_us: int) -> float:
+        """How far (s) the incident's time lies from the source's arrival (first to last shot,
+        at a typical speed of sound) at the nearest-in-time of these nodes. Ranking by the
+        farthest node's arrival, as before, gave one source's detection to another whose far
+        arrival happened to fall near it."""
+        start, end = src["time_utc_us"], src.get("end_utc_us") or src["time_utc_us"]
+        best = math.inf
+        for n in nodes:
+            where = self.nodes.get(n)
+            if where is None or "lat" not in src:
+                continue
+            travel_us = haversine_m(where[0], where[1], src["lat"], src["lon"]) / TYPICAL_SOUND_MPS * 1e6
+            best = min(best, max(0.0, start + travel_us - t_us, t_us - end - travel_us))
+        return (max(0.0, start - t_us, t_us - end) if best == math.inf else best) / 1e6
 
     def _reach(self, src: dict, nodes: list[int]) -> tuple[float, float]:
         """(longest travel time from the source to these nodes at the slowest sound, the
@@ -220,12 +236,100 @@ def _point(p) -> bool:
 
 
 def one_to_one(candidates: list[Candidate]) -> dict[int, Candidate]:
-    """Hits taken cheapest first, each source and incident once: {source: candidate}."""
-    used_s, used_i, out = set(), set(), {}
-    for c in sorted((c for c in candidates if c.quality != "misplaced"),
-                    key=lambda c: (c.cost, c.source, c.incident)):
-        if c.source not in used_s and c.incident not in used_i:
-            used_s.add(c.source)
-            used_i.add(c.incident)
-            out[c.source] = c
+    """Hits, each source and incident at most once: {source: candidate}.
+
+    An optimal assignment (Hungarian method, per group of sources and incidents that share
+    candidates): as many hits as the gates allow, then the cheapest in all (located before
+    heard, nearer before farther). Taking the cheapest pair first, as before, could give a
+    source the one incident another source needed and leave that one unmatched."""
+    edges = {}
+    for c in candidates:
+        if c.quality == "misplaced":
+            continue
+        key = (c.source, c.incident)
+        if key not in edges or c.cost < edges[key].cost:
+            edges[key] = c
+    out = {}
+    for sources, incidents in _groups(edges):
+        rows, cols = sorted(sources), sorted(incidents)
+        flip = len(rows) > len(cols)
+        if flip:
+            rows, cols = cols, rows
+        cost = np.zeros((len(rows), len(cols)))
+        for r, a in enumerate(rows):
+            for k, b in enumerate(cols):
+                c = edges.get((b, a) if flip else (a, b))
+                if c is not None:
+                    # every hit is worth more than any difference in cost: cardinality first
+                    cost[r, k] = c.cost - _HIT_VALUE
+        for r, k in _assign(cost):
+            if cost[r, k] < 0:
+                c = edges[(cols[k], rows[r]) if flip else (rows[r], cols[k])]
+                out[c.source] = c
     return out
+
+
+_HIT_VALUE = 1000.0
+
+
+def _groups(edges: dict) -> list[tuple[set, set]]:
+    """Connected groups of (sources, incidents) in the candidate graph."""
+    adj: dict = {}
+    for s, i in edges:
+        adj.setdefault(("s", s), set()).add(("i", i))
+        adj.setdefault(("i", i), set()).add(("s", s))
+    seen, out = set(), []
+    for start in sorted(adj):
+        if start in seen:
+            continue
+        stack, group = [start], []
+        seen.add(start)
+        while stack:
+            v = stack.pop()
+            group.append(v)
+            for w in sorted(adj[v]):
+                if w not in seen:
+                    seen.add(w)
+                    stack.append(w)
+        out.append(({v[1] for v in group if v[0] == "s"}, {v[1] for v in group if v[0] == "i"}))
+    return out
+
+
+def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Minimum-cost assignment of every row to a distinct column (rows <= columns): the
+    shortest augmenting path form of the Hungarian method with potentials, O(n^2 m)."""
+    n, m = cost.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    p = np.zeros(m + 1, dtype=int)          # p[j]: row (1-based) assigned to column j; 0: none
+    way = np.zeros(m + 1, dtype=int)
+    for i in range(1, n + 1):
+        p[0] = i
+        j0 = 0
+        minv = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = p[j0]
+            delta, j1 = np.inf, 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    cur = cost[i0 - 1, j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j] = cur
+                        way[j] = j0
+                    if minv[j] < delta:
+                        delta, j1 = minv[j], j
+            for j in range(m + 1):
+                if used[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+    return [(int(p[j]) - 1, j - 1) for j in range(1, m + 1) if p[j]]
