@@ -181,3 +181,11 @@ def test_emulate_by_default_is_what_the_readme_says_a_newcomer_waits_for():
     assert (args.hours, args.line_km) == (0.5, 10.0)
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert "`linewatch emulate --seed 7` (half an hour generated on 10 km of the line, 10 nodes" in readme
+
+
+def test_emulate_rows_puts_a_second_row_of_nodes_on_a_generated_line():
+    from linewatch.commands.emulate import load_scenario
+    one = load_scenario(cli.build_parser().parse_args(["emulate", "--seed", "3", "--line-km", "4"]))
+    two = load_scenario(cli.build_parser().parse_args(["emulate", "--seed", "3", "--line-km", "4", "--rows", "2"]))
+    assert len(one.layout.row_offsets_m) == 1 and len(two.layout.row_offsets_m) == 2
+    assert len(two.build_world(None).nodes) == 2 * len(one.build_world(None).nodes)

@@ -25,6 +25,9 @@ def register(sub) -> None:
                    help="length of a generated scenario (default 0.5; the run's time grows with hours x nodes)")
     p.add_argument("--line-km", type=float, default=10.0,
                    help="length of a generated line (default 10 km, about 10 nodes; the whole line is 1200)")
+    p.add_argument("--rows", type=int, choices=(1, 2), default=1,
+                   help="rows of nodes on a generated line (default 1; 2: a second row behind the first, "
+                        "staggered, which tells a source from its mirror image)")
     p.add_argument("--profile", choices=("ideal", "field"),
                    help="realism profile (default: the scenario's own, field when it says none; "
                         "see docs/scenarios.md)")
@@ -56,7 +59,7 @@ def load_scenario(args):
     profile = getattr(args, "profile", None)
     if args.seed is not None:
         # the generator draws the day's weather by the profile (the ideal air stays calm)
-        return sc.generate(args.seed, hours=args.hours, line_km=args.line_km,
+        return sc.generate(args.seed, hours=args.hours, line_km=args.line_km, rows=getattr(args, "rows", 1),
                            **({} if profile is None else {"profile": profile}))
     scenario = sc.load(args.scenario)
     return scenario if profile is None else scenario.with_profile(profile)
