@@ -327,3 +327,34 @@ def test_public_ids_have_no_gaps_and_continue_after_the_commissions_last():
     world.engine.number_after("I-e12")          # a cluster's id is no number: nothing changes
     world.feed(world.blast((4300.0, 900.0), T0 + 500_000_000))
     assert sorted(world.latest)[len(ids)] == "I-%06d" % (42 + len(ids))
+
+
+def _reports_from(world, xy, t_us, kinds):
+    """One report per node of `kinds` ({node: (class, balance frequency)}) of a sound at xy."""
+    out = []
+    for node, (cls, hz) in kinds.items():
+        onset = t_us + math.dist(NODES[node], xy) / C * 1e6
+        out.append(world.report(node, onset, cls, frequency_hz=hz))
+    return out
+
+
+def test_a_crack_named_unknown_and_two_thumps_are_no_source():
+    # The background's false alarms: a knock (unknown, balance 3.3 kHz) at one node and two
+    # thumps (explosion, ~30 Hz) at others, by chance at times some place fits exactly. A far
+    # node names a blast unknown with its highs absorbed (a low balance), never a crack.
+    world = World()
+    kinds = {0x103: ("unknown", 3300), 0x105: ("explosion", 28), 0x107: ("explosion", 30)}
+    world.feed(_reports_from(world, (5000.0, 1500.0), T0, kinds))
+    assert world.live() == []
+    # the same arrivals with the unknown's balance a blast's: one fix of three nodes
+    world = World()
+    kinds[0x103] = ("unknown", 20)
+    world.feed(_reports_from(world, (5000.0, 1500.0), T0, kinds))
+    [fix] = world.live()
+    assert fix.fix == "tdoa" and sorted(fix.nodes) == [0x103, 0x105, 0x107]
+    # and a crack-like unknown still joins shots
+    world = World()
+    kinds = {0x103: ("unknown", 3300), 0x105: ("small_arms", 900), 0x107: ("small_arms", 1200)}
+    world.feed(_reports_from(world, (5000.0, 1500.0), T0, kinds))
+    [fix] = world.live()
+    assert fix.fix == "tdoa" and fix.event_class == "small_arms"

@@ -49,7 +49,7 @@ def timing_sigma_s(report: Report, config: FusionConfig) -> float:
 
 
 def pair_consistent(a: Arrival, b: Arrival, c: float, config: FusionConfig) -> bool:
-    if a.report.node_id == b.report.node_id or not compatible(a.report.event_class, b.report.event_class):
+    if a.report.node_id == b.report.node_id or not compatible(a.report, b.report):
         return False
     distance = math.hypot(a.x - b.x, a.y - b.y)
     if distance > config.max_baseline_m:

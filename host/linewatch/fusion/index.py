@@ -71,7 +71,7 @@ class ReportIndex:
         floor = self.config.timing_floor_us
         sigma_us = math.hypot(report.clock_error_us, floor) + np.hypot(clock, floor)
         slack_us = distance / c * 1e6 + 3.0 * sigma_us + self.config.window_margin_us
-        named = np.fromiter((compatible(m.event_class, report.event_class) for m in near), bool, n)
+        named = np.fromiter((compatible(m, report) for m in near), bool, n)
         ok = (node != report.node_id) & (distance <= self.config.max_baseline_m) & \
             (np.abs(onset - report.onset_utc_us) <= slack_us) & named
         return [near[k] for k in np.flatnonzero(ok)]
@@ -81,7 +81,7 @@ def consistent(a: Report, b: Report, c: float, config: FusionConfig) -> bool:
     """Two onsets can share a source: classes that can name one sound (report.compatible),
     within the travel time between their nodes plus 3 sigma
     of both clocks plus the margin."""
-    if a.node_id == b.node_id or not compatible(a.event_class, b.event_class):
+    if a.node_id == b.node_id or not compatible(a, b):
         return False
     distance = haversine_m(a.lat, a.lon, b.lat, b.lon)
     if distance > config.max_baseline_m:
