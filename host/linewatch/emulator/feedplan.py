@@ -7,7 +7,9 @@ accelerometer once per audio block), digital silence where a node's microphone i
 on the steady background: a Poisson process per class at the rate measured from the real
 detectors on that background (false_alarms.steady_rates: by the profile's background model,
 the scenario's wind and whether it rains at the node), each played as a short stand-in sound
-that the node's own detector reports as that class (`with_stand_ins`).
+that the node's own detector reports as that class (`with_stand_ins`). A stretch around a
+source goes on SETTLE_S after it, so that the detectors end what they heard within it (the
+stretches are fed one after the other with no gap in the sample index).
 """
 from __future__ import annotations
 
@@ -21,6 +23,13 @@ from linewatch.emulator.sources import NodeFault, Tamper
 from linewatch.emulator.synth import SAMPLE_RATE, amplitude_rms
 
 TAMPER_PAD_S = 1.0
+# Stretches are handed to a node's detectors one after the other with no gap in the sample
+# index, so whatever a detector still holds at a stretch's end goes on in the next one, minutes
+# later: the vehicle detector ends an event after 2 s of quiet (plus its ~160 ms average), and
+# a source's stretch ended 1 s after it was last audible, so a pass was reported at the next
+# stretch, its onset dated by that stretch's clock (minutes late). Every stretch around a
+# source now goes on this long after it, as the node would go on hearing its background.
+SETTLE_S = 2.5
 FALSE_ALARM_SPAN_S = (1.0, 2.5)      # audio around a stand-in: settle before, the drone's 2 s after
 STAND_IN_SNR_DB = {"unknown": 20.0, "explosion": 30.0, "small_arms": 25.0, "drone": 12.0}
 
@@ -31,14 +40,14 @@ def plan(scenario, world, synth, node_ids=None, rates: dict | None = None) -> di
     keep = set(world.node_ids.tolist()) if node_ids is None else set(node_ids)
     raw: dict[int, list] = {}
     for node_id in (synth.arrivals.keys() | synth.exposures.keys()) & keep:
-        raw.setdefault(node_id, []).extend((a, b, []) for a, b in synth.spans(node_id))
+        raw.setdefault(node_id, []).extend((a, b + SETTLE_S, []) for a, b in synth.spans(node_id))
     for node_id in keep:
         for a, b in synth.background.spans(node_id, scenario.duration_s):
-            raw.setdefault(node_id, []).append((a, b, []))
+            raw.setdefault(node_id, []).append((a, b + SETTLE_S, []))
     for s in scenario.sources:
         if isinstance(s, Tamper) and s.node_id in keep:
             raw.setdefault(s.node_id, []).append(
-                (max(0.0, s.time_s - TAMPER_PAD_S), s.end_s + TAMPER_PAD_S, []))
+                (max(0.0, s.time_s - TAMPER_PAD_S), s.end_s + TAMPER_PAD_S + SETTLE_S, []))
     before, after = FALSE_ALARM_SPAN_S
     for t, node_id, cls in false_alarms(world, synth.background, scenario.duration_s, scenario.seed,
                                         sorted(keep), rates):
