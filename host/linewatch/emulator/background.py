@@ -114,21 +114,35 @@ class Background:
             out.extend(t for t in self._hour(node_id, hour) if t.start_s < end_s and t.end_s > start_s)
         return out
 
+    def transients_of(self, name: str, node_id: int, start_s: float, end_s: float) -> list[Transient]:
+        """The node's transients of one kind that overlap [start_s, end_s) (the truth's
+        background: drawn alone, the same as among the others)."""
+        if not self.field:
+            return []
+        out = []
+        for hour in range(max(0, int(start_s // 3600) - 1), int(end_s // 3600) + 1):
+            out.extend(t for t in self._draw(node_id, name, hour) if t.start_s < end_s and t.end_s > start_s)
+        return out
+
     def _hour(self, node_id: int, hour: int) -> list[Transient]:
         key = (node_id, hour)
         if key not in self._hours:
             out = []
-            for name, kind in KINDS.items():
-                rate = getattr(self.profile, "%s_per_h" % name)
-                if rate <= 0:
-                    continue
-                rng = stream(self.seed, "background", node_id, name, hour)
-                for start in np.sort(rng.uniform(0.0, 3600.0, rng.poisson(rate))):
-                    out.append(Transient(node_id, name, _variant(name, rng), hour * 3600.0 + float(start),
-                                         float(rng.uniform(*kind.length_s)),
-                                         float(rng.uniform(*kind.level_db)), int(rng.integers(1 << 31))))
+            for name in KINDS:
+                out.extend(self._draw(node_id, name, hour))
             self._hours[key] = sorted(out, key=lambda t: t.start_s)
         return self._hours[key]
+
+    def _draw(self, node_id: int, name: str, hour: int) -> list[Transient]:
+        kind = KINDS[name]
+        rate = getattr(self.profile, "%s_per_h" % name)
+        if rate <= 0:
+            return []
+        rng = stream(self.seed, "background", node_id, name, hour)
+        return [Transient(node_id, name, _variant(name, rng), hour * 3600.0 + float(start),
+                          float(rng.uniform(*kind.length_s)), float(rng.uniform(*kind.level_db)),
+                          int(rng.integers(1 << 31)))
+                for start in np.sort(rng.uniform(0.0, 3600.0, rng.poisson(rate)))]
 
     def spans(self, node_id: int, duration_s: float) -> list[tuple[float, float]]:
         """(start_s, end_s) stretches the node must hear for its transients in a run."""

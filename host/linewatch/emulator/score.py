@@ -17,6 +17,7 @@ import numpy as np
 
 from linewatch.emulator import gates as g
 from linewatch.emulator.gates import Candidate, Gates, family
+from linewatch.geo import haversine_m
 
 LOCATABLE_MIN_NODES = 3
 SIDE_MIN_DISTANCE_M = 200.0
@@ -75,6 +76,7 @@ def score(truth: dict, incidents: list[dict]) -> dict:
     hits = g.one_to_one(cands)
     cross_hits = g.one_to_one(cross_cands)
     matched = {c.incident for c in hits.values()} | {c.incident for c in cross_hits.values()}
+    background = _on_background(truth, kept, matched)
     heard3 = [i for i, s in enumerate(sources) if _impulse(s) and _heard(s) >= LOCATABLE_MIN_NODES]
     return {
         "scenario": truth.get("scenario"), "seed": truth.get("seed"),
@@ -89,7 +91,8 @@ def score(truth: dict, incidents: list[dict]) -> dict:
         "crossings": _crossings(sources, crossings, cross_hits, kept),
         "tamper": _tamper(sources, hits),
         "artillery_pairs": _pairs(sources, hits, kept),
-        "false": _false(truth, kept, matched, hits, cands, cross_hits, cross_cands),
+        "background": {"count": len(background), "ids": [kept[i]["id"] for i in sorted(background)]},
+        "false": _false(truth, kept, matched | background, hits, cands, cross_hits, cross_cands),
         "incidents": len(kept),
         "withdrawn": len(incidents) - len(kept),
         "dismissed": sum(1 for i in kept if i.get("status") == "dismissed"),
@@ -279,6 +282,39 @@ def _pairs(sources, hits, incidents) -> dict:
     return {"both_located": both, "linked": linked}
 
 
+def _on_background(truth: dict, incidents: list[dict], matched: set) -> set[int]:
+    """Incidents (not a source's match) about the background's real sources (truth
+    "background": cars and tractors passing near a node): of their class, and every point of
+    the track within the source's range plus TRACK_GATE_M of its node, within
+    TRACK_TIME_SLACK_S of its time. Real, not a violation: neither a hit nor false."""
+    by_class: dict = {}
+    for b in truth.get("background") or ():
+        by_class.setdefault(family(b.get("class")), []).append(b)
+    out = set()
+    slack = g.TRACK_TIME_SLACK_S * 1e6
+    for ii, inc in enumerate(incidents):
+        fam = family(inc.get("class"))
+        if ii in matched or fam not in by_class or g.crossing_of(inc):
+            continue
+        track = inc.get("track")
+        points = [p for p in track if _point(p)] if isinstance(track, (list, tuple)) else []
+        if not points:
+            where = g.position(inc)
+            if where is None:
+                continue
+            points = [(inc["time_utc_us"], *where)]
+        if all(any(b["time_utc_us"] - slack <= p[0] <= b["end_utc_us"] + slack
+                   and haversine_m(p[1], p[2], b["lat"], b["lon"]) <= b["range_m"] + g.TRACK_GATE_M
+                   for b in by_class[fam]) for p in points):
+            out.add(ii)
+    return out
+
+
+def _point(p) -> bool:
+    return isinstance(p, (list, tuple)) and len(p) == 3 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in p)
+
+
 def _false(truth, incidents, matched, hits, cands, cross_hits, cross_cands) -> dict:
     """Every incident that is no source's match, by class and kind: a duplicate (it passes the
     gates of a source that has its match), misplaced (a fix with a source's arrivals outside
@@ -380,6 +416,9 @@ def format_text(result: dict) -> str:
            "" if false["per_node_day"] is None else " (%.1f per node-day)" % false["per_node_day"],
            _false_text(false["by_class"])),
     ]
+    if result.get("background", {}).get("count"):
+        lines.append("background traffic  %d incidents about the background's passing cars and tractors"
+                     " (real, not a violation: neither hits nor false)" % result["background"]["count"])
     for cls, row in result["tracks"].items():
         lines.append("%-19s %d of %d heard tracked (%d in all)" % (cls + " tracks", row["tracked"],
                                                                    row["heard"], row["sources"]))

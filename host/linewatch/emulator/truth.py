@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from linewatch.emulator import propagation
+from linewatch.emulator.background import Background
 from linewatch.emulator.boards import STAMP_ERROR_US
 from linewatch.emulator.crossings import track_crossings
 from linewatch.emulator.hearing import audience
@@ -16,6 +17,11 @@ from linewatch.emulator.sources import ClockFault, Impulse, NodeFault, Outage, T
 from linewatch.emulator.world import World, segment_at
 
 TRUTH_VERSION = 2      # 2: reached_by, not_heard, best_snr_db, partner, crossings, node clock error
+# the background's sources a node may rightly report: cars and tractors passing on tracks
+# near it (background.py "vehicle", 20-300 m away). They are not the scenario's: the score
+# counts an incident about one as background traffic, neither a hit nor false.
+BACKGROUND_REAL = {"vehicle": "vehicle"}        # transient kind -> the class it rightly is
+BACKGROUND_RANGE_M = 300.0
 
 
 def build_truth(scenario: Scenario, world: World,
@@ -33,7 +39,23 @@ def build_truth(scenario: Scenario, world: World,
         "nodes": [_node(n, world.start_utc_us, _us(world, scenario.duration_s)) for n in world.nodes],
         "sources": [_source(s, scenario, world, threshold_db) for s in scenario.sources],
         "faults": [_fault(f, world) for f in scenario.faults],
+        "background": _background(scenario, world),
     }
+
+
+def _background(scenario: Scenario, world: World) -> list[dict]:
+    """The background's real sources (BACKGROUND_REAL) at each node, in time order: where the
+    node is (the source was within BACKGROUND_RANGE_M of it) and when."""
+    back = Background(world, scenario.seed)
+    out = []
+    for n in world.nodes:
+        for tr in (t for kind in BACKGROUND_REAL for t in back.transients_of(kind, n.id, 0.0, scenario.duration_s)):
+            if tr.start_s < scenario.duration_s:
+                out.append({"kind": tr.kind, "class": BACKGROUND_REAL[tr.kind], "node": n.id,
+                            "lat": round(n.lat, 7), "lon": round(n.lon, 7),
+                            "range_m": BACKGROUND_RANGE_M, "level_db": round(tr.level_db, 1),
+                            "time_utc_us": _us(world, tr.start_s), "end_utc_us": _us(world, tr.end_s)})
+    return sorted(out, key=lambda b: (b["time_utc_us"], b["node"]))
 
 
 def _us(world: World, time_s: float) -> int:
