@@ -303,6 +303,22 @@ def test_an_incident_page_shows_its_evidence(served):
     shoot(served, "page-incident.png")
 
 
+def test_a_live_refresh_keeps_the_note_the_operator_is_typing(served):
+    """The incident's page is drawn again on each update of that incident (the live stream):
+    a note being typed stayed behind in the old form and the judgement went out without it
+    (test_desk_browser's confirm, 2 runs in 7 under load)."""
+    page, desk = served["page"], served["desk"]
+    page.goto(served["url"] + "#/incident/I-000001")
+    page.wait_for_selector("#judge-form")
+    page.wait_for_selector("#live.on")
+    page.fill("#judge-note", "seen from the observation post")
+    page.evaluate("() => { document.getElementById('judge-note').dataset.before = 'yes'; }")
+    desk.loop.call_soon_threadsafe(desk.desk.hub.listener, "incident", {"id": "I-000001"})
+    until(page, "() => !document.getElementById('judge-note').dataset.before", "the page was not drawn again")
+    assert page.input_value("#judge-note") == "seen from the observation post"
+    assert page.evaluate("() => document.activeElement.id") == "judge-note"
+
+
 def test_the_node_table_and_a_node_page_with_plots(served):
     page = served["page"]
     page.goto(served["url"] + "#/nodes")

@@ -174,7 +174,7 @@ function later(key, fn, ms) {
 async function refreshIncidents() {
   if (desk.route === "map") await drawMap();
   else if (desk.route === "incidents") await incidentRows();
-  else if (desk.route === "incident") await incidentView(desk.routeArg, true);
+  else if (desk.route === "incident") await incidentView(desk.routeArg, true, true);
 }
 
 async function refreshNodes() {
@@ -358,9 +358,17 @@ async function incidentRows() {
   } catch (err) { box.replaceChildren(problem(err)); }
 }
 
-async function incidentView(id, again) {
+async function incidentView(id, again, keepNote) {
   let i;
+  const drawing = desk.incidentDrawing = (desk.incidentDrawing || 0) + 1;
   try { i = await api("/api/incidents/" + encodeURIComponent(id)); } catch (err) { show(problem(err)); return; }
+  // a later drawing (a judgement's, after a refresh that read before it) wins: answers can cross
+  if (drawing !== desk.incidentDrawing) return;
+  // a live refresh redraws the page while the operator may be typing a note: keep it, and the caret
+  const typing = keepNote ? document.querySelector("#judge-form[data-incident='" + CSS.escape(i.id) +
+    "'] #judge-note") : null;
+  const kept = typing ? {value: typing.value, focused: document.activeElement === typing,
+    start: typing.selectionStart, end: typing.selectionEnd} : null;
   const facts = el("div", {class: "grid"},
     [["time (UTC)", i.words.when], ["class", i.class], ["how placed", i.words.placed],
       ["side of the line", i.words.side], ["status", i.status], ["shots", i.shots || "-"],
@@ -387,6 +395,11 @@ async function incidentView(id, again) {
   const mapBox = el("div", {id: "incident-map"});
   show(el("h2", {text: "Incident " + i.id}), facts, mapBox, el("h3", {text: "Contributing nodes"}), contributing,
     rejected, el("h3", {text: "Judgement"}), judgeForm(i), judgements);
+  const note = kept && document.getElementById("judge-note");
+  if (note) {
+    note.value = kept.value;
+    if (kept.focused) { note.focus(); note.setSelectionRange(kept.start, kept.end); }
+  }
   const map = L.map(mapBox, {attributionControl: false});
   const base = L.layerGroup().addTo(map);
   const line = desk.line || await api("/api/line");
@@ -421,7 +434,7 @@ function judgeForm(i) {
       await incidentView(i.id, true);
     } catch (err) { error.textContent = err.message; }
   };
-  return el("form", {class: "act", id: "judge-form"}, el("label", {}, "note", note),
+  return el("form", {class: "act", id: "judge-form", "data-incident": i.id}, el("label", {}, "note", note),
     el("button", {id: "confirm", onclick: act("confirmed"), text: "confirm"}),
     el("button", {id: "dismiss", onclick: act("dismissed"), text: "dismiss"}), error);
 }
