@@ -84,6 +84,11 @@ def write_day(store, master):
          "reports": [reports[2]], "shots": 8},
         {**base, "id": "I-000005", "class": "explosion", "fix": "tdoa", "time_utc_us": T0 + 5_000_000,
          "lat": 48.0, "lon": 37.9, "side": "R", "nodes": [], "reports": []},
+        {**base, "id": "I-000006", "class": "explosion", "fix": "mirror", "time_utc_us": T0 + 900_000_000,
+         "lat": 48.02, "lon": 37.81, "side": None, "side_probability": None, "distance_from_line_m": 1700.0,
+         "ellipse_95": {"major_m": 90.0, "minor_m": 40.0, "angle_deg": 20.0}, "nodes": [0x0101, 0x0102],
+         "reports": reports[:2], "mirror": {"lat": 47.99, "lon": 37.84, "side": "R", "distance_from_line_m": 1100.0,
+                                            "ellipse_95": {"major_m": 90.0, "minor_m": 40.0, "angle_deg": -20.0}}},
     ]
     status = {"I-000004": "confirmed"}
     health = {node: NodeHealth(node, state, T0, NOW - 60_000_000, 1, 3800, 8.5, -70, 2, const.CLOCK_GPS_PPS, 300,
@@ -211,9 +216,11 @@ def test_the_map_draws_every_kind_of_thing_on_the_operators_basemap(served):
     count = lambda selector: page.locator(selector).count()  # noqa: E731
     assert count("path.lw-line") == 1 and count("path.lw-segment") == 2
     assert [count("path.lw-node-" + state) for state in ("online", "late", "offline", "tampered")] == [1, 1, 1, 1]
-    # I-000005 is withdrawn: not drawn; the drone has no ellipse
-    assert count("path.lw-incident") == 4 and count("path.lw-ellipse") == 3
-    assert (count("path.lw-side-L"), count("path.lw-side-R"), count("path.lw-side-undecided")) == (1, 2, 1)
+    # I-000005 is withdrawn: not drawn; the drone has no ellipse; I-000006 ("mirror") has two
+    # places, each with its ellipse, joined by a dotted line, its side undecided
+    assert count("path.lw-incident") == 5 and count("path.lw-ellipse") == 5
+    assert count("path.lw-incident-mirror") == 1 and count("path.lw-mirror-link") == 1
+    assert (count("path.lw-side-L"), count("path.lw-side-R"), count("path.lw-side-undecided")) == (1, 2, 2)
     assert count("path.lw-launch-impact") == 1 and count("path.lw-track") == 1
     assert count("path.lw-arrow") == 2          # one head on the launch -> impact line, one on the track
     image = page.locator("img.leaflet-image-layer")
@@ -245,7 +252,7 @@ def test_the_map_zooms_and_pans(served):
 @pytest.mark.parametrize("field, value, shown", [
     ("segment", "2", ["I-000004", "I-000002", "I-000001"]),     # an incident heard on segment 2
     ("side", "L", ["I-000001"]),
-    ("side", "undecided", ["I-000003"]),
+    ("side", "undecided", ["I-000006", "I-000003"]),
     ("status", "confirmed", ["I-000004"]),
     ("status", "withdrawn", ["I-000005"]),
     ("class", "drone", ["I-000003"]),
@@ -253,7 +260,7 @@ def test_the_map_zooms_and_pans(served):
 def test_each_incident_filter(served, field, value, shown):
     page = view(served, "#/incidents")
     page.wait_for_selector("#incident-table tr[data-id]")
-    assert page.inner_text("#incident-count") == "5 incidents"
+    assert page.inner_text("#incident-count") == "6 incidents"
     target = page.locator("#incident-filters [name=%s]" % field)
     if field == "segment":
         target.fill(value)
@@ -317,6 +324,19 @@ def test_a_live_refresh_keeps_the_note_the_operator_is_typing(served):
     until(page, "() => !document.getElementById('judge-note').dataset.before", "the page was not drawn again")
     assert page.input_value("#judge-note") == "seen from the observation post"
     assert page.evaluate("() => document.activeElement.id") == "judge-note"
+
+
+def test_a_mirror_incident_page_shows_both_places(served):
+    """Heard by one straight row of nodes: two places, neither claimed, and no side."""
+    page = view(served, "#/incident/I-000006")
+    page.wait_for_selector("#contributing tr td.hex")
+    facts = page.inner_text(".grid")
+    assert "one of two places at 48.02000, 37.81000 +-" in facts and " or 47.99000, 37.84000 +-" in facts
+    assert "undecided" in facts and "undefined" not in facts
+    assert page.locator("#incident-map path.lw-ellipse").count() == 2
+    assert page.locator("#incident-map path.lw-incident").count() == 1
+    assert page.locator("#incident-map path.lw-incident-mirror").count() == 1
+    shoot(served, "page-incident-mirror.png")
 
 
 def test_the_node_table_and_a_node_page_with_plots(served):

@@ -144,6 +144,22 @@ def test_a_node_without_time_gets_the_error_it_claims():
                                     time_utc_us=late)])["false"]["count"] == 1
 
 
+def test_a_mirror_incident_is_heard_and_its_places_are_counted():
+    """A straight row's two places (fix "mirror"): matched as heard, not located, and the
+    score says whether one of its places holds the source (its other place 1.6 km away)."""
+    beyond = inc("I1", "explosion", 100, at(0, -1600), fix="mirror", side=None,
+                 mirror={"lat": BLAST["lat"], "lon": BLAST["lon"], "ellipse_95": None, "side": "L",
+                         "distance_from_line_m": 1000.0})
+    elsewhere = inc("I2", "explosion", 100.5, at(3000, -1600), fix="mirror", nodes=(2, 3, 4),
+                    mirror={"lat": at(3000, 1000)[0], "lon": at(3000, 1000)[1], "ellipse_95": None, "side": "L",
+                            "distance_from_line_m": 1000.0})
+    result = score(truth(BLAST), [beyond, elsewhere])
+    assert result["recall"]["reported"] == 1 and result["localization_error_m"]["located"] == 0
+    assert result["mirror"] == {"incidents": 2, "at_a_source": 1, "sources_placed": 1}
+    assert "mirror places       1 of 1 blasts heard by >= 3 nodes have one" in format_text(result)
+    assert "mirror places" not in format_text(score(truth(BLAST), [inc("I3", "explosion", 100, at(0, 1000))]))
+
+
 def test_a_located_fix_beats_a_detection_for_the_match():
     fix = inc("F", "explosion", 100.2, at(10, 1000))
     detection = inc("D", "explosion", 102.5, at(0, -300), fix="detection", nodes=[2])

@@ -139,12 +139,13 @@ def test_a_blast_named_unknown_by_far_nodes_is_one_explosion():
 
 def test_a_blast_and_a_shot_named_so_never_share_a_source():
     """Named classes that differ are two sounds: an explosion's arrival never completes a
-    shot's fix, though an unknown one may join either (pairs published, to see the shot's)."""
+    shot's fix, though an unknown one may join either (pairs published, to see the shot's).
+    The blast is heard by three nodes of one straight row: a fix with two places ("mirror")."""
     desk = Desk(config=FusionConfig(publish_pairs=True))
     blast = desk.shots((4000.0, 200.0), T0, 1, 0.0, [0x101, 0x102, 0x103], "explosion")
     shot = desk.shots((4000.0, 200.0), T0, 1, 0.0, [0x201, 0x202], "small_arms")
     desk.deliver(blast + shot)
-    assert sorted((i.event_class, i.fix) for i in desk.live()) == [("explosion", "tdoa"),
+    assert sorted((i.event_class, i.fix) for i in desk.live()) == [("explosion", "mirror"),
                                                                   ("small_arms", "hyperbola")]
 
 

@@ -16,7 +16,7 @@ T0 = 1_800_000_000_000_000
 JSON_KEYS = {"id", "class", "status", "provisional", "fix", "time_utc_us", "lat", "lon", "ellipse_95",
              "side", "side_probability", "distance_from_line_m", "nodes", "reports", "rejected_nodes",
              "formed_at_us", "updated_at_us", "version", "launch_id", "impact_id", "track", "heading_deg",
-             "shots"}
+             "shots", "mirror"}
 
 
 class World:
@@ -350,11 +350,11 @@ def test_a_crack_named_unknown_and_two_thumps_are_no_source():
     world = World()
     kinds[0x103] = ("unknown", 20)
     world.feed(_reports_from(world, (5000.0, 1500.0), T0, kinds))
-    [fix] = world.live()
-    assert fix.fix == "tdoa" and sorted(fix.nodes) == [0x103, 0x105, 0x107]
+    [fix] = world.live()       # three nodes of one straight row: a fix with two places
+    assert fix.fix == "mirror" and sorted(fix.nodes) == [0x103, 0x105, 0x107]
     # and a crack-like unknown still joins shots
     world = World()
     kinds = {0x103: ("unknown", 3300), 0x105: ("small_arms", 900), 0x107: ("small_arms", 1200)}
     world.feed(_reports_from(world, (5000.0, 1500.0), T0, kinds))
     [fix] = world.live()
-    assert fix.fix == "tdoa" and fix.event_class == "small_arms"
+    assert fix.fix == "mirror" and fix.event_class == "small_arms"

@@ -18,6 +18,8 @@ DEFAULT_SIDES = ("side A", "side B")     # (left, right) of the line as its vert
 FIXES = {
     "tdoa": ("located", "placed from the differences in arrival time at 3 or more nodes; "
                         "+- is the 95 % error radius"),
+    "mirror": ("one of two places", "heard by one straight row of nodes: the source is at one of two "
+                                    "places, mirror images across the row; the row cannot tell which"),
     "hyperbola": ("on a curve", "heard by 2 nodes: the source lies on a curve between them, "
                                 "its place along it unknown"),
     "detection": ("heard only", "reported by nodes whose times do not place it (often one node)"),
@@ -57,7 +59,12 @@ def fix_words(incident: dict) -> str:
         return word
     where = "%s %s %.5f, %.5f" % (word, "near" if kind == "detection" else "at", lat, lon)
     radius = _radius_m(incident.get("ellipse_95"))
-    return where + (" +-%.0f m" % radius if radius is not None else "")
+    where += " +-%.0f m" % radius if radius is not None else ""
+    other = incident.get("mirror") if kind == "mirror" else None
+    if isinstance(other, dict) and isinstance(other.get("lat"), (int, float)) and isinstance(other.get("lon"), (int, float)):
+        radius = _radius_m(other.get("ellipse_95"))
+        where += " or %.5f, %.5f%s" % (other["lat"], other["lon"], " +-%.0f m" % radius if radius is not None else "")
+    return where
 
 
 def _radius_m(ellipse) -> float | None:

@@ -168,6 +168,9 @@ class Views:
         d["words"] = {"when": wording.when(d.get("time_utc_us") or d.get("formed_at_us")),
                       "placed": wording.fix_words(d), "side": wording.side_words(d, sides)}
         d["ellipse_polygon"] = ellipse_polygon(d)
+        # fix "mirror": the other place one row of nodes cannot tell from the first, drawn too
+        other = d.get("mirror")
+        d["mirror_polygon"] = ellipse_polygon(other) if isinstance(other, dict) else None
         return d
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
@@ -204,7 +207,7 @@ class Views:
         out["arrival_us"] = arrival
         out["residual_ms"] = None
         lat, lon, t = incident.get("lat"), incident.get("lon"), incident.get("time_utc_us")
-        if arrival is not None and record and incident.get("fix") == "tdoa" and None not in (lat, lon) and t:
+        if arrival is not None and record and incident.get("fix") in ("tdoa", "mirror") and None not in (lat, lon) and t:
             x, y = LocalFrame(lat, lon).to_xy(record.lat, record.lon)
             c = speed_of_sound(self.config.fusion.temperature_c if self.config.fusion.temperature_c is not None
                                else 15.0)

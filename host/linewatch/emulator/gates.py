@@ -4,7 +4,8 @@ The rules and why are in docs/scenarios.md ("Score"). In short:
 - an impulse (blast, launch, impact, burst) is *located* by a `tdoa` fix of its class family
   within TIME_GATE_S of its time span and within DISTANCE_GATE_M of it, inside the fix's own
   95% ellipse grown by ELLIPSE_MARGIN_M;
-- it is *heard* by an incident that does not claim a place (detection, hyperbola) when one of
+- it is *heard* by an incident that does not claim a place (detection, hyperbola, mirror: two
+  places, a straight row's mirror images) when one of
   the incident's nodes could hear it (truth: heard_by or reached_by) and the incident's time
   (an arrival at a node) lies between the source's time and its travel time to that node,
   widened by TIME_GATE_S and the clock error the nodes claim;

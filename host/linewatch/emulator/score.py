@@ -87,6 +87,7 @@ def score(truth: dict, incidents: list[dict]) -> dict:
         "recall": _recall(sources, heard3, hits),
         "localization_error_m": _localization(heard3, hits, cands),
         "side": _side(sources, heard3, hits, kept),
+        "mirror": _mirror(sources, heard3, kept),
         "tracks": _tracks(sources, hits),
         "crossings": _crossings(sources, crossings, cross_hits, kept),
         "tamper": _tamper(sources, hits),
@@ -206,6 +207,27 @@ def _localization(heard3, hits, cands) -> dict:
     out.update(eligible=len(heard3), located=located, within_25m=_ratio(near, len(heard3)),
                unlocated=_ratio(len(heard3) - located, len(heard3)))
     return out
+
+
+def _mirror(sources, heard3, incidents) -> dict:
+    """"mirror" incidents (one straight row: two places, neither claimed; matched as heard):
+    how many have one place within the distance and time gates of a source heard by >= 3
+    nodes of its family, and how many such sources have one (the heard matching pairs by time
+    only, so this says whether the two places hold the source)."""
+    mirrors = [i for i in incidents if i.get("fix") == "mirror" and isinstance(i.get("mirror"), dict)
+               and None not in (i.get("lat"), i.get("lon"), i["mirror"].get("lat"), i["mirror"].get("lon"))]
+
+    def holds(inc, src):
+        if family(inc.get("class")) != family(src.get("class")) or None in (src.get("lat"), src.get("lon")):
+            return False
+        if abs(inc["time_utc_us"] - src["time_utc_us"]) > g.TIME_GATE_S * 1e6:
+            return False
+        return min(haversine_m(src["lat"], src["lon"], *p) for p in
+                   ((inc["lat"], inc["lon"]), (inc["mirror"]["lat"], inc["mirror"]["lon"]))) <= g.DISTANCE_GATE_M
+
+    eligible = [sources[i] for i in heard3]
+    return {"incidents": len(mirrors), "at_a_source": sum(1 for m in mirrors if any(holds(m, s) for s in eligible)),
+            "sources_placed": sum(1 for s in eligible if any(holds(m, s) for m in mirrors))}
 
 
 def _side(sources, heard3, hits, incidents) -> dict:
@@ -419,6 +441,11 @@ def format_text(result: dict) -> str:
     if result.get("background", {}).get("count"):
         lines.append("background traffic  %d incidents about the background's passing cars and tractors"
                      " (real, not a violation: neither hits nor false)" % result["background"]["count"])
+    mirror = result.get("mirror") or {}
+    if mirror.get("incidents"):
+        lines.append("mirror places       %d of %d blasts heard by >= 3 nodes have one of a mirror incident's two "
+                     "places (%d of %d mirror incidents hold a source)"
+                     % (mirror["sources_placed"], rec["eligible"], mirror["at_a_source"], mirror["incidents"]))
     for cls, row in result["tracks"].items():
         lines.append("%-19s %d of %d heard tracked (%d in all)" % (cls + " tracks", row["tracked"],
                                                                    row["heard"], row["sources"]))

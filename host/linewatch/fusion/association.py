@@ -10,7 +10,7 @@ from ..geo import LocalFrame, haversine_m
 from . import cluster
 from .bursts import Bursts
 from .fixes import Fixes
-from .incident import Incident
+from .incident import FITTED, Incident
 from .index import consistent
 from .lifecycle import Context, IncidentState, Ledger, by_time, unique
 from .report import BURST, Report, timed
@@ -85,7 +85,7 @@ class Association:
         """The deferred wide search of a report add() left as a detection, pair or outlier:
         nothing to do when it was closed or located meanwhile."""
         owner = self.ledger.open.get(self.index.owner.get(report.key))
-        if owner is None or report.key in owner.used and owner.snapshot.fix == "tdoa":
+        if owner is None or report.key in owner.used and owner.snapshot.fix in FITTED:
             return []
         neighbours = self.index.neighbours(report, self.speed_of_sound)
         if not neighbours:
@@ -99,7 +99,7 @@ class Association:
         return self._conclude(report, neighbours, involved, changed, now_us)
 
     def _conclude(self, report, neighbours, involved, changed, now_us) -> list[Incident]:
-        if isinstance(changed, list) and changed and changed[-1].snapshot.fix == "tdoa":
+        if isinstance(changed, list) and changed and changed[-1].snapshot.fix in FITTED:
             changed += self._absorb(changed[-1], neighbours, now_us)
         if isinstance(changed, tuple):
             # ... plus the incidents the new source draws on, which a flood cut may miss
@@ -147,7 +147,7 @@ class Association:
                 return self._no_source(report, arrivals, frame, t_ref, now_us, mode)
             members = [pool[i].report for i in source.members]
             states = [self.ledger.open[n] for n in sorted({self.index.owner[r.key] for r in members if r.key in self.index.owner})]
-            donors = [s for s in states if s.snapshot.fix == "tdoa" and any(r.key in s.used for r in members)]
+            donors = [s for s in states if s.snapshot.fix in FITTED and any(r.key in s.used for r in members)]
             fix = source.fix
             # Strongest first, as in a full partition: a new source may take arrivals a fix uses
             # only when it passes the chi-square test with more nodes than that fix has, or as
@@ -182,7 +182,7 @@ class Association:
     @staticmethod
     def _firm_keys(state: IncidentState) -> frozenset:
         """The arrivals a fix of four or more arrivals (chi-square passed) uses."""
-        if state.snapshot is not None and state.snapshot.fix == "tdoa" and len(state.used) >= cluster.tdoa.MIN_TESTABLE:
+        if state.snapshot is not None and state.snapshot.fix in FITTED and len(state.used) >= cluster.tdoa.MIN_TESTABLE:
             return state.used
         return frozenset()
 
@@ -204,15 +204,15 @@ class Association:
         """A new fix from the new report and arrivals held by detections, hyperbolas or as
         rejected by fixes: it keeps the id of the incident it takes most reports from."""
         taken = {arrivals[i].report.key for i in source.members}
-        loose = [s for s in states if s.snapshot.fix != "tdoa"]
+        loose = [s for s in states if s.snapshot.fix not in FITTED]
         keeper = min(loose, key=lambda s: (-sum(r.key in taken for r in s.reports), s.number), default=None)
         changed = []
         for state in states:
             rest = [r for r in state.reports if r.key not in taken]
-            if state.snapshot.fix == "tdoa" and state.used & taken:
+            if state.snapshot.fix in FITTED and state.used & taken:
                 # What is left of a weaker fix is partitioned again on its own.
                 changed += self._reassociate(rest, [state], now_us) if rest else [self.ledger.withdraw(state, now_us)]
-            elif state.snapshot.fix == "tdoa":          # only rejected arrivals or shots were taken
+            elif state.snapshot.fix in FITTED:          # only rejected arrivals or shots were taken
                 state.reports, state.rejected = rest, state.rejected - taken
                 state.shots = state.shots - taken
                 self.ledger.snapshot(state, now_us)
@@ -255,12 +255,14 @@ class Association:
         best = None
         for state in {id(s): s for s in (self.ledger.open[self.index.owner[a.report.key]] for a in arrivals[1:])}.values():
             snap = state.snapshot
-            if snap.fix != "tdoa" or report.node_id in {r.node_id for r in state.reports}:
+            if snap.fix not in FITTED or report.node_id in {r.node_id for r in state.reports}:
                 continue
             used = [r for r in state.reports if r.key in state.used]
             if 2 * sum(1 for r in used if consistent(report, r, self.speed_of_sound, self.config)) < len(used):
                 continue
             predicted_us = snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / c * 1e6
+            if report.onset_utc_us < predicted_us - self.fixes.gate_us(snap, report):
+                continue        # heard before that source's sound could get there: no echo of it
             miss = abs(report.onset_utc_us - predicted_us)
             if best is None or (miss, state.number) < best[:2]:
                 best = (miss, state.number, state)
@@ -298,7 +300,7 @@ class Association:
         nodes = {r.node_id for r in state.reports}
         for m in neighbours:
             owner = self.ledger.open.get(self.index.owner.get(m.key))
-            if owner is None or owner is state or owner.snapshot.fix == "tdoa" or m.node_id in nodes:
+            if owner is None or owner is state or owner.snapshot.fix in FITTED or m.node_id in nodes:
                 continue
             miss = self.fixes.miss_us(state, m)
             if miss is not None and (m.node_id not in candidates or miss < candidates[m.node_id][0]):

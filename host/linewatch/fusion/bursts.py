@@ -6,8 +6,9 @@ apart (see docs/fusion.md, Bursts)."""
 from __future__ import annotations
 
 from ..geo import haversine_m
+from . import mirror
 from .fixes import Fixes
-from .incident import Incident
+from .incident import FITTED, Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
 from .report import BURST, Report, family, timed
 
@@ -43,14 +44,14 @@ class Bursts:
             if host is None:
                 out[state.id] = state
                 continue
-            older, younger = (host, state) if host.number < state.number or state.snapshot.fix != "tdoa" \
+            older, younger = (host, state) if host.number < state.number or state.snapshot.fix not in FITTED \
                 else (state, host)
             self._join(older, younger, out, now_us)
         for state in list(out.values()):
-            if state.number in self.ledger.open and state.event_class in BURST and state.snapshot.fix == "tdoa":
+            if state.number in self.ledger.open and state.event_class in BURST and state.snapshot.fix in FITTED:
                 # shots heard before the burst was located, left as detections or hyperbolas
                 for loose in list(self._candidates(state.reports[0], {state.number})):
-                    if loose.snapshot.fix != "tdoa" and loose.number in self.ledger.open and \
+                    if loose.snapshot.fix not in FITTED and loose.number in self.ledger.open and \
                             all(self._in_window(state, r) for r in loose.reports):
                         self._join(state, loose, out, now_us)
         return sorted((s.snapshot for s in out.values()), key=lambda i: i.id)
@@ -88,7 +89,7 @@ class Bursts:
         it: joined at once, so later shots cannot mix with the first ones into false fixes."""
         best = None
         for host in self._candidates(report, set()):
-            if host.snapshot.fix == "tdoa" and report.node_id in {r.node_id for r in host.reports} \
+            if host.snapshot.fix in FITTED and report.node_id in {r.node_id for r in host.reports} \
                     and self._in_window(host, report):
                 if best is None or host.number < best.number:
                     best = host
@@ -108,7 +109,7 @@ class Bursts:
         """Two located shots fired close together in place and time (a burst's gap apart)."""
         sa, sb = a.snapshot, b.snapshot
         reach_m = self.config.burst_radius_m + sum(s.ellipse_95.major_m for s in (sa, sb) if s.ellipse_95)
-        if haversine_m(sa.lat, sa.lon, sb.lat, sb.lon) > reach_m:
+        if mirror.apart_m(sa, sb) > reach_m:
             return False
         (a0, a1), (b0, b1) = self._span(a), self._span(b)
         gap_us = self.config.burst_gap_s * 1e6
@@ -129,7 +130,7 @@ class Bursts:
     def _merge(self, host: IncidentState, other: IncidentState, now_us: int) -> None:
         """The other incident's reports become the host's other shots (echoes stay rejected)."""
         keys = {r.key for r in other.reports}
-        if other.snapshot.fix == "tdoa":
+        if other.snapshot.fix in FITTED:
             fired_us = max(self._span(other))
         else:
             fired_us = max(r.onset_utc_us - (self.fixes.predicted_us(host.snapshot, r) - host.snapshot.time_utc_us)
@@ -154,14 +155,14 @@ class Bursts:
         nearest first."""
         best = None
         for host in self._candidates(state.reports[0], {state.number}):
-            if host.snapshot.fix == "tdoa":
-                fits = self._same_burst_fix(host, state) if state.snapshot.fix == "tdoa" \
+            if host.snapshot.fix in FITTED:
+                fits = self._same_burst_fix(host, state) if state.snapshot.fix in FITTED \
                     else all(self._in_window(host, r) for r in state.reports)
             else:
                 fits = False
             if fits:
                 snap, other = host.snapshot, state.snapshot
-                where = (other.lat, other.lon) if other.fix == "tdoa" else (state.reports[0].lat, state.reports[0].lon)
+                where = (other.lat, other.lon) if other.fix in FITTED else (state.reports[0].lat, state.reports[0].lon)
                 key = (haversine_m(snap.lat, snap.lon, *where), host.number)
                 if best is None or key < best[0]:
                     best = (key, host)

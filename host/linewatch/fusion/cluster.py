@@ -14,7 +14,7 @@ Two tests, from cheap to strong:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,10 @@ from . import tdoa, timing
 from .config import FusionConfig
 from .hearing import SILENT_MIN
 from .report import Report, compatible, timed as is_timed
+
+# Nodes surveyed within this many survey errors (config.position_sd_m) of the line through them
+# are a straight row that cannot tell a source from its mirror image (tdoa.STRAIGHT_ROW_M).
+ROW_SURVEY_SIGMAS = 8.0
 
 
 @dataclass(frozen=True)
@@ -370,9 +374,26 @@ def _fit(arrivals, chosen, c, config, start, mirror=False, judge=None) -> tdoa.T
         return None        # diverged far outside where anything audible could be
     if fix.t0_s > min(arrivals[i].t_s for i in chosen) + 3 * max(arrivals[i].sigma_s for i in chosen):
         return None        # emitted after it was heard
-    if judge is not None and judge.refutes(fix, [arrivals[chosen[k]] for k in fix.used]):
-        return None        # heard too far away, or nearer nodes stayed silent (hearing.py)
-    return tdoa.with_mirror(fix, xy, t, sigma, c, air) if mirror else fix
+    used = [arrivals[chosen[k]] for k in fix.used]
+    if not mirror:
+        # heard too far away, or nearer nodes stayed silent (hearing.py)
+        return None if judge is not None and judge.refutes(fix, used) else fix
+    fix = tdoa.with_mirror(fix, xy, t, sigma, c, air, row_m=ROW_SURVEY_SIGMAS * config.position_sd_m)
+    return _unrefuted(fix, used, judge) if judge is not None else fix
+
+
+def _unrefuted(fix: tdoa.TdoaFix, used, judge) -> tdoa.TdoaFix | None:
+    """The fix, or its places the hearing tests leave standing: a row's fix and its mirror
+    image are heard at the same times by the row, but nodes off the row (another row, a bend)
+    are nearer one image than the other, and their silence when it should have been heard
+    refutes that image. Both refuted: None."""
+    images = [fix] + ([fix.mirror] if fix.mirror is not None else [])
+    standing = [f for f in images if not judge.refutes(f, used)]
+    if len(standing) == len(images):
+        return fix
+    if not standing:
+        return None
+    return replace(standing[0], mirror=None, rejected=fix.rejected, prior=fix.prior)
 
 
 def fit_checked(arrivals, chosen, c, config, start, judge=None) -> tdoa.TdoaFix | None:
@@ -399,10 +420,25 @@ def _closest_fix(arrivals, i, sources, c, config) -> int | None:
         agree = sum(1 for j in source.members if pair_consistent(a, arrivals[j], c, config))
         if 2 * agree < len(source.members):
             continue
-        miss = abs(a.t_s - tdoa.predicted_arrival_s(source.fix, a.x, a.y, c))
+        predicted = float(tdoa.predicted_arrival_s(source.fix, a.x, a.y, c))
+        spread_m = math.sqrt(max(0.0, source.fix.cov_xy[0][0] + source.fix.cov_xy[1][1]))
+        if heard_before(a.t_s, predicted, a.sigma_s, spread_m, c, config):
+            continue
+        miss = abs(a.t_s - predicted)
         if best is None or miss < best[0]:
             best = (miss, k)
     return None if best is None else best[1]
+
+
+def heard_before(onset_s: float, predicted_s: float, sigma_s: float, spread_m: float, c: float,
+                 config: FusionConfig) -> bool:
+    """An onset earlier than the source's sound can reach its node (beyond the gate: timing
+    errors, the fix's spread, the margin) is no echo of it: an echo comes after the direct
+    sound. The pairwise test alone lets a node's report pass as a stray of a fix 9 km away,
+    and test_cluster_failover's incidents held another blast's report, arrived 13 s before
+    their own sound could have, as rejected ("incident mixes blasts {0, 5}")."""
+    gate_s = config.gate_sigmas * sigma_s + spread_m / c + config.window_margin_us / 1e6
+    return onset_s < predicted_s - gate_s
 
 
 def _one_per_node(arrivals, indices, implied_t0, t0, gates) -> list[int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..geo import haversine_m
 from . import hearing
-from .incident import Incident
+from .incident import FITTED, Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
 from .report import BURST, IMPULSIVE, compatible
 
@@ -25,7 +25,7 @@ class Duplicates:
         for state in list(out.values()):
             if ledger.by_id.get(state.id) is not state or state.number not in ledger.open or \
                     state.event_class in BURST or state.event_class not in IMPULSIVE or \
-                    state.snapshot.fix != "tdoa":
+                    state.snapshot.fix not in FITTED:
                 continue
             other = next(self._duplicates(state), None)
             if other is None:
@@ -54,7 +54,7 @@ class Duplicates:
             seen.add(number)
             other = self.ledger.open[number]
             o = other.snapshot
-            if not compatible(other.event_class, state.event_class) or o.fix != "tdoa" or \
+            if not compatible(other.event_class, state.event_class) or o.fix not in FITTED or \
                     nodes & {x.node_id for x in other.reports if x.key in other.used}:
                 continue
             reach_m = self.ctx.config.burst_radius_m + sum(e.major_m for e in (snap.ellipse_95, o.ellipse_95) if e)

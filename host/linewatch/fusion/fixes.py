@@ -7,10 +7,10 @@ import math
 from collections import OrderedDict
 
 from ..geo import LocalFrame, haversine_m
-from . import cluster, hearing, hyperbola, side as side_of_line, timing
+from . import cluster, hearing, hyperbola, mirror, side as side_of_line, timing
 from .airmemory import AirMemory
 from .ellipse import error_ellipse
-from .incident import Incident
+from .incident import FITTED, Incident
 from .lifecycle import Context, IncidentState, Ledger, by_time
 from .report import Report, timed
 from .sound import CALM, travel_time_s
@@ -51,7 +51,12 @@ class Fixes:
 
     def predicted_us(self, snap: Incident, report: Report) -> float:
         """When the incident's located source is heard at the report's node, in the air its
-        fix estimated (else the configured speed of sound and wind)."""
+        fix estimated (else the configured speed of sound and wind). A "mirror" fix predicts
+        from its first place only, as a "tdoa" fix does: gating on either place let one
+        blast's incident take another blast's reports where its second place predicted them
+        (test_cluster_failover, "incident mixes blasts"); an arrival that tells the second
+        place is the right one is taken by the anchored search, whose source with that node
+        is stronger than the row's fix."""
         c, wind, _, _ = self.air_of.get(snap.id, (self.speed_of_sound, self.config.wind, 0.0, 0.0))
         if wind == CALM:
             return snap.time_utc_us + haversine_m(snap.lat, snap.lon, report.lat, report.lon) / c * 1e6
@@ -82,7 +87,7 @@ class Fixes:
         best = None
         for state in involved:
             snap = state.snapshot
-            if snap.fix != "tdoa" or len(state.used) < 3 or report.node_id in {r.node_id for r in state.reports}:
+            if snap.fix not in FITTED or len(state.used) < 3 or report.node_id in {r.node_id for r in state.reports}:
                 continue
             miss = abs(report.onset_utc_us - self.predicted_us(snap, report))
             if miss <= self.gate_us(snap, report) and (best is None or miss < best[0]):
@@ -106,6 +111,8 @@ class Fixes:
         arrivals = self.arrivals(group, frame, t_ref)
         chosen = [i for i, a in enumerate(arrivals) if a.report.key in state.used or a.report.key in report_keys]
         old = state.snapshot
+        # From the first place only (a "mirror" fix's too, see predicted_us): the fit finds
+        # the second again when the arrivals still fit it.
         start = (*frame.to_xy(old.lat, old.lon), (old.time_utc_us - t_ref) / 1e6)
         fix = cluster.fit_checked(arrivals, chosen, self.speed_of_sound, self.config, start,
                                   self.judge(frame, t_ref, now_us, frozenset({state.id})))
@@ -135,18 +142,16 @@ class Fixes:
         if source.kind == "tdoa":
             fix = source.fix
             state.misfit = fix.chi2 / fix.dof if fix.dof else math.inf
-            alternatives = []
-            if fix.mirror is not None:
-                weight = math.exp(-max(0.0, fix.mirror.chi2 - fix.chi2) / 2.0)
-                alternatives.append((fix.mirror.x, fix.mirror.y, fix.mirror.covariance, weight))
-            where = side_of_line.side_of_fix(self.ctx.line, frame, fix.x, fix.y, fix.covariance, alternatives)
+            placed = mirror.place(self.ctx.line, frame, fix)
+            where = placed.side
             lat, lon = frame.to_latlon(fix.x, fix.y)
             self._remember_air(state, fix)
             self.air_memory.learn(state.id, lat, lon, t_ref + int(round(fix.t0_s * 1e6)), fix, self.speed_of_sound)
             self._learn_timing(state, fix, arrivals, source)
-            fields.update(fix="tdoa", time_utc_us=t_ref + int(round(fix.t0_s * 1e6)), lat=lat, lon=lon,
-                          ellipse_95=error_ellipse(fix.covariance), side=where.side,
-                          side_probability=where.probability, distance_from_line_m=where.distance_m)
+            fields.update(fix=placed.kind, time_utc_us=t_ref + int(round(fix.t0_s * 1e6)), lat=lat, lon=lon,
+                          ellipse_95=error_ellipse(placed.cov_xy), side=where.side,
+                          side_probability=where.probability, distance_from_line_m=where.distance_m,
+                          mirror=placed.mirror)
         else:
             self.air_memory.drop(state.id)
         if source.kind == "hyperbola":

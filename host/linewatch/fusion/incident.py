@@ -5,7 +5,27 @@ from dataclasses import dataclass
 
 from .ellipse import ErrorEllipse
 
-FIX_KINDS = ("tdoa", "hyperbola", "detection")
+FIX_KINDS = ("tdoa", "mirror", "hyperbola", "detection")
+# A fit of three or more arrivals: it predicts when other nodes hear its source, can be
+# refitted with more, and holds its arrivals against weaker groupings. "mirror" is such a fit
+# whose nodes stand in one straight row: two places fit, mirror images across the row.
+FITTED = ("tdoa", "mirror")
+
+
+@dataclass(frozen=True)
+class MirrorImage:
+    """The other place a "mirror" incident's arrivals fit as well: its reflection across the
+    straight row of nodes that heard it."""
+    lat: float
+    lon: float
+    ellipse_95: ErrorEllipse | None
+    side: str | None
+    distance_from_line_m: float
+
+    def to_json(self) -> dict:
+        return {"lat": _round(self.lat, 7), "lon": _round(self.lon, 7),
+                "ellipse_95": self.ellipse_95.to_json() if self.ellipse_95 else None,
+                "side": self.side, "distance_from_line_m": _round(self.distance_from_line_m, 2)}
 
 
 @dataclass(frozen=True)
@@ -34,6 +54,14 @@ class Incident:
     heading_deg: float | None = None
     # Impulsive sounds the incident joins: a burst from one place is one incident (see engine).
     shots: int = 1
+    # fix "mirror": the other place (the incident's lat/lon is the one that fits better)
+    mirror: MirrorImage | None = None
+
+    def places(self) -> list[tuple[float, float]]:
+        """Where the source may be: its position, and its mirror image when it has one."""
+        if self.lat is None or self.lon is None:
+            return []
+        return [(self.lat, self.lon)] + ([(self.mirror.lat, self.mirror.lon)] if self.mirror else [])
 
     def to_json(self) -> dict:
         return {
@@ -61,6 +89,7 @@ class Incident:
             if self.track is not None else None,
             "heading_deg": _round(self.heading_deg, 2),
             "shots": int(self.shots),
+            "mirror": self.mirror.to_json() if self.mirror else None,
         }
 
 

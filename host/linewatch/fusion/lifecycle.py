@@ -131,6 +131,8 @@ class Ledger:
 
     def snapshot(self, state: IncidentState, now_us: int, **fields) -> None:
         state.touched_event_us = self.ctx.event_now(now_us)
+        if "fix" in fields:
+            fields.setdefault("mirror", None)      # a mirror image belongs to its "mirror" fix only
         used_nodes = tuple(r.node_id for r in state.reports if r.key in state.used) \
             if state.used else tuple(dict.fromkeys(r.node_id for r in state.reports))
         rejected_nodes = tuple(r.node_id for r in state.reports if r.key in state.rejected)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 
-from ..geo import LocalFrame, haversine_m
-from . import cluster
+from ..geo import LocalFrame
+from . import cluster, mirror
 from .fixes import Fixes
-from .incident import Incident
+from .incident import FITTED, Incident
 from .index import consistent
 from .lifecycle import Context, IncidentState, Ledger, by_time
 from .report import IMPULSIVE, compatible
@@ -62,7 +62,7 @@ class Merges:
     def _located(self, state: IncidentState) -> bool:
         ledger = self.ledger
         return ledger.by_id.get(state.id) is state and state.number in ledger.open and \
-            state.event_class in IMPULSIVE and state.snapshot.fix == "tdoa" and len(state.used) >= 3 and \
+            state.event_class in IMPULSIVE and state.snapshot.fix in FITTED and len(state.used) >= 3 and \
             not state.shots
 
     def _candidates(self, state: IncidentState):
@@ -85,7 +85,7 @@ class Merges:
             theirs = [x for x in other.reports if x.key in other.used]
             if nodes & {x.node_id for x in theirs}:
                 continue
-            apart = haversine_m(snap.lat, snap.lon, o.lat, o.lon)
+            apart = mirror.apart_m(snap, o)
             if apart > REACH_M or abs(snap.time_utc_us - o.time_utc_us) > (apart / c + 1.0) * 1e6:
                 continue
             if self._predicts(state, theirs) or self._predicts(other, used):
@@ -106,10 +106,11 @@ class Merges:
         together fit it between or beyond both."""
         for s in (a, b):
             snap = s.snapshot
-            x, y = frame.to_xy(snap.lat, snap.lon)
             reach = (snap.ellipse_95.major_m if snap.ellipse_95 else 0.0) + NEAR_M
-            if math.hypot(fix.x - x, fix.y - y) <= reach:
-                return True
+            for place in snap.places():
+                x, y = frame.to_xy(*place)
+                if math.hypot(fix.x - x, fix.y - y) <= reach:
+                    return True
         return False
 
     def _joint(self, a: IncidentState, b: IncidentState, now_us: int) -> bool:

@@ -30,6 +30,17 @@ MIN_TESTABLE = 4       # one redundant arrival: the least that can reveal a bad 
 AIR_MIN_ARRIVALS = 6   # fewest arrivals whose fit estimates the air (3 spare for 3 unknowns)
 AIR_TEST_P = 0.99      # ... and only when the told air fails the chi-square test at this level
 AIR_GAIN = 0.5         # ... and the fit narrows the speed of sound to half its prior or better
+# A nearly straight row's mirror image that fits within this much chi-square of the fix is one
+# the arrivals cannot rule out (a bend or a node off the row makes the wrong image fit far worse).
+MIRROR_CHI2 = 25.0
+# Nodes that all stand within this of the line through them (one may be farther: a survey
+# blunder) are a straight row: the two images are told apart only by the nodes' survey errors
+# and the air's second-order effects (a wind across the row adds the same to every travel time
+# to first order), which is chance: on generated one-row scenarios the wrong image fitted
+# better by up to 16 as often as the right one, and a far source in a wind by more than 25.
+# The caller gives it from the survey error it assumes (cluster: 8 x position_sd_m, 12 m by
+# default: 4 sigma of the field's 3 m); nodes surveyed farther off the row tell the images apart.
+STRAIGHT_ROW_M = 12.0
 
 
 @dataclass(frozen=True)
@@ -368,7 +379,8 @@ def _nearly_collinear(xy: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
 
 
 def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
-           outlier_p: float = 0.999, mirror: bool = True, wind=CALM, air: Air | None = None) -> TdoaFix | None:
+           outlier_p: float = 0.999, mirror: bool = True, wind=CALM, air: Air | None = None,
+           row_m: float = STRAIGHT_ROW_M) -> TdoaFix | None:
     """Robust TDOA fix from >= 3 arrivals, or None when fewer than three are given.
 
     xy: (n, 2) node positions in metres; t_s: arrival times; sigma_s: their standard errors
@@ -416,8 +428,9 @@ def locate(xy, t_s, sigma_s, c: float, *, start=None, margin_m: float = 8000.0,
         rejected.append(keep.pop(worst))
         guess = params
     other = _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind, air) if mirror else None
-    return _told(_make_fix(params, cov, cov_xy, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind, air),
-                 c, told)
+    fix = _told(_make_fix(params, cov, cov_xy, chi2, len(keep) - 3, c, keep, sorted(rejected), other, wind, air),
+                c, told)
+    return _imaged(_better_first(fix), xy[keep], row_m) if mirror else fix
 
 
 def _shifted(c: float, air: Air | None) -> tuple[float, Air | None]:
@@ -438,7 +451,8 @@ def _told(fix: TdoaFix, c: float, told: Air | None) -> TdoaFix:
     return replace(fix, prior=told, mirror=mirror)
 
 
-def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float, air: Air | None = None) -> TdoaFix:
+def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float, air: Air | None = None,
+                row_m: float = STRAIGHT_ROW_M) -> TdoaFix:
     """The fix (from locate with mirror=False on the same arrivals) with its mirror solution
     added as locate(mirror=True) would: a search asks for it only once a fix has passed its
     cheaper tests, since most candidate fits are refused."""
@@ -451,7 +465,7 @@ def with_mirror(fix: TdoaFix, xy, t_s, sigma_s, c: float, air: Air | None = None
     params = (fix.x, fix.y, fix.t0_s * c, dc, fix.wind[0], fix.wind[1])
     wind = air.wind if air is not None else fix.wind
     other = _mirror_solution(xy, range_m, sigma_m, list(fix.used), params, fix.chi2, c, wind, air)
-    return _told(replace(fix, mirror=other), c, told)
+    return _imaged(_better_first(_told(replace(fix, mirror=other), c, told)), xy[list(fix.used)], row_m)
 
 
 def exact_three(xy: np.ndarray, range_m: np.ndarray) -> list[tuple[float, float, float]]:
@@ -496,11 +510,51 @@ def _mirror_solution(xy, range_m, sigma_m, keep, params, chi2, c, wind=CALM, air
         return None
     p = np.array(params[:2]) - centre
     reflected = centre + 2.0 * axis * (p @ axis) - p
-    start = (reflected[0], reflected[1], *params[2:6])
+    # the wind reflected too: the mirror image of a source in a wind across the row is a
+    # source in the opposite wind, so a fit that estimates the air starts at the reflection
+    w = np.array(params[4:6], dtype=float)
+    w = 2.0 * axis * (w @ axis) - w
+    start = (reflected[0], reflected[1], params[2], params[3], w[0], w[1])
     m_params, m_cov, _, m_chi2, _, m_xy = _solve_in(xy[keep], range_m[keep], sigma_m[keep], start, wind, c, air)
-    if math.dist(m_params[:2], params[:2]) < 1.0 or m_chi2 > chi2 + 25.0:
+    if math.dist(m_params[:2], params[:2]) < 1.0 or m_chi2 > chi2 + MIRROR_CHI2:
         return None
     return _make_fix(m_params, m_cov, m_xy, m_chi2, len(keep) - 3, c, keep, [], wind=wind, air=air)
+
+
+def _straight(xy: np.ndarray, centre: np.ndarray, axis: np.ndarray, row_m: float) -> bool:
+    """All nodes but (at most) one within row_m of the line through them."""
+    off = np.abs((xy - centre) @ np.array([-axis[1], axis[0]]))
+    return len(off) < 2 or float(np.sort(off)[-2]) <= row_m
+
+
+def _imaged(fix: TdoaFix, xy: np.ndarray, row_m: float) -> TdoaFix:
+    """The fix with a mirror image when its used nodes are a straight row: the mirror fit
+    when it found one, else the fix reflected across the row (position, covariance, wind)."""
+    if fix.mirror is not None:
+        return fix
+    flat, centre, axis = _nearly_collinear(xy)
+    if not flat or not _straight(xy, centre, axis, row_m):
+        return fix
+    turn = 2.0 * np.outer(axis, axis) - np.eye(2)
+    x, y = turn @ (np.array([fix.x, fix.y]) - centre) + centre
+    if math.hypot(x - fix.x, y - fix.y) < 1.0:
+        return fix
+    cov = turn @ fix.covariance @ turn.T
+    wind = turn @ np.array(fix.wind)
+    image = replace(fix, x=float(x), y=float(y), rejected=(), mirror=None,
+                    cov_xy=((float(cov[0, 0]), float(cov[0, 1])), (float(cov[1, 0]), float(cov[1, 1]))),
+                    wind=(float(wind[0]), float(wind[1])))
+    return replace(fix, mirror=image)
+
+
+def _better_first(fix: TdoaFix) -> TdoaFix:
+    """The fix with its mirror image, the one that fits its arrivals better in front (the other
+    dropped when it fits far worse: the first fit had stopped short of the source)."""
+    mirror = fix.mirror
+    if mirror is None or mirror.chi2 >= fix.chi2:
+        return fix
+    other = replace(fix, mirror=None) if fix.chi2 <= mirror.chi2 + MIRROR_CHI2 else None
+    return replace(mirror, rejected=fix.rejected, prior=fix.prior, mirror=other)
 
 
 def predicted_arrival_s(fix: TdoaFix, x, y, c: float):

@@ -257,6 +257,23 @@ function drawIncidents(map, group, incidents) {
     m.bindTooltip(i.id + " " + i.class + ", " + i.words.when + "; " + i.words.side);
     m.on("click", () => { location.hash = "#/incident/" + i.id; });
     m.addTo(group);
+    const other = i.fix === "mirror" && i.mirror;
+    if (other && other.lat !== null && other.lat !== undefined) {
+      // one row of nodes heard it: the source is at one of two places, neither claimed (both
+      // drawn alike, joined by a dotted line)
+      if (i.mirror_polygon) {
+        L.polygon(i.mirror_polygon, {color: colour, weight: 1, fillOpacity: 0.12, dashArray: "3 3",
+          className: "lw-ellipse lw-mirror-ellipse"}).addTo(group);
+      }
+      L.polyline([[i.lat, i.lon], [other.lat, other.lon]], {color: colour, weight: 1, dashArray: "1 5",
+        className: "lw-mirror-link"}).bindTooltip(i.id + ": one of these two places").addTo(group);
+      const o = L.circleMarker([other.lat, other.lon], {radius: 6, color: colour, weight: 3,
+        fillColor: SIDE_FILLS[i.side] || "#fff", fillOpacity: 1,
+        className: "lw-incident-mirror"});
+      o.bindTooltip(i.id + " " + i.class + ", " + i.words.when + "; one of two places; " + i.words.side);
+      o.on("click", () => { location.hash = "#/incident/" + i.id; });
+      o.addTo(group);
+    }
     const impact = i.impact_id && byId[i.impact_id];
     if (impact && impact.lat !== null && impact.lat !== undefined) {
       L.polyline([[i.lat, i.lon], [impact.lat, impact.lon]], {color: "#d92d20", weight: 2,
@@ -301,7 +318,8 @@ function mapSide() {
     CLASSES.map((c) => el("div", {}, el("i", {class: "ring-" + c}), c)),
     el("div", {}, el("i", {class: "fill-L"}), sides[0]), el("div", {}, el("i", {class: "fill-R"}), sides[1]),
     el("div", {}, el("i", {class: "fill-undecided"}), "side undecided"),
-    el("div", {class: "muted", text: "dashed: 95 % ellipse; red arrow: launch -> impact; dashed line: drone track"}));
+    el("div", {class: "muted", text: "dashed: 95 % ellipse; red arrow: launch -> impact; dashed line: drone track; " +
+      "two rings joined by dots: one of two places (heard by one straight row of nodes)"}));
   side.replaceChildren(el("h3", {text: "Nodes"}), legend, classes,
     el("h3", {text: "Latest incidents (" + recent.length + ")"}),
     el("table", {id: "map-incidents"}, recent.map((i) => el("tr", {"data-id": i.id},
@@ -406,7 +424,7 @@ async function incidentView(id, again, keepNote) {
   desk.line = line;
   const nodes = (await api("/api/nodes")).nodes.filter((n) => (i.nodes || []).includes(n.id) ||
     (i.rejected_nodes || []).includes(n.id));
-  fit(map, nodes.map((n) => [n.lat, n.lon]).concat(i.ellipse_polygon || [],
+  fit(map, nodes.map((n) => [n.lat, n.lon]).concat(i.ellipse_polygon || [], i.mirror_polygon || [],
     (i.track || []).map((t) => [t[1], t[2]]), i.lat !== null && i.lat !== undefined ? [[i.lat, i.lon]] : []), 0.3);
   drawLine(map, base, line);
   drawNodes(L.layerGroup().addTo(map), nodes, (n) => { location.hash = "#/node/" + n.name; });
