@@ -10,7 +10,8 @@ truth: a bundled scenario by name, a generated one from its seed, hours and line
 - pick / clock: the reported onsets' error against the true arrival (median |error| and the
   worst, ms), split into the node clock's own error and the rest (block stamp and pick);
   "late" counts arrivals more than 3 stated sigmas off (stated clock error + 1 ms of pick);
-- outcome: what the scorer made of it (located / heard / misplaced / missed), its error, the
+- outcome: what the scorer made of it (located / heard / misplaced / missed), its error (of a
+  "mirror" fix, which claims two places and is scored as heard: the nearer place's), the
   incident and how many of its used nodes carry other sounds' reports ("mix");
 - iso: the same fusion code fed this source's reports alone (first shot per node, in the order
   stored): what fusion makes of them with nothing else around, and with every onset replaced
@@ -147,9 +148,15 @@ def isolated(engine: FusionEngine, reports) -> dict | None:
 
 
 def fix_error(inc: dict | None, src: dict) -> float | None:
-    if not inc or inc.get("fix") != "tdoa" or inc.get("lat") is None:
+    """How far a fix is from the source; a "mirror" fix (two places, fusion cannot tell which):
+    its nearer place."""
+    if not inc or inc.get("fix") not in ("tdoa", "mirror") or inc.get("lat") is None:
         return None
-    return haversine_m(inc["lat"], inc["lon"], src["lat"], src["lon"])
+    d = haversine_m(inc["lat"], inc["lon"], src["lat"], src["lon"])
+    other = inc.get("mirror") if inc.get("fix") == "mirror" else None
+    if isinstance(other, dict) and other.get("lat") is not None:
+        d = min(d, haversine_m(other["lat"], other["lon"], src["lat"], src["lon"]))
+    return d
 
 
 def mirror_error(inc: dict | None, src: dict, world) -> float | None:
@@ -206,6 +213,8 @@ def diagnose(run: Path, line_km: float | None = None) -> list[dict]:
         outcome, err, inc = "missed", None, None
         if hit is not None:
             outcome, err, inc = hit.quality, hit.error_m, incidents[hit.incident]
+            if err is None and inc.get("fix") == "mirror":
+                err = fix_error(inc, src)          # heard: the nearer of its two places
         elif misplaced:
             c = min(misplaced, key=lambda c: c.error_m)
             outcome, err, inc = "misplaced", c.error_m, incidents[c.incident]
@@ -228,7 +237,7 @@ def diagnose(run: Path, line_km: float | None = None) -> list[dict]:
             frm = (math.degrees(math.atan2(float(east), float(north))) + 180.0) % 360.0
             air = isolated(engine_for(config, line, temp, (speed, frm), known_air=True), exact_reports)
         iso_m, exact_m, air_m = fix_error(iso, src), fix_error(exact, src), fix_error(air, src)
-        mirror_m = mirror_error(inc if inc is not None and inc.get("fix") == "tdoa" else iso, src, world)
+        mirror_m = mirror_error(inc if inc is not None and inc.get("fix") in ("tdoa", "mirror") else iso, src, world)
         cause = _cause(outcome, err, len(first), iso_m, exact_m, air_m, mirror_m, mix, split, inc)
         rows.append({
             "run": str(run), "source": src["id"], "class": src["class"], "side": src.get("side"),
@@ -276,6 +285,8 @@ def _ok(m):
 def _cause(outcome, err, reported, iso_m, exact_m, air_m, mirror_m, mix, split, inc) -> str:
     if outcome == "located":
         return "ok"
+    if inc is not None and inc.get("fix") == "mirror":
+        return "mirror image (said as such: two places)"
     if reported < 3:
         return "detectors (fewer than 3 reports)"
     wrong = err if err is not None else iso_m

@@ -41,3 +41,11 @@ def test_the_cause_follows_the_trace():
     assert cause("misplaced", 900.0, 9, 900.0, 800.0, 40.0, 5000.0, 0, 1, {}).startswith("air")
     assert cause("misplaced", 900.0, 9, 900.0, 800.0, 700.0, 5000.0, 0, 1, {}).startswith("geometry")
     assert cause("misplaced", 240.0, 9, 200.0, 20.0, 10.0, 5000.0, 0, 1, {}).startswith("gates")
+
+
+def test_a_mirror_fix_is_as_near_as_its_nearer_place_and_named_as_such():
+    src = _at(2500.0, 1500.0)
+    inc = {**_at(2500.0, -2100.0), "fix": "mirror", "mirror": _at(2520.0, 1500.0), "nodes": [1, 2, 3]}
+    assert sd.fix_error(inc, src) == pytest.approx(20.0, abs=1.0)
+    assert sd.fix_error({**inc, "fix": "tdoa"}, src) == pytest.approx(3600.0, abs=15.0)
+    assert sd._cause("heard", None, 9, 20.0, 20.0, 20.0, 3600.0, 0, 1, inc).startswith("mirror image (said")
