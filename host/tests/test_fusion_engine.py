@@ -1,5 +1,6 @@
 """The fusion engine end to end on synthetic, exact geometry (no noise unless stated)."""
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -200,6 +201,43 @@ def test_one_drone_report_is_held_until_a_second_one_joins_its_track():
     lone = world.report(0x10A, T0 + 40e6, "vehicle", frequency_hz=240)
     assert world.feed([lone]) == []
     assert world.engine.tick(T0 + 3600e6) == [world.engine.incident(track.id)]
+
+
+def test_a_steady_tone_at_one_node_is_held_until_it_moves():
+    # A generator by node 0x105: the same tone at the same level every 10 s for minutes.
+    # One node, one level: a machine standing there, not published as a drone.
+    world = World()
+    hum = [replace(world.report(0x105, T0 + k * 10e6, "drone", frequency_hz=150 + 8 * (k % 2)),
+                   peak_db=-62.0 + 0.4 * (k % 3))
+           for k in range(12)]
+    assert world.feed(hum) == []
+    assert world.engine.tick(T0 + 3600e6) == []
+    # a drone nearing the node: the same node, its level rising between reports
+    world = World()
+    near = [replace(world.report(0x105, T0 + k * 10e6, "drone", frequency_hz=150), peak_db=-75.0 + 3.0 * k)
+            for k in range(3)]
+    assert world.feed(near[:1]) == []
+    world.feed(near[1:])
+    [track] = [i for i in world.live() if i.event_class == "drone"]
+    assert sorted(track.reports) == sorted(r.evidence_id for r in near)
+    # a drone going by at one level (its distance barely changing): its tone falls (Doppler)
+    world = World()
+    by = [replace(world.report(0x105, T0 + k * 10e6, "drone", frequency_hz=317 - 8 * k), peak_db=-79.0)
+          for k in range(3)]
+    world.feed(by)
+    assert [i for i in world.live() if i.event_class == "drone"]
+    # the steady tone heard by a second node too is published (a drone hovering between them)
+    world = World()
+    assert world.feed(hum[:3]) == []
+    other = replace(world.report(0x106, T0 + 35e6, "drone", frequency_hz=150), peak_db=-70.0)
+    assert [i for i in world.feed([other]) if i.event_class == "drone"]
+    # and with the hold switched off, the steady tone is a track from its second report
+    world = World(config=FusionConfig(track_moving_db=0.0))
+    assert world.feed(hum[:2])
+    with pytest.raises(ValueError, match="track_moving_db"):
+        FusionConfig(track_moving_db=-1.0)
+    with pytest.raises(ValueError, match="track_moving_hz"):
+        FusionConfig(track_moving_hz=float("nan"))
 
 
 def test_one_report_makes_a_track_incident_when_so_configured():

@@ -89,6 +89,16 @@ class FusionConfig:
     # time (drone 10 s) or by the next node. Held, the report joins the track and is its
     # evidence once a second one comes; a track that never gets one is never published.
     track_confirm_reports: int = 2
+    # A drone track that only one node hears, at one level and one tone, is a machine
+    # standing there (a generator, a pump: a steady tone with harmonics), not yet a drone: a
+    # drone flying 5-30 m/s goes 50-300 m between a node's reports (10 s apart), its level
+    # there changes by several dB, and its blade-pass tone falls by 3-18 % (Doppler) as it
+    # goes by. Such a track is held while its reports' peak levels span less than
+    # track_moving_db and their tones no more than track_moving_hz (the drone detector's
+    # fundamentals come on a grid of 8.3 Hz and a steady tone's wander by one step), and no
+    # second node has joined it. track_moving_db 0: not held.
+    track_moving_db: float = 2.5
+    track_moving_hz: float = 10.0
     crossing_hysteresis_m: float = 50.0
 
     @property
@@ -124,5 +134,9 @@ class FusionConfig:
             raise ValueError("need 0 < flight_min_s < flight_max_s")
         if not isinstance(self.track_confirm_reports, int) or self.track_confirm_reports < 1:
             raise ValueError("track_confirm_reports must be a whole number >= 1")
+        if not (isinstance(self.track_moving_db, (int, float)) and 0.0 <= self.track_moving_db <= 40.0):
+            raise ValueError("track_moving_db must be a number of dB from 0 to 40, got %r" % (self.track_moving_db,))
+        if not (isinstance(self.track_moving_hz, (int, float)) and 0.0 <= self.track_moving_hz <= 400.0):
+            raise ValueError("track_moving_hz must be a number of Hz from 0 to 400, got %r" % (self.track_moving_hz,))
         if not 0 < self.shell_speed_min_mps < self.shell_speed_max_mps:
             raise ValueError("need 0 < shell_speed_min_mps < shell_speed_max_mps")

@@ -236,8 +236,15 @@ class Ledger:
         """A drone or vehicle track with fewer reports than config.track_confirm_reports is not
         yet an incident: one node heard a tone or a rumble once (a cow, a generator, a car
         on a farm track give that too). It is published, with every report, once another
-        report joins it."""
-        return state.track is not None and len(state.track.reports) < self.ctx.config.track_confirm_reports
+        report joins it. A drone track that one node hears at one level and one tone is a
+        machine standing there (tracks.standing): held until its level or tone changes or
+        another node hears it."""
+        track = state.track
+        if track is None:
+            return False
+        config = self.ctx.config
+        return len(track.reports) < config.track_confirm_reports or (
+            track.event_class == "drone" and tracks.standing(track, config.track_moving_db, config.track_moving_hz))
 
     def _held_pair(self, state: IncidentState, incident: Incident) -> bool:
         """A two-node pair is not yet an incident (config.publish_pairs): it is held until a

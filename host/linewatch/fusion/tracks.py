@@ -136,6 +136,20 @@ class Tracker:
                         tuple(track.reports[max(0, last - 1): last + 1]))
 
 
+def standing(track: Track, moving_db: float, moving_hz: float) -> bool:
+    """Whether the track is what a source standing by one node gives: every report from that
+    node, their peak levels within `moving_db` of each other and their tones within
+    `moving_hz` (a generator or a pump runs at one level and one speed; a drone flying past
+    a node nears and leaves it, and its blade-pass tone falls as it goes by). One report
+    tells nothing of either (config.track_confirm_reports holds it); 0 dB: never."""
+    reports = track.reports
+    if moving_db <= 0 or len(reports) < 2 or len({r.node_id for r in reports}) > 1:
+        return False
+    levels = [r.peak_db for r in reports]
+    tones = [r.frequency_hz for r in reports]
+    return max(levels) - min(levels) < moving_db and max(tones) - min(tones) <= moving_hz
+
+
 def heading_deg(path: list[tuple[int, float, float]], span_s: float) -> float | None:
     """Compass heading (degrees clockwise from north) of the path's last `span_s` seconds."""
     if len(path) < 2:
