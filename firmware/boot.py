@@ -60,7 +60,37 @@ def boot(config_path):
 
 
 def start(config_path="config.json"):
-    """The node, booted and self-tested (main.py runs it); stops with a clear line if not."""
+    """The node, booted and self-tested (main.py runs it); stops with a clear line if not.
+
+    First the build of this boot (firmware/README.md "Updates over the air"), chosen by the
+    factory build's boot (/lib goes first until then): a trial left over from the last boot
+    (fw/trying: it never committed) is dropped (fw/failed), a staged build (fw/next) is tried
+    once, else the committed one (fw/current) runs; that build's own boot then starts the
+    node. Here and not in main.py: a board compiles main.py from source and keeps its code
+    in RAM while the node runs, this module leaves RAM once the node is made."""
+    import os
+    fw = "fw/trying fw/failed fw/next fw/current".split()   # one text: no interned names
+    if not sys.path[0].startswith("fw/"):
+        for old, new in ((fw[0], fw[1]), (fw[2], fw[0])):
+            try:
+                os.stat(old)
+                try:
+                    os.remove(new)   # FAT's rename does not replace
+                except OSError:
+                    pass
+                os.rename(old, new)
+            except OSError:
+                pass
+        for name in (fw[0], fw[3]):
+            try:
+                with open(name) as f:
+                    sys.path.insert(0, f.read().strip() + "/lib")
+            except OSError:
+                continue
+            sys.modules.pop("lwnode.boot")   # this boot and its package leave for the build's
+            sys.modules.pop("lwnode")
+            from lwnode import boot as chosen
+            return chosen.start(config_path)
     cfg, board, number = boot(config_path)
     unload("config", "bootcount")
     try:
@@ -78,6 +108,19 @@ def start(config_path="config.json"):
     except Exception as exc:
         from lwnode import fault
         fault.stop("linewatch node %s self-test FAILED: %r" % (cfg.name(), exc), board)
+    trying, failed = fw[0], fw[1]
+    try:
+        os.stat(trying)              # a staged build is booted once: this one is on trial
+        node._power[7] = 0
+    except OSError:
+        pass
+    try:
+        with open(failed) as f:
+            board.log("update: the build in %s failed its trial; running the previous build"
+                      % f.read().strip())
+        os.remove(failed)
+    except OSError:
+        pass
     ok, line = self_test(node)
     print(line)
     if not ok:

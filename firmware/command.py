@@ -7,7 +7,7 @@ import asyncio
 from lwproto import const as c
 
 
-def apply(node, f):
+def run(node, f):
     """Apply `f` unless it is not newer than the last command applied; its counter is kept in
     flash (temp + rename, so a power cut leaves the old counter or the new)."""
     last = node._last_command

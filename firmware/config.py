@@ -110,11 +110,11 @@ def _fail(section, name, expected, value):
                       % (section and section + ".", name, expected, value))
 
 
-def _number(raw, name, default, lo, hi, section="", integer=True):
+def _number(raw, name, default, min, max, section="", integer=True):
     value = _get(raw, name, default, section)
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
-            or not lo <= value <= hi:
-        _fail(section, name, "%d..%d" % (lo, hi) if integer else "a number in %s..%s" % (lo, hi),
+            or not min <= value <= max:
+        _fail(section, name, "%d..%d" % (min, max) if integer else "a number in %s..%s" % (min, max),
               value)
     return value
 
@@ -172,11 +172,11 @@ def _windows(raw):
     return tuple(out)
 
 
-def _per_class(raw, section, lo, hi, integer):
+def _per_class(raw, section, min, max, integer):
     out = {}
     raw = _section(raw, section, {})
     for name, value in raw.items():
         if name not in CLASS_NAMES:
             _fail("", section, "keyed by class names (" + ", ".join(CLASS_NAMES) + ")", name)
-        out[CLASS_NAMES.index(name)] = _number(raw, name, None, lo, hi, section, integer)
+        out[CLASS_NAMES.index(name)] = _number(raw, name, None, min, max, section, integer)
     return out

@@ -43,6 +43,14 @@ class DetectorChain:
         self._found = []
         self.capabilities = _CAPABILITIES
 
+    def pause(self):
+        """Stop hearing sound and free the audio detectors with their arrays (~6.6 KB at
+        16 kHz) for an update's download (firmware/README.md "Updates over the air"); the node
+        reboots afterwards, into the new build or the one it runs. The tamper detector runs
+        on; a command's threshold for a sound class is refused meanwhile ("no detector")."""
+        self.impulse = self.drone = None  # type: ignore[assignment]  # until the reboot
+        self._by_class = (None, None, None, None, None, self.tamper)  # type: ignore[assignment]
+
     # ------------------------------------------------------------ settings (downlink)
     def set_threshold(self, cls, value):
         det = self._detector(cls)
@@ -83,6 +91,8 @@ class DetectorChain:
     def feed_audio(self, block, first_sample_index, n=-1):
         """Feed int16 samples block[0:n] (all of it by default) whose first sample has the
         absolute index `first_sample_index`; returns a list of Detection (often empty)."""
+        if self.impulse is None:
+            return _NONE          # paused
         if n < 0:
             n = len(block)
         found = self._found
@@ -93,7 +103,8 @@ class DetectorChain:
     def feed_accel(self, x, y, z, sample_index):
         """One accelerometer sample in milli-g, stamped with the audio sample index of the
         moment it was read; returns a list of Detection (often empty)."""
-        self.drone.vehicle.feed(x, y, z, sample_index)  # type: ignore[union-attr]  # set in __init__
+        if self.drone is not None:      # paused: the tamper detector only
+            self.drone.vehicle.feed(x, y, z, sample_index)  # type: ignore[union-attr]  # set in __init__
         det = self.tamper.feed(x, y, z, sample_index)
         if det is None:
             return _NONE

@@ -17,6 +17,14 @@ def stop(message, board=None):
     """Print `message` and never return: blink `board`'s LED (or, with no board, the LED a
     board has before any config is read), or exit 2 where there is none to blink."""
     print(message)
+    import os
+    try:
+        os.stat("fw/trying fw/next".split()[0])   # a build on trial that cannot start: back to the last
+        if board is not None:
+            print("update: the build on trial failed; rebooting into the previous build")
+            board.reset()
+    except OSError:
+        pass
     if board is None:
         from .hal import led
         board = led.find()

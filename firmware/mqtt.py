@@ -141,7 +141,7 @@ def connect_packet(client_id, keepalive, clean_session=True, user=None, password
     return _packet(_CONNECT << 4, header + payload)
 
 
-def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
+def publish_packet(topic, data, qos=0, retain=False, pid=0, dup=False):
     if not topic or "+" in topic or "#" in topic:
         raise ValueError("publish topic must be non-empty, without wildcards: %r" % (topic,))
     if qos not in (0, 1):
@@ -150,7 +150,7 @@ def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
     body = _text(topic)
     if qos:
         body += struct.pack(">H", pid)
-    return _packet(first, body + bytes(payload))
+    return _packet(first, body + bytes(data))
 
 
 def subscribe_packet(pid, topic, qos=1):
@@ -333,13 +333,13 @@ class MQTTClient:
 
     # -- requests --
 
-    async def publish(self, topic, payload, qos=0, retain=False):
+    async def publish(self, topic, data, qos=0, retain=False):
         """Send a PUBLISH; for QoS 1 wait for its PUBACK (at most `ack_timeout` s)."""
         if not qos:
-            await self._send(publish_packet(topic, payload, 0, retain))
+            await self._send(publish_packet(topic, data, 0, retain))
             return
         pid = self._new_pid()
-        await self._request(publish_packet(topic, payload, 1, retain, pid), _PUBACK, pid, pid)
+        await self._request(publish_packet(topic, data, 1, retain, pid), _PUBACK, pid, pid)
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one filter; returns the granted QoS, raises if the broker refused."""

@@ -17,6 +17,7 @@ from array import array
 
 from lwproto import const as c
 from lwproto import frame, topic
+from lwproto.auth import hmac_sha256, tags_equal
 from lwproto.errors import ProtocolError
 from lwproto.version import RELEASE
 
@@ -47,7 +48,12 @@ _INTERVAL = const(2)             # heartbeat interval in force, s (follows the b
 _MODE = const(3)                 # 0 normal, 1 saving (battery under power.save_below_mv)
 _OOM = const(4)                  # uplink sessions in a row that ended in MemoryError
 _DEGRADED = const(5)             # 2 once the node cannot publish: heartbeat `power` bit 1 (SPEC 3.2)
+_UPDATE = const(6)               # a download's state (lwnode.update: node._power[6])
+_TRIAL = const(7)                # a build on trial (lwnode.boot, lwnode.update: node._power[7])
 _FAULT_AFTER = const(3)          # that many sessions out of memory in a row: the node is degraded
+_CAP_UPDATE = const(64)          # lwproto.const CAP_UPDATE
+_TRIAL_S = const(600)            # a build on trial has this long to get its birth acked
+_STALL_S = const(120)            # a download with no new chunk for this long is given up
 _SAVE_HYSTERESIS_MV = const(50)  # leave the saving mode 50 mV over where it began
 
 
@@ -121,7 +127,9 @@ class Node:
         self._logged = {}
         self._last_ticks = board.ticks_us()
         self._uptime_us = 0
-        self._power = [0, 0, config.heartbeat_s, 0, 0, 0]   # _RADIO_US .. _DEGRADED
+        # _RADIO_US .. _DEGRADED, then _UPDATE (a download: lwnode.update's state) and _TRIAL
+        # (a build on trial: boot sets 0, then the seq of its first birth)
+        self._power = [0, 0, config.heartbeat_s, 0, 0, 0, None, None]
 
     async def run(self):
         """Run every task; returns only when the audio feed ends and the config says to stop
@@ -246,7 +254,7 @@ class Node:
         if pos is None:
             p = self.config.position
             pos = (p["lat"], p["lon"], p["alt_m"], p["error_m"])
-        caps = self.board.capabilities | self.detector.capabilities | c.CAP_RESEND
+        caps = self.board.capabilities | self.detector.capabilities | c.CAP_RESEND | _CAP_UPDATE
         return (version[0], version[1], version[2], c.BOARD_NAMES.index(self.board.name),
                 self.config.segment,
                 pos[0], pos[1], pos[2], pos[3], self.board.sensors, caps, self.rate)
@@ -293,6 +301,14 @@ class Node:
                         interval = min(interval, (start - day) % 86400 or 1)
             p[_INTERVAL] = interval
             self.heartbeat()
+            if self._power[_TRIAL] is not None and self.uptime_s() > _TRIAL_S:
+                self.log("update: trial birth not acked; rebooting")   # boot drops the trial
+                self.board.reset()
+            u = self._power[_UPDATE]
+            if u and 0 <= u[4] < u[2] and self.uptime_s() - u[6] > _STALL_S:
+                u[4] = -1                                  # a download stalled: given up
+                self._refuse("update %d: no chunk for %d s" % (u[0], _STALL_S))
+                self._listen()
             if asleep:
                 await self.sleep(asleep[0], asleep[1])
                 return
@@ -394,12 +410,14 @@ class Node:
         await client.connect()
         self._power[_RADIO_US] += ticks_diff(self.board.ticks_us(), t)
         self._birth = None
+        if self._power[_TRIAL] == 0:
+            self._power[_TRIAL] = birth_seq
         self.connections += 1
         self._client = client
         self.queue.mark(-1, 0, 0, 0)   # every frame once per connection
         self._unsent = True
         try:
-            await client.subscribe(topic.downlink(cfg.segment, cfg.node), 1)
+            await client.subscribe(topic.downlink(cfg.segment, cfg.node) + "/" + "#", 1)   # and down/update: "/" and "#" are interned already, "/#" would be one more
             self.log("uplink: connected to %s:%d, birth seq %d, queue %d"
                      % (broker["host"], broker["port"], birth_seq, self.queue.depth))
             if birth is not None:
@@ -443,6 +461,24 @@ class Node:
     # ---- downlink: acks and commands ---------------------------------------------------
 
     def on_downlink(self, name, data):
+        if name[-6:] == "update":      # SPEC.md section 10 (down/update)
+            if self.detector.impulse is not None:      # listening: no download running
+                # Only a manifest under this node's key starts one, checked here before the
+                # detectors make room (pause) for lwnode.update's code and the chunks. A chunk
+                # meanwhile (the rest of a download given up, redelivered) is ignored.
+                if data[:1] != b"\x11" or len(data) != 83 or not tags_equal(
+                        data[-32:], hmac_sha256(self.key, b"linewatch/update/v1" + data[:-32])):
+                    if data[:1] == b"\x11":
+                        return self._refuse("manifest: bad length or tag")
+                    return None
+                self.detector.pause()
+                gc.collect()
+            from . import update       # loaded while a download runs
+            if not update.message(self, data):
+                u = self._power[_UPDATE]
+                if u is None or u[4] < 0:   # no download runs (a completed one reboots)
+                    self._listen()
+            return None
         try:
             f = frame.decode(data, self.key)
         except ProtocolError as exc:
@@ -457,10 +493,22 @@ class Node:
                 boot, upto = f.field("boot"), f.field("seq")
                 if self.queue.ack(boot, upto):
                     self._wake.set()
+                if self._power[_TRIAL] and boot == self.boot and upto >= self._power[_TRIAL]:
+                    # kept: lwnode.update commits it and reboots (the detectors make its room)
+                    self.detector.pause()
+                    gc.collect()
+                    self.run_module("update", "stop", 1)
             return None
         if f.ftype == c.COMMAND:
             return self.command(f)
         return self._refuse("downlink: %s frame is not for a node" % f.type_name())
+
+    def _listen(self):
+        """Hear again after a download that did not complete: by a reboot into the build the
+        node runs (nothing queued is lost). The download leaves the heap in pieces too small
+        for the detectors' arrays (firmware/README.md "Updates over the air")."""
+        self.log("update: given up; rebooting")
+        self.board.reset()
 
     def _refuse(self, reason):
         self.refused_commands += 1
@@ -470,7 +518,7 @@ class Node:
         """Apply a verified command frame once (lwnode.command, resident: loaded on demand into
         the heap a running node has fragmented, it could fail with MemoryError and the command
         was lost)."""
-        return command.apply(self, f)
+        return command.run(self, f)
 
     def run_module(self, name, function, *args):
         """lwnode.<name>.<function>(self, *args) with the module loaded for the call and

@@ -182,22 +182,22 @@ class FrameQueue:
     event is dropped; `coalesced_heartbeats` and `dropped_events` count them for the next
     heartbeat. Counters cover the time since this object was opened."""
 
-    def __init__(self, path, capacity_records, segments=4, segment_records=None):
-        if capacity_records < 2:
+    def __init__(self, path, records, segments=4, segment_records=None):
+        if records < 2:
             raise ValueError("queue capacity must be at least 2 records, got %r"
-                             % (capacity_records,))
+                             % (records,))
         if segments < 2:
             raise ValueError("queue needs at least 2 segment files, got %r" % (segments,))
         self.path = path.rstrip("/") or "/"
-        self.capacity = capacity_records
+        self.capacity = records
         self.max_segments = segments
-        self.segment_records = segment_records or max(8, capacity_records // (segments - 1))
+        self.segment_records = segment_records or max(8, records // (segments - 1))
         self.dropped_events = 0
         self.dropped_other = 0
         self.coalesced_heartbeats = 0
         self.damaged_bytes = 0  # skipped on load: torn writes, bit rot
         self.damaged_records = 0  # found unreadable after load
-        self._live = _Index(capacity_records)
+        self._live = _Index(records)
         self._segments = []  # segment numbers, oldest first; the last one is appended to
         self._seg_live = {}
         self._last_segment = 0

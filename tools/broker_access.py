@@ -2,7 +2,7 @@
 
 Each node has its own broker user (`node-0102`) that may publish only its uplink topics
 (lw/<seg>/<node>/event|heartbeat|birth|death|sleep) and read only its own downlink
-(lw/<seg>/<node>/down) and the commission's state. The aggregator's user (`commission`) reads
+(lw/<seg>/<node>/down and down/update) and the commission's state. The aggregator's user (`commission`) reads
 every node topic and writes downlinks, alerts and the commission state.
 
 Hashes are made by `mosquitto_passwd` (never by hand: the format belongs to Mosquitto). Salted
@@ -46,6 +46,7 @@ def acl_text(nodes: list[NodeAccess]) -> str:
              f"user {COMMISSION_USER}",
              f"topic read {topic.ROOT}/+/+/+",
              f"topic write {topic.ROOT}/+/+/{topic.DOWN}",
+             f"topic write {topic.ROOT}/+/+/{topic.DOWN}/update",   # updates over the air (SPEC 10)
              f"topic write {topic.ALERTS}",
              f"topic write {topic.ALERTS}/#",
              f"topic readwrite {topic.COMMISSION_STATE}",
@@ -54,7 +55,9 @@ def acl_text(nodes: list[NodeAccess]) -> str:
         base = "%s/%d/%04x" % (topic.ROOT, n.segment, n.node)
         lines += ["", f"user {n.user}"]
         lines += [f"topic write {base}/{kind}" for kind in topic.UPLINK_KINDS]
-        lines += [f"topic read {base}/{topic.DOWN}", f"topic read {topic.COMMISSION_STATE}"]
+        # the node subscribes to down/# (its downlink and down/update, SPEC 1 and 10): Mosquitto
+        # refuses a subscription whose filter no read pattern covers (SUBACK 0x80)
+        lines += [f"topic read {base}/{topic.DOWN}/#", f"topic read {topic.COMMISSION_STATE}"]
     return "\n".join(lines) + "\n"
 
 

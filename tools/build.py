@@ -189,7 +189,8 @@ def load_manifest(folder: Path) -> dict:
 def update_image(folder: Path) -> tuple[bytes, tuple[int, int, int], int]:
     """(image, release (major, minor, patch), arch code) of a build folder, for an update over
     the air (SPEC.md section 10): every file under lib/, packed as lwproto.hostupdate does;
-    main.py stays out (it picks the build at boot and changes only by flashing)."""
+    main.py stays out (it changes only by flashing; the factory build's lwnode.boot picks the
+    build at boot)."""
     from lwproto.hostupdate import pack_image
     folder = Path(folder)
     manifest = load_manifest(folder)

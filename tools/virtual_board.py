@@ -49,7 +49,7 @@ class VirtualBoard:
     """One unix port behind `<folder>/tty`, its filesystem `<folder>/fs` (lib/ on its path, as a
     board's /lib). Always stopped by its owner: `stop()` ends the whole process group."""
 
-    def __init__(self, folder: Path, heap: str = "160K", micropython: str | None = None):
+    def __init__(self, folder: Path, heap: str = "192K", micropython: str | None = None):
         self.folder = Path(folder).resolve()     # socat runs in the filesystem folder
         self.heap = heap          # micropython -X heapsize: the real firmware needs its board's budget
         self.fs = self.folder / "fs"

@@ -6,7 +6,7 @@ import time
 from lwnode import boot, config
 from lwnode.hal import sim
 from lwnode.node import Node
-from lwproto import auth, frame
+from lwproto import auth, frame, hostupdate
 from lwproto import const as c
 
 KEY = auth.derive_node_key(bytes(range(32)), 0x0102)
@@ -124,11 +124,16 @@ def test_a_board_that_cannot_sleep_keeps_listening(tmp_path):
     assert not node.birth()[10] & c.CAP_DEEP_SLEEP
 
 
-def test_the_birth_advertises_what_this_node_does(tmp_path):
+def test_the_birth_advertises_what_this_node_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)      # an update's build slots (fw/) are in the board's root
     node, board = make_node(tmp_path)
     caps = node.birth()[10]
     assert caps & c.CAP_DEEP_SLEEP and board.capabilities & c.CAP_DEEP_SLEEP
     assert caps & c.CAP_DRONE and node.detector.threshold(c.DRONE) > 0
     assert caps & c.CAP_RESEND
     assert caps & 32 and node.detector.threshold(4) > 0    # CAP_VEHICLE, and the vehicle detector (class 4)
-    assert not caps & 64      # CAP_UPDATE: this firmware takes no update over the air (SPEC section 10)
+    # CAP_UPDATE (SPEC section 10): a manifest under the node's key starts a download
+    assert caps & 64
+    message = hostupdate.manifest(KEY, 0x0102, 1, b"image", (0, 1, 1), 0)
+    node.on_downlink("lw/3/0102/down/update", message)
+    assert node._power[6] is not None and node._power[6][0] == 1 and node.refused_commands == 0

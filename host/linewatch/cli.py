@@ -25,6 +25,7 @@ COMMANDS = [
     "linewatch.commands.provision",
     "linewatch.commands.broker",
     "linewatch.commands.sniff",
+    "linewatch.commands.update",
     "linewatch.commands.flash",
     "linewatch.commands.bench",
     "linewatch.commands.virtual_board",

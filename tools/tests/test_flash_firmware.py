@@ -2,7 +2,7 @@
 --board unix` (no feed: the board hears a quiet field), Mosquitto started from the provisioned
 mosquitto.conf, the aggregator with the commission's credentials file, `build --target unix`,
 `virtual-board`, `frames tail` with the commission's credentials, and `flash --virtual` with
-the REAL firmware onto the unix port (160 KB: a board's 128 KB plus what the REPL keeps,
+the REAL firmware onto the unix port (192 KB: a node over TLS plus what the REPL keeps,
 docs/field-guide.md): the self-test line, the birth frame verified by the flash tool with the
 config's key and by `frames tail` with the key derived from the master key; then the
 commission's side: `nodes status` shows the node online, `evidence verify` its frames,

@@ -133,15 +133,17 @@ def test_a_real_mosquitto_enforces_the_generated_acl(books, tmp_path):
             clients.append(Client(broker, "commission", commission["password"]))
             assert clients[-1].rc != 0        # nor the commission on the nodes'
             desk.subscribe("lw/+/+/+")
-            node.subscribe("lw/3/0102/down")
-            node.subscribe("lw/4/0103/down")     # Mosquitto 2.0 grants it, then delivers nothing
+            node.subscribe("lw/3/0102/down/#")   # its downlink and its update topic, as the firmware does
+            node.subscribe("lw/4/0103/down/#")   # Mosquitto 2.0 grants it, then delivers nothing
             node.publish("lw/3/0102/birth", b"own")
             node.publish("lw/4/0103/event", b"forged")            # another node's uplink
             node.publish("lw/3/0102/down", b"self-command")       # its own downlink is read-only
             desk.publish("lw/3/0102/down", b"ack")
             desk.publish("lw/4/0103/down", b"not for 0102")
+            desk.publish("lw/3/0102/down/update", b"chunk")
+            desk.publish("lw/4/0103/down/update", b"chunk not for 0102")
             assert sorted(desk.topics()) == ["lw/3/0102/birth", "lw/3/0102/down", "lw/4/0103/down"]
-            assert node.topics(wait=0) == ["lw/3/0102/down"]
+            assert sorted(node.topics(wait=0)) == ["lw/3/0102/down", "lw/3/0102/down/update"]
         finally:
             for c in clients:
                 c.close()
@@ -165,7 +167,8 @@ def test_the_provision_command(tmp_path):
 def test_acl_text_names_each_nodes_own_topics_only():
     text = broker_access.acl_text([broker_access.NodeAccess(0x0102, 3)])
     node_part = text.split("user node-0102")[1]
-    assert "lw/3/0102/event" in node_part and "+" not in node_part and "#" not in node_part
+    assert "lw/3/0102/event" in node_part and "+" not in node_part
+    assert [line for line in node_part.splitlines() if "#" in line] == ["topic read lw/3/0102/down/#"]
 
 
 def test_it_names_broker_install_as_sudo_finds_it(books):

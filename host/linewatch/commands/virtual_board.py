@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-HEAP = "160K"
+HEAP = "192K"
 
 
 def register(sub) -> None:
@@ -14,7 +14,7 @@ def register(sub) -> None:
                             " `linewatch flash --port FOLDER/tty --virtual` (needs the test extra and socat)")
     p.add_argument("folder", type=Path, help="the board's folder: FOLDER/tty is its serial port, FOLDER/fs its"
                                              " filesystem (created if missing)")
-    p.add_argument("--heap", default=HEAP, help="MicroPython heap (default %s: a board's 128K for the node plus"
+    p.add_argument("--heap", default=HEAP, help="MicroPython heap (default %s: a node over TLS needs ~160K, plus"
                                                  " what the REPL that flash drives keeps)" % HEAP)
     p.set_defaults(func=run)
 
