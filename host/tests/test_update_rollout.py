@@ -111,8 +111,10 @@ def test_the_update_command_pushes_a_build_to_a_segment_and_records_it(mosquitto
                      "--broker", "%s:%d" % (mosquitto.host, mosquitto.port), "--operator", "ana"])
     finally:
         nodes.close()
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
+    out = said.out
     assert code == 0, out
+    assert "warning" not in said.err, said.err       # every entry recorded, none refused
     assert "update: 2 of 2 node(s) updated" in out and "0x0102: updated running 0.2.0" in out
     assert 0x0301 not in nodes.chunks                      # another segment: untouched
     entries = store.commission_entries("update") + store.commission_entries("update_outcome")

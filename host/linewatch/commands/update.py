@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import threading
 from pathlib import Path
 
 
@@ -68,10 +69,15 @@ def run(args) -> int:
     def report(node: int, text: str) -> None:
         print("0x%04x: %s" % (node, text), flush=True)
 
+    recording = threading.Lock()
+
     def record(entry_type: str, node: int, content: dict) -> None:
-        """The evidence log: who pushed what to which node, and what came of it."""
+        """The evidence log: who pushed what to which node, and what came of it. One commit at
+        a time: the rollout's node threads record at once, and two commits chaining from the
+        same last row lost one entry (a StoreError said only on stderr)."""
         try:
-            store.commit(Batch(evidence=[commission_entry(entry_type, node, content, who=args.operator)]))
+            with recording:
+                store.commit(Batch(evidence=[commission_entry(entry_type, node, content, who=args.operator)]))
         except StoreError as exc:
             print("update: warning: not recorded in the evidence log: %s" % exc, file=sys.stderr)
 
