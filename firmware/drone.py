@@ -19,8 +19,9 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[misc]
         return x
 
-_GRID_HZ = const(25)             # dronesetup.py repeats these two (a test holds them equal)
+_GRID_HZ = const(25)             # dronesetup.py repeats these three (a test holds them equal)
 _HARMONICS = const(3)
+_F0_MIN_HZ = const(100)          # candidate c: fundamental _F0_MIN_HZ + c * _step Hz
 _MAX_MISSES = const(3)
 _WARMUP_WINDOWS = const(25)      # learn the per-bin noise floor first (1 s, a plain mean)
 _FLOOR_TAU = const(64)           # windows (~2.5 s) for the floor of a quiet bin
@@ -92,12 +93,12 @@ class DroneDetector:
         state = self._state
         dsp.apply_window(self._window, self.window_len, self._hann, _WINDOW_SHIFT)
         dsp.goertzel(self._window, self.window_len, coef, len(ks), state)
-        power = self._power
+        # each bin's power: into its average here, and computed again from the same states
+        # where the floor learns it below (an array of it cost the node ~400 bytes for good)
         avg = self._avg
         first = self._floor_windows == 0
         for b in range(len(ks)):
             p = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b], coef[2 * b + 1])
-            power[b] = p
             avg[b] = p if first else avg[b] + (p - avg[b]) * _SMOOTH
         floor = self._floor
         if self._floor_windows >= _WARMUP_WINDOWS:
@@ -141,9 +142,9 @@ class DroneDetector:
         # learn the per-bin noise floor
         warm = self._floor_windows < _WARMUP_WINDOWS
         self._floor_windows += 1
-        nb = len(power)
+        nb = len(ks)
         for b in range(nb):
-            p = power[b]
+            p = dsp.goertzel_power(state[2 * b], state[2 * b + 1], coef[2 * b], coef[2 * b + 1])
             fl = floor[b]
             if warm:
                 floor[b] = p if self._floor_windows == 1 else fl + (p - fl) / self._floor_windows
@@ -188,7 +189,7 @@ class DroneDetector:
                 total += r
             if strong >= 2 and total / n > score:
                 score = total / n
-                f = self._cand_f[c]
+                f = _F0_MIN_HZ + c * self._step    # as dronesetup made the candidates
                 first_bin = cand_bins[first]
         score_db = 10.0 * math.log10(score) if score > 0.0 else -120.0
         if score_db < self.threshold_db:

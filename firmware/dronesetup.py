@@ -14,7 +14,7 @@ except ImportError:  # CPython
 _DECIMATED_HZ = const(4000)
 _GRID_HZ = const(25)             # as in drone.py (const there, so not importable on a board)
 _HARMONICS = const(3)            # as in drone.py
-_F0_MIN_HZ = const(100)
+_F0_MIN_HZ = const(100)          # as in drone.py
 _F0_MAX_HZ = const(400)
 _SUSTAIN_MS = const(1000)
 
@@ -36,9 +36,10 @@ def setup(det, rate_hz):
     f0s = [_F0_MIN_HZ + i * step for i in range(count)]
     ks = sorted(set(int(h * f / bin_hz + 0.5) for f in f0s
                     for h in range(1, _HARMONICS + 1) if 2 * h * f < fd))
-    det._ks = ks
+    det._ks = bytes(ks)   # bin numbers, < 256 (1200 Hz at most, bins >= 24 Hz): not a list
     index = {k: b for b, k in enumerate(ks)}
-    # candidate c: fundamental _cand_f[c] Hz, its harmonics' bin indices in
+    # candidate c: fundamental _F0_MIN_HZ + c * step Hz (drone.py computes it: an array of
+    # them cost ~330 bytes), its harmonics' bin indices in
     # _cand_bins[c * _HARMONICS:][:_cand_n[c]] (flat arrays: no tuple per candidate in RAM)
     cand_bins = bytearray(_HARMONICS * len(f0s))
     cand_n = bytearray(len(f0s))
@@ -48,7 +49,6 @@ def setup(det, rate_hz):
             if 2 * h * f < fd:
                 cand_bins[j + cand_n[c]] = index[int(h * f / bin_hz + 0.5)]
                 cand_n[c] += 1
-    det._cand_f = array("d", f0s)
     det._cand_bins = bytes(cand_bins)
     det._cand_n = bytes(cand_n)
     det._step = step
@@ -56,8 +56,7 @@ def setup(det, rate_hz):
     det._hann = dsp.hann_q15(n)
     det._state = array("i", bytearray(8 * len(ks)))
     det._window = array("h", bytearray(2 * n))
-    det._power = array("d", bytearray(8 * len(ks)))   # doubles, unboxed: no float per bin
-    det._avg = array("d", bytearray(8 * len(ks)))     # the same averaged over ~4 windows
+    det._avg = array("d", bytearray(8 * len(ks)))     # bin powers over ~4 windows, unboxed
     det._floor = array("d", bytearray(8 * len(ks)))
     det._ratio = array("d", bytearray(8 * len(ks)))   # each bin over its floor and neighbours
     det._sustain = max(1, (_SUSTAIN_MS * _GRID_HZ + 999) // 1000)

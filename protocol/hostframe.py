@@ -1,4 +1,5 @@
-# A faster decode for the commission (CPython only; a node never imports this module).
+# A faster decode for the commission, and the encode CPython uses (CPython only; a node
+# never imports this module).
 #
 # lwproto.frame.decode is the reference, written to stay small on a board: it peeks, slices,
 # unpacks header and payload in two calls and walks the field table for every value. The
@@ -13,10 +14,12 @@ import hmac
 import struct
 
 from . import frame as _ref
-from .const import HEADER_FORMAT, HEADER_SIZE, TAG_SIZE, TYPE_NAMES, VERSION
+from .const import CLOCK_ERROR_MAX_US, HEADER_FORMAT, HEADER_SIZE, TAG_SIZE, TYPE_NAMES, VERSION
 from .errors import BadTag
 
 _Frame = _ref.Frame
+_raw = _ref._raw
+_reference = _ref._reference_encode   # type: ignore[has-type]  # frame.py keeps its own encode under this name
 _equal = hmac.compare_digest
 # HMAC-SHA256 keyed once per node: each frame copies the keyed state (its inner and outer
 # pads already hashed) instead of hashing the key's two pads again: 1.00 us of CPU a tag
@@ -32,12 +35,15 @@ for _code in "bBhHiIqQ":
 
 
 class _Layout:
-    __slots__ = ("size", "unpack", "checks", "scales")
+    __slots__ = ("size", "unpack", "pack", "specs", "checks", "scales")
 
     def __init__(self, ftype):
         specs = _ref.fields(ftype)
         self.size = _ref.SIZES[ftype]
-        self.unpack = struct.Struct(HEADER_FORMAT + "".join(s[1] for s in specs)).unpack_from
+        self.specs = specs
+        whole = struct.Struct(HEADER_FORMAT + "".join(s[1] for s in specs))
+        self.unpack = whole.unpack_from
+        self.pack = whole.pack
         # (index in the payload, lo, hi) / (index, scale)
         self.checks = tuple((i, s[3], s[4]) for i, s in enumerate(specs) if (s[3], s[4]) != _NATURAL[s[1]])
         self.scales = tuple((i, s[2]) for i, s in enumerate(specs) if s[2] != 1)
@@ -82,6 +88,30 @@ def _decode(data, key):
             scaled[i] = scaled[i] / scale
         payload = tuple(scaled)
     return _Frame(raws[0] & 0x0F, raws[1], raws[2], raws[3], raws[4], raws[5], raws[6], payload, tag)
+
+
+def encode(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values):
+    """lwproto.frame.encode (which this replaces on CPython), same bytes and same errors: the
+    payload in one precompiled pack with the header. The reference packs field by field,
+    which keeps a node's heap whole and costs CPython ~40 % more per frame."""
+    layout = _LAYOUTS.get(ftype)
+    if layout is None or clock_source < 0 or clock_source > 2:
+        return _reference(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values)
+    specs = layout.specs
+    if isinstance(values, dict):
+        try:
+            values = [values[s[0]] for s in specs]
+        except KeyError:
+            return _reference(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values)
+    if len(values) != len(specs):
+        return _reference(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values)
+    raws = [_raw(s, v, node) for s, v in zip(specs, values)]   # the reference's own range errors
+    try:
+        body = layout.pack((VERSION << 4) | ftype, node, boot, seq, time_us, clock_source,
+                           min(clock_error_us, CLOCK_ERROR_MAX_US), *raws)
+    except (OverflowError, ValueError, struct.error):
+        return _reference(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, values)
+    return body + _tag(key, body)
 
 
 def _tag(key, message):

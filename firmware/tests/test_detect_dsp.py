@@ -125,5 +125,5 @@ def test_viper_matches_plain_on_unix_port(micropython):
 def test_dronesetup_repeats_the_drone_constants_it_shares():
     # const() values are not importable on a board, so dronesetup has its own copies
     from lwnode import drone, dronesetup
-    for name in ("_GRID_HZ", "_HARMONICS"):
+    for name in ("_GRID_HZ", "_HARMONICS", "_F0_MIN_HZ"):
         assert getattr(dronesetup, name) == getattr(drone, name), name

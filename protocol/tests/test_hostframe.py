@@ -82,3 +82,60 @@ def test_generated_frames_with_one_field_out_of_range_are_refused_the_same(data,
 @given(st.binary(max_size=80))
 def test_random_bytes_are_refused_the_same(data):
     same(data, KEY)
+
+
+# ---- encode: CPython's frame.encode is hostframe.encode; the node's is the reference ------
+
+def encoded(encode, *args):
+    try:
+        return encode(*args)
+    except ProtocolError as exc:
+        return type(exc), exc.reason, str(exc)
+
+
+def same_encoding(*args):
+    expected = encoded(frame._reference_encode, *args)
+    assert encoded(hostframe.encode, *args) == expected
+    return expected
+
+
+def test_cpython_encodes_with_hostframe():
+    assert frame.encode is hostframe.encode
+
+
+def test_every_valid_vector_encodes_the_same_by_name_and_in_order():
+    for v in VECTORS["valid"]:
+        h, key = v["header"], bytes.fromhex(v["key"])
+        head = (key, v["type"], v["node"], h["boot"], h["seq"], h["time_us"], h["clock_source"],
+                h["clock_error_us"])
+        assert same_encoding(*head, v["fields"]) == bytes.fromhex(v["hex"]), v["name"]
+        ordered = tuple(v["fields"][s[0]] for s in frame.fields(v["type"]))
+        assert same_encoding(*head, ordered) == bytes.fromhex(v["hex"]), v["name"]
+
+
+def test_what_encode_refuses_is_refused_the_same():
+    event = (1, 0.5, 0, -20.0, 10, 100, 12.0)
+    base = (KEY, c.EVENT, 0x0102, 1, 5, 1795000000000000, c.CLOCK_NTP, 1000)
+    cases = [
+        (KEY, 15, 0x0102, 1, 5, 0, 1, 1000, ()),                     # unknown type
+        base[:6] + (3, 1000, event),                                  # clock source
+        base + (event[:-1],),                                         # a value short
+        base + ({"event_class": 1},),                                 # fields missing
+        base + ((9,) + event[1:],),                                   # class out of range
+        base[:3] + (70000,) + base[4:] + (event,),                    # boot over 16 bits
+        base[:4] + (0x1_0000_0000,) + base[5:] + (event,),            # seq over 32 bits
+    ]
+    for args in cases:
+        result = same_encoding(*args)
+        assert isinstance(result, tuple) and issubclass(result[0], ProtocolError), args
+    # a clock error over the maximum is clamped, not refused; a saturating field clamps
+    assert isinstance(same_encoding(*base[:7], 10 ** 9, (1, 0.5, 0, -9999.0, 70000, 100, 12.0)), bytes)
+
+
+@settings(max_examples=300)
+@given(valid_frames())
+def test_generated_frames_encode_the_same(data):
+    f = frame.decode(data, KEY)
+    args = (KEY, f.ftype, f.node, f.boot, f.seq, f.time_us, f.clock_source, f.clock_error_us)
+    assert same_encoding(*args, f.values) == data
+    assert same_encoding(*args, f.fields()) == data
