@@ -45,16 +45,15 @@ _TABLE = {
 }
 
 
-def _spec(text):
-    # one field's text: (name, struct code, scale, raw min, raw max, saturates)
-    name, code, scale, lo, hi, saturates = text.split()
-    return (name, code, int(scale), int(lo), int(hi), saturates == "1")
-
-
-def _parse(ftype):
-    # field by field: one split of the whole text made a 60-word list (512 bytes on the
-    # 64-bit unix port) per frame encoded, and a full node heap may have no such hole
-    return tuple(_spec(text) for text in _TABLE[ftype].split(";"))
+def _parse(ftype, text=None):
+    # One field's text (`text`: name, struct code, scale, raw min, raw max, saturates) as a
+    # tuple, or every field of `ftype` (one split of the whole text into words made a 60-word
+    # list, 512 bytes on the 64-bit unix port, and a full node heap may have no such hole).
+    # One function for both: each name a module holds is interned in a board's RAM for good.
+    if text is not None:
+        name, code, scale, lo, hi, saturates = text.split()
+        return (name, code, int(scale), int(lo), int(hi), saturates == "1")
+    return tuple(_parse(0, text) for text in _TABLE[ftype].split(";"))
 
 
 def _format(specs):
@@ -156,7 +155,7 @@ def encode(key, ftype, node, boot, seq, time_us, clock_source, clock_error_us, v
     start = 0
     for i in range(count):
         end = text.find(";", start)
-        spec = _spec(text[start:end] if end >= 0 else text[start:])
+        spec = _parse(0, text[start:end] if end >= 0 else text[start:])
         start = end + 1
         if by_name:
             if spec[0] not in values:
@@ -240,6 +239,6 @@ def _decode(data, key):
 
 if sys.implementation.name != "micropython":
     # CPython encodes with lwproto.hostframe's one precompiled pack (the same bytes and errors,
-    # ~40 % faster; tests/test_hostframe.py holds the two equal): this one is the node's
-    _reference_encode = encode
-    from .hostframe import encode  # noqa: E402,F401,F811
+    # ~40 % faster; tests/test_hostframe.py holds the two equal): loading hostframe puts its
+    # encode here. The one above is the node's; hostframe keeps it (reference_encode).
+    from . import hostframe  # noqa: E402,F401

@@ -94,7 +94,7 @@ def encoded(encode, *args):
 
 
 def same_encoding(*args):
-    expected = encoded(frame._reference_encode, *args)
+    expected = encoded(hostframe.reference_encode, *args)
     assert encoded(hostframe.encode, *args) == expected
     return expected
 
