@@ -44,7 +44,7 @@ class DetectorChain:
         self.capabilities = _CAPABILITIES
 
     def pause(self):
-        """Stop hearing sound and free the audio detectors with their arrays (~6.6 KB at
+        """Stop hearing sound and free the audio detectors with their arrays (~5.1 KB at
         16 kHz) for an update's download (firmware/README.md "Updates over the air"); the node
         reboots afterwards, into the new build or the one it runs. The tamper detector runs
         on; a command's threshold for a sound class is refused meanwhile ("no detector")."""
