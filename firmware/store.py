@@ -391,21 +391,26 @@ class FrameQueue:
         """Append records to the active segment; returns (segment, offset of the last one)."""
         self._ensure_segment()
         segment = self._segments[-1]
-        data = b"".join(records)
         name = self._segment_path(segment)
+        size = 0
         try:
             if self._out is None or self._out_segment != segment:
                 self.close()
                 self._out = open(name, "ab", 0)  # unbuffered (CPython): no copy, flushed below
                 self._out_segment = segment
-            self._out.write(data)
+            # record by record, not joined: a batch of 16 removals joined was one block of 241
+            # bytes, which a running node's fragmented heap may not have ("heartbeat not
+            # stored: MemoryError allocating 241 bytes" once the queue is full, at 126K)
+            for record in records:
+                self._out.write(record)
+                size += len(record)
             self._out.flush()  # littlefs/FAT commit here, as a close would
         except OSError as exc:
             self.close()
             self._roll = True  # whatever reached flash may be torn: never append after it
             raise StoreError("queue: write to %s failed: %r" % (name, exc))
-        last = self._active_size + len(data) - len(records[-1])
-        self._active_size += len(data)
+        last = self._active_size + size - len(records[-1])
+        self._active_size += size
         self._active_records += len(records)
         return segment, last
 
